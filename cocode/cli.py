@@ -1,0 +1,327 @@
+"""The `cocode` command line: parse, call the library, print. Nothing else lives here.
+
+Every failure the user can cause ends as one line on stderr and an exit code
+(2 for bad config or usage), never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import msgspec
+
+from cocode.errors import CocodeError, ConfigError, EXIT_INTERRUPTED
+from cocode.paths import Paths, find_repo_root
+
+PROFILE_ENV = "COCODE_PERFORMANCE_PROFILE"
+
+
+class Env:
+    """What every command may need, resolved lazily so `--help` needs no repository."""
+
+    def __init__(self, directory: str | None, profile: str | None) -> None:
+        self.directory = directory
+        self.profile = profile
+        self._paths: Paths | None = None
+        self._config = None
+
+    @property
+    def paths(self) -> Paths:
+        if self._paths is None:
+            self._paths = Paths(find_repo_root(self.directory))
+        return self._paths
+
+    @property
+    def config(self):
+        if self._config is None:
+            from cocode.config import load_config
+
+            self._config = load_config(
+                self.relative(self.paths.config), self.profile, builtin_agents=_builtin_agents()
+            )
+        return self._config
+
+    def relative(self, path: Path) -> Path:
+        try:
+            return path.relative_to(Path.cwd())
+        except ValueError:
+            return path
+
+
+def _builtin_agents() -> tuple[str, ...]:
+    try:
+        from cocode.agents import PRESETS
+    except ImportError:
+        return ()
+    return tuple(PRESETS)
+
+
+class CocodeGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CocodeError as err:
+            click.echo(f"cocode: {err.message}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_INTERRUPTED)
+
+
+pass_env = click.make_pass_decorator(Env)
+
+
+def print_json(obj) -> None:
+    click.echo(msgspec.json.encode(obj).decode())
+
+
+@click.group(cls=CocodeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", metavar="DIR", help="Run as if started in DIR (like git -C).")
+@click.option(
+    "--performance-profile", "profile", envvar=PROFILE_ENV, metavar="NAME",
+    help="Use this profile's limits over the config file's (low, medium, high).",
+)
+@click.version_option(package_name="cocode")
+@click.pass_context
+def main(ctx: click.Context, directory: str | None, profile: str | None) -> None:
+    """Run several coding agents on one issue at once."""
+    ctx.obj = Env(directory, profile)
+
+
+# -- set-up ---------------------------------------------------------------------------
+
+
+@main.command()
+@pass_env
+def init(env: Env) -> None:
+    """Write a commented .cocode/config.yaml and keep .cocode/ out of git."""
+    from cocode.config import init_config
+
+    path, created = init_config(env.paths.root)
+    click.echo(f"{'wrote' if created else 'kept existing'} {env.relative(path)}")
+
+
+# -- services ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--detach", "-d", is_flag=True, help="Start in the background; return once all are ready.")
+@click.option("--timeout", default=20.0, show_default=True, help="Seconds --detach waits for readiness.")
+@pass_env
+def up(env: Env, detach: bool, timeout: float) -> None:
+    """Start the bus and every service, and supervise them."""
+    from cocode import supervisor
+
+    env.config  # a bad config stops here, before anything starts
+    pid = supervisor.running_pid(env.paths)
+    if pid:
+        raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
+    if not detach:
+        started = time.monotonic()
+        sup = supervisor.Supervisor(env.paths)
+        click.echo(f"cocode: supervising {len(supervisor.SERVICES)} services in {env.paths.root} (Ctrl-C stops)", err=True)
+        code = sup.run()
+        if sup.startup_failed:
+            raise CocodeError(f"start-up failed: {sup.startup_failed}")
+        click.echo(f"cocode: stopped after {time.monotonic() - started:.1f}s", err=True)
+        sys.exit(code)
+    elapsed = start_detached(env, timeout)
+    click.echo(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
+    for name, address in env.paths.endpoints().items():
+        click.echo(f"  {name:<11} {address}")
+
+
+def start_detached(env: Env, timeout: float) -> float:
+    from cocode import supervisor
+
+    env.paths.ensure_private_dirs()
+    log_path = env.paths.home / "logs" / "services" / "supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "ab") as out:
+        cmd = [sys.executable, "-m", "cocode", "-C", str(env.paths.root), "up"]
+        child_env = dict(os.environ)
+        if env.profile:
+            child_env[PROFILE_ENV] = env.profile
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, env=child_env,
+        )
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            last = supervisor.read_last_line(log_path)
+            raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ')}")
+        reply = supervisor.request(env.paths, "ps", timeout=0.2)
+        if reply and reply.get("all_ready"):
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise CocodeError(f"services not ready after {timeout:.0f}s; see `cocode ps` and {log_path}")
+
+
+@main.command()
+@click.option("--timeout", default=30.0, show_default=True)
+@pass_env
+def down(env: Env, timeout: float) -> None:
+    """Stop every service gracefully; no process and no socket file remain."""
+    from cocode import supervisor
+
+    paths = env.paths
+    pid = supervisor.running_pid(paths)
+    if pid:
+        supervisor.request(paths, "stop")
+        deadline = time.monotonic() + timeout
+        while supervisor.running_pid(paths) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if supervisor.running_pid(paths):
+            raise CocodeError(f"the supervisor (pid {pid}) did not stop within {timeout:.0f}s")
+    leftovers = supervisor.kill_leftovers(paths)
+    for sock in paths.socket_files():
+        sock.unlink(missing_ok=True)
+    if pid:
+        click.echo("cocode: stopped")
+    else:
+        extra = f" (stopped {len(leftovers)} leftover services)" if leftovers else ""
+        click.echo(f"cocode: was not running{extra}")
+
+
+@main.command()
+@click.argument("name")
+@pass_env
+def service(env: Env, name: str) -> None:
+    """Run one service in the foreground (what the Procfile lines call)."""
+    import importlib
+
+    from cocode.supervisor import SERVICE_NAMES
+
+    if name not in SERVICE_NAMES:
+        raise ConfigError(f"unknown service {name!r} (choose {', '.join(SERVICE_NAMES)})")
+    env.paths.ensure_private_dirs()
+    module = importlib.import_module(f"cocode.services.{name}")
+    sys.exit(module.main(env.paths, env.config))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def ps(env: Env, as_json: bool) -> None:
+    """The services: pid, state, uptime, restarts."""
+    from cocode import supervisor
+
+    reply = supervisor.request(env.paths, "ps") if supervisor.running_pid(env.paths) else None
+    rows = reply["services"] if reply else []
+    if as_json:
+        print_json([{k: r[k] for k in ("name", "pid", "state", "uptime_s", "restarts")} for r in rows])
+        return
+    if not reply:
+        click.echo("cocode is not running here; `cocode up` starts it")
+        return
+    click.echo(f"{'NAME':<10} {'PID':>7} {'STATE':<9} {'UPTIME':>9} {'RESTARTS':>8}")
+    for r in rows:
+        click.echo(
+            f"{r['name']:<10} {r['pid'] or '-':>7} {r['state']:<9} {r['uptime_s']:>8.1f}s {r['restarts']:>8}"
+            + (f"  {r['reason']}" if r.get("reason") else "")
+        )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def endpoints(env: Env, as_json: bool) -> None:
+    """The socket addresses; `subscribe` is where dashboards connect a SUB socket."""
+    eps = env.paths.endpoints()
+    if as_json:
+        print_json(eps)
+    else:
+        for k, v in eps.items():
+            click.echo(f"{k:<11} {v}")
+
+
+# -- reading the log ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--since", default=0, metavar="SEQ", help="Only events after this seq.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option("--type", "types", multiple=True, metavar="T", help="Only events of this type (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_env
+def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: bool) -> None:
+    """Print the event log."""
+    from cocode import events as ev
+    from cocode import readers, render
+
+    for t in types:
+        if t not in ev.EVENT_TYPES:
+            raise ConfigError(f"unknown event type {t!r} (known: {', '.join(sorted(ev.EVENT_TYPES))})")
+    show = render.event_json_line if as_json else render.event_line
+    for event in readers.events(env.paths, after=since, follow=follow, types=set(types) or None):
+        click.echo(show(event))
+
+
+@main.command()
+@click.option("--verify", is_flag=True, help="Also fold from scratch and compare.")
+@pass_env
+def replay(env: Env, verify: bool) -> None:
+    """Fold the log into state (from the latest snapshot); --verify compares with a full fold."""
+    from cocode import eventlog
+    from cocode import state as st
+
+    conn = eventlog.open_for_reading(env.paths.db)
+    t0 = time.perf_counter()
+    snap = eventlog.load_state(conn)
+    t1 = time.perf_counter()
+    click.echo(f"state at seq {snap.seq} from snapshot + tail in {(t1 - t0) * 1000:.0f} ms "
+               f"({len(snap.jobs)} jobs, {len(snap.services)} services)")
+    if verify:
+        full = eventlog.load_state(conn, use_snapshot=False)
+        t2 = time.perf_counter()
+        click.echo(f"full fold of seq 1..{full.seq} in {(t2 - t1) * 1000:.0f} ms")
+        if st.encode_state(full) != st.encode_state(snap):
+            raise CocodeError("replay --verify: the snapshot-based state differs from a full fold")
+        click.echo("verify: identical")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 1 if schemas/ is stale.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+def schema(check: bool, directory: Path | None) -> None:
+    """Write (or --check) the JSON Schema of events and wire messages in schemas/."""
+    from cocode import schema as sch
+
+    target = directory or sch.default_dir()
+    if check:
+        stale = sch.stale_files(target)
+        if stale:
+            raise CocodeError(f"{target} is stale ({', '.join(stale)}); run `cocode schema` to regenerate")
+        click.echo(f"{target} is up to date")
+    else:
+        for path in sch.write(target):
+            click.echo(f"wrote {path}")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print same-run ratios against a baseline."""
+
+
+@bench.command("events")
+@click.option("--count", default=200_000, show_default=True)
+@click.option("--producers", default=2, show_default=True)
+@click.option("--rate", default=1000, show_default=True, help="Events/s for the latency phase.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def bench_events(env: Env, count: int, producers: int, rate: int, as_json: bool) -> None:
+    """Throughput and latency of the real append path, against raw SQLite."""
+    from cocode.bench import events as bench_ev
+
+    result = bench_ev.run(count=count, producers=producers, rate=rate, progress=not as_json)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(bench_ev.report(result))

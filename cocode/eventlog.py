@@ -1,0 +1,120 @@
+"""The SQLite event log on disk: its schema, and reading it.
+
+One table `events` (seq INTEGER PRIMARY KEY = the global order) that the
+database itself keeps append-only, with triggers refusing UPDATE and DELETE.
+Beside it: `producers` (each producer's last committed msg_id, for harmless
+resends) and `snapshots` (folded state at a seq, so replay stays fast).
+Only the store writes; anyone may read, with this module, sqlite3 or sqlite-utils.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+
+from cocode import events as ev
+from cocode import state as st
+from cocode.errors import CocodeError
+
+SCHEMA_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
+"""
+
+
+def _unreadable(path: Path, err: Exception) -> CocodeError:
+    return CocodeError(
+        f"{path}: cannot use the event log ({err}); move the file aside to start a new "
+        "log, or restore it from a backup"
+    )
+
+
+def open_for_writing(path: Path) -> sqlite3.Connection:
+    """Open (creating if new) the log for the store: WAL, durable commits."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        db = sqlite_utils.Database(conn)
+        if "events" not in db.table_names():
+            db["events"].create(
+                {"seq": int, "ts": float, "type": str, "job": str, "run": str, "payload": bytes},
+                pk="seq",
+                not_null={"ts", "type", "payload"},
+            )
+        if "producers" not in db.table_names():
+            db["producers"].create({"producer": str, "last_id": int}, pk="producer")
+        if "snapshots" not in db.table_names():
+            db["snapshots"].create(
+                {"seq": int, "version": int, "ts": float, "state": bytes}, pk="seq"
+            )
+        conn.executescript(SCHEMA_TRIGGERS)
+        conn.execute("SELECT max(seq) FROM events").fetchone()
+    except sqlite3.DatabaseError as err:
+        raise _unreadable(path, err) from None
+    return conn
+
+
+def open_for_reading(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise CocodeError(f"{path}: no event log yet; run `cocode up` first")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("SELECT max(seq) FROM events").fetchone()
+    except sqlite3.DatabaseError as err:
+        raise _unreadable(path, err) from None
+    return conn
+
+
+def head(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+
+def read_payloads(conn: sqlite3.Connection, after: int, limit: int | None = None) -> list[bytes]:
+    sql = "SELECT payload FROM events WHERE seq > ? ORDER BY seq"
+    args: tuple = (after,)
+    if limit is not None:
+        sql += " LIMIT ?"
+        args = (after, limit)
+    return [row[0] for row in conn.execute(sql, args)]
+
+
+def iter_events(conn: sqlite3.Connection, after: int = 0, batch: int = 10_000) -> Iterator[ev.Event]:
+    """Every event after `after`, decoded, in seq order; bad rows are skipped."""
+    while True:
+        rows = read_payloads(conn, after, batch)
+        if not rows:
+            return
+        for payload in rows:
+            try:
+                event = ev.decode(payload)
+            except Exception:
+                continue
+            after = event.seq
+            yield event
+        if len(rows) < batch:
+            return
+
+
+def latest_snapshot(conn: sqlite3.Connection) -> st.State | None:
+    row = conn.execute(
+        "SELECT state FROM snapshots WHERE version = ? ORDER BY seq DESC LIMIT 1",
+        (st.FOLD_VERSION,),
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        return st.decode_state(row[0])
+    except Exception:
+        return None
+
+
+def load_state(conn: sqlite3.Connection, use_snapshot: bool = True) -> st.State:
+    """The folded state at the log's head: from the latest snapshot, then the tail."""
+    state = (latest_snapshot(conn) if use_snapshot else None) or st.State()
+    return st.replay(iter_events(conn, after=state.seq), state)

@@ -1,0 +1,198 @@
+"""Every event type cocode records, and the one union that decodes them.
+
+An event says what happened, to which job and run, and when. Each is a tagged
+msgspec Struct: encoded, it is a msgpack map whose `type` key names the class, so
+the same bytes are the stored payload, the bus envelope and what dashboards read.
+`seq` is 0 until the store assigns the event its place in the log.
+
+Compatibility rules (schemas/ is generated from this module): new fields get
+defaults; a field's type never changes; a breaking change is a new event type.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Union
+
+import msgspec
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True):
+    """Fields every event carries. `agent` names the run within its job."""
+
+    seq: int = 0
+    ts: float = msgspec.field(default_factory=time.time)
+    job: str = ""
+    agent: str = ""
+
+    @property
+    def type(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+    @property
+    def topic(self) -> bytes:
+        return b"evt." + self.__struct_config__.tag.encode()  # type: ignore[union-attr]
+
+
+# --- services (supervisor and every service) --------------------------------
+
+
+class ServiceStarted(Event, tag="service_started"):
+    service: str
+    pid: int
+    version: str = ""
+
+
+class ServiceStopped(Event, tag="service_stopped"):
+    service: str
+    pid: int
+    reason: str = "requested"
+
+
+class ServiceCrashed(Event, tag="service_crashed"):
+    service: str
+    pid: int
+    exit_code: int | None = None
+    restarts: int = 0
+    backoff_s: float = 0.0
+
+
+class ServiceGaveUp(Event, tag="service_gave_up"):
+    """The supervisor stopped restarting a service that kept crashing."""
+
+    service: str
+    crashes: int
+    window_s: float
+    reason: str = ""
+
+
+class BenchTick(Event, tag="bench_tick"):
+    """Synthetic load for `cocode bench events`; folds to nothing."""
+
+    n: int = 0
+    sent_ns: int = 0
+
+
+# --- jobs and runs ------------------------------------------------------------
+
+
+class JobSubmitted(Event, tag="job_submitted"):
+    title: str
+    body: str
+    agents: list[str]
+    base_sha: str
+    base_ref: str = "HEAD"
+    issue_number: int = 0
+    issue_url: str = ""
+    labels: list[str] = []
+    priority: int = 0
+    complexity: str = "simple"
+    timeout_s: int = 0
+    light: bool = False
+    sparse: list[str] = []
+
+
+class RunWaiting(Event, tag="run_waiting"):
+    """A queued run cannot start yet; `reason` says why (max_worktrees, memory_pressure)."""
+
+    reason: str
+
+
+class RunDispatched(Event, tag="run_dispatched"):
+    worker: str
+    attempt: int = 1
+
+
+class RunStarted(Event, tag="run_started"):
+    worker: str
+    pid: int
+    pgid: int
+    worktree: str
+    branch: str
+    base_sha: str
+    attempt: int = 1
+    timeout_s: int = 0
+    worktree_ms: float = 0.0
+
+
+class RunProgress(Event, tag="run_progress"):
+    """The run's branch moved: new commits, and the diff size driving its timeout."""
+
+    head: str
+    commits: int
+    changed_lines: int = 0
+    timeout_s: int = 0
+
+
+class RunReady(Event, tag="run_ready"):
+    commit: str
+    detect_ms: float = 0.0
+
+
+class RunFinished(Event, tag="run_finished"):
+    """A run's final state: ready, failed or cancelled."""
+
+    state: str
+    reason: str | None = None
+    exit_code: int | None = None
+    commits: int = 0
+    ready_commit: str | None = None
+    head: str | None = None
+
+
+class RunInterrupted(Event, tag="run_interrupted"):
+    """The worker running it vanished; the scheduler requeues it once, then fails it."""
+
+    worker: str = ""
+    reason: str = "interrupted"
+
+
+class RunRequeued(Event, tag="run_requeued"):
+    attempt: int
+
+
+class CancelRequested(Event, tag="cancel_requested"):
+    """`agent` empty means every run of the job."""
+
+
+class WarningEvent(Event, tag="warning"):
+    """Something a person should see (disk low, repository large)."""
+
+    code: str
+    message: str
+
+
+EventUnion = Union[
+    ServiceStarted,
+    ServiceStopped,
+    ServiceCrashed,
+    ServiceGaveUp,
+    BenchTick,
+    JobSubmitted,
+    RunWaiting,
+    RunDispatched,
+    RunStarted,
+    RunProgress,
+    RunReady,
+    RunFinished,
+    RunInterrupted,
+    RunRequeued,
+    CancelRequested,
+    WarningEvent,
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__struct_config__.tag: cls for cls in EventUnion.__args__  # type: ignore[attr-defined]
+}
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(EventUnion)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes) -> Event:
+    """Decode one envelope; raises msgspec.DecodeError/ValidationError on bad bytes."""
+    return _decoder.decode(data)

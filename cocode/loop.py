@@ -1,0 +1,117 @@
+"""A small single-threaded reactor: sockets, timers, and signals that wake it at once.
+
+Every service runs one Loop. Handlers are plain callables; a handler that raises
+is logged and the loop goes on, so one bad message never stops a service.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Callable
+
+import zmq
+
+log = logging.getLogger(__name__)
+
+
+class Loop:
+    def __init__(self) -> None:
+        self.poller = zmq.Poller()
+        self._handlers: dict[object, Callable[[], None]] = {}
+        self._timers: list[tuple[float, int, float, Callable[[], None]]] = []
+        self._timer_ids = 0
+        self.running = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+
+    def add(self, sock, handler: Callable[[], None]) -> None:
+        self.poller.register(sock, zmq.POLLIN)
+        self._handlers[sock] = handler
+
+    def remove(self, sock) -> None:
+        if sock in self._handlers:
+            self.poller.unregister(sock)
+            del self._handlers[sock]
+
+    def every(self, interval: float, fn: Callable[[], None], first: float | None = None) -> None:
+        self._timer_ids += 1
+        due = time.monotonic() + (interval if first is None else first)
+        heapq.heappush(self._timers, (due, self._timer_ids, interval, fn))
+
+    def stop(self, *_args) -> None:
+        self.running = False
+
+    def stop_on_signals(self, *signums: int) -> None:
+        """SIGTERM/SIGINT end the loop promptly: the wakeup fd breaks the poll."""
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._wake_r, self._wake_w = r, w
+        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        for s in signums or (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self.stop)
+        self.poller.register(r.fileno(), zmq.POLLIN)
+        self._handlers[r.fileno()] = self._drain_wakeup
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while self._wake_r and self._wake_r.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+
+    def run_once(self, max_wait: float = 0.2) -> None:
+        now = time.monotonic()
+        wait = max_wait
+        if self._timers:
+            wait = max(0.0, min(wait, self._timers[0][0] - now))
+        for sock, _ in self.poller.poll(int(wait * 1000)):
+            handler = self._handlers.get(sock)
+            if handler is None:
+                continue
+            try:
+                handler()
+            except Exception:  # keep serving; the handler's owner logs specifics
+                log.exception("handler for %s failed", sock)
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            due, tid, interval, fn = heapq.heappop(self._timers)
+            heapq.heappush(self._timers, (max(due + interval, now), tid, interval, fn))
+            try:
+                fn()
+            except Exception:
+                log.exception("timer %s failed", fn)
+
+    def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> bool:
+        """Run until stop(), `until()` is true, or `timeout` passes; returns until()'s value."""
+        self.running = True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running:
+            if until is not None and until():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self.run_once()
+        return bool(until and until())
+
+    def close(self) -> None:
+        if self._wake_r is not None:
+            signal.set_wakeup_fd(-1)
+            self._wake_r.close()
+            self._wake_w.close()  # type: ignore[union-attr]
+            self._wake_r = self._wake_w = None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,129 @@
+"""Where a repository's cocode lives on disk, and the addresses of its sockets.
+
+Everything is under `.cocode/` at the top of the enclosing git repository, found
+like git finds its own directory. Sockets are ipc:// files in a directory only the
+user can open; when the path would be too long for a unix socket (the kernel caps
+it near 107 bytes) they move to a private directory under the system temp dir,
+named after the repository so every process finds the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cocode.errors import CocodeError, EXIT_CONFIG
+
+# sun_path is 108 bytes including the NUL; leave room for the longest socket name.
+_MAX_SOCKET_PATH = 100
+SOCKET_NAMES = ("bus-in", "bus", "store", "scheduler", "supervisor", "logs")
+
+
+def find_repo_root(start: Path | str | None = None) -> Path:
+    """The top of the git repository containing `start` (the working tree, not .git)."""
+    start = Path(start or os.getcwd()).resolve()
+    if not start.exists():
+        raise CocodeError(f"{start}: no such directory", EXIT_CONFIG)
+    probe = start
+    while True:
+        if (probe / ".git").exists():
+            return probe
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    raise CocodeError(
+        f"{start} is not inside a git repository: run cocode in one, or pass -C DIR "
+        "(git init makes one)",
+        EXIT_CONFIG,
+    )
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files and sockets of one repository's cocode."""
+
+    root: Path
+
+    @property
+    def home(self) -> Path:
+        return self.root / ".cocode"
+
+    @property
+    def config(self) -> Path:
+        return self.home / "config.yaml"
+
+    @property
+    def db(self) -> Path:
+        return self.home / "events.db"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def worktrees(self) -> Path:
+        return self.home / "worktrees"
+
+    @property
+    def archive(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.run / "supervisor.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.run / "supervisor.lock"
+
+    @property
+    def socket_dir(self) -> Path:
+        if len(str(self.run / "supervisor.ipc")) <= _MAX_SOCKET_PATH:
+            return self.run
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"cocode-{os.getuid()}-{digest}"
+
+    def endpoint(self, name: str) -> str:
+        assert name in SOCKET_NAMES, name
+        return f"ipc://{self.socket_dir / (name + '.ipc')}"
+
+    def endpoints(self) -> dict[str, str]:
+        """The public addresses, as `cocode endpoints` prints them."""
+        return {
+            "subscribe": self.endpoint("bus"),
+            "publish": self.endpoint("bus-in"),
+            "store": self.endpoint("store"),
+            "scheduler": self.endpoint("scheduler"),
+            "supervisor": self.endpoint("supervisor"),
+            "logs": self.endpoint("logs"),
+        }
+
+    def ensure_private_dirs(self) -> None:
+        """Create .cocode/ and the socket directory, readable by the user only."""
+        self.home.mkdir(mode=0o700, exist_ok=True)
+        for d in (self.run, self.socket_dir):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
+
+    def socket_files(self) -> list[Path]:
+        d = self.socket_dir
+        return [d / f"{n}.ipc" for n in SOCKET_NAMES if (d / f"{n}.ipc").exists()]
+
+
+def git_dir(root: Path) -> Path:
+    """The repository's real git directory (a worktree's .git is a file)."""
+    dot = root / ".git"
+    if dot.is_dir():
+        return dot
+    out = subprocess.run(
+        ["git", "rev-parse", "--git-common-dir"], cwd=root, capture_output=True, text=True
+    )
+    return (root / out.stdout.strip()).resolve()

@@ -1,0 +1,72 @@
+"""Reading the log from outside the services: follow it live, or catch up and stop.
+
+While cocode runs, readers go through the Follower (the store answers, the bus
+streams); when it is not running they read the SQLite file directly, read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import zmq
+
+from cocode import eventlog
+from cocode import events as ev
+from cocode.client import Follower
+from cocode.errors import NotRunningError
+from cocode.loop import Loop
+from cocode.paths import Paths
+
+
+def is_running(paths: Paths) -> bool:
+    from cocode.supervisor import running_pid
+
+    return bool(running_pid(paths)) or (paths.socket_dir / "store.ipc").exists()
+
+
+def not_running(paths: Paths) -> NotRunningError:
+    return NotRunningError(f"cocode is not running in {paths.root}; start it with `cocode up`")
+
+
+def events(
+    paths: Paths, after: int = 0, follow: bool = False, types: set[str] | None = None,
+    idle_timeout: float = 5.0,
+) -> Iterator[ev.Event]:
+    if not is_running(paths):
+        if follow:
+            raise not_running(paths)
+        if not paths.db.exists():
+            return
+        conn = eventlog.open_for_reading(paths.db)
+        for event in eventlog.iter_events(conn, after=after):
+            if types is None or event.type in types:
+                yield event
+        return
+    yield from follow_events(paths, after, follow, types, idle_timeout)
+
+
+def follow_events(paths, after, follow, types, idle_timeout) -> Iterator[ev.Event]:
+    ctx = zmq.Context.instance()
+    loop = Loop()
+    got: list[ev.Event] = []
+    follower = Follower(
+        ctx, paths.endpoint("bus"), paths.endpoint("store"), got.append, after=after, types=types
+    )
+    follower.attach(loop)
+    try:
+        waited = 0.0
+        while True:
+            loop.run_once(0.1)
+            if got:
+                batch, got[:] = list(got), []
+                waited = 0.0
+                yield from batch
+            elif not follow:
+                if follower.caught_up:
+                    return
+                waited += 0.1
+                if waited > idle_timeout:
+                    raise not_running(paths)
+    finally:
+        follower.close()
+        loop.close()

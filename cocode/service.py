@@ -1,0 +1,143 @@
+"""What every cocode service process shares: sockets to the bus and store, the
+loop, heartbeats, the started/stopped events, logging and a clean exit on SIGTERM.
+
+A service subclasses Service, fills in setup() and, if it has one, teardown().
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import zmq
+
+from cocode import __version__
+from cocode import events as ev
+from cocode import wire
+from cocode.client import Appender, Follower
+from cocode.config import Config
+from cocode.loop import Loop, pid_alive
+from cocode.paths import Paths
+
+HEARTBEAT_INTERVAL = 1.0
+EAGER_HEARTBEATS = 3.0  # beat every 50 ms this long after start: readiness is seen at once
+
+
+class Heartbeater:
+    """Publishes hb.<service> every second, and quickly right after start.
+
+    The first beats may go out before the bus has the subscriber's subscription;
+    beating fast at first makes the supervisor see readiness within ~50 ms.
+    """
+
+    def __init__(self, pub: zmq.Socket, service: str, info=lambda: {}) -> None:
+        self.pub, self.service, self.info = pub, service, info
+        self.born = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        interval = 0.05 if now - self.born < EAGER_HEARTBEATS else HEARTBEAT_INTERVAL
+        if now - self.last < interval - 0.01:
+            return
+        self.last = now
+        try:
+            self.pub.send_multipart(wire.heartbeat_frames(self.service, **self.info()), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def attach(self, loop: Loop) -> None:
+        loop.every(0.05, self, first=0.0)
+
+
+def setup_logging(name: str) -> logging.Logger:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s",
+    )
+    return logging.getLogger(name)
+
+
+def publisher(ctx: zmq.Context, paths: Paths) -> zmq.Socket:
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 500)
+    pub.setsockopt(zmq.SNDHWM, 100_000)
+    pub.setsockopt(zmq.RECONNECT_IVL, 20)
+    pub.connect(paths.endpoint("bus-in"))
+    return pub
+
+
+def watch_supervisor(loop: Loop) -> None:
+    """Stop when the supervisor that started us is gone: no orphaned services."""
+    pid = int(os.environ.get("COCODE_SUPERVISOR_PID", "0") or 0)
+    if not pid:
+        return  # run by hand or by a Procfile runner: that runner owns our life
+
+    def check() -> None:
+        if os.getppid() != pid or not pid_alive(pid):
+            loop.stop()
+
+    loop.every(1.0, check)
+
+
+class Service:
+    name = "service"
+
+    def __init__(self, paths: Paths, config: Config) -> None:
+        self.paths = paths
+        self.config = config
+        self.log = setup_logging(self.name)
+        self.ctx = zmq.Context.instance()
+        self.loop = Loop()
+        self.pub = publisher(self.ctx, paths)
+        self.appender = Appender(
+            self.ctx, paths.endpoint("store"), wire.new_producer_id(self.name)
+        )
+        self.appender.attach(self.loop)
+        self.started = time.time()
+
+    # -- for subclasses ---------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Bind/connect what the service needs, register handlers on self.loop."""
+
+    def teardown(self) -> None:
+        """Stop owned work before the service exits."""
+
+    def heartbeat_info(self) -> dict:
+        return {}
+
+    # -- shared -----------------------------------------------------------------------
+
+    def follow(self, on_event, after: int = 0, types=None) -> Follower:
+        follower = Follower(
+            self.ctx, self.paths.endpoint("bus"), self.paths.endpoint("store"),
+            on_event, after=after, types=types,
+        )
+        follower.attach(self.loop)
+        return follower
+
+    def append(self, event: ev.Event) -> None:
+        self.appender.append(event)
+        self.appender.flush()
+
+    def run(self) -> int:
+        self.loop.stop_on_signals()
+        watch_supervisor(self.loop)
+        self.setup()
+        self.append(ev.ServiceStarted(service=self.name, pid=os.getpid(), version=__version__))
+        Heartbeater(self.pub, self.name, self.heartbeat_info).attach(self.loop)
+        self.log.info("ready")
+        try:
+            self.loop.run()
+        finally:
+            self.teardown()
+            self.append(ev.ServiceStopped(service=self.name, pid=os.getpid()))
+            self.appender.wait(2.0)
+            self.loop.close()
+            self.ctx.destroy(linger=200)
+            self.log.info("stopped")
+        return 0

@@ -1,0 +1,246 @@
+"""What the log means: a pure fold over events, shared by every reader.
+
+`apply(state, event)` is the only place an event changes state; it does no I/O
+and reads no clock, so replaying the same events always gives the same state.
+(For speed it updates `state` in place and returns it.) The scheduler queue,
+`cocode status`, snapshots and `cocode replay --verify` are all this fold.
+Bump FOLD_VERSION whenever the fold's meaning changes: older snapshots are then
+ignored and the state is rebuilt from the events.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import msgspec
+
+from cocode import events as ev
+
+FOLD_VERSION = 1
+FINAL = ("ready", "failed", "cancelled")
+
+
+class RunView(msgspec.Struct):
+    agent: str
+    state: str = "queued"  # queued, running, ready, failed, cancelled
+    reason: str | None = None
+    exit_code: int | None = None
+    ready_commit: str | None = None
+    commits: int = 0
+    branch: str = ""
+    worktree: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempt: int = 1
+    live: bool = False  # handed to a worker and not yet finished
+    final: bool = False
+    worker: str = ""
+    pid: int = 0
+    pgid: int = 0
+    head: str | None = None
+    timeout_s: int = 0
+    cancel_requested: bool = False
+
+
+class JobView(msgspec.Struct):
+    job: str
+    seq: int  # of its job_submitted event: the queue's FIFO order and where its body is
+    ts: float
+    title: str
+    agents: list[str]
+    base_sha: str
+    base_ref: str = "HEAD"
+    priority: int = 0
+    complexity: str = "simple"
+    timeout_s: int = 0
+    issue_number: int = 0
+    issue_url: str = ""
+    light: bool = False
+    sparse: list[str] = []
+    runs: dict[str, RunView] = {}
+
+    @property
+    def state(self) -> str:
+        runs = self.runs.values()
+        if all(r.final for r in runs):
+            return "done"
+        if any(r.live or r.final for r in runs):
+            return "running"
+        return "queued"
+
+
+class ServiceView(msgspec.Struct):
+    name: str
+    pid: int = 0
+    state: str = "stopped"  # running, stopped, crashed, gave_up
+    since: float = 0.0
+    restarts: int = 0
+    reason: str = ""
+
+
+class State(msgspec.Struct):
+    seq: int = 0
+    jobs: dict[str, JobView] = {}
+    services: dict[str, ServiceView] = {}
+    warnings: list[ev.WarningEvent] = []
+
+
+def _run(state: State, e: ev.Event) -> RunView | None:
+    job = state.jobs.get(e.job)
+    return job.runs.get(e.agent) if job else None
+
+
+def _service(state: State, name: str) -> ServiceView:
+    return state.services.setdefault(name, ServiceView(name=name))
+
+
+def _service_started(state: State, e: ev.ServiceStarted) -> None:
+    s = _service(state, e.service)
+    s.pid, s.state, s.since, s.reason = e.pid, "running", e.ts, ""
+
+
+def _service_stopped(state: State, e: ev.ServiceStopped) -> None:
+    s = _service(state, e.service)
+    if s.pid == e.pid:
+        s.state, s.since, s.reason = "stopped", e.ts, e.reason
+
+
+def _service_crashed(state: State, e: ev.ServiceCrashed) -> None:
+    s = _service(state, e.service)
+    s.state, s.since, s.restarts = "crashed", e.ts, e.restarts
+    s.reason = f"exit {e.exit_code}"
+
+
+def _service_gave_up(state: State, e: ev.ServiceGaveUp) -> None:
+    s = _service(state, e.service)
+    s.state, s.since, s.reason = "gave_up", e.ts, e.reason
+
+
+def _job_submitted(state: State, e: ev.JobSubmitted) -> None:
+    state.jobs[e.job] = JobView(
+        job=e.job, seq=e.seq, ts=e.ts, title=e.title, agents=list(e.agents),
+        base_sha=e.base_sha, base_ref=e.base_ref, priority=e.priority,
+        complexity=e.complexity, timeout_s=e.timeout_s, issue_number=e.issue_number,
+        issue_url=e.issue_url, light=e.light, sparse=list(e.sparse),
+        runs={a: RunView(agent=a) for a in e.agents},
+    )
+
+
+def _run_waiting(state: State, e: ev.RunWaiting) -> None:
+    if (r := _run(state, e)) and not r.final and not r.live:
+        r.reason = e.reason
+
+
+def _run_dispatched(state: State, e: ev.RunDispatched) -> None:
+    if (r := _run(state, e)) and not r.final:
+        r.state, r.live, r.worker, r.attempt, r.reason = "running", True, e.worker, e.attempt, None
+
+
+def _run_started(state: State, e: ev.RunStarted) -> None:
+    if (r := _run(state, e)) and not r.final:
+        r.state, r.live = "running", True
+        r.worker, r.pid, r.pgid = e.worker, e.pid, e.pgid
+        r.worktree, r.branch, r.attempt = e.worktree, e.branch, e.attempt
+        r.timeout_s = e.timeout_s
+        if r.started_at is None:
+            r.started_at = e.ts
+
+
+def _run_progress(state: State, e: ev.RunProgress) -> None:
+    if r := _run(state, e):
+        r.head, r.commits = e.head, e.commits
+        if e.timeout_s:
+            r.timeout_s = e.timeout_s
+
+
+def _run_ready(state: State, e: ev.RunReady) -> None:
+    if (r := _run(state, e)) and not r.final:
+        r.state, r.ready_commit = "ready", e.commit
+
+
+def _run_finished(state: State, e: ev.RunFinished) -> None:
+    if (r := _run(state, e)) and not r.final:
+        r.state, r.reason, r.exit_code = e.state, e.reason, e.exit_code
+        r.commits, r.ready_commit = e.commits, e.ready_commit
+        r.head = e.head or r.head
+        r.live, r.final, r.ended_at = False, True, e.ts
+
+
+def _run_interrupted(state: State, e: ev.RunInterrupted) -> None:
+    if (r := _run(state, e)) and not r.final:
+        r.live, r.reason, r.pid, r.pgid = False, e.reason, 0, 0
+
+
+def _run_requeued(state: State, e: ev.RunRequeued) -> None:
+    if (r := _run(state, e)) and not r.final:
+        r.state, r.live, r.attempt, r.reason = "queued", False, e.attempt, None
+
+
+def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
+    job = state.jobs.get(e.job)
+    if job:
+        for r in job.runs.values():
+            if not r.final and (not e.agent or r.agent == e.agent):
+                r.cancel_requested = True
+
+
+def _warning(state: State, e: ev.WarningEvent) -> None:
+    state.warnings = (state.warnings + [e])[-20:]
+
+
+FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
+    ev.ServiceStarted: _service_started,
+    ev.ServiceStopped: _service_stopped,
+    ev.ServiceCrashed: _service_crashed,
+    ev.ServiceGaveUp: _service_gave_up,
+    ev.JobSubmitted: _job_submitted,
+    ev.RunWaiting: _run_waiting,
+    ev.RunDispatched: _run_dispatched,
+    ev.RunStarted: _run_started,
+    ev.RunProgress: _run_progress,
+    ev.RunReady: _run_ready,
+    ev.RunFinished: _run_finished,
+    ev.RunInterrupted: _run_interrupted,
+    ev.RunRequeued: _run_requeued,
+    ev.CancelRequested: _cancel_requested,
+    ev.WarningEvent: _warning,
+}
+
+
+def apply(state: State, event: ev.Event) -> State:
+    fold = FOLDS.get(type(event))
+    if fold is not None:
+        fold(state, event)
+    state.seq = max(state.seq, event.seq)
+    return state
+
+
+def replay(events, state: State | None = None) -> State:
+    state = state or State()
+    for e in events:
+        apply(state, e)
+    return state
+
+
+def queued_runs(state: State) -> list[tuple[JobView, RunView]]:
+    """Runs waiting to start, in dispatch order: higher priority first, then FIFO."""
+    out = [
+        (job, run)
+        for job in state.jobs.values()
+        for run in job.runs.values()
+        if not run.final and not run.live and not run.cancel_requested
+    ]
+    out.sort(key=lambda jr: (-jr[0].priority, jr[0].seq, jr[0].agents.index(jr[1].agent)))
+    return out
+
+
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(State)
+
+
+def encode_state(state: State) -> bytes:
+    return _snapshot_encoder.encode(state)
+
+
+def decode_state(data: bytes) -> State:
+    return _snapshot_decoder.decode(data)

@@ -1,0 +1,367 @@
+"""`cocode up`: the service table, and the supervisor that runs it.
+
+The table below is the one list of cocode's processes; the Procfile, `cocode
+service NAME` and the supervisor all read it. The supervisor starts services in
+table order (bus and store first), marks each ready at its first heartbeat,
+restarts a crashed one with exponential backoff, stops restarting one that
+crashes too often (recording why, as an event), and on the way down sends
+SIGTERM in reverse order, waits a grace period, then SIGKILL.
+It answers `ps` and `stop` on a private REP socket.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import msgspec
+import zmq
+
+from cocode import events as ev
+from cocode import wire
+from cocode.client import Appender
+from cocode.errors import CocodeError
+from cocode.loop import Loop, pid_alive
+from cocode.paths import Paths
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    core: bool = False  # started first, stopped last: everything else needs them
+
+    @property
+    def module(self) -> str:
+        return f"cocode.services.{self.name}"
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("bus", core=True),
+    ServiceSpec("store", core=True),
+    ServiceSpec("scheduler"),
+    ServiceSpec("worker"),
+    ServiceSpec("logs"),
+    ServiceSpec("monitor"),
+)
+SERVICE_NAMES = tuple(s.name for s in SERVICES)
+
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 10.0
+CRASH_LIMIT = 5  # more crashes than this within CRASH_WINDOW: give up
+CRASH_WINDOW = 60.0
+STOP_GRACE = 5.0
+SUPERVISOR_PID_ENV = "COCODE_SUPERVISOR_PID"
+
+log = logging.getLogger("supervisor")
+
+
+def procfile_text() -> str:
+    return "".join(f"{s.name}: cocode service {s.name}\n" for s in SERVICES)
+
+
+class ServiceStatus(msgspec.Struct):
+    name: str
+    pid: int | None
+    state: str
+    uptime_s: float
+    restarts: int
+    reason: str = ""
+
+
+class Request(msgspec.Struct):
+    cmd: str
+
+
+@dataclass
+class Child:
+    spec: ServiceSpec
+    proc: subprocess.Popen | None = None
+    state: str = "stopped"  # starting, ready, backoff, failed, stopping, stopped
+    started_at: float = 0.0
+    restarts: int = 0
+    crashes: deque = field(default_factory=deque)
+    next_start: float = 0.0
+    reason: str = ""
+
+    def status(self) -> ServiceStatus:
+        alive = self.proc is not None and self.proc.poll() is None
+        return ServiceStatus(
+            name=self.spec.name,
+            pid=self.proc.pid if alive else None,
+            state=self.state,
+            uptime_s=round(time.time() - self.started_at, 3) if alive else 0.0,
+            restarts=self.restarts,
+            reason=self.reason,
+        )
+
+
+def read_last_line(path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+            return lines[-1] if lines else ""
+    except OSError:
+        return ""
+
+
+class Supervisor:
+    def __init__(self, paths: Paths, env: dict[str, str] | None = None) -> None:
+        self.paths = paths
+        paths.ensure_private_dirs()
+        self.service_logs = paths.home / "logs" / "services"
+        self.service_logs.mkdir(parents=True, exist_ok=True)
+        self.lock_file = acquire_lock(paths)
+        self.env = dict(env or os.environ)
+        self.env[SUPERVISOR_PID_ENV] = str(os.getpid())
+        self.children = {s.name: Child(s) for s in SERVICES}
+        self.ctx = zmq.Context.instance()
+        self.control = self.ctx.socket(zmq.REP)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.bind(paths.endpoint("supervisor"))
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RECONNECT_IVL, 20)
+        self.sub.connect(paths.endpoint("bus"))
+        self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
+        self.appender = Appender(self.ctx, paths.endpoint("store"), wire.new_producer_id("supervisor"))
+        self.loop = Loop()
+        self.all_ready_once = False
+        self.startup_failed: str | None = None
+
+    # -- processes -------------------------------------------------------------------
+
+    def spawn(self, child: Child) -> None:
+        out = open(self.service_logs / f"{child.spec.name}.log", "ab")
+        child.proc = subprocess.Popen(
+            [sys.executable, "-m", "cocode", "-C", str(self.paths.root), "service", child.spec.name],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=self.env, start_new_session=True, close_fds=True,
+        )
+        out.close()
+        child.state, child.started_at = "starting", time.time()
+        (self.paths.run / f"{child.spec.name}.pid").write_text(str(child.proc.pid))
+
+    def on_heartbeat(self) -> None:
+        while True:
+            try:
+                topic, payload = self.sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            try:
+                hb = wire.heartbeat_decoder.decode(payload)
+            except msgspec.MsgspecError:
+                continue
+            child = self.children.get(hb.service)
+            if child and child.proc and child.proc.pid == hb.pid and child.state == "starting":
+                child.state = "ready"
+
+    def check_children(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.state in ("starting", "ready") and child.proc.poll() is not None:
+                self.on_crash(child, now)
+            elif child.state == "backoff" and now >= child.next_start:
+                child.restarts += 1
+                self.spawn(child)
+        if not self.all_ready_once and all(c.state == "ready" for c in self.children.values()):
+            self.all_ready_once = True
+            log.info("all services ready")
+
+    def on_crash(self, child: Child, now: float) -> None:
+        code = child.proc.returncode
+        child.crashes.append(now)
+        while child.crashes and now - child.crashes[0] > CRASH_WINDOW:
+            child.crashes.popleft()
+        last_line = read_last_line(self.service_logs / f"{child.spec.name}.log")
+        name = child.spec.name
+        if len(child.crashes) > CRASH_LIMIT or (not self.all_ready_once and code == 2):
+            # Exit 2 before start-up completed is a bad config or a bad database:
+            # retrying cannot help, so stop at once with the service's own words.
+            child.state, child.reason = "failed", last_line
+            log.error("%s keeps failing; not restarting: %s", name, last_line)
+            self.appender.append(ev.ServiceGaveUp(
+                service=name, crashes=len(child.crashes), window_s=CRASH_WINDOW, reason=last_line))
+            if not self.all_ready_once:
+                self.startup_failed = f"{name}: {last_line}"
+            return
+        backoff = min(BACKOFF_FIRST * 2 ** (len(child.crashes) - 1), BACKOFF_MAX)
+        child.state, child.next_start, child.reason = "backoff", now + backoff, f"exit {code}"
+        log.warning("%s exited with %s; restarting in %.2fs", name, code, backoff)
+        self.appender.append(ev.ServiceCrashed(
+            service=name, pid=child.proc.pid, exit_code=code,
+            restarts=child.restarts + 1, backoff_s=backoff))
+
+    # -- control socket --------------------------------------------------------------
+
+    def on_control(self) -> None:
+        raw = self.control.recv()
+        try:
+            req = msgspec.json.decode(raw, type=Request)
+        except msgspec.MsgspecError:
+            self.control.send(msgspec.json.encode({"error": "bad request"}))
+            return
+        if req.cmd == "ps":
+            reply = {
+                "services": [c.status() for c in self.children.values()],
+                "all_ready": self.all_ready_once,
+                "failed": self.startup_failed,
+                "pid": os.getpid(),
+            }
+            self.control.send(msgspec.json.encode(reply))
+        elif req.cmd == "stop":
+            self.control.send(msgspec.json.encode({"ok": True}))
+            self.loop.stop()
+        else:
+            self.control.send(msgspec.json.encode({"error": f"unknown command {req.cmd}"}))
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.loop.stop_on_signals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        self.loop.add(self.control, self.on_control)
+        self.loop.add(self.sub, self.on_heartbeat)
+        self.appender.attach(self.loop)
+        self.loop.every(0.05, self.check_children)
+        for child in self.children.values():
+            self.spawn(child)
+        try:
+            self.loop.run(until=lambda: self.startup_failed is not None)
+        finally:
+            self.shutdown()
+        return 1 if self.startup_failed else 0
+
+    def shutdown(self) -> None:
+        self.appender.flush()
+        self.appender.wait(1.0)
+        others = [c for c in self.children.values() if not c.spec.core]
+        cores = [c for c in reversed(list(self.children.values())) if c.spec.core]
+        stop_children(others)
+        for child in cores:
+            stop_children([child])
+        for path in self.paths.socket_files():
+            if path.name != "supervisor.ipc":
+                path.unlink(missing_ok=True)
+        self.loop.close()
+        self.appender.close()
+        self.control.close(0)
+        self.sub.close(0)
+        (self.paths.socket_dir / "supervisor.ipc").unlink(missing_ok=True)
+        for spec in SERVICES:
+            (self.paths.run / f"{spec.name}.pid").unlink(missing_ok=True)
+        release_lock(self.lock_file, self.paths)
+
+
+def stop_children(children: list[Child], grace: float = STOP_GRACE) -> None:
+    live = [c for c in children if c.proc is not None and c.proc.poll() is None]
+    for c in children:
+        c.state = "stopped" if c.state != "failed" else c.state
+    for c in live:
+        try:
+            c.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for c in live:
+        try:
+            c.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+
+
+def acquire_lock(paths: Paths):
+    paths.run.mkdir(mode=0o700, parents=True, exist_ok=True)
+    f = open(paths.lock, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise CocodeError(
+            f"cocode is already running in {paths.root} (pid {pid}); `cocode down` stops it"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def release_lock(f, paths: Paths) -> None:
+    f.seek(0)
+    f.truncate()
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
+
+
+def running_pid(paths: Paths) -> int | None:
+    """The supervisor's pid if one holds the lock, else None."""
+    if not paths.lock.exists():
+        return None
+    with open(paths.lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            text = f.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:
+    """Ask the supervisor; None when nobody answers."""
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(paths.endpoint("supervisor"))
+        sock.send(msgspec.json.encode({"cmd": cmd}))
+        if not sock.poll(int(timeout * 1000)):
+            return None
+        return msgspec.json.decode(sock.recv())
+    finally:
+        sock.close(0)
+
+
+def kill_leftovers(paths: Paths) -> list[int]:
+    """After a supervisor died hard: stop services it left, by their pid files."""
+    killed = []
+    for spec in SERVICES:
+        pidfile = paths.run / f"{spec.name}.pid"
+        try:
+            pid = int(pidfile.read_text())
+        except (OSError, ValueError):
+            continue
+        if pid_alive(pid) and _is_cocode_service(pid):
+            os.kill(pid, signal.SIGTERM)
+            killed.append(pid)
+        pidfile.unlink(missing_ok=True)
+    deadline = time.monotonic() + STOP_GRACE
+    while any(pid_alive(p) for p in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in killed:
+        if pid_alive(p):
+            os.kill(p, signal.SIGKILL)
+    return killed
+
+
+def _is_cocode_service(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"cocode" in args and b"service" in args

@@ -1,0 +1,91 @@
+"""The messages services exchange besides events: store requests, replies, heartbeats.
+
+Store protocol (DEALER -> ROUTER, one msgpack frame each way):
+  Append(producer, first_id, events)  -> Ack | Nack | Refused
+  Sync(after, limit)                  -> Page
+Acks are cumulative, like TCP's: `through` is the highest msg_id of that producer
+now committed, so one Ack settles a whole batch and a lost Ack is healed by the next.
+A producer numbers its events 1, 2, 3 ... without gaps; the store only takes the
+next expected id, which makes a resend harmless and a hole impossible.
+
+Bus frames are [topic, envelope]; topics are `evt.<type>` (durable, sequenced),
+`hb.<service>` (heartbeats), `log.<job>.<agent>`, `metric.<name>`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Union
+
+import msgspec
+
+from cocode.events import EventUnion
+
+
+class Append(msgspec.Struct, tag="append"):
+    producer: str
+    first_id: int
+    events: list[EventUnion]
+
+
+class Ack(msgspec.Struct, tag="ack"):
+    """msg_ids (through-count, through] were committed as seqs first_seq.. ."""
+
+    through: int
+    first_seq: int = 0
+    count: int = 0
+
+
+class Nack(msgspec.Struct, tag="nack"):
+    """The store expected `expected` next: resend from there."""
+
+    expected: int
+
+
+class Refused(msgspec.Struct, tag="refused"):
+    """The store could not commit (disk full, read-only): keep the events, retry."""
+
+    reason: str
+
+
+class Sync(msgspec.Struct, tag="sync"):
+    after: int
+    limit: int = 2000
+
+
+class Page(msgspec.Struct, tag="page"):
+    """Stored envelopes with seq > after, in order; `head` is the store's last seq."""
+
+    events: list[msgspec.Raw]
+    head: int
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat"):
+    service: str
+    pid: int
+    ts: float
+    head: int = 0
+    info: dict[str, int | float | str] = {}
+
+
+StoreRequest = Union[Append, Sync]
+StoreReply = Union[Ack, Nack, Refused, Page]
+
+encoder = msgspec.msgpack.Encoder()
+request_decoder = msgspec.msgpack.Decoder(StoreRequest)
+reply_decoder = msgspec.msgpack.Decoder(StoreReply)
+heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
+
+HEARTBEAT_TOPIC = b"hb."
+EVENT_TOPIC = b"evt."
+
+
+def heartbeat_frames(service: str, head: int = 0, **info) -> list[bytes]:
+    hb = Heartbeat(service=service, pid=os.getpid(), ts=time.time(), head=head, info=info)
+    return [HEARTBEAT_TOPIC + service.encode(), encoder.encode(hb)]
+
+
+def new_producer_id(name: str) -> str:
+    """Unique per process lifetime: msg_ids restart at 1 with every new producer."""
+    return f"{name}-{os.getpid()}-{os.urandom(4).hex()}"

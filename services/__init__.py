@@ -1,0 +1,1 @@
+"""The process entry points, one module each, installed as cocode.services."""

@@ -1,0 +1,220 @@
+"""The store: sole writer of .cocode/events.db.
+
+It takes Append requests, commits whatever has arrived as one transaction, acks
+each producer with the seqs it assigned, and only then publishes the events on
+the bus: nothing uncommitted is ever published. It answers Sync requests with
+pages of stored envelopes, heartbeats its head seq every second so followers
+notice a lost tail, and keeps a fold of the log to write snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import msgspec
+import zmq
+
+from cocode import __version__
+from cocode import events as ev
+from cocode import eventlog
+from cocode import state as st
+from cocode import wire
+from cocode.config import Config
+from cocode.loop import Loop
+from cocode.paths import Paths
+from cocode.service import Heartbeater, publisher, setup_logging, watch_supervisor
+
+DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
+SNAPSHOT_EVERY = 10_000
+SNAPSHOTS_KEPT = 2
+INSERT = "INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, ?, ?, ?, ?)"
+UPSERT_PRODUCER = (
+    "INSERT INTO producers (producer, last_id) VALUES (?, ?) "
+    "ON CONFLICT(producer) DO UPDATE SET last_id = excluded.last_id"
+)
+
+
+class Store:
+    def __init__(self, paths: Paths, config: Config) -> None:
+        self.log = setup_logging("store")
+        self.paths = paths
+        self.conn = eventlog.open_for_writing(paths.db)
+        if limit := os.environ.get("COCODE_STORE_MAX_PAGES"):
+            # SQLite's own "database or disk is full": lets tests exercise a full disk.
+            self.conn.execute(f"PRAGMA max_page_count={int(limit)}")
+        self.head = eventlog.head(self.conn)
+        self.producers: dict[str, int] = dict(
+            self.conn.execute("SELECT producer, last_id FROM producers")
+        )
+        self.state = eventlog.load_state(self.conn)
+        self.snapshot_seq = self.state.seq if self.state.seq else 0
+        self.ctx = zmq.Context.instance()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.RCVHWM, 100_000)
+        self.router.setsockopt(zmq.SNDHWM, 100_000)
+        self.router.bind(paths.endpoint("store"))
+        self.pub = publisher(self.ctx, paths)
+        self.loop = Loop()
+        self.dropped = 0
+        self.bad_kinds: set[str] = set()
+        self.refusing: str | None = None
+        self.own_producer = wire.new_producer_id("store")
+        self.own_next = 1
+
+    # -- requests ------------------------------------------------------------------
+
+    def on_requests(self) -> None:
+        appends: list[tuple[bytes | None, wire.Append]] = []
+        syncs: list[tuple[bytes, wire.Sync]] = []
+        for _ in range(DRAIN_MAX):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if len(frames) != 2:
+                self._bad("frames", f"{len(frames) - 1} frames instead of 1")
+                continue
+            ident, raw = frames
+            try:
+                req = wire.request_decoder.decode(raw)
+            except msgspec.MsgspecError as err:
+                self._bad(type(err).__name__, str(err))
+                continue
+            if isinstance(req, wire.Append):
+                appends.append((ident, req))
+            else:
+                syncs.append((ident, req))
+        if appends:
+            self.commit(appends)
+        for ident, sync in syncs:
+            self.answer_sync(ident, sync)
+
+    def _bad(self, kind: str, detail: str) -> None:
+        self.dropped += 1
+        if kind not in self.bad_kinds:
+            self.bad_kinds.add(kind)
+            self.log.warning("dropped an undecodable request (%s: %s); counting further ones", kind, detail)
+
+    def answer_sync(self, ident: bytes, sync: wire.Sync) -> None:
+        limit = max(1, min(sync.limit, 10_000))
+        rows = eventlog.read_payloads(self.conn, sync.after, limit)
+        page = wire.Page(events=[msgspec.Raw(r) for r in rows], head=self.head)
+        self.router.send_multipart([ident, wire.encoder.encode(page)])
+
+    # -- the write path --------------------------------------------------------------
+
+    def commit(self, appends: list[tuple[bytes | None, wire.Append]]) -> None:
+        seq = self.head
+        last_ids = dict(self.producers)
+        rows: list[tuple] = []
+        fresh_events: list[ev.Event] = []
+        replies: list[tuple[bytes | None, object]] = []
+        for ident, req in appends:
+            last = last_ids.get(req.producer, 0)
+            if req.first_id > last + 1:
+                replies.append((ident, wire.Nack(expected=last + 1)))
+                continue
+            fresh = req.events[last + 1 - req.first_id :]
+            first_seq = seq + 1
+            for event in fresh:
+                seq += 1
+                event.seq = seq
+                rows.append((seq, event.ts, event.type, event.job, event.agent, ev.encode(event)))
+                fresh_events.append(event)
+            last_ids[req.producer] = max(last, req.first_id + len(req.events) - 1)
+            replies.append(
+                (ident, wire.Ack(through=last_ids[req.producer], first_seq=first_seq, count=len(fresh)))
+            )
+        changed = [(p, i) for p, i in last_ids.items() if self.producers.get(p) != i]
+        if rows or changed:
+            try:
+                self.conn.execute("BEGIN")
+                self.conn.executemany(INSERT, rows)
+                self.conn.executemany(UPSERT_PRODUCER, changed)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._rollback()
+                reason = f"{self.paths.db}: {err}"
+                if self.refusing != reason:
+                    self.log.error("cannot commit, refusing appends until it works: %s", reason)
+                self.refusing = reason
+                for ident, _ in appends:
+                    if ident is not None:
+                        self.router.send_multipart([ident, wire.encoder.encode(wire.Refused(reason))])
+                return
+        if self.refusing:
+            self.log.info("commits work again")
+            self.refusing = None
+        self.head = seq
+        self.producers = last_ids
+        for ident, reply in replies:
+            if ident is not None:
+                self.router.send_multipart([ident, wire.encoder.encode(reply)])
+        # Published only now, after COMMIT: a subscriber never sees an event the log lacks.
+        pub = self.pub
+        for (_, _, _, _, _, payload), event in zip(rows, fresh_events):
+            try:
+                pub.send_multipart([event.topic, payload], zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # a subscriber that lags sees the gap and syncs
+            st.apply(self.state, event)
+        if self.head - self.snapshot_seq >= SNAPSHOT_EVERY:
+            self.snapshot()
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def append_own(self, event: ev.Event) -> None:
+        req = wire.Append(self.own_producer, self.own_next, [event])
+        self.own_next += 1
+        self.commit([(None, req)])
+
+    def snapshot(self) -> None:
+        if self.state.seq <= self.snapshot_seq:
+            return
+        try:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "INSERT OR REPLACE INTO snapshots (seq, version, ts, state) VALUES (?, ?, ?, ?)",
+                (self.state.seq, st.FOLD_VERSION, time.time(), st.encode_state(self.state)),
+            )
+            self.conn.execute(
+                "DELETE FROM snapshots WHERE seq NOT IN "
+                "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+                (SNAPSHOTS_KEPT,),
+            )
+            self.conn.execute("COMMIT")
+            self.snapshot_seq = self.state.seq
+        except sqlite3.Error as err:
+            self._rollback()
+            self.log.warning("snapshot skipped: %s", err)
+
+    def run(self) -> int:
+        self.loop.stop_on_signals()
+        watch_supervisor(self.loop)
+        self.loop.add(self.router, self.on_requests)
+        Heartbeater(self.pub, "store", lambda: {"head": self.head, "dropped": self.dropped}).attach(self.loop)
+        self.loop.every(30.0, self.snapshot)
+        self.append_own(ev.ServiceStarted(service="store", pid=os.getpid(), version=__version__))
+        self.log.info("ready pid=%d head=%d", os.getpid(), self.head)
+        try:
+            self.loop.run()
+        finally:
+            self.append_own(ev.ServiceStopped(service="store", pid=os.getpid()))
+            self.snapshot()
+            self.loop.close()
+            self.router.close(0)
+            self.pub.close(200)
+            self.conn.close()
+            self.log.info("stopped")
+        return 0
+
+
+def main(paths: Paths, config: Config) -> int:
+    return Store(paths, config).run()
