@@ -320,7 +320,7 @@ def bench_events(env: Env, count: int, producers: int, rate: int, as_json: bool)
     """Throughput and latency of the real append path, against raw SQLite."""
     from cocode.bench import events as bench_ev
 
-    result = bench_ev.run(count=count, producers=producers, rate=rate, progress=not as_json)
+    result = bench_ev.run(env.paths, count=count, producers=producers, rate=rate, progress=not as_json)
     if as_json:
         print_json(result)
     else:

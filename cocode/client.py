@@ -55,7 +55,7 @@ class Appender:
         self.resend_after = resend_after
         self.next_id = 1
         self.unacked: deque[tuple[int, ev.Event]] = deque()
-        self.unsent = 0  # how many of the newest unacked have not been sent yet
+        self.outbox: list[tuple[int, ev.Event]] = []  # the newest unacked, not yet sent
         self.last_progress = time.monotonic()
         self.last_resend = 0.0
         self.refused: str | None = None
@@ -67,19 +67,17 @@ class Appender:
         """Queue an event; it is sent on the next flush(). Returns its msg_id."""
         msg_id = self.next_id
         self.next_id += 1
-        self.unacked.append((msg_id, event))
-        self.unsent += 1
+        item = (msg_id, event)
+        self.unacked.append(item)
+        self.outbox.append(item)
         return msg_id
 
     def flush(self) -> None:
-        if not self.unsent:
-            return
-        start = len(self.unacked) - self.unsent
-        self._send_range(start)
-        self.unsent = 0
+        if self.outbox:
+            items, self.outbox = self.outbox, []
+            self._send(items)
 
-    def _send_range(self, start: int) -> None:
-        items = list(self.unacked)[start:]
+    def _send(self, items) -> None:
         for i in range(0, len(items), BATCH):
             chunk = items[i : i + BATCH]
             msg = wire.Append(self.producer, chunk[0][0], [e for _, e in chunk])
@@ -87,8 +85,6 @@ class Appender:
                 self.sock.send(wire.encoder.encode(msg), zmq.NOBLOCK)
             except zmq.Again:
                 return  # the resend timer will get it there
-        if not self.unacked:
-            return
 
     @property
     def pending(self) -> int:
@@ -118,7 +114,6 @@ class Appender:
                     self.on_ack(msg_id, reply.first_seq + (msg_id - first_new))
             if reply.count:
                 self.head_seq = max(self.head_seq, reply.first_seq + reply.count - 1)
-            self.unsent = min(self.unsent, len(self.unacked))
             self.last_progress = time.monotonic()
             self.refused = None
         elif isinstance(reply, wire.Nack):
@@ -133,8 +128,8 @@ class Appender:
             self.refused = reply.reason
 
     def resend(self) -> None:
-        self.unsent = 0
-        self._send_range(0)
+        self.outbox = []
+        self._send(list(self.unacked))
         self.last_progress = time.monotonic()
 
     def tick(self) -> None:

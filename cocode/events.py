@@ -31,7 +31,7 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True):
 
     @property
     def topic(self) -> bytes:
-        return b"evt." + self.__struct_config__.tag.encode()  # type: ignore[union-attr]
+        return TOPICS[type(self)]
 
 
 # --- services (supervisor and every service) --------------------------------
@@ -184,6 +184,8 @@ EventUnion = Union[
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls for cls in EventUnion.__args__  # type: ignore[attr-defined]
 }
+
+TOPICS: dict[type[Event], bytes] = {cls: b"evt." + tag.encode() for tag, cls in EVENT_TYPES.items()}
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(EventUnion)

@@ -1,0 +1,399 @@
+"""The `.cocode/config.yaml` schema: its keys, defaults, ranges, error messages and
+the commented default file `cocode init` writes. Nothing else reads that file.
+
+The YAML is decoded into msgspec Structs. Each limit's range is written once, as
+msgspec.Meta on its field; error messages, limit_bounds() and the default file all
+read it back with msgspec.inspect, so they cannot disagree with the decoder.
+
+Effective limits resolve, later winning: built-in defaults < the active profile
+(built-in merged key by key with the file's entry of the same name) < keys under
+`performance:` < the values of `--performance-profile`, which also replaces the file's
+`profile:` as the active one.
+"""
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+import msgspec
+import msgspec.inspect as mi
+import yaml
+
+from cocode.errors import ConfigError
+from cocode.paths import Paths, git_dir
+
+Meta = msgspec.Meta
+
+
+class _Adr005Limits(msgspec.Struct, frozen=True, kw_only=True):
+    # Kept apart from the additions below so the default file can say which keys
+    # come from ADR-005 and which are cocode's own.
+    max_concurrent_agents: Annotated[
+        int, Meta(ge=1, le=20, description="agents running at once")
+    ] = 5
+    agent_timeout: Annotated[
+        int, Meta(ge=60, le=3600, description="seconds before an agent is stopped")
+    ] = 900
+    max_repo_size_mb: Annotated[
+        int, Meta(ge=100, le=50000, description="larger repositories ask before cloning")
+    ] = 5000
+    log_buffer_size_mb: Annotated[
+        int, Meta(ge=1, le=100, description="an agent's in-memory log before rotating to disk")
+    ] = 10
+    log_rotation_size_mb: Annotated[
+        int, Meta(ge=10, le=500, description="a log file rotates at this size")
+    ] = 50
+    max_worktrees: Annotated[
+        int, Meta(ge=1, le=50, description="worktrees that may exist at once")
+    ] = 10
+    tui_log_lines: Annotated[
+        int, Meta(ge=100, le=10000, description="log lines the TUI keeps per agent")
+    ] = 2000
+
+
+_MemoryMb = Annotated[
+    int, Meta(ge=64, le=65536, description="an agent using more memory is stopped")
+]
+
+
+class Limits(_Adr005Limits, frozen=True, kw_only=True):
+    """Every limit, fully resolved. Fields after ADR-005's are cocode additions."""
+
+    memory_limit_mb: _MemoryMb = 2048
+    memory_pressure_percent: Annotated[
+        int, Meta(ge=1, le=99, description="system memory use counted as pressure")
+    ] = 80
+    worktree_idle_days: Annotated[
+        int, Meta(ge=1, le=365, description="idle worktrees older than this are removed")
+    ] = 7
+    rotated_logs_keep: Annotated[
+        int, Meta(ge=1, le=100, description="rotated log files kept per agent")
+    ] = 3
+    log_max_buffer_mb: Annotated[
+        int, Meta(ge=1, le=500, description="growth cap for a verbose agent's buffer")
+    ] = 50
+
+
+# `performance:` and each profile give any subset of the limits. A key left out is
+# UNSET rather than its default, so merging the layers only overrides what one names.
+_PartialLimits = msgspec.defstruct(
+    "PartialLimits",
+    [
+        (name, hint | msgspec.UnsetType, msgspec.UNSET)
+        for name, hint in get_type_hints(Limits, include_extras=True).items()
+    ],
+    frozen=True,
+    forbid_unknown_fields=True,
+)
+
+BUILTIN_PROFILES: dict[str, dict[str, int]] = {
+    "low": {"max_concurrent_agents": 2, "log_buffer_size_mb": 5, "agent_timeout": 600},
+    "medium": {"max_concurrent_agents": 5, "log_buffer_size_mb": 10, "agent_timeout": 900},
+    "high": {"max_concurrent_agents": 10, "log_buffer_size_mb": 20, "agent_timeout": 1800},
+}
+
+
+class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One entry under `agents:`; timeout and memory_limit_mb override the limits for it."""
+
+    command: Annotated[
+        list[Annotated[str, Meta(min_length=1)]],
+        Meta(
+            min_length=1,
+            description="the agent's command line as a list, e.g. [claude, --print]",
+        ),
+    ]
+    env: dict[str, str] = {}
+    timeout: Annotated[int, Meta(ge=1, le=3600)] | None = None
+    memory_limit_mb: _MemoryMb | None = None
+
+
+class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    profile: str = "medium"
+    performance: _PartialLimits = msgspec.field(default_factory=_PartialLimits)
+    profiles: dict[str, _PartialLimits] = {}
+    agents: dict[str, AgentSpec] = {}
+    default_agents: list[str] = []
+    env_passthrough: list[Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
+    redact_patterns: list[str] = []
+
+
+class Config(msgspec.Struct, frozen=True):
+    """The checked file with its limits resolved: what the rest of cocode reads."""
+
+    profile: str
+    limits: Limits
+    agents: dict[str, AgentSpec]
+    default_agents: list[str]
+    env_passthrough: list[str]
+    redact_patterns: list[str]
+    path: str | None  # the file as the caller named it; None when none was read
+
+
+def limit_bounds(key: str) -> tuple[int, int]:
+    """The (min, max) allowed for a performance key; KeyError for an unknown key."""
+    return _bounds(Limits, key)
+
+
+def load_config(
+    path: Path | None,
+    profile_override: str | None = None,
+    builtin_agents: Iterable[str] = (),
+) -> Config:
+    """Read and check the config file (None or a missing file means defaults)."""
+    label = str(path)
+    raw = None
+    if path is not None:
+        try:
+            raw = _parse(path.read_text(encoding="utf-8"), label)
+        except FileNotFoundError:
+            path = None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{label}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except OSError as e:
+            raise ConfigError(f"{label}: cannot read ({e.strerror})") from None
+    try:
+        file = msgspec.convert(_check(raw, mi.type_info(_File), ""), _File)
+    except _Invalid as e:
+        raise ConfigError(f"{label}: {e}") from None
+    except msgspec.ValidationError as e:  # _check should have caught it first
+        raise ConfigError(f"{label}: {_one_line(str(e))}") from None
+
+    profiles = {name: dict(values) for name, values in BUILTIN_PROFILES.items()}
+    for name, partial in file.profiles.items():
+        profiles.setdefault(name, {}).update(msgspec.to_builtins(partial))
+    choices = ", ".join(profiles)
+    if file.profile not in profiles:
+        raise ConfigError(
+            f"{label}: profile = {file.profile!r} is not a profile (choose {choices})"
+        )
+    if profile_override is not None and profile_override not in profiles:
+        raise ConfigError(
+            f"--performance-profile = {profile_override!r} is not a profile (choose {choices})"
+        )
+    # The command-line profile replaces the file's, and its keys also beat `performance:`.
+    active = profile_override or file.profile
+    limits = {
+        **profiles[active],
+        **msgspec.to_builtins(file.performance),
+        **(profiles[profile_override] if profile_override else {}),
+    }
+
+    agents = list(file.agents) + [a for a in builtin_agents if a not in file.agents]
+    for i, name in enumerate(file.default_agents):
+        if name not in agents:
+            known = f"choose {', '.join(agents)}, or " if agents else ""
+            raise ConfigError(
+                f"{label}: default_agents[{i}] = {name!r} is not an agent "
+                f"({known}define it under agents:)"
+            )
+    for i, pattern in enumerate(file.redact_patterns):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(
+                f"{label}: redact_patterns[{i}] = {pattern!r} is not a valid regex "
+                f"({_one_line(str(e))})"
+            ) from None
+
+    return Config(
+        profile=active,
+        limits=Limits(**limits),
+        agents=file.agents,
+        default_agents=file.default_agents,
+        env_passthrough=file.env_passthrough,
+        redact_patterns=file.redact_patterns,
+        path=None if path is None else label,
+    )
+
+
+def default_config_text() -> str:
+    """The commented config file `cocode init` writes; loading it gives the defaults."""
+    lines = [
+        "# cocode configuration. Every key is optional and unknown keys are errors,",
+        "# so a misspelt key is reported rather than silently ignored.",
+        "",
+        f"# Profile to start from: {', '.join(BUILTIN_PROFILES)} or one defined under profiles:.",
+        "# `cocode --performance-profile NAME` replaces it for one run.",
+        f"profile: {_File().profile}",
+        "",
+        "# Limits set here win over the profile's. They are commented out so that the",
+        "# profile applies; each shows its default and its allowed range.",
+        "performance:",
+    ]
+    defaults, adr_keys = Limits(), len(_Adr005Limits.__struct_fields__)
+    for i, name in enumerate(Limits.__struct_fields__):
+        if i == adr_keys:
+            lines.append("  # cocode additions, not in ADR-005:")
+        lo, hi = limit_bounds(name)
+        setting = f"  # {name}: {getattr(defaults, name)}"
+        lines.append(f"{setting:<36} # {lo}..{hi}: {_field(Limits, name)[1]}")
+    lines += [
+        "",
+        "# Named sets of limits, with the same keys and ranges as performance:. An entry",
+        "# named like a built-in profile changes only the keys it gives. Built in:",
+        "# low for CI or small machines, medium the default, high for big workstations.",
+        "profiles:",
+    ]
+    for profile, values in BUILTIN_PROFILES.items():
+        lines.append(f"  {profile}:")
+        lines += [f"    {key}: {value}" for key, value in values.items()]
+    t_lo, t_hi = _bounds(AgentSpec, "timeout")
+    m_lo, m_hi = _bounds(AgentSpec, "memory_limit_mb")
+    lines += [
+        "",
+        "# Agents by name. command is required, env adds variables, and timeout",
+        f"# ({t_lo}..{t_hi} seconds) and memory_limit_mb ({m_lo}..{m_hi}) override the limits",
+        "# for that agent.",
+        "agents:",
+        "#   claude:",
+        "#     command: [claude, --print]",
+        "#     env: {ANTHROPIC_LOG: info}",
+        "#     timeout: 1800",
+        "",
+        "# Agents started when none are named: names under agents: or built-in presets.",
+        "default_agents: []",
+        "",
+        "# Names of environment variables passed through to agents.",
+        "env_passthrough: []",
+        "",
+        "# Regular expressions (Python syntax) whose matches are hidden in logs.",
+        "redact_patterns: []",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def init_config(repo_root: Path, force: bool = False) -> tuple[Path, bool]:
+    """Write the default config unless one exists (or force), and keep .cocode/ out of git.
+
+    Returns the config path and whether it was written.
+    """
+    path = Paths(repo_root).config
+    created = force or not path.exists()
+    if created:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(default_config_text(), encoding="utf-8")
+    # info/exclude rather than .gitignore: cocode's files are this clone's business,
+    # not something to commit to the project.
+    if (repo_root / ".git").exists():
+        exclude = git_dir(repo_root) / "info" / "exclude"
+        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if ".cocode/" not in (line.strip() for line in text.splitlines()):
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            separator = "\n" if text and not text.endswith("\n") else ""
+            exclude.write_text(f"{text}{separator}.cocode/\n", encoding="utf-8")
+    return path, created
+
+
+class _Invalid(Exception):
+    """One problem in the file, worded for the user; load_config adds the file name."""
+
+
+def _parse(text: str, label: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = e.problem or e.context or "not valid YAML"
+        raise ConfigError(f"{label}: YAML syntax error{at}: {_one_line(problem)}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{label}: YAML syntax error: {_one_line(str(e))}") from None
+
+
+def _check(value: Any, t: mi.Type, path: str) -> Any:
+    """Raise _Invalid for the first value `t` rejects, worded with its key path.
+
+    msgspec's own errors cannot name a map's key (agents.NAME) and do not say what
+    is allowed, so the file is walked here first; msgspec then decodes it.
+    Returns the value with empty sections (null in YAML) as empty collections.
+    """
+    t, description, nullable = _unwrap(t)
+    if value is None and nullable:
+        return None
+    shown = _show(value)
+    if isinstance(t, (mi.StructType, mi.DictType)):
+        if value is None:  # a section whose lines are all commented out
+            value = {}
+        if not isinstance(value, dict):
+            raise _Invalid(f"{path or 'top level'} = {shown} is not a mapping")
+    if isinstance(t, mi.StructType):
+        fields = {f.encode_name: f for f in t.fields}
+        for key in value:
+            if key not in fields:
+                known = ", ".join(fields)
+                raise _Invalid(f"unknown key {_join(path, key)} (known: {known})")
+        for f in t.fields:
+            if f.required and f.encode_name not in value:
+                fix = _unwrap(f.type)[1] or "required"
+                raise _Invalid(f"{_join(path, f.encode_name)} is missing ({fix})")
+        return {k: _check(item, fields[k].type, _join(path, k)) for k, item in value.items()}
+    if isinstance(t, mi.DictType):
+        for key in value:
+            if not isinstance(key, str):
+                raise _Invalid(f"{path}: key {key!r} is not a string (quote it)")
+        return {key: _check(item, t.value_type, _join(path, key)) for key, item in value.items()}
+    if isinstance(t, mi.ListType):
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise _Invalid(f"{path} = {shown} is not a list")
+        if t.min_length and len(value) < t.min_length:
+            raise _Invalid(f"{path} = {shown} is empty ({description or 'give at least one item'})")
+        return [_check(item, t.item_type, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(t, mi.IntType):
+        # bool is an int subclass, but `true` where a number belongs is a mistake.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Invalid(f"{path} = {shown} is not an integer (allowed {t.ge}..{t.le})")
+        if value < t.ge:
+            raise _Invalid(f"{path} = {shown} is below the minimum {t.ge}")
+        if value > t.le:
+            raise _Invalid(f"{path} = {shown} is above the maximum {t.le}")
+    if isinstance(t, mi.StrType):
+        if not isinstance(value, str):
+            quote = " (quote it)" if isinstance(value, (int, float)) else ""
+            raise _Invalid(f"{path} = {shown} is not a string{quote}")
+        if t.min_length and len(value) < t.min_length:
+            raise _Invalid(f"{path} = {shown} is empty")
+        if t.pattern and not re.search(t.pattern, value):
+            raise _Invalid(f"{path} = {shown} does not match {t.pattern}")
+    return value
+
+
+def _unwrap(t: mi.Type) -> tuple[Any, str, bool]:
+    """The type under Annotated and `X | None`, its description, and whether null is ok."""
+    description, nullable = "", False
+    while isinstance(t, (mi.Metadata, mi.UnionType)):
+        if isinstance(t, mi.Metadata):
+            description = description or (t.extra_json_schema or {}).get("description", "")
+            t = t.type
+        else:  # the schema's only unions are `X | None`
+            nullable = True
+            t = next(m for m in t.types if not isinstance(m, mi.NoneType))
+    return t, description, nullable
+
+
+def _field(struct: type, key: str) -> tuple[Any, str]:
+    for f in mi.type_info(struct).fields:
+        if f.name == key:
+            return _unwrap(f.type)[:2]
+    raise KeyError(key)
+
+
+def _bounds(struct: type, key: str) -> tuple[int, int]:
+    t, _ = _field(struct, key)
+    return t.ge, t.le
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
