@@ -107,6 +107,9 @@ class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     env: dict[str, str] = {}
     timeout: Annotated[int, Meta(ge=1, le=3600)] | None = None
     memory_limit_mb: _MemoryMb | None = None
+    # Names (or patterns such as AWS_*) of the user's variables this agent may read.
+    passthrough: list[str] = []
+    description: str = ""
 
 
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

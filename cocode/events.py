@@ -155,6 +155,14 @@ class CancelRequested(Event, tag="cancel_requested"):
     """`agent` empty means every run of the job."""
 
 
+class MemoryPressure(Event, tag="memory_pressure"):
+    """System memory crossed the threshold (on) or fell back below it (off)."""
+
+    on: bool
+    percent: float = 0.0
+    threshold: float = 0.0
+
+
 class WarningEvent(Event, tag="warning"):
     """Something a person should see (disk low, repository large)."""
 
@@ -178,6 +186,7 @@ EventUnion = Union[
     RunInterrupted,
     RunRequeued,
     CancelRequested,
+    MemoryPressure,
     WarningEvent,
 ]
 

@@ -69,6 +69,24 @@ class Heartbeat(msgspec.Struct, tag="heartbeat"):
     info: dict[str, int | float | str] = {}
 
 
+class WorkerBeat(msgspec.Struct, tag="worker_beat"):
+    """Worker -> scheduler every second (Paranoid Pirate): alive, and holding these runs."""
+
+    worker: str
+    pid: int
+    runs: list[str] = []  # "<job>/<agent>"
+
+
+class Dispatch(msgspec.Struct, tag="dispatch"):
+    """Scheduler -> worker: start this run (already recorded as run_dispatched)."""
+
+    job: str
+    agent: str
+    attempt: int
+    job_seq: int  # where the job_submitted event (issue body and all) is in the log
+
+
+SchedulerMessage = Union[WorkerBeat, Dispatch]
 StoreRequest = Union[Append, Sync]
 StoreReply = Union[Ack, Nack, Refused, Page]
 
@@ -76,6 +94,7 @@ encoder = msgspec.msgpack.Encoder()
 request_decoder = msgspec.msgpack.Decoder(StoreRequest)
 reply_decoder = msgspec.msgpack.Decoder(StoreReply)
 heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
+scheduler_decoder = msgspec.msgpack.Decoder(SchedulerMessage)
 
 HEARTBEAT_TOPIC = b"hb."
 EVENT_TOPIC = b"evt."

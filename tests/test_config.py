@@ -213,7 +213,7 @@ COMMAND_FIX = "the agent's command line as a list, e.g. [claude, --print]"
         ),
         (
             "agents:\n  x: {command: [a], cmd: b}\n",
-            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb)",
+            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description)",
         ),
         (
             "agents:\n  x: {command: [a], memory_limit_mb: 32}\n",

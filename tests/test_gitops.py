@@ -1,0 +1,330 @@
+"""cocode.gitops against real git repositories in tmp_path."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from cocode import gitops
+from cocode.errors import CocodeError
+from cocode.gitops import GB, MB, RepoSize
+from gitrepo import GitRepo, gitrepo  # noqa: F401  (fixture)
+
+MARKER = "cocode ready for check"
+
+
+def worktree_paths(repo: GitRepo) -> list[str]:
+    out = repo.git("worktree", "list", "--porcelain")
+    return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")]
+
+
+# ---------------------------------------------------------------- resolve_commit
+
+
+def test_resolve_commit_accepts_branch_short_sha_and_relative_refs(gitrepo):
+    first = gitrepo.head()
+    second = gitrepo.commit("second", {"a.txt": "a\n"})
+    assert gitops.resolve_commit(gitrepo.path, "main") == second
+    assert gitops.resolve_commit(gitrepo.path, second[:8]) == second
+    assert gitops.resolve_commit(gitrepo.path, "HEAD~1") == first
+
+
+def test_resolve_commit_rejects_unknown_ref_with_config_exit(gitrepo):
+    with pytest.raises(CocodeError) as err:
+        gitops.resolve_commit(gitrepo.path, "xyz")
+    assert err.value.message.startswith(f"bad --base 'xyz': not a commit in {gitrepo.path}")
+    assert err.value.exit_code == 2
+
+
+# ------------------------------------------------------------------ worktrees
+
+
+def test_create_worktree_checks_out_new_branch_at_base(gitrepo, tmp_path):
+    base = gitrepo.head()
+    gitrepo.commit("later on main", {"later.txt": "x\n"})
+    wt = tmp_path / "wt" / "job1-claude"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/claude", base)
+
+    assert (wt / "src" / "app.py").read_text() == "print('hi')\n"
+    assert not (wt / "later.txt").exists(), "worktree must start at base, not at main's tip"
+    assert gitrepo.git("rev-parse", "cocode/job1/claude") == base
+    assert gitrepo.git("symbolic-ref", "HEAD", cwd=wt) == "refs/heads/cocode/job1/claude"
+    assert str(wt) in worktree_paths(gitrepo)
+
+
+def test_create_worktree_reuses_requeued_run_untouched(gitrepo, tmp_path):
+    base = gitrepo.head()
+    wt = tmp_path / "wt" / "job1-a"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
+    work = gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+    (wt / "scratch.txt").write_text("uncommitted\n")
+
+    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
+
+    assert gitrepo.head(cwd=wt) == work
+    assert (wt / "scratch.txt").read_text() == "uncommitted\n"
+
+
+def test_create_worktree_keeps_commits_of_surviving_branch(gitrepo, tmp_path):
+    base = gitrepo.head()
+    wt = tmp_path / "wt" / "job1-a"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
+    work = gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+    gitops.remove_worktree(gitrepo.path, wt)
+
+    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
+
+    assert gitrepo.head(cwd=wt) == work
+    assert (wt / "fix.txt").read_text() == "fixed\n"
+
+
+def test_create_worktree_refuses_foreign_directory_and_other_branch(gitrepo, tmp_path):
+    base = gitrepo.head()
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "keep.txt").write_text("mine\n")
+    with pytest.raises(CocodeError, match="already exists"):
+        gitops.create_worktree(gitrepo.path, junk, "cocode/j/a", base)
+    assert (junk / "keep.txt").read_text() == "mine\n"
+
+    wt = tmp_path / "wt"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/j/a", base)
+    with pytest.raises(CocodeError, match="is a worktree on cocode/j/a, not cocode/j/b"):
+        gitops.create_worktree(gitrepo.path, wt, "cocode/j/b", base)
+
+
+def test_create_worktree_recovers_from_hand_deleted_worktree(gitrepo, tmp_path):
+    import shutil
+
+    base = gitrepo.head()
+    wt = tmp_path / "wt"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/j/a", base)
+    shutil.rmtree(wt)  # the admin entry in .git/worktrees is left behind
+    gitops.create_worktree(gitrepo.path, wt, "cocode/j/a", base)
+    assert (wt / "README.md").exists()
+
+
+def test_remove_worktree_deletes_directory_and_entry_but_keeps_branch(gitrepo, tmp_path):
+    base = gitrepo.head()
+    wt = tmp_path / "wt" / "j-a"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/j/a", base)
+    work = gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+
+    gitops.remove_worktree(gitrepo.path, wt)
+
+    assert not wt.exists()
+    assert str(wt) not in worktree_paths(gitrepo)
+    assert gitrepo.git("rev-parse", "cocode/j/a") == work
+
+
+def test_remove_worktree_refuses_the_repository_itself(gitrepo):
+    with pytest.raises(CocodeError, match="refusing"):
+        gitops.remove_worktree(gitrepo.path, gitrepo.path)
+    assert (gitrepo.path / "README.md").exists()
+
+
+# -------------------------------------------------------------- branch watcher
+
+
+def test_branch_watcher_follows_commits_made_in_worktree(gitrepo, tmp_path):
+    base = gitrepo.head()
+    watcher = gitops.BranchWatcher(gitrepo.path, "cocode/j/a")
+    assert watcher.head() is None
+
+    wt = tmp_path / "wt"
+    gitops.create_worktree(gitrepo.path, wt, "cocode/j/a", base)
+    assert watcher.head() == base
+    work = gitrepo.commit("agent work", {"f.txt": "1\n"}, cwd=wt)
+    assert watcher.head() == work
+    gitrepo.git("pack-refs", "--all")  # after gc the loose ref file is gone
+    assert watcher.head() == work
+
+
+def test_branch_watcher_read_costs_microseconds_not_a_fork(gitrepo):
+    watcher = gitops.BranchWatcher(gitrepo.path, "main")
+    n = 2000
+    start = time.perf_counter()
+    for _ in range(n):
+        watcher.head()
+    per_read = (time.perf_counter() - start) / n
+    # Measured ~5 µs; a `git rev-parse` subprocess is ~1.4 ms. Generous for noisy CI.
+    assert per_read < 200e-6, f"{per_read * 1e6:.1f} µs per read"
+
+
+# ------------------------------------------------------------- ready detection
+
+
+def test_find_ready_commit_returns_oldest_marker_commit_after_base(gitrepo):
+    base = gitrepo.commit(f"base also says {MARKER}")
+    gitrepo.commit("wip", {"a.txt": "1\n"})
+    ready = gitrepo.commit(f"fix: the bug\n\n{MARKER}", {"a.txt": "2\n"})
+    head = gitrepo.commit(f"{MARKER} again", {"a.txt": "3\n"})
+    assert gitops.find_ready_commit(gitrepo.path, base, head, MARKER) == ready
+    assert gitops.find_ready_commit(gitrepo.path, base, base, MARKER) is None
+
+
+def test_find_ready_commit_ignores_marker_in_file_content(gitrepo):
+    base = gitrepo.head()
+    head = gitrepo.commit("chore: status", {"STATUS.txt": MARKER + "\n"})
+    assert gitops.find_ready_commit(gitrepo.path, base, head, MARKER) is None
+
+
+def test_find_ready_commit_follows_first_parent_only(gitrepo):
+    base = gitrepo.head()
+    gitrepo.git("checkout", "-q", "-b", "side")
+    gitrepo.commit(f"side work\n\n{MARKER}", {"side.txt": "s\n"})
+    gitrepo.git("checkout", "-q", "main")
+    gitrepo.commit("main work", {"main.txt": "m\n"})
+    gitrepo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    head = gitrepo.head()
+    assert gitops.find_ready_commit(gitrepo.path, base, head, MARKER) is None
+    ready = gitrepo.commit(f"done\n\n{MARKER}")
+    assert gitops.find_ready_commit(gitrepo.path, base, ready, MARKER) == ready
+
+
+# ---------------------------------------------------------------------- diffs
+
+
+def test_count_changed_lines_and_diff_match_git(gitrepo):
+    base = gitrepo.commit("base", {"a.txt": "one\ntwo\nthree\n"})
+    gitrepo.commit("edit", {"a.txt": "one\n2\nthree\nfour\n"})
+    head = gitrepo.commit("add", {"b.txt": "new\n", "bin.dat": b"\x00\x01\xff"})
+
+    assert gitops.count_commits(gitrepo.path, base, head) == 2
+    # a.txt: -two +2 +four; b.txt: +new  -> 3 insertions, 1 deletion
+    assert gitops.changed_lines(gitrepo.path, base, head) == 4
+    expected = gitrepo.git("diff", f"{base}..{head}") + "\n"
+    assert gitops.diff_text(gitrepo.path, base, head) == expected
+    assert gitops.diff_text(gitrepo.path, head, head) == ""
+
+
+def test_changed_lines_counts_a_rename_as_a_rename(gitrepo):
+    base = gitrepo.commit("base", {"big.txt": "".join(f"line {i}\n" for i in range(50))})
+    gitrepo.git("mv", "big.txt", "moved.txt")
+    head = gitrepo.commit("move")
+    assert gitops.changed_lines(gitrepo.path, base, head) == 0
+
+
+# ------------------------------------------------------------------ repo size
+
+
+def test_repo_size_follows_adr005_methodology(gitrepo):
+    gitrepo.write({".gitignore": "build/\n"})
+    gitrepo.commit("ignore build", {"data/blob.bin": b"x" * 10_000})
+    gitrepo.write({"untracked.txt": "u" * 100, "build/out.o": b"o" * 50_000})
+
+    size = gitops.repo_size(gitrepo.path)
+
+    listed = ["README.md", "src/app.py", ".gitignore", "data/blob.bin", "untracked.txt"]
+    expected = sum((gitrepo.path / p).stat().st_size for p in listed)
+    assert size.worktree_bytes == expected  # ignored build/ and .git left out
+    assert size.file_count == len(listed)
+    git_dir = sum(f.stat().st_size for f in (gitrepo.path / ".git").rglob("*") if f.is_file() and not f.is_symlink())
+    assert size.total_bytes == expected + git_dir
+    assert (size.lfs_files, size.lfs_bytes) == (0, 0)
+
+
+def test_repo_size_counts_lfs_pointers_apart(gitrepo):
+    pointer = (
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+        "size 123456789\n"
+    )
+    gitrepo.commit("lfs", {".gitattributes": "*.psd filter=lfs diff=lfs merge=lfs -text\n", "art.psd": pointer})
+    size = gitops.repo_size(gitrepo.path)
+    assert size.lfs_files == 1
+    assert size.lfs_bytes == 123456789
+    small = sum((gitrepo.path / p).stat().st_size for p in ["README.md", "src/app.py", ".gitattributes"])
+    assert size.worktree_bytes == small
+
+
+def _size(worktree: int, total: int | None = None, lfs_files: int = 0) -> RepoSize:
+    return RepoSize(worktree_bytes=worktree, total_bytes=total or worktree, lfs_bytes=lfs_files * MB,
+                    lfs_files=lfs_files, file_count=10)
+
+
+def test_size_policy_small_repo_is_plain():
+    policy = gitops.size_policy(_size(50 * MB), 5000, force=False)
+    assert (policy.warnings, policy.light, policy.refusal) == ([], False, None)
+    policy.check()
+
+
+def test_size_policy_thresholds():
+    assert gitops.size_policy(_size(101 * MB), 5000, False).light
+    warned = gitops.size_policy(_size(2 * GB), 5000, False)
+    assert warned.light and warned.refusal is None
+    assert any("over 1 GB" in w for w in warned.warnings)
+    assert any("LFS" in w for w in gitops.size_policy(_size(MB, lfs_files=3), 5000, False).warnings)
+
+
+def test_size_policy_over_max_needs_force():
+    refused = gitops.size_policy(_size(6 * GB), 5000, force=False)
+    with pytest.raises(CocodeError, match="--force") as err:
+        refused.check()
+    assert err.value.exit_code == 2
+    forced = gitops.size_policy(_size(6 * GB), 5000, force=True)
+    forced.check()
+    assert any("--force" in w for w in forced.warnings)
+
+
+def test_size_policy_over_total_limit_refuses_even_with_force():
+    policy = gitops.size_policy(_size(3 * GB, total=11 * GB), 5000, force=True)
+    with pytest.raises(CocodeError, match="limit 10.0 GB"):
+        policy.check()
+
+
+# ------------------------------------------------------------- light workspace
+
+
+def test_light_workspace_is_shallow_sparse_and_fetches_back(gitrepo, tmp_path):
+    gitrepo.commit("history 1", {"docs/a.md": "a\n", "src/lib.py": "x = 1\n"})
+    base = gitrepo.commit("history 2", {"docs/a.md": "b\n"})
+    ws = tmp_path / "ws" / "j-a"
+    gitops.create_light_workspace(gitrepo.path, ws, "cocode/j/a", base, sparse=["src"])
+
+    assert gitrepo.git("rev-list", "--count", "HEAD", cwd=ws) == "1", "depth 1"
+    assert gitrepo.git("rev-parse", "HEAD", cwd=ws) == base
+    assert gitrepo.git("symbolic-ref", "HEAD", cwd=ws) == "refs/heads/cocode/j/a"
+    assert (ws / "src" / "lib.py").exists() and not (ws / "docs").exists(), "sparse checkout"
+    assert gitrepo.git("rev-parse", "cocode/j/a") == base, "branch exists in main from the start"
+
+    ready = gitrepo.commit(f"fix\n\n{MARKER}", {"src/lib.py": "x = 2\n"}, cwd=ws)
+    head = gitops.BranchWatcher(ws, "cocode/j/a").head()
+    assert head == ready
+    assert gitops.find_ready_commit(ws, base, head, MARKER) == ready
+
+    gitops.fetch_back(gitrepo.path, ws, "cocode/j/a")
+    assert gitrepo.git("rev-parse", "cocode/j/a") == ready
+    assert gitops.diff_text(gitrepo.path, base, ready).count("+x = 2") == 1
+
+
+def test_removing_light_workspace_fetches_its_commits_first(gitrepo, tmp_path):
+    base = gitrepo.head()
+    ws = tmp_path / "ws"
+    gitops.create_light_workspace(gitrepo.path, ws, "cocode/j/b", base, sparse=None)
+    last = gitrepo.commit("late work", {"late.txt": "1\n"}, cwd=ws)
+
+    gitops.remove_worktree(gitrepo.path, ws)
+
+    assert not ws.exists()
+    assert gitrepo.git("rev-parse", "cocode/j/b") == last
+
+    # A requeued light run resumes from the branch, commits included.
+    gitops.create_light_workspace(gitrepo.path, ws, "cocode/j/b", base)
+    assert gitrepo.head(cwd=ws) == last
+    assert gitops.count_commits(ws, base, last) == 1
+
+
+def test_fetch_back_refuses_to_overwrite_a_moved_branch(gitrepo, tmp_path):
+    base = gitrepo.head()
+    ws = tmp_path / "ws"
+    gitops.create_light_workspace(gitrepo.path, ws, "cocode/j/c", base)
+    gitrepo.commit("agent", {"a.txt": "agent\n"}, cwd=ws)
+    gitrepo.git("branch", "-f", "cocode/j/c", gitrepo.commit("someone else on main", {"m.txt": "m\n"}))
+    moved = gitrepo.git("rev-parse", "cocode/j/c")
+    with pytest.raises(CocodeError, match="moved in .* its commits are safe in") as err:
+        gitops.fetch_back(gitrepo.path, ws, "cocode/j/c")
+    assert "\n" not in err.value.message
+    assert gitrepo.git("rev-parse", "cocode/j/c") == moved
