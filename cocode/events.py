@@ -90,6 +90,7 @@ class JobSubmitted(Event, tag="job_submitted"):
     timeout_s: int = 0
     light: bool = False
     sparse: list[str] = []
+    worktree_mb: float = 0.0
 
 
 class RunWaiting(Event, tag="run_waiting"):

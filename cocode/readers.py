@@ -70,3 +70,14 @@ def follow_events(paths, after, follow, types, idle_timeout) -> Iterator[ev.Even
     finally:
         follower.close()
         loop.close()
+
+
+def current_state(paths: Paths):
+    """The folded state now: the latest snapshot plus every event after it."""
+    from cocode import state as st
+
+    snap = None
+    if paths.db.exists():
+        snap = eventlog.latest_snapshot(eventlog.open_for_reading(paths.db))
+    state = snap or st.State()
+    return st.replay(events(paths, after=state.seq), state)

@@ -34,3 +34,61 @@ def event_line(event: ev.Event) -> str:
         if k not in _SKIP and v not in (None, "", [], {})
     )
     return f"{event.seq:>7} {when} {event.type:<16} {where:<20} {fields}".rstrip()
+
+
+RUN_KEYS = ("agent", "state", "reason", "exit_code", "ready_commit", "commits", "branch",
+            "worktree", "started_at", "ended_at", "attempt")
+
+
+def run_json(run) -> dict:
+    return {k: getattr(run, k) for k in RUN_KEYS}
+
+
+def job_json(job) -> dict:
+    return {
+        "job": job.job, "state": job.state, "title": job.title, "priority": job.priority,
+        "base_sha": job.base_sha, "submitted_at": job.ts,
+        "runs": [run_json(job.runs[a]) for a in job.agents],
+    }
+
+
+def _ago(ts: float | None, end: float | None = None) -> str:
+    if ts is None:
+        return "-"
+    secs = (end or time.time()) - ts
+    return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.0f}m"
+
+
+def status_table(jobs) -> str:
+    if not jobs:
+        return "no jobs yet; `cocode submit --text '...' --agent demo` queues one"
+    lines = [f"{'JOB':<8} {'AGENT':<12} {'STATE':<10} {'REASON':<18} {'COMMITS':>7} {'TIME':>7}  READY"]
+    for job in jobs:
+        for agent in job.agents:
+            r = job.runs[agent]
+            lines.append(
+                f"{job.job:<8} {agent:<12} {r.state:<10} {r.reason or '-':<18} {r.commits:>7} "
+                f"{_ago(r.started_at, r.ended_at):>7}  {(r.ready_commit or '-')[:12]}"
+            )
+    return "\n".join(lines)
+
+
+def run_event_summary(event: ev.Event) -> str | None:
+    """One short line for a run's milestone, or None for events not worth a line."""
+    if isinstance(event, ev.RunStarted):
+        return f"started (pid {event.pid}, attempt {event.attempt}, timeout {event.timeout_s}s) in {event.worktree}"
+    if isinstance(event, ev.RunReady):
+        return f"ready: commit {event.commit[:12]} (detected in {event.detect_ms:.1f} ms)"
+    if isinstance(event, ev.RunFinished):
+        why = f": {event.reason}" if event.reason and event.state != "ready" else ""
+        code = f", exit {event.exit_code}" if event.exit_code is not None else ""
+        return f"{event.state}{why} ({event.commits} commits{code})"
+    if isinstance(event, ev.RunWaiting):
+        return f"waiting: {event.reason}"
+    if isinstance(event, ev.RunRequeued):
+        return f"requeued (attempt {event.attempt})"
+    if isinstance(event, ev.RunInterrupted):
+        return f"interrupted ({event.reason})"
+    if isinstance(event, ev.WarningEvent):
+        return f"warning: {event.message}"
+    return None

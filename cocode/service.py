@@ -112,6 +112,18 @@ class Service:
 
     # -- shared -----------------------------------------------------------------------
 
+    def snapshot_state(self):
+        """The latest snapshot's state (or an empty one): where a follower starts."""
+        from cocode import eventlog
+        from cocode import state as st
+
+        if not self.paths.db.exists():
+            return st.State()
+        try:
+            return eventlog.latest_snapshot(eventlog.open_for_reading(self.paths.db)) or st.State()
+        except Exception:
+            return st.State()
+
     def follow(self, on_event, after: int = 0, types=None) -> Follower:
         follower = Follower(
             self.ctx, self.paths.endpoint("bus"), self.paths.endpoint("store"),

@@ -40,6 +40,7 @@ class RunView(msgspec.Struct):
     head: str | None = None
     timeout_s: int = 0
     cancel_requested: bool = False
+    interrupted: bool = False  # its worker vanished; the scheduler decides what next
 
 
 class JobView(msgspec.Struct):
@@ -83,6 +84,7 @@ class State(msgspec.Struct):
     jobs: dict[str, JobView] = {}
     services: dict[str, ServiceView] = {}
     warnings: list[ev.WarningEvent] = []
+    pressure: bool = False
 
 
 def _run(state: State, e: ev.Event) -> RunView | None:
@@ -163,17 +165,18 @@ def _run_finished(state: State, e: ev.RunFinished) -> None:
         r.state, r.reason, r.exit_code = e.state, e.reason, e.exit_code
         r.commits, r.ready_commit = e.commits, e.ready_commit
         r.head = e.head or r.head
-        r.live, r.final, r.ended_at = False, True, e.ts
+        r.live, r.final, r.ended_at, r.interrupted = False, True, e.ts, False
 
 
 def _run_interrupted(state: State, e: ev.RunInterrupted) -> None:
     if (r := _run(state, e)) and not r.final:
-        r.live, r.reason, r.pid, r.pgid = False, e.reason, 0, 0
+        r.live, r.interrupted, r.reason, r.pid, r.pgid = False, True, e.reason, 0, 0
 
 
 def _run_requeued(state: State, e: ev.RunRequeued) -> None:
     if (r := _run(state, e)) and not r.final:
         r.state, r.live, r.attempt, r.reason = "queued", False, e.attempt, None
+        r.interrupted = False
 
 
 def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
@@ -182,6 +185,10 @@ def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
         for r in job.runs.values():
             if not r.final and (not e.agent or r.agent == e.agent):
                 r.cancel_requested = True
+
+
+def _memory_pressure(state: State, e: ev.MemoryPressure) -> None:
+    state.pressure = e.on
 
 
 def _warning(state: State, e: ev.WarningEvent) -> None:
@@ -203,6 +210,7 @@ FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
     ev.RunInterrupted: _run_interrupted,
     ev.RunRequeued: _run_requeued,
     ev.CancelRequested: _cancel_requested,
+    ev.MemoryPressure: _memory_pressure,
     ev.WarningEvent: _warning,
 }
 
@@ -228,7 +236,7 @@ def queued_runs(state: State) -> list[tuple[JobView, RunView]]:
         (job, run)
         for job in state.jobs.values()
         for run in job.runs.values()
-        if not run.final and not run.live and not run.cancel_requested
+        if not run.final and not run.live and not run.cancel_requested and not run.interrupted
     ]
     out.sort(key=lambda jr: (-jr[0].priority, jr[0].seq, jr[0].agents.index(jr[1].agent)))
     return out

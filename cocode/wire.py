@@ -69,6 +69,18 @@ class Heartbeat(msgspec.Struct, tag="heartbeat"):
     info: dict[str, int | float | str] = {}
 
 
+class LogChunk(msgspec.Struct, tag="log_chunk"):
+    """≤ 4 KB of a run's output; `offset` counts the run's bytes (both streams) so
+    a reader sees a gap or a duplicate. Topic: log.<job>.<agent>."""
+
+    job: str
+    agent: str
+    stream: str
+    offset: int
+    data: bytes
+    ts: float = 0.0
+
+
 class WorkerBeat(msgspec.Struct, tag="worker_beat"):
     """Worker -> scheduler every second (Paranoid Pirate): alive, and holding these runs."""
 
@@ -95,6 +107,12 @@ request_decoder = msgspec.msgpack.Decoder(StoreRequest)
 reply_decoder = msgspec.msgpack.Decoder(StoreReply)
 heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
 scheduler_decoder = msgspec.msgpack.Decoder(SchedulerMessage)
+log_chunk_decoder = msgspec.msgpack.Decoder(LogChunk)
+LOG_TOPIC = b"log."
+
+
+def log_topic(job: str, agent: str) -> bytes:
+    return f"log.{job}.{agent}".encode()
 
 HEARTBEAT_TOPIC = b"hb."
 EVENT_TOPIC = b"evt."

@@ -1,17 +1,198 @@
-"""The scheduler: the queue (priority, then FIFO), concurrency and memory-pressure
-gating, dispatch to live workers, and the control socket for submit/cancel.
-Its queue is a fold over the log, rebuilt by replay on every start.
+"""The scheduler: the queue (priority, then FIFO), concurrency, worktree and
+memory-pressure gating, and dispatch to live workers.
+
+Its queue is the fold over the log (cocode.state), rebuilt by replay on every
+start; it keeps nothing else but which workers are alive. Submissions and
+cancellations arrive as events (durable the moment the store acks them, even
+while the scheduler is down). Workers connect to its ROUTER socket and beat
+every second (the Paranoid Pirate pattern); a run goes only to a worker heard
+from within LIVENESS seconds. A dispatch is recorded (run_dispatched, acked)
+before the worker is told, so a scheduler crash can neither lose a run nor
+start it twice.
 """
 
 from __future__ import annotations
 
+import time
+
+import msgspec
+import zmq
+
+from cocode import events as ev
+from cocode import state as st
+from cocode import wire
 from cocode.config import Config
 from cocode.paths import Paths
 from cocode.service import Service
 
+LIVENESS = 3.0  # seconds without a beat before a worker counts as gone
+ORPHAN_AFTER = 10.0  # a gone worker's runs are interrupted after this long
+MAX_ATTEMPTS = 2
+REDISPATCH_AFTER = 5.0  # a dispatched run the worker does not report is sent again
+
 
 class Scheduler(Service):
     name = "scheduler"
+
+    def __init__(self, paths: Paths, config: Config) -> None:
+        super().__init__(paths, config)
+        self.state = self.snapshot_state()
+        self.workers: dict[str, tuple[bytes, float, set[str]]] = {}  # id -> (ident, last beat, runs)
+        self.dispatching: set[tuple[str, str]] = set()  # recorded but not yet seen back
+        self.decided: set[tuple[str, str, int]] = set()  # interruptions already answered
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its id
+        self.dirty = True
+        self.born = time.monotonic()
+        self.orphaned: set[tuple[str, str, int]] = set()
+        self.sent_at: dict[tuple[str, str, int], float] = {}
+        self.pending_sends: dict[int, tuple[str, wire.Dispatch]] = {}
+        self.appender.on_ack = self.on_ack
+
+    def setup(self) -> None:
+        self.router.bind(self.paths.endpoint("scheduler"))
+        self.loop.add(self.router, self.on_worker)
+        self.follower = self.follow(self.on_event, after=self.state.seq)
+        self.loop.every(0.05, self.tick)
+
+    def heartbeat_info(self) -> dict:
+        return {"head": self.state.seq, "workers": len(self.live_workers())}
+
+    # -- the log ---------------------------------------------------------------------
+
+    def on_event(self, event: ev.Event) -> None:
+        st.apply(self.state, event)
+        self.dirty = True
+        if isinstance(event, ev.RunDispatched):
+            self.dispatching.discard((event.job, event.agent))
+
+    def decide(self) -> None:
+        """Settle runs no process is working on: interrupted ones are requeued once,
+        then failed; cancelled ones that never started end `cancelled`. Decided from
+        state, not from the triggering event, so a restart mid-decision redoes it."""
+        for job in self.state.jobs.values():
+            for run in job.runs.values():
+                if run.final or run.live or (job.job, run.agent) in self.dispatching:
+                    continue
+                key = (job.job, run.agent, run.attempt)
+                if key in self.decided or not (run.interrupted or run.cancel_requested):
+                    continue
+                self.decided.add(key)
+                if run.cancel_requested:
+                    self.append(ev.RunFinished(
+                        job=job.job, agent=run.agent, state="cancelled", reason="cancelled",
+                        commits=run.commits, head=run.head))
+                elif run.attempt < MAX_ATTEMPTS:
+                    self.append(ev.RunRequeued(job=job.job, agent=run.agent, attempt=run.attempt + 1))
+                else:
+                    self.append(ev.RunFinished(
+                        job=job.job, agent=run.agent, state="failed", reason="interrupted",
+                        commits=run.commits, head=run.head))
+
+    # -- workers ---------------------------------------------------------------------
+
+    def on_worker(self) -> None:
+        while True:
+            try:
+                ident, raw = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            try:
+                msg = wire.scheduler_decoder.decode(raw)
+            except msgspec.MsgspecError:
+                self.log.warning("dropped an undecodable worker message")
+                continue
+            if isinstance(msg, wire.WorkerBeat):
+                fresh = msg.worker not in self.live_workers()
+                self.workers[msg.worker] = (ident, time.monotonic(), set(msg.runs))
+                if fresh:
+                    self.log.info("worker %s is live", msg.worker)
+                    self.dirty = True
+
+    def live_workers(self) -> list[str]:
+        now = time.monotonic()
+        return [w for w, (_, seen, _) in self.workers.items() if now - seen < LIVENESS]
+
+    # -- dispatch --------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.interrupt_orphans()
+        if self.dirty and self.follower.caught_up:
+            self.dirty = False
+            self.decide()
+            self.dispatch()
+
+    def interrupt_orphans(self) -> None:
+        """A run must not stay `running` on a worker that is gone for good, and a
+        dispatch the worker never received must be sent again."""
+        now = time.monotonic()
+        for job in self.state.jobs.values():
+            for run in job.runs.values():
+                if not run.live:
+                    continue
+                ident, seen, held = self.workers.get(run.worker, (None, self.born, set()))
+                key = (job.job, run.agent, run.attempt)
+                if now - seen > ORPHAN_AFTER and key not in self.orphaned:
+                    self.orphaned.add(key)
+                    self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=run.worker,
+                                                  reason="worker_lost"))
+                elif (ident is not None and run.started_at is None and now - seen < LIVENESS
+                      and f"{job.job}/{run.agent}" not in held
+                      and now - self.sent_at.get(key, self.born) > REDISPATCH_AFTER):
+                    self.sent_at[key] = now
+                    self.router.send_multipart([ident, wire.encoder.encode(wire.Dispatch(
+                        job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq))])
+
+    def dispatch(self) -> None:
+        limits = self.config.limits
+        queued = st.queued_runs(self.state)
+        if not queued:
+            return
+        active = sum(1 for j in self.state.jobs.values() for r in j.runs.values() if r.live)
+        free = limits.max_concurrent_agents - active - len(self.dispatching)
+        workers = self.live_workers()
+        if free <= 0 or not workers:
+            return
+        worktrees = sum(1 for j in self.state.jobs.values() for r in j.runs.values() if r.worktree)
+        for job, run in queued:
+            key = (job.job, run.agent)
+            if key in self.dispatching:
+                continue
+            if free <= 0:
+                break
+            reason = None
+            if self.state.pressure:
+                reason = "memory_pressure"
+            elif not run.worktree and worktrees >= limits.max_worktrees:
+                reason = "max_worktrees"
+            if reason:
+                if run.reason != reason:
+                    run.reason = reason  # until the event comes back: say it once
+                    self.append(ev.RunWaiting(job=job.job, agent=run.agent, reason=reason))
+                continue
+            worker = min(workers, key=lambda w: len(self.workers[w][2]))
+            self.dispatching.add(key)
+            if not run.worktree:
+                worktrees += 1
+            free -= 1
+            msg_id = self.appender.append(
+                ev.RunDispatched(job=job.job, agent=run.agent, worker=worker, attempt=run.attempt))
+            self.pending_sends[msg_id] = (worker, wire.Dispatch(
+                job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq))
+        self.appender.flush()
+
+    def on_ack(self, msg_id: int, seq: int) -> None:
+        sent = self.pending_sends.pop(msg_id, None)
+        if sent is None:
+            return
+        worker, msg = sent
+        ident = self.workers.get(worker, (None,))[0]
+        if ident is not None:
+            self.sent_at[(msg.job, msg.agent, msg.attempt)] = time.monotonic()
+            self.router.send_multipart([ident, wire.encoder.encode(msg)])
 
 
 def main(paths: Paths, config: Config) -> int:

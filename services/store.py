@@ -22,6 +22,7 @@ from cocode import eventlog
 from cocode import state as st
 from cocode import wire
 from cocode.config import Config
+from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.loop import Loop
 from cocode.paths import Paths
 from cocode.service import Heartbeater, publisher, setup_logging, watch_supervisor
@@ -145,9 +146,9 @@ class Store:
                     if ident is not None:
                         self.router.send_multipart([ident, wire.encoder.encode(wire.Refused(reason))])
                 return
-        if self.refusing:
-            self.log.info("commits work again")
-            self.refusing = None
+            if self.refusing:  # only a real commit proves commits work again
+                self.log.info("commits work again")
+                self.refusing = None
         self.head = seq
         self.producers = last_ids
         for ident, reply in replies:
@@ -219,4 +220,10 @@ class Store:
 
 
 def main(paths: Paths, config: Config) -> int:
-    return Store(paths, config).run()
+    try:
+        store = Store(paths, config)
+    except CocodeError as err:
+        # An unreadable database does not heal by restarting: exit 2 makes the
+        # supervisor give up at once during start-up instead of crash-looping.
+        raise CocodeError(err.message, EXIT_CONFIG) from None
+    return store.run()

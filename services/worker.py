@@ -1,16 +1,299 @@
-"""The worker: runs agents, each in its own worktree and process group, watches
-for the ready commit, enforces timeouts, and records every run's final state.
+"""The worker: runs agents, each in its own worktree and process group.
+
+It takes Dispatch messages from the scheduler (beating to it every second),
+prepares each run off the loop (worktree, issue file, environment), starts the
+agent and drives its RunProcess: output, ready commit, timeout, cancel, end.
+On start it settles the runs a previous worker process on this host left
+behind: their process groups are killed and they are recorded `interrupted`,
+so the scheduler can requeue them. On SIGTERM it stops its agents and records
+them the same way, unless they were already ready.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import msgspec
+import psutil
+import zmq
+
+from cocode import agents, gitops
+from cocode import events as ev
+from cocode import state as st
+from cocode import wire
+from cocode.client import dealer
 from cocode.config import Config
+from cocode.errors import CocodeError
 from cocode.paths import Paths
+from cocode.runner import RunPlan, RunProcess
 from cocode.service import Service
+
+TICK_S = 0.01  # ref and exit polling: a pygit2 ref read is ~5 µs
+BEAT_S = 1.0
+SHUTDOWN_GRACE_S = 3.0
+
+
+class PrepareFailed(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class Worker(Service):
     name = "worker"
+
+    def __init__(self, paths: Paths, config: Config) -> None:
+        super().__init__(paths, config)
+        self.id = f"worker@{socket.gethostname()}"
+        self.state = self.snapshot_state()
+        self.runs: dict[str, RunProcess] = {}
+        self.preparing: dict[str, Future] = {}
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prepare")
+        self.agents = agents.merge_agents(config.agents)
+        self.recovered = False
+        self.run_logs = paths.logs / "runs"
+        self.tmp = paths.home / "tmp"
+        self.fd_owner: dict[int, RunProcess] = {}
+
+    def setup(self) -> None:
+        self.run_logs.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
+        self.sched.setsockopt(zmq.IDENTITY, self.id.encode())
+        self.loop.add(self.sched, self.on_scheduler)
+        self.follower = self.follow(self.on_event, after=self.state.seq)
+        self.loop.every(TICK_S, self.tick)
+        self.loop.every(BEAT_S, self.beat, first=0.0)
+
+    def heartbeat_info(self) -> dict:
+        return {"runs": len(self.runs), "preparing": len(self.preparing)}
+
+    # -- scheduler ----------------------------------------------------------------------
+
+    def beat(self) -> None:
+        held = list(self.runs) + list(self.preparing)
+        msg = wire.WorkerBeat(worker=self.id, pid=os.getpid(), runs=held)
+        try:
+            self.sched.send(wire.encoder.encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def on_scheduler(self) -> None:
+        while True:
+            try:
+                raw = self.sched.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg = wire.scheduler_decoder.decode(raw)
+            except msgspec.MsgspecError:
+                self.log.warning("dropped an undecodable scheduler message")
+                continue
+            if isinstance(msg, wire.Dispatch):
+                key = f"{msg.job}/{msg.agent}"
+                if key not in self.runs and key not in self.preparing:
+                    self.preparing[key] = self.executor.submit(self.prepare, msg)
+                    self.beat()
+
+    # -- the log --------------------------------------------------------------------------
+
+    def on_event(self, event: ev.Event) -> None:
+        st.apply(self.state, event)
+        if isinstance(event, ev.CancelRequested):
+            for rp in list(self.runs.values()):
+                if rp.plan.job == event.job and (not event.agent or rp.plan.agent == event.agent):
+                    rp.stop("cancelled", "cancelled")
+
+    def recover(self) -> None:
+        """Runs this host's previous worker left running: kill, then say interrupted."""
+        for job in self.state.jobs.values():
+            for run in job.runs.values():
+                key = f"{job.job}/{run.agent}"
+                if not run.live or run.worker != self.id or key in self.runs or key in self.preparing:
+                    continue
+                if run.pgid:
+                    kill_stale_group(run.pgid, run.worktree)
+                self.log.info("run %s was left by a previous worker: interrupted", key)
+                self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=self.id))
+
+    # -- preparing (off the loop: a worktree takes ~0.2 s) ----------------------------------
+
+    def prepare(self, msg: wire.Dispatch) -> RunPlan:
+        t0 = time.perf_counter()
+        job = self.fetch_job(msg.job_seq)
+        spec = self.agents.get(msg.agent)
+        if spec is None:
+            raise PrepareFailed("bad_config", f"agent {msg.agent!r} is not configured on this worker")
+        root = self.paths.root
+        worktree = self.paths.worktrees / f"{msg.job}-{msg.agent}"
+        branch = f"cocode/{msg.job}/{msg.agent}"
+        try:
+            if job.light:
+                gitops.create_light_workspace(root, worktree, branch, job.base_sha, job.sparse or None)
+            else:
+                gitops.create_worktree(root, worktree, branch, job.base_sha)
+        except CocodeError as err:
+            raise PrepareFailed("worktree_failed", err.message) from None
+        body_file = self.tmp / f"{msg.job}-{msg.agent}-issue.md"
+        body_file.write_text(f"# {job.title}\n\n{job.body}\n")
+        env = agents.build_env(
+            worktree=worktree, job_id=msg.job, agent_name=msg.agent,
+            issue_number=job.issue_number, issue_url=job.issue_url or f"file://{body_file}",
+            issue_body_file=body_file, agent_env=spec.env,
+            passthrough=list(self.config.env_passthrough) + list(spec.passthrough),
+            parent_env=os.environ,
+        )
+        command = agents.render_command(
+            spec.command, agents.build_prompt(job.title, job.body),
+            {"worktree": str(worktree), "git_common_dir": str(gitops.git_common_dir(root)),
+             "issue_body_file": str(body_file), "marker": agents.READY_MARKER},
+        )
+        missing = agents.missing_binary(command, env.get("PATH"))
+        if missing:
+            body_file.unlink(missing_ok=True)
+            raise PrepareFailed("missing_dependency", f"{missing} is not on PATH")
+        return RunPlan(
+            job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
+            branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,
+            base_timeout_s=job.timeout_s or spec.timeout or self.config.limits.agent_timeout,
+            complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light,
+            worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+    def fetch_job(self, seq: int) -> ev.JobSubmitted:
+        """The job's submission event, read from the store (runs in a prepare thread)."""
+        sock = dealer(self.ctx, self.paths.endpoint("store"))
+        try:
+            for _ in range(10):
+                sock.send(wire.encoder.encode(wire.Sync(after=seq - 1, limit=1)))
+                if sock.poll(2000):
+                    page = wire.reply_decoder.decode(sock.recv())
+                    if isinstance(page, wire.Page) and page.events:
+                        event = ev.decode(page.events[0])
+                        if isinstance(event, ev.JobSubmitted):
+                            return event
+                    raise PrepareFailed("bad_job", f"event {seq} is not a job submission")
+        finally:
+            sock.close(0)
+        raise PrepareFailed("store_unavailable", "the store did not answer for 20 s")
+
+    # -- running ----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        if not self.recovered and self.follower.caught_up:
+            self.recovered = True
+            self.recover()
+        for key, fut in list(self.preparing.items()):
+            if fut.done():
+                del self.preparing[key]
+                self.start_run(key, fut)
+        now = time.monotonic()
+        for key, rp in list(self.runs.items()):
+            rp.tick(now)
+            if rp.finished:
+                self.forget(key, rp)
+
+    def start_run(self, key: str, fut: Future) -> None:
+        job, agent = key.split("/", 1)
+        try:
+            plan = fut.result()
+        except PrepareFailed as err:
+            self.log.warning("run %s cannot start: %s", key, err)
+            self.append(ev.WarningEvent(job=job, agent=agent, code=err.reason, message=str(err)))
+            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason=err.reason))
+            return
+        except Exception as err:  # a bug must not leave the run in no definite state
+            self.log.exception("run %s failed to prepare", key)
+            self.append(ev.RunFinished(job=job, agent=agent, state="failed",
+                                       reason="prepare_failed", head=None))
+            self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
+            return
+        log_file = open(self.run_logs / f"{job}-{agent}.log", "ab")
+        topic = wire.log_topic(job, agent)
+
+        def output(stream: str, offset: int, data: bytes) -> None:
+            log_file.write(data)
+            log_file.flush()
+            chunk = wire.LogChunk(job=job, agent=agent, stream=stream, offset=offset,
+                                  data=data, ts=time.time())
+            try:
+                self.pub.send_multipart([topic, wire.encoder.encode(chunk)], zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+        rp = RunProcess(plan, self.append, output)
+        rp.log_file = log_file  # type: ignore[attr-defined]
+        try:
+            rp.start()
+        except OSError as err:
+            log_file.close()
+            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason="missing_dependency"))
+            self.append(ev.WarningEvent(job=job, agent=agent, code="exec_failed", message=str(err)))
+            return
+        self.runs[key] = rp
+        for fd in rp.fds:
+            self.fd_owner[fd] = rp
+            self.loop.add(fd, lambda fd=fd: self.on_output(fd))
+
+    def on_output(self, fd: int) -> None:
+        rp = self.fd_owner.get(fd)
+        if rp is None or not rp.on_output(fd):
+            self.loop.remove(fd)
+            self.fd_owner.pop(fd, None)
+
+    def forget(self, key: str, rp: RunProcess) -> None:
+        for fd in [fd for fd, owner in self.fd_owner.items() if owner is rp]:
+            self.loop.remove(fd)
+            del self.fd_owner[fd]
+        rp.close()
+        rp.log_file.close()  # type: ignore[attr-defined]
+        del self.runs[key]
+
+    def teardown(self) -> None:
+        """Stopping: agents are stopped and recorded, none is left running."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        for key, fut in list(self.preparing.items()):
+            job, agent = key.split("/", 1)
+            self.append(ev.RunInterrupted(job=job, agent=agent, worker=self.id, reason="interrupted"))
+        for rp in self.runs.values():
+            rp.stop("interrupted", "interrupted")
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        while any(rp.proc.poll() is None for rp in self.runs.values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for key, rp in list(self.runs.items()):
+            rp.kill_group(signal.SIGKILL)
+            rp.proc.wait()
+            while rp.streams and any(rp.on_output(fd) for fd in list(rp.streams)):
+                pass
+            if rp.ready_commit:
+                rp.finish()
+            else:
+                rp.kill_group(signal.SIGKILL)
+                self.append(ev.RunInterrupted(job=rp.plan.job, agent=rp.plan.agent,
+                                              worker=self.id, reason="interrupted"))
+                rp.plan.body_file.unlink(missing_ok=True)
+            self.forget(key, rp)
+
+
+def kill_stale_group(pgid: int, worktree: str) -> None:
+    """Kill a group a dead worker left, if it still is that run's (pids get reused)."""
+    try:
+        leader = psutil.Process(pgid)
+        if worktree and Path(leader.cwd()) != Path(worktree):
+            return
+    except psutil.NoSuchProcess:
+        pass  # the leader is gone; other members may live on in the group
+    except psutil.AccessDenied:
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def main(paths: Paths, config: Config) -> int:

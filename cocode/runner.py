@@ -1,0 +1,223 @@
+"""One agent run on this host: its process group, its output, its ready commit,
+its time limit, and its end.
+
+The worker owns a RunProcess per running agent and drives it from its loop:
+`on_output(fd)` when a pipe is readable, `tick()` every few milliseconds. The
+run reports through two callbacks: `emit(event)` for the log and
+`output(stream, offset, data)` for every chunk of ≤ 4 KB the agent writes.
+A run always ends in exactly one run_finished event, and its process group is
+dead by then: no orphan works on in a worktree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cocode import agents, gitops, timeouts
+from cocode import events as ev
+
+CHUNK = 4096
+READY_GRACE_S = 3.0  # an agent may still exit on its own after its ready commit
+TERM_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL (ADR-005 §4)
+PIPE_DRAIN_S = 2.0  # after exit, output still owed by an escaped process is given up
+
+
+@dataclass
+class RunPlan:
+    """Everything needed to start one run, resolved before any process exists."""
+
+    job: str
+    agent: str
+    attempt: int
+    repo_root: Path
+    worktree: Path
+    branch: str
+    base_sha: str
+    command: list[str]
+    env: dict[str, str]
+    body_file: Path
+    base_timeout_s: int
+    complexity: str = "simple"
+    worktree_mb: float = 0.0
+    light: bool = False
+    worker: str = ""
+    worktree_ms: float = 0.0
+
+
+@dataclass
+class RunProcess:
+    plan: RunPlan
+    emit: Callable[[ev.Event], None]
+    output: Callable[[str, int, bytes], None]
+    proc: subprocess.Popen | None = None
+    pgid: int = 0
+    started: float = 0.0
+    deadline: float = 0.0
+    timeout_s: int = 0
+    offset: int = 0
+    head: str | None = None
+    ready_commit: str | None = None
+    ready_at: float = 0.0
+    stop_reason: tuple[str, str] | None = None  # (final state, reason) once we stop it
+    term_sent: float = 0.0
+    killed: bool = False
+    exited_at: float = 0.0
+    finished: bool = False
+    commits: int = 0
+    streams: dict[int, str] = field(default_factory=dict)
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        p = self.plan
+        self.watcher = gitops.BranchWatcher(p.worktree if p.light else p.repo_root, p.branch)
+        self.proc = subprocess.Popen(
+            p.command, cwd=p.worktree, env=p.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,  # its own session and process group: killable as one
+        )
+        self.pgid = self.proc.pid
+        self.started = time.monotonic()
+        self.timeout_s = timeouts.run_timeout(p.base_timeout_s, p.complexity, p.worktree_mb)
+        self.deadline = self.started + self.timeout_s
+        self.head = self.watcher.head()
+        for f, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
+            os.set_blocking(f.fileno(), False)
+            self.streams[f.fileno()] = name
+        self.emit(ev.RunStarted(
+            job=p.job, agent=p.agent, worker=p.worker, pid=self.proc.pid, pgid=self.pgid,
+            worktree=str(p.worktree), branch=p.branch, base_sha=p.base_sha, attempt=p.attempt,
+            timeout_s=self.timeout_s, worktree_ms=p.worktree_ms,
+        ))
+
+    @property
+    def fds(self) -> list[int]:
+        return list(self.streams)
+
+    @property
+    def key(self) -> str:
+        return f"{self.plan.job}/{self.plan.agent}"
+
+    # -- output ------------------------------------------------------------------------
+
+    def on_output(self, fd: int) -> bool:
+        """Read what is there; False at end of file (the caller stops polling fd)."""
+        name = self.streams.get(fd)
+        if name is None:
+            return False
+        for _ in range(64):  # bounded, so one chatty agent cannot starve the others
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                del self.streams[fd]
+                return False
+            self.output(name, self.offset, data)
+            self.offset += len(data)
+        return True
+
+    # -- watching ----------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> None:
+        if self.finished:
+            return
+        now = time.monotonic() if now is None else now
+        self.check_branch(now)
+        if self.proc.poll() is not None:
+            if not self.exited_at:
+                self.exited_at = now
+                self.kill_group(signal.SIGKILL)  # what it left in its group would hold the pipes
+            if not self.streams or now - self.exited_at > PIPE_DRAIN_S:
+                self.finish()
+            return
+        if self.ready_commit and not self.stop_reason and now - self.ready_at > READY_GRACE_S:
+            self.stop("ready", "ready")
+        elif not self.stop_reason and now > self.deadline:
+            self.stop("failed", "timeout_exceeded")
+        elif self.term_sent and not self.killed and now - self.term_sent > TERM_GRACE_S:
+            self.kill_group(signal.SIGKILL)
+            self.killed = True
+
+    def check_branch(self, now: float) -> None:
+        head = self.watcher.head()
+        if head is None or head == self.head:
+            return
+        t0 = time.perf_counter()
+        self.head = head
+        p = self.plan
+        repo = p.worktree if p.light else p.repo_root
+        if not self.ready_commit:
+            sha = gitops.find_ready_commit(repo, p.base_sha, head, agents.READY_MARKER)
+            if sha:
+                self.ready_commit, self.ready_at = sha, now
+                self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=sha,
+                                      detect_ms=(time.perf_counter() - t0) * 1000))
+        self.commits = gitops.count_commits(repo, p.base_sha, head)
+        lines = gitops.changed_lines(repo, p.base_sha, head)
+        grown = timeouts.run_timeout(p.base_timeout_s, p.complexity, p.worktree_mb, lines)
+        if grown > self.timeout_s:
+            self.deadline += grown - self.timeout_s
+            self.timeout_s = grown
+        self.emit(ev.RunProgress(job=p.job, agent=p.agent, head=head, commits=self.commits,
+                                 changed_lines=lines, timeout_s=self.timeout_s))
+
+    # -- ending ------------------------------------------------------------------------
+
+    def kill_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, state: str, reason: str) -> None:
+        """SIGTERM the whole group now; SIGKILL follows after TERM_GRACE_S (tick)."""
+        if self.stop_reason is None:
+            self.stop_reason = (state, reason)
+        if not self.term_sent:
+            self.term_sent = time.monotonic()
+            self.kill_group(signal.SIGTERM)
+
+    def finish(self) -> None:
+        """The agent exited: settle the run once, and leave nothing of it running."""
+        if self.finished:
+            return
+        self.finished = True
+        self.kill_group(signal.SIGKILL)  # whatever it left behind in its group
+        self.check_branch(time.monotonic())
+        code = self.proc.returncode
+        p = self.plan
+        if self.ready_commit and (self.stop_reason is None or self.stop_reason[0] == "ready"):
+            state, reason = "ready", None
+        elif self.stop_reason:
+            state, reason = self.stop_reason
+        else:
+            state, reason = "failed", agents.reason_for_exit(code, None)
+        if p.light and self.head:
+            try:
+                gitops.fetch_back(p.repo_root, p.worktree, p.branch)
+            except Exception as err:  # the commits stay in the workspace; say so
+                self.emit(ev.WarningEvent(job=p.job, agent=p.agent, code="fetch_back_failed",
+                                          message=str(err)))
+        try:
+            p.body_file.unlink()
+        except FileNotFoundError:
+            pass
+        self.emit(ev.RunFinished(
+            job=p.job, agent=p.agent, state=state, reason=reason,
+            exit_code=code if code is None or code >= 0 else 128 - code,
+            commits=self.commits, ready_commit=self.ready_commit, head=self.head,
+        ))
+
+    def close(self) -> None:
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
