@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,38 +129,10 @@ def up(env: Env, detach: bool, timeout: float) -> None:
             raise CocodeError(f"start-up failed: {sup.startup_failed}")
         click.echo(f"cocode: stopped after {time.monotonic() - started:.1f}s", err=True)
         sys.exit(code)
-    elapsed = start_detached(env, timeout)
+    elapsed = supervisor.start_detached(env.paths, env.profile, timeout)
     click.echo(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
     for name, address in env.paths.endpoints().items():
         click.echo(f"  {name:<11} {address}")
-
-
-def start_detached(env: Env, timeout: float) -> float:
-    from cocode import supervisor
-
-    env.paths.ensure_private_dirs()
-    log_path = env.paths.home / "logs" / "services" / "supervisor.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with open(log_path, "ab") as out:
-        cmd = [sys.executable, "-m", "cocode", "-C", str(env.paths.root), "up"]
-        child_env = dict(os.environ)
-        if env.profile:
-            child_env[PROFILE_ENV] = env.profile
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, env=child_env,
-        )
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            last = supervisor.read_last_line(log_path)
-            raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ')}")
-        reply = supervisor.request(env.paths, "ps", timeout=0.2)
-        if reply and reply.get("all_ready"):
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise CocodeError(f"services not ready after {timeout:.0f}s; see `cocode ps` and {log_path}")
 
 
 @main.command()
@@ -171,18 +142,7 @@ def down(env: Env, timeout: float) -> None:
     """Stop every service gracefully; no process and no socket file remain."""
     from cocode import supervisor
 
-    paths = env.paths
-    pid = supervisor.running_pid(paths)
-    if pid:
-        supervisor.request(paths, "stop")
-        deadline = time.monotonic() + timeout
-        while supervisor.running_pid(paths) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if supervisor.running_pid(paths):
-            raise CocodeError(f"the supervisor (pid {pid}) did not stop within {timeout:.0f}s")
-    leftovers = supervisor.kill_leftovers(paths)
-    for sock in paths.socket_files():
-        sock.unlink(missing_ok=True)
+    pid, leftovers = supervisor.stop(env.paths, timeout)
     if pid:
         click.echo("cocode: stopped")
     else:
@@ -388,18 +348,9 @@ def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, pri
 
 
 def _append_and_wait(env: Env, event) -> None:
-    import zmq
+    from cocode.client import append_one
 
-    from cocode import wire
-    from cocode.client import Appender
-
-    app = Appender(zmq.Context.instance(), env.paths.endpoint("store"), wire.new_producer_id("cli"))
-    try:
-        app.append(event)
-        if not app.wait(15.0):
-            raise CocodeError(f"the store did not confirm within 15 s; see `cocode ps` ({app.refused or 'no answer'})")
-    finally:
-        app.close()
+    append_one(env.paths, event)
 
 
 def _watch(env: Env, job_id: str, stream: bool = True, timeout: float | None = None):
@@ -510,3 +461,51 @@ def diff(env: Env, job_id: str, agent: str) -> None:
     if head is None:
         raise CocodeError(f"run {job_id}/{agent} has no branch yet (state {job.runs[agent].state})")
     click.echo(gitops.diff_text(env.paths.root, job.base_sha, head), nl=False)
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
+@click.pass_context
+def demo(ctx: click.Context, directory: Path | None, timeout: float) -> None:
+    """Run the whole job on a sample repository with three built-in demo agents."""
+    from cocode import demo as demo_mod
+    from cocode import submit as sub
+    from cocode.client import append_one
+
+    directory = (directory or demo_mod.default_directory()).absolute()
+
+    def submit_and_watch(paths, config):
+        env = Env(str(paths.root), None)
+        issue = sub.issue_from_text(demo_mod.ISSUE)
+        event, _ = sub.build_job(paths, config, issue, demo_mod.DEMO_AGENTS)
+        append_one(paths, event)
+        click.echo(f"job {event.job}: {', '.join(demo_mod.DEMO_AGENTS)}")
+        return _watch(env, event.job, stream=True, timeout=timeout)
+
+    sys.exit(demo_mod.run(directory, click.echo, submit_and_watch))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def doctor(env: Env, as_json: bool) -> None:
+    """Check git, agent binaries, gh, disk space and the services."""
+    from cocode import doctor as doc
+
+    checks = doc.run_checks(env.paths if _in_repo(env) else None, env.config if _in_repo(env) else None)
+    if as_json:
+        print_json([{"check": c.name, "ok": c.ok, "required": c.required, "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+            click.echo(f"{mark} {c.name:<18} {c.detail}")
+    sys.exit(0 if all(c.ok or not c.required for c in checks) else 1)
+
+
+def _in_repo(env: Env) -> bool:
+    try:
+        env.paths
+        return True
+    except CocodeError:
+        return False

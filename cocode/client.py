@@ -312,3 +312,18 @@ class Follower:
     def close(self) -> None:
         self.sub.close(0)
         self.req.close(0)
+
+
+def append_one(paths, event: ev.Event, timeout: float = 15.0) -> None:
+    """Append one event from a short-lived process (the CLI) and wait for its ack."""
+    from cocode.errors import CocodeError
+
+    app = Appender(zmq.Context.instance(), paths.endpoint("store"), wire.new_producer_id("cli"))
+    try:
+        app.append(event)
+        if not app.wait(timeout):
+            raise CocodeError(
+                f"the store did not confirm within {timeout:.0f} s ({app.refused or 'no answer'}); see `cocode ps`"
+            )
+    finally:
+        app.close()

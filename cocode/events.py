@@ -139,6 +139,7 @@ class RunFinished(Event, tag="run_finished"):
     commits: int = 0
     ready_commit: str | None = None
     head: str | None = None
+    detail: str = ""  # for a failure: the agent's last line of output, its own words
 
 
 class RunInterrupted(Event, tag="run_interrupted"):

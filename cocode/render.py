@@ -37,7 +37,7 @@ def event_line(event: ev.Event) -> str:
 
 
 RUN_KEYS = ("agent", "state", "reason", "exit_code", "ready_commit", "commits", "branch",
-            "worktree", "started_at", "ended_at", "attempt")
+            "worktree", "started_at", "ended_at", "attempt", "detail")
 
 
 def run_json(run) -> dict:
@@ -70,6 +70,8 @@ def status_table(jobs) -> str:
                 f"{job.job:<8} {agent:<12} {r.state:<10} {r.reason or '-':<18} {r.commits:>7} "
                 f"{_ago(r.started_at, r.ended_at):>7}  {(r.ready_commit or '-')[:12]}"
             )
+            if r.detail and r.state == "failed":
+                lines.append(f"{'':<8} {'':<12} └ {r.detail[:100]}")
     return "\n".join(lines)
 
 
@@ -81,6 +83,7 @@ def run_event_summary(event: ev.Event) -> str | None:
         return f"ready: commit {event.commit[:12]} (detected in {event.detect_ms:.1f} ms)"
     if isinstance(event, ev.RunFinished):
         why = f": {event.reason}" if event.reason and event.state != "ready" else ""
+        why += f" — {event.detail}" if event.detail else ""
         code = f", exit {event.exit_code}" if event.exit_code is not None else ""
         return f"{event.state}{why} ({event.commits} commits{code})"
     if isinstance(event, ev.RunWaiting):

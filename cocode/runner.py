@@ -68,6 +68,7 @@ class RunProcess:
     term_sent: float = 0.0
     killed: bool = False
     exited_at: float = 0.0
+    last_line: str = ""
     finished: bool = False
     commits: int = 0
     streams: dict[int, str] = field(default_factory=dict)
@@ -123,7 +124,13 @@ class RunProcess:
                 return False
             self.output(name, self.offset, data)
             self.offset += len(data)
+            self.remember_last_line(data)
         return True
+
+    def remember_last_line(self, data: bytes) -> None:
+        lines = [ln for ln in data.splitlines() if ln.strip()]
+        if lines:
+            self.last_line = lines[-1][-200:].decode("utf-8", errors="replace").strip()
 
     # -- watching ----------------------------------------------------------------------
 
@@ -215,6 +222,7 @@ class RunProcess:
             job=p.job, agent=p.agent, state=state, reason=reason,
             exit_code=code if code is None or code >= 0 else 128 - code,
             commits=self.commits, ready_commit=self.ready_commit, head=self.head,
+            detail="" if state == "ready" else self.last_line,
         ))
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ class RunView(msgspec.Struct):
     head: str | None = None
     timeout_s: int = 0
     cancel_requested: bool = False
+    detail: str = ""
     interrupted: bool = False  # its worker vanished; the scheduler decides what next
 
 
@@ -165,6 +166,7 @@ def _run_finished(state: State, e: ev.RunFinished) -> None:
         r.state, r.reason, r.exit_code = e.state, e.reason, e.exit_code
         r.commits, r.ready_commit = e.commits, e.ready_commit
         r.head = e.head or r.head
+        r.detail = e.detail
         r.live, r.final, r.ended_at, r.interrupted = False, True, e.ts, False
 
 

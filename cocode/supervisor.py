@@ -365,3 +365,45 @@ def _is_cocode_service(pid: int) -> bool:
     except OSError:
         return False
     return b"cocode" in args and b"service" in args
+
+
+def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20.0) -> float:
+    """`cocode up --detach`: a supervisor in its own session; returns once all are ready."""
+    paths.ensure_private_dirs()
+    log_path = paths.home / "logs" / "services" / "supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    env = dict(os.environ)
+    if profile:
+        env["COCODE_PERFORMANCE_PROFILE"] = profile
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cocode", "-C", str(paths.root), "up"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
+        )
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            last = read_last_line(log_path)
+            raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ')}")
+        reply = request(paths, "ps", timeout=0.2)
+        if reply and reply.get("all_ready"):
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise CocodeError(f"services not ready after {timeout:.0f}s; see `cocode ps` and {log_path}")
+
+
+def stop(paths: Paths, timeout: float = 30.0) -> tuple[int | None, list[int]]:
+    """`cocode down`: graceful stop; then no cocode process and no socket file remain."""
+    pid = running_pid(paths)
+    if pid:
+        request(paths, "stop")
+        deadline = time.monotonic() + timeout
+        while running_pid(paths) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if running_pid(paths):
+            raise CocodeError(f"the supervisor (pid {pid}) did not stop within {timeout:.0f}s")
+    leftovers = kill_leftovers(paths)
+    for sock in paths.socket_files():
+        sock.unlink(missing_ok=True)
+    return pid, leftovers

@@ -1,0 +1,83 @@
+"""`cocode doctor`: what this machine has and lacks for cocode, one check a line.
+
+A required check that fails makes the exit code 1; optional ones (an agent CLI
+nobody configured, gh) only warn.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from cocode import agents
+from cocode.paths import Paths
+
+MIN_FREE_BYTES = 100 * 1024 * 1024
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _version(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else None
+
+
+def run_checks(paths: Paths | None, config) -> list[Check]:
+    checks = []
+    git = _version(["git", "--version"])
+    checks.append(Check("git", git is not None, git or "git not found on PATH: install git"))
+    table = agents.merge_agents(config.agents if config else None)
+    configured = set(config.agents) | set(config.default_agents) if config else set()
+    for name in sorted(table):
+        command = agents.render_command(table[name].command, "")
+        missing = agents.missing_binary(command, None)
+        required = name in configured
+        where = shutil.which(command[0]) if not missing else None
+        checks.append(Check(f"agent {name}", missing is None,
+                            where or f"`{missing}` not on PATH" + ("" if required else " (optional)"),
+                            required=required))
+    gh = shutil.which("gh")
+    if gh:
+        auth = subprocess.run(["gh", "auth", "status"], capture_output=True, text=True, timeout=15)
+        checks.append(Check("gh", auth.returncode == 0,
+                            "logged in" if auth.returncode == 0 else "not logged in: run `gh auth login`",
+                            required=False))
+    else:
+        checks.append(Check("gh", False, "not installed (only --issue needs it)", required=False))
+    if paths is not None:
+        free = shutil.disk_usage(paths.root).free
+        checks.append(Check("disk", free >= MIN_FREE_BYTES,
+                            f"{free / 2**30:.1f} GiB free on {paths.root}"))
+        checks.append(services_check(paths))
+        checks.append(cpu_share_check())
+    return checks
+
+
+def services_check(paths: Paths) -> Check:
+    from cocode import supervisor
+
+    if not supervisor.running_pid(paths):
+        return Check("services", True, "not running (`cocode up` starts them)", required=False)
+    reply = supervisor.request(paths, "ps")
+    if not reply:
+        return Check("services", False, "the supervisor does not answer: `cocode down` then `cocode up`")
+    bad = [s["name"] for s in reply["services"] if s["state"] != "ready"]
+    return Check("services", not bad, "all ready" if not bad else f"not ready: {', '.join(bad)}")
+
+
+def cpu_share_check() -> Check:
+    try:
+        from cocode import cpushare
+    except ImportError:
+        return Check("cpu shares", True, "equal nice value for every agent", required=False)
+    return Check("cpu shares", True, cpushare.describe(), required=False)
