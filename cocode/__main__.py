@@ -1,6 +1,25 @@
-"""`python -m cocode`: the same entry point as the `cocode` console script."""
+"""`python -m cocode`: the same entry point as the `cocode` console script.
 
-from cocode.cli import main
+`cocode -C ROOT service NAME` (how the supervisor starts each service) skips the
+click command line: a service then never imports click, which keeps every
+long-running process a few MiB smaller and faster to start.
+"""
+
+import sys
+
+
+def _service_fast_path(argv: list[str]) -> int | None:
+    if len(argv) == 4 and argv[0] == "-C" and argv[2] == "service":
+        from cocode.servicemain import run_service
+
+        return run_service(argv[1], argv[3])
+    return None
+
 
 if __name__ == "__main__":
+    code = _service_fast_path(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    from cocode.cli import main
+
     main()

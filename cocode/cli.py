@@ -155,15 +155,9 @@ def down(env: Env, timeout: float) -> None:
 @pass_env
 def service(env: Env, name: str) -> None:
     """Run one service in the foreground (what the Procfile lines call)."""
-    import importlib
+    from cocode.servicemain import run_service
 
-    from cocode.supervisor import SERVICE_NAMES
-
-    if name not in SERVICE_NAMES:
-        raise ConfigError(f"unknown service {name!r} (choose {', '.join(SERVICE_NAMES)})")
-    env.paths.ensure_private_dirs()
-    module = importlib.import_module(f"cocode.services.{name}")
-    sys.exit(module.main(env.paths, env.config))
+    sys.exit(run_service(env.directory, name, env.profile))
 
 
 @main.command()
@@ -268,6 +262,20 @@ def schema(check: bool, directory: Path | None) -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks that print same-run ratios against a baseline."""
+
+
+@bench.command("jobs")
+@click.option("--jobs", "count", default=15, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_jobs(count: int, as_json: bool) -> None:
+    """Submit->exec against bare `git worktree add`, ready latency, watch cost, dispatch time."""
+    from cocode.bench import jobs as bench_jobs_mod
+
+    result = bench_jobs_mod.run(jobs=count, progress=not as_json)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(bench_jobs_mod.report(result))
 
 
 @bench.command("events")

@@ -13,13 +13,21 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-import sqlite_utils
-
 from cocode import events as ev
 from cocode import state as st
 from cocode.errors import CocodeError
 
-SCHEMA_TRIGGERS = """
+# Plain SQL, not sqlite-utils, in the store: importing sqlite-utils costs a
+# long-running process ~10 MiB of RSS. The admin commands use sqlite-utils.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, ts FLOAT NOT NULL, type TEXT NOT NULL,
+    job TEXT, run TEXT, payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS producers (producer TEXT PRIMARY KEY, last_id INTEGER);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY, version INTEGER, ts FLOAT, state BLOB
+);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -40,20 +48,7 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        db = sqlite_utils.Database(conn)
-        if "events" not in db.table_names():
-            db["events"].create(
-                {"seq": int, "ts": float, "type": str, "job": str, "run": str, "payload": bytes},
-                pk="seq",
-                not_null={"ts", "type", "payload"},
-            )
-        if "producers" not in db.table_names():
-            db["producers"].create({"producer": str, "last_id": int}, pk="producer")
-        if "snapshots" not in db.table_names():
-            db["snapshots"].create(
-                {"seq": int, "version": int, "ts": float, "state": bytes}, pk="seq"
-            )
-        conn.executescript(SCHEMA_TRIGGERS)
+        conn.executescript(SCHEMA)
         conn.execute("SELECT max(seq) FROM events").fetchone()
     except sqlite3.DatabaseError as err:
         raise _unreadable(path, err) from None

@@ -43,6 +43,11 @@ class Loop:
         due = time.monotonic() + (interval if first is None else first)
         heapq.heappush(self._timers, (due, self._timer_ids, interval, fn))
 
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run fn once after `delay` seconds."""
+        self._timer_ids += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay, self._timer_ids, None, fn))
+
     def stop(self, *_args) -> None:
         self.running = False
 
@@ -81,7 +86,8 @@ class Loop:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             due, tid, interval, fn = heapq.heappop(self._timers)
-            heapq.heappush(self._timers, (max(due + interval, now), tid, interval, fn))
+            if interval is not None:
+                heapq.heappush(self._timers, (max(due + interval, now), tid, interval, fn))
             try:
                 fn()
             except Exception:

@@ -9,10 +9,9 @@ named after the repository so every process finds the same one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
-import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +87,10 @@ class Paths:
     def socket_dir(self) -> Path:
         if len(str(self.run / "supervisor.ipc")) <= _MAX_SOCKET_PATH:
             return self.run
-        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"cocode-{os.getuid()}-{digest}"
+        # zlib, not hashlib: hashlib loads OpenSSL, ~6 MiB in every service process.
+        raw = str(self.root).encode()
+        digest = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"
+        return Path(os.environ.get("TMPDIR") or "/tmp") / f"cocode-{os.getuid()}-{digest}"
 
     def endpoint(self, name: str) -> str:
         assert name in SOCKET_NAMES, name

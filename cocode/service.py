@@ -35,21 +35,18 @@ class Heartbeater:
     def __init__(self, pub: zmq.Socket, service: str, info=lambda: {}) -> None:
         self.pub, self.service, self.info = pub, service, info
         self.born = time.monotonic()
-        self.last = 0.0
 
     def __call__(self) -> None:
-        now = time.monotonic()
-        interval = 0.05 if now - self.born < EAGER_HEARTBEATS else HEARTBEAT_INTERVAL
-        if now - self.last < interval - 0.01:
-            return
-        self.last = now
         try:
             self.pub.send_multipart(wire.heartbeat_frames(self.service, **self.info()), zmq.NOBLOCK)
         except zmq.Again:
             pass
+        eager = time.monotonic() - self.born < EAGER_HEARTBEATS
+        self.loop.call_later(0.05 if eager else HEARTBEAT_INTERVAL, self)
 
     def attach(self, loop: Loop) -> None:
-        loop.every(0.05, self, first=0.0)
+        self.loop = loop
+        loop.call_later(0.0, self)
 
 
 def setup_logging(name: str) -> logging.Logger:

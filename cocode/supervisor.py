@@ -30,6 +30,7 @@ from cocode.client import Appender
 from cocode.errors import CocodeError
 from cocode.loop import Loop, pid_alive
 from cocode.paths import Paths
+from cocode.servicemain import SERVICE_NAMES
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,9 @@ class ServiceSpec:
         return f"cocode.services.{self.name}"
 
 
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("bus", core=True),
-    ServiceSpec("store", core=True),
-    ServiceSpec("scheduler"),
-    ServiceSpec("worker"),
-    ServiceSpec("logs"),
-    ServiceSpec("monitor"),
+SERVICES: tuple[ServiceSpec, ...] = tuple(
+    ServiceSpec(name, core=name in ("bus", "store")) for name in SERVICE_NAMES
 )
-SERVICE_NAMES = tuple(s.name for s in SERVICES)
 
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 10.0

@@ -18,6 +18,7 @@ import time
 import msgspec
 import zmq
 
+from cocode import dispatch
 from cocode import events as ev
 from cocode import state as st
 from cocode import wire
@@ -43,18 +44,20 @@ class Scheduler(Service):
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its id
-        self.dirty = True
+        self.dirty = False
         self.born = time.monotonic()
         self.orphaned: set[tuple[str, str, int]] = set()
         self.sent_at: dict[tuple[str, str, int], float] = {}
         self.pending_sends: dict[int, tuple[str, wire.Dispatch]] = {}
         self.appender.on_ack = self.on_ack
+        self.said_waiting: dict[tuple[str, str], str] = {}
 
     def setup(self) -> None:
         self.router.bind(self.paths.endpoint("scheduler"))
         self.loop.add(self.router, self.on_worker)
         self.follower = self.follow(self.on_event, after=self.state.seq)
-        self.loop.every(0.05, self.tick)
+        self.loop.every(1.0, self.interrupt_orphans)
+        self.loop.every(1.0, self.mark_dirty)  # a worker may have gone quiet: look again
 
     def heartbeat_info(self) -> dict:
         return {"head": self.state.seq, "workers": len(self.live_workers())}
@@ -63,7 +66,7 @@ class Scheduler(Service):
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
-        self.dirty = True
+        self.mark_dirty()
         if isinstance(event, ev.RunDispatched):
             self.dispatching.discard((event.job, event.agent))
 
@@ -110,7 +113,7 @@ class Scheduler(Service):
                 self.workers[msg.worker] = (ident, time.monotonic(), set(msg.runs))
                 if fresh:
                     self.log.info("worker %s is live", msg.worker)
-                    self.dirty = True
+                    self.mark_dirty()
 
     def live_workers(self) -> list[str]:
         now = time.monotonic()
@@ -118,9 +121,17 @@ class Scheduler(Service):
 
     # -- dispatch --------------------------------------------------------------------
 
+    def mark_dirty(self) -> None:
+        """Something changed: decide soon, once for a burst of events (5 ms)."""
+        if not self.dirty:
+            self.dirty = True
+            self.loop.call_later(0.005, self.tick)
+
     def tick(self) -> None:
-        self.interrupt_orphans()
-        if self.dirty and self.follower.caught_up:
+        if not self.follower.caught_up:
+            self.loop.call_later(0.05, self.tick)
+            return
+        if self.dirty:
             self.dirty = False
             self.decide()
             self.dispatch()
@@ -147,37 +158,17 @@ class Scheduler(Service):
                         job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq))])
 
     def dispatch(self) -> None:
-        limits = self.config.limits
-        queued = st.queued_runs(self.state)
-        if not queued:
-            return
-        active = sum(1 for j in self.state.jobs.values() for r in j.runs.values() if r.live)
-        free = limits.max_concurrent_agents - active - len(self.dispatching)
-        workers = self.live_workers()
-        if free <= 0 or not workers:
-            return
-        worktrees = sum(1 for j in self.state.jobs.values() for r in j.runs.values() if r.worktree)
-        for job, run in queued:
-            key = (job.job, run.agent)
-            if key in self.dispatching:
-                continue
-            if free <= 0:
-                break
-            reason = None
-            if self.state.pressure:
-                reason = "memory_pressure"
-            elif not run.worktree and worktrees >= limits.max_worktrees:
-                reason = "max_worktrees"
-            if reason:
-                if run.reason != reason:
-                    run.reason = reason  # until the event comes back: say it once
-                    self.append(ev.RunWaiting(job=job.job, agent=run.agent, reason=reason))
-                continue
-            worker = min(workers, key=lambda w: len(self.workers[w][2]))
-            self.dispatching.add(key)
-            if not run.worktree:
-                worktrees += 1
-            free -= 1
+        live = self.live_workers()
+        starts, waits = dispatch.plan(
+            self.state, self.config.limits.max_concurrent_agents, self.config.limits.max_worktrees,
+            self.dispatching, {w: len(self.workers[w][2]) for w in live},
+        )
+        for job, run, reason in waits:
+            if run.reason != reason and self.said_waiting.get((job.job, run.agent)) != reason:
+                self.said_waiting[(job.job, run.agent)] = reason  # once, not every tick
+                self.append(ev.RunWaiting(job=job.job, agent=run.agent, reason=reason))
+        for job, run, worker in starts:
+            self.dispatching.add((job.job, run.agent))
             msg_id = self.appender.append(
                 ev.RunDispatched(job=job.job, agent=run.agent, worker=worker, attempt=run.attempt))
             self.pending_sends[msg_id] = (worker, wire.Dispatch(

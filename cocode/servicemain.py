@@ -1,0 +1,41 @@
+"""Running one service process: find the repository, read the config, hand over.
+
+Shared by `cocode service NAME` and the supervisor's light start-up path; errors
+end as one line on stderr and an exit code, like every cocode command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from cocode.errors import CocodeError, ConfigError
+from cocode.paths import Paths, find_repo_root
+
+SERVICE_NAMES = ("bus", "store", "scheduler", "worker", "logs", "monitor")
+
+
+def run_service(directory: str | None, name: str, profile: str | None = None) -> int:
+    from cocode.config import load_config
+
+    try:
+        if name not in SERVICE_NAMES:
+            raise ConfigError(f"unknown service {name!r} (choose {', '.join(SERVICE_NAMES)})")
+        paths = Paths(find_repo_root(directory))
+        config = load_config(paths.config, profile or os.environ.get("COCODE_PERFORMANCE_PROFILE") or None,
+                             builtin_agents=_builtin_agents())
+        paths.ensure_private_dirs()
+        module = importlib.import_module(f"cocode.services.{name}")
+        return module.main(paths, config)
+    except CocodeError as err:
+        print(f"cocode: {err.message}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _builtin_agents() -> tuple[str, ...]:
+    from cocode.agents import PRESETS
+
+    return tuple(PRESETS)
