@@ -165,6 +165,47 @@ class MemoryPressure(Event, tag="memory_pressure"):
     threshold: float = 0.0
 
 
+class LimitHit(Event, tag="limit_hit"):
+    """A run crossed a resource limit; recorded before anything is killed."""
+
+    kind: str  # memory
+    value: float
+    limit: float
+    action: str = "terminate"
+
+
+class LogRotated(Event, tag="log_rotated"):
+    """A run's full in-memory buffer went to disk as an lz4 file."""
+
+    file: str
+    bytes: int
+    kept: int = 0  # rotated files now kept for this agent
+
+
+class BufferExpanded(Event, tag="buffer_expanded"):
+    """A verbose agent (> 1 MB/min) got a bigger in-memory buffer."""
+
+    size_mb: float
+    rate_mb_per_min: float = 0.0
+
+
+class WorktreeRemoved(Event, tag="worktree_removed"):
+    """A run's worktree directory was deleted; its branch and commits stay."""
+
+    path: str
+    reason: str
+
+
+class Compacted(Event, tag="compacted"):
+    """Events of finished jobs moved to an archive segment; a snapshot covers them."""
+
+    archive: str
+    first_seq: int
+    last_seq: int
+    events: int
+    jobs: list[str] = []
+
+
 class WarningEvent(Event, tag="warning"):
     """Something a person should see (disk low, repository large)."""
 
@@ -189,6 +230,11 @@ EventUnion = Union[
     RunRequeued,
     CancelRequested,
     MemoryPressure,
+    LimitHit,
+    LogRotated,
+    BufferExpanded,
+    WorktreeRemoved,
+    Compacted,
     WarningEvent,
 ]
 

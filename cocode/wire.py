@@ -81,6 +81,33 @@ class LogChunk(msgspec.Struct, tag="log_chunk"):
     ts: float = 0.0
 
 
+class LogAck(msgspec.Struct, tag="log_ack"):
+    """Collector -> shipper: every byte of the run before `offset` is stored."""
+
+    job: str
+    agent: str
+    offset: int
+
+
+class BacklogRequest(msgspec.Struct, tag="backlog_request"):
+    """Reader -> collector: the last `lines` lines of a run (0: everything retained)."""
+
+    job: str
+    agent: str
+    lines: int = 2000
+
+
+class Backlog(msgspec.Struct, tag="backlog"):
+    """Collector -> reader: bytes [start, end) of the run's output; follow live from `end`."""
+
+    job: str
+    agent: str
+    start: int
+    end: int
+    data: bytes
+    finished: bool = False
+
+
 class WorkerBeat(msgspec.Struct, tag="worker_beat"):
     """Worker -> scheduler every second (Paranoid Pirate): alive, and holding these runs."""
 
@@ -99,8 +126,22 @@ class Dispatch(msgspec.Struct, tag="dispatch"):
 
 
 SchedulerMessage = Union[WorkerBeat, Dispatch]
-StoreRequest = Union[Append, Sync]
-StoreReply = Union[Ack, Nack, Refused, Page]
+LogsMessage = Union[LogChunk, LogAck, BacklogRequest, Backlog]
+class Compact(msgspec.Struct, tag="compact"):
+    """CLI -> store: archive events of jobs finished more than `older_than_days` ago."""
+
+    older_than_days: float
+
+
+class Compacted(msgspec.Struct, tag="compact_done"):
+    archive: str | None
+    events: int
+    jobs: list[str] = []
+    error: str | None = None
+
+
+StoreRequest = Union[Append, Sync, Compact]
+StoreReply = Union[Ack, Nack, Refused, Page, Compacted]
 
 encoder = msgspec.msgpack.Encoder()
 request_decoder = msgspec.msgpack.Decoder(StoreRequest)
@@ -108,6 +149,7 @@ reply_decoder = msgspec.msgpack.Decoder(StoreReply)
 heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
 scheduler_decoder = msgspec.msgpack.Decoder(SchedulerMessage)
 log_chunk_decoder = msgspec.msgpack.Decoder(LogChunk)
+logs_decoder = msgspec.msgpack.Decoder(LogsMessage)
 LOG_TOPIC = b"log."
 
 
