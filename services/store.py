@@ -70,6 +70,7 @@ class Store:
     def on_requests(self) -> None:
         appends: list[tuple[bytes | None, wire.Append]] = []
         syncs: list[tuple[bytes, wire.Sync]] = []
+        others: list[tuple[bytes, object]] = []
         for _ in range(DRAIN_MAX):
             try:
                 frames = self.router.recv_multipart(zmq.NOBLOCK)
@@ -86,12 +87,20 @@ class Store:
                 continue
             if isinstance(req, wire.Append):
                 appends.append((ident, req))
-            else:
+            elif isinstance(req, wire.Sync):
                 syncs.append((ident, req))
+            else:
+                others.append((ident, req))
         if appends:
             self.commit(appends)
         for ident, sync in syncs:
             self.answer_sync(ident, sync)
+        for ident, req in others:
+            self.answer_other(ident, req)
+
+    def answer_other(self, ident: bytes, req) -> None:
+        reply = wire.Compacted(archive=None, events=0, error=f"{type(req).__name__} is not supported yet")
+        self.router.send_multipart([ident, wire.encoder.encode(reply)])
 
     def _bad(self, kind: str, detail: str) -> None:
         self.dropped += 1
