@@ -229,12 +229,18 @@ class Follower:
                     self.dropped += 1
                     continue
                 self._deliver(event)
-            if self.last < page.head and page.events:
+            if self.last < page.head and page.events and not self._live_continues():
                 self._request_sync()
             else:
                 self.syncing = False
                 self.synced_once = True
                 self._drain_live()
+
+    def _live_continues(self) -> bool:
+        """The queued live events already hold the next seq: the sync has met the live
+        stream, so switch to it (a sync alone never catches a head that keeps moving)."""
+        nxt = self.last + 1
+        return any(e.seq == nxt for e in self.live)
 
     def _drain_live(self) -> None:
         queued, self.live = sorted(self.live, key=lambda e: e.seq), []
@@ -242,8 +248,14 @@ class Follower:
             if event.seq <= self.last:
                 continue
             if event.seq != self.last + 1:
-                self.live = [e for e in queued if e.seq > self.last]
-                self._request_sync()
+                rest = [e for e in queued if e.seq > self.last]
+                # Past the store's head as the sync just reported it: a real event is
+                # re-fetched by the next sync anyway (gap or heartbeat); a bogus one must
+                # not keep this follower syncing forever.
+                self.live = [e for e in rest if e.seq <= self.head]
+                self.dropped += len(rest) - len(self.live)
+                if self.live:
+                    self._request_sync()
                 return
             self._deliver(event)
 

@@ -6,6 +6,7 @@ streams); when it is not running they read the SQLite file directly, read-only.
 
 from __future__ import annotations
 
+import time
 from typing import Iterator
 
 import zmq
@@ -54,19 +55,21 @@ def follow_events(paths, after, follow, types, idle_timeout) -> Iterator[ev.Even
     )
     follower.attach(loop)
     try:
-        waited = 0.0
+        idle_since, seen = time.monotonic(), follower.last
         while True:
             loop.run_once(0.1)
+            # Without --follow: the log as it stood when the store first answered.
+            # Chasing the head would never end while producers keep appending.
+            done = not follow and follower.synced_once
+            if follower.last != seen:  # progress, even if --type filtered it all out
+                idle_since, seen = time.monotonic(), follower.last
             if got:
                 batch, got[:] = list(got), []
-                waited = 0.0
                 yield from batch
-            elif not follow:
-                if follower.caught_up:
-                    return
-                waited += 0.1
-                if waited > idle_timeout:
-                    raise not_running(paths)
+            if done:
+                return
+            if not follow and time.monotonic() - idle_since > idle_timeout:
+                raise not_running(paths)  # seconds of silence, not loop turns
     finally:
         follower.close()
         loop.close()

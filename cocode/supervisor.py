@@ -178,7 +178,7 @@ class Supervisor:
         child.crashes.append(now)
         while child.crashes and now - child.crashes[0] > CRASH_WINDOW:
             child.crashes.popleft()
-        last_line = read_last_line(self.service_logs / f"{child.spec.name}.log")
+        last_line = read_last_line(self.service_logs / f"{child.spec.name}.log").removeprefix("cocode: ")
         name = child.spec.name
         if len(child.crashes) > CRASH_LIMIT or (not self.all_ready_once and code == 2):
             # Exit 2 before start-up completed is a bad config or a bad database:
@@ -380,7 +380,7 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             last = read_last_line(log_path)
-            raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ')}")
+            raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ').removeprefix('start-up failed: ')}")
         reply = request(paths, "ps", timeout=0.2)
         if reply and reply.get("all_ready"):
             return time.monotonic() - started

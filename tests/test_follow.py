@@ -1,0 +1,409 @@
+"""Following the log over the real bus: what a plain SUB socket sees, the Follower's
+exactly-once delivery from a checkpoint, gap resync, a killed bus, and garbage on the bus."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import msgspec
+import pytest
+import zmq
+
+from cocode import events as ev
+from cocode import wire
+from cocode.client import Appender, Follower
+from cocode.loop import Loop
+from cocode.paths import Paths
+from conftest import cocode, cocode_processes, kill_all, make_repo
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def ps(repo) -> dict[str, dict]:
+    proc = cocode(repo, "ps", "--json", timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    return {row["name"]: row for row in json.loads(proc.stdout)}
+
+
+def db_head(paths: Paths) -> int:
+    conn = sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def up(repo):
+    proc = cocode(repo, "up", "--detach", timeout=40)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Paths(repo)
+
+
+def down(repo):
+    try:
+        cocode(repo, "down", timeout=40)
+        leftover = cocode_processes(repo)
+    finally:
+        kill_all(repo)
+    assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    repo = make_repo(tmp_path_factory.mktemp("follow") / "repo")
+    try:
+        yield up(repo)
+    finally:
+        down(repo)
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    try:
+        yield c
+    finally:
+        c.destroy(linger=0)
+
+
+class Following:
+    """A Follower on its own Loop, recording what it delivers."""
+
+    def __init__(self, ctx, paths: Paths, after: int = 0, **kw) -> None:
+        self.got: list[ev.Event] = []
+        self.loop = Loop()
+        self.follower = Follower(
+            ctx, paths.endpoint("bus"), paths.endpoint("store"), self.got.append, after=after, **kw
+        )
+
+    def start(self, timeout: float = 5.0) -> None:
+        self.follower.attach(self.loop)
+        assert self.loop.run(until=lambda: self.follower.caught_up, timeout=timeout), "initial sync"
+
+    def run_until_seq(self, seq: int, timeout: float) -> bool:
+        return self.loop.run(until=lambda: self.follower.last >= seq, timeout=timeout)
+
+    @property
+    def seqs(self) -> list[int]:
+        return [e.seq for e in self.got]
+
+    def close(self) -> None:
+        self.follower.close()
+        self.loop.close()
+
+
+def append_acked(ctx, paths: Paths, events: list[ev.Event]) -> None:
+    app = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("t"))
+    for e in events:
+        app.append(e)
+    assert app.wait(10), f"{app.pending} not acked"
+    app.close()
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+def test_plain_pyzmq_sub_socket_sees_msgpack_envelopes(shared, ctx):
+    out = cocode(shared.root, "endpoints", "--json")
+    assert out.returncode == 0, out.stderr
+    endpoints = json.loads(out.stdout)
+    assert endpoints["subscribe"].startswith("ipc://")
+
+    # Nothing from cocode on this side: a bare SUB socket and a generic msgpack decoder.
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(endpoints["subscribe"])
+    sub.setsockopt(zmq.SUBSCRIBE, b"evt.")
+
+    app = Appender(ctx, shared.endpoint("store"), wire.new_producer_id("t"))
+    tag = f"sub-{uuid.uuid4().hex[:8]}"
+    received: list[list[bytes]] = []
+    deadline = time.monotonic() + 10
+    while len(received) < 50 and time.monotonic() < deadline:
+        for i in range(10):
+            app.append(ev.BenchTick(job=tag, n=i))
+        assert app.wait(5)
+        while sub.poll(50):
+            received.append(sub.recv_multipart())
+    app.close()
+    assert len(received) >= 50, f"only {len(received)} messages on the bus"
+
+    seqs = []
+    for frames in received:
+        assert len(frames) == 2, frames
+        topic, payload = frames
+        envelope = msgspec.msgpack.decode(payload)
+        assert isinstance(envelope, dict)
+        assert isinstance(envelope["seq"], int) and not isinstance(envelope["seq"], bool)
+        assert isinstance(envelope["type"], str)
+        assert isinstance(envelope["ts"], float)
+        assert topic == b"evt." + envelope["type"].encode()
+        seqs.append(envelope["seq"])
+    assert all(b > a for a, b in zip(seqs, seqs[1:])), "seq increases"
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "nothing lost at this load"
+    assert seqs[-1] <= db_head(shared), "only committed events are published"
+
+
+def test_follower_delivers_each_event_once_in_order_from_a_checkpoint(shared, ctx):
+    append_acked(ctx, shared, [ev.BenchTick(job="before", n=i) for i in range(100)])
+    checkpoint = db_head(shared) - 40  # inside what is already stored
+
+    tag = f"conc-{uuid.uuid4().hex[:8]}"
+    produced = {"n": 0}
+    errors: list[str] = []
+
+    def produce() -> None:
+        pctx = zmq.Context()
+        app = Appender(pctx, shared.endpoint("store"), wire.new_producer_id("conc"))
+        try:
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                for _ in range(100):
+                    produced["n"] += 1
+                    app.append(ev.BenchTick(job=tag, n=produced["n"]))
+                app.flush()
+                if app.sock.poll(2):
+                    app.on_readable()
+                app.tick()
+            if not app.wait(10):
+                errors.append(f"{app.pending} unacked")
+        finally:
+            app.close()
+            pctx.destroy(linger=0)
+
+    producer = threading.Thread(target=produce)
+    f = Following(ctx, shared, after=checkpoint)
+    try:
+        producer.start()
+        time.sleep(0.1)  # the producer is already appending when the follower syncs
+        f.start()
+        producer.join(20)
+        assert not producer.is_alive() and not errors, errors
+        head = db_head(shared)
+        assert f.run_until_seq(head, 10), f"follower stuck at {f.follower.last} of {head}"
+        f.loop.run(timeout=0.3)  # anything extra would show up as a duplicate
+    finally:
+        f.close()
+    assert f.seqs == list(range(checkpoint + 1, checkpoint + 1 + len(f.seqs))), "every seq once, in order"
+    assert f.seqs[-1] >= head
+    assert [e.n for e in f.got if e.job == tag] == list(range(1, produced["n"] + 1))
+    assert produced["n"] >= 500
+
+
+def test_a_seq_gap_makes_the_follower_fetch_the_missing_range(shared, ctx):
+    f = Following(ctx, shared, after=db_head(shared), liveness=60.0)
+    # Only gap detection may save it: no store heartbeats, no liveness timeout in time.
+    f.follower.sub.setsockopt(zmq.UNSUBSCRIBE, b"hb.store")
+    bus = shared.endpoint("bus")
+    try:
+        f.start()
+        start, n0 = f.follower.last, len(f.got)
+        # Cut this subscriber off the bus while 200 events are committed and published.
+        f.follower.sub.disconnect(bus)
+        append_acked(ctx, shared, [ev.BenchTick(job="missed", n=i) for i in range(200)])
+        f.loop.run(timeout=0.2)
+        assert f.follower.last == start, "it could not have seen them"
+        f.follower.sub.connect(bus)
+        # Live events resume; the first one it sees is past a gap of >= 200.
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and f.follower.last < db_head(shared):
+            append_acked(ctx, shared, [ev.BenchTick(job="after", n=1)])
+            f.loop.run(timeout=0.1)
+        head = db_head(shared)
+        assert f.run_until_seq(head, 3), f"stuck at {f.follower.last} of {head}"
+    finally:
+        f.close()
+    assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
+    assert f.seqs[-1] >= head
+    assert sum(1 for e in f.got if e.job == "missed") == 200
+
+
+def test_kill9_of_the_bus_loses_nothing_durable(repo, ctx):
+    paths = up(repo)
+    f = Following(ctx, paths, after=0)
+    app = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("t"))
+    try:
+        f.start()
+        old_pid = ps(repo)["bus"]["pid"]
+        counter = {"n": 0, "on": True}
+
+        def produce() -> None:
+            for _ in range(10 if counter["on"] else 0):
+                counter["n"] += 1
+                app.append(ev.BenchTick(job="bus", n=counter["n"]))
+
+        app.attach(f.loop, tick=0.05)
+        f.loop.every(0.02, produce)
+        f.loop.run(timeout=0.5)
+        os.kill(old_pid, signal.SIGKILL)
+        n_at_kill = counter["n"]
+        # Append only while the bus is down (it comes back after a 0.25 s backoff and a
+        # start-up), then stop: no later live event reveals the gap, so only the store's
+        # heartbeat (or the follower's liveness check) can tell the follower it missed some.
+        f.loop.run(timeout=0.2)
+        counter["on"] = False
+        assert counter["n"] > n_at_kill, "events were appended while the bus was down"
+        f.loop.remove(app.sock)
+        assert app.wait(10), f"{app.pending} not acked"
+        head = db_head(paths)
+        assert f.run_until_seq(head, 10), f"follower stuck at {f.follower.last} of {head}"
+        f.loop.run(timeout=0.3)
+        bus = ps(repo)["bus"]
+        assert bus["pid"] != old_pid and bus["restarts"] >= 1 and bus["state"] == "ready"
+    finally:
+        app.close()
+        f.close()
+        down(repo)
+    assert f.seqs == list(range(1, len(f.seqs) + 1)), "every durable event, once, in order"
+    assert f.seqs[-1] >= head
+    assert [e.n for e in f.got if e.job == "bus"] == list(range(1, counter["n"] + 1))
+
+
+def test_garbage_on_the_bus_is_dropped_counted_and_ignored(shared, ctx):
+    f = Following(ctx, shared, after=db_head(shared))
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(json.loads(cocode(shared.root, "endpoints", "--json").stdout)["publish"])
+    junk = [
+        [b"evt.bench_tick", os.urandom(40)],  # undecodable envelope
+        [b"evt.one_frame"],  # one frame
+        [b"evt.three", b"frames", b"here"],
+        [b"evt.bench_tick", msgspec.msgpack.encode({"type": "no_such_event", "seq": 1})],
+        [b"hb.store", b"not a heartbeat"],
+    ]
+    try:
+        f.start()
+        # Send until the bus has this publisher's upstream subscriptions, then count one round.
+        deadline = time.monotonic() + 5
+        while f.follower.dropped == 0 and time.monotonic() < deadline:
+            pub.send_multipart(junk[0])
+            f.loop.run(timeout=0.05)
+        assert f.follower.dropped > 0, "garbage never reached the follower"
+        before = f.follower.dropped
+        for frames in junk:
+            pub.send_multipart(frames)
+        assert f.loop.run(until=lambda: f.follower.dropped >= before + len(junk), timeout=3), (
+            f"dropped {f.follower.dropped - before} of {len(junk)}")
+        assert f.seqs == list(range(f.follower.last - len(f.got) + 1, f.follower.last + 1))
+        assert not [e for e in f.got if e.type != "service_started"], "garbage delivered as an event"
+
+        start, n0 = f.follower.last, len(f.got)
+        append_acked(ctx, shared, [ev.BenchTick(job="after-garbage", n=i) for i in range(20)])
+        head = db_head(shared)
+        assert f.run_until_seq(head, 5)
+        f.loop.run(timeout=0.2)
+        assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
+        assert f.seqs[-1] >= head
+        assert [e.n for e in f.got if e.job == "after-garbage"] == list(range(20))
+    finally:
+        pub.close(0)
+        f.close()
+    services = ps(shared.root)
+    assert all(s["state"] == "ready" and s["restarts"] == 0 for s in services.values()), services
+
+
+def test_an_event_with_an_impossible_seq_on_the_bus_does_not_wedge_followers(shared, ctx, tmp_path):
+    """A decodable envelope far past the store's head (a buggy publisher) is dropped
+    and counted; followers still catch up and `cocode events` still finishes."""
+    f = Following(ctx, shared, after=db_head(shared))
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(shared.endpoint("bus-in"))
+    forged = [b"evt.warning", ev.encode(ev.WarningEvent(code="x", message="forged", seq=10**9))]
+    reader = None
+    try:
+        f.start()
+        deadline = time.monotonic() + 5
+        while f.follower.dropped == 0 and time.monotonic() < deadline:
+            pub.send_multipart(forged)
+            f.loop.run(timeout=0.05)
+        assert f.follower.dropped > 0, "the forged event was not dropped"
+        assert f.loop.run(until=lambda: f.follower.caught_up, timeout=2), "still syncing"
+
+        # A reader started during a flood of such events still ends, with the whole log.
+        head_before = db_head(shared)
+        out_path = tmp_path / "events.jsonl"
+        with open(out_path, "w") as out_file:  # a file, not a pipe: the log is large
+            reader = subprocess.Popen(
+                [sys.executable, "-m", "cocode", "-C", str(shared.root), "events", "--json"],
+                stdout=out_file, stderr=subprocess.PIPE, text=True)
+        end = time.monotonic() + 10
+        while reader.poll() is None and time.monotonic() < end:
+            for _ in range(20):
+                pub.send_multipart(forged)
+            f.loop.run(timeout=0.005)
+        assert reader.poll() is not None, "`cocode events` did not finish during the flood"
+        _, err = reader.communicate(timeout=5)
+        assert reader.returncode == 0, err
+        seqs = [json.loads(line)["seq"] for line in out_path.read_text().splitlines()]
+        assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] >= head_before
+
+        start, n0 = f.follower.last, len(f.got)
+        append_acked(ctx, shared, [ev.BenchTick(job="after-forged", n=i) for i in range(10)])
+        head = db_head(shared)
+        assert f.run_until_seq(head, 5)
+        f.loop.run(timeout=0.2)
+        assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
+        assert f.seqs[-1] >= head
+        assert not [e for e in f.got if e.seq >= 10**9]
+    finally:
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+            reader.wait(5)
+        pub.close(0)
+        f.close()
+
+
+def test_events_without_follow_ends_while_producers_keep_appending(shared, ctx, tmp_path):
+    """A one-shot `cocode events` prints the log as it stood and exits 0, even while
+    appends go on at full speed (it must neither chase the head nor time out)."""
+    append_acked(ctx, shared, [ev.WarningEvent(code="load", message="marker")])
+    stop = threading.Event()
+    produced = {"n": 0}
+
+    def produce() -> None:
+        pctx = zmq.Context()
+        app = Appender(pctx, shared.endpoint("store"), wire.new_producer_id("load"))
+        try:
+            while not stop.is_set():  # ~10,000 events/s, steadily
+                for _ in range(100):
+                    produced["n"] += 1
+                    app.append(ev.BenchTick(job="load", n=produced["n"]))
+                app.flush()
+                while app.pending > 2000 and not stop.is_set():
+                    if app.sock.poll(10):
+                        app.on_readable()
+                    app.tick()
+                if app.sock.poll(10):
+                    app.on_readable()
+            app.wait(5)
+        finally:
+            app.close()
+            pctx.destroy(linger=0)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        time.sleep(0.3)
+        head_before = db_head(shared)
+        t0 = time.monotonic()
+        proc = cocode(shared.root, "events", "--json", "--type", "warning", timeout=30)
+        elapsed = time.monotonic() - t0
+        assert proc.returncode == 0, proc.stderr
+        assert elapsed < 10, f"took {elapsed:.1f}s"
+        got = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert [e["message"] for e in got if e["code"] == "load"] == ["marker"]
+        assert db_head(shared) > head_before, "appends were going on meanwhile"
+    finally:
+        stop.set()
+        producer.join(15)
+    assert produced["n"] > 1000
