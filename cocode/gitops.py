@@ -4,9 +4,17 @@ This module owns every touch of git that cocode makes on behalf of a run: creati
 and removing the run's worktree (or, for big repositories, a shallow "light
 workspace" clone and bringing its commits back), reading a branch head cheaply and
 often, finding the commit that carries the ready marker, measuring a run's change,
-and sizing a repository by ADR-005 §3. Reads go through pygit2; the git CLI is used
-where libgit2 lacks the feature (clone depth/filters, sparse checkout, LFS filters,
-`ls-files --exclude-standard`) or where it measured faster (`git worktree add`).
+and sizing a repository by ADR-005 §3.
+
+Why (almost) no pygit2: the worker process must stay small, and importing pygit2
+costs ~18 MiB of RSS and ~80 ms per process. So everything the worker calls
+(create_worktree, create_light_workspace, fetch_back, git_common_dir,
+BranchWatcher, find_ready_commit, count_commits, changed_lines) uses the git CLI,
+one short subprocess per question (~2-5 ms), or plain file reads: a branch head
+is read straight from the loose ref file or packed-refs (~3 µs, faster than
+pygit2). Only resolve_commit and diff_text, which run in short-lived CLI
+processes, still use pygit2, and import it inside the function. Keep it that way:
+no module-level `import pygit2` here (tests/test_gitops.py checks).
 
 Nothing here knows about events or sockets: callers turn the results into events.
 Errors a user can act on are `CocodeError`s with a one-line message naming the fix.
@@ -15,14 +23,14 @@ Errors a user can act on are `CocodeError`s with a one-line message naming the f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
-import pygit2
-from pygit2.enums import SortMode
 
 from cocode.errors import (
     EXIT_CONFIG,
@@ -31,6 +39,9 @@ from cocode.errors import (
     EXIT_TIMEOUT,
     CocodeError,
 )
+
+if TYPE_CHECKING:
+    import pygit2
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -80,6 +91,9 @@ def _git(cwd: Path | str, *args: str, timeout: float = GIT_TIMEOUT, input: bytes
             env=_git_env(), input=input,
         )
     except FileNotFoundError:
+        # Also raised when `cwd` is missing: that is not a missing git.
+        if not os.path.isdir(cwd):
+            raise CocodeError(f"{cwd} does not exist: cannot run git {args[0]} there", EXIT_ERROR) from None
         raise CocodeError("git is not on PATH: install git (2.25 or newer)", EXIT_MISSING_DEPENDENCY) from None
     except subprocess.TimeoutExpired:
         raise CocodeError(
@@ -91,7 +105,48 @@ def _git(cwd: Path | str, *args: str, timeout: float = GIT_TIMEOUT, input: bytes
     return proc.stdout
 
 
+def _git_dirs(repo_root: Path | str) -> tuple[Path, Path]:
+    """(git dir, common dir) of the repository at or above `repo_root`: one `git rev-parse`.
+
+    For a linked worktree the git dir is <common>/worktrees/<name> and refs/heads/
+    live in the common dir; for a plain repository (a light workspace too) both are
+    its .git directory.
+    """
+    root = Path(repo_root)
+    not_repo = CocodeError(f"{repo_root} is not a git repository: run cocode inside one or pass -C DIR", EXIT_CONFIG)
+    if not root.is_dir():
+        raise not_repo
+    try:
+        out = _git(root, "rev-parse", "--absolute-git-dir", "--git-common-dir")
+    except CocodeError as e:
+        if e.exit_code != EXIT_ERROR:  # git missing or hanging: say that instead
+            raise
+        raise not_repo from None
+    git_dir, common = os.fsdecode(out).split("\n")[:2]
+    # --git-common-dir may be relative to the directory git ran in.
+    return Path(git_dir).resolve(), (root / common).resolve()
+
+
+_OID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256, as git prints them
+
+
+def _resolve(repo_root: Path | str, *names: str) -> list[str | None]:
+    """The object id each revision name stands for, or None where it names nothing.
+
+    One `git cat-file --batch-check` answers them all; `X^{commit}` also checks
+    that X is (or peels to) a commit.
+    """
+    out = _git(repo_root, "cat-file", "--batch-check=%(objectname)", input="".join(n + "\n" for n in names).encode())
+    lines = os.fsdecode(out).splitlines()
+    if len(lines) != len(names):
+        raise CocodeError(f"git cat-file answered {len(lines)} of {len(names)} names in {repo_root}", EXIT_ERROR)
+    # A name that resolves to nothing comes back as "<name> missing" (or "ambiguous").
+    return [ln if _OID.fullmatch(ln) else None for ln in lines]
+
+
 def _open(repo_root: Path | str) -> pygit2.Repository:
+    import pygit2  # deferred: see the module docstring
+
     try:
         return pygit2.Repository(str(repo_root))
     except pygit2.GitError:
@@ -101,24 +156,17 @@ def _open(repo_root: Path | str) -> pygit2.Repository:
 
 
 def _commit(repo: pygit2.Repository, sha: str) -> pygit2.Commit:
+    import pygit2  # deferred: see the module docstring
+
     try:
         return repo.revparse_single(sha).peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError):
         raise CocodeError(f"{sha!r} is not a commit in {repo.workdir or repo.path}", EXIT_ERROR) from None
 
 
-def _common_dir(repo: pygit2.Repository) -> Path:
-    """The shared .git directory, also when `repo` was opened through a linked worktree."""
-    gitdir = Path(repo.path)
-    # A linked worktree's gitdir is <common>/worktrees/<name>/ and holds a `commondir` file.
-    if (gitdir / "commondir").is_file():
-        return (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
-    return gitdir.resolve()
-
-
 def git_common_dir(repo_root: Path | str) -> Path:
     """The .git directory a run's commits are written to (agents' sandboxes must allow it)."""
-    return _common_dir(_open(repo_root))
+    return _git_dirs(repo_root)[1]
 
 
 def human_size(n: int) -> str:
@@ -133,6 +181,8 @@ def human_size(n: int) -> str:
 
 def resolve_commit(repo_root: Path, ref: str) -> str:
     """The full sha of `ref` (branch, tag, sha, `HEAD~2`...), for `--base`."""
+    import pygit2  # deferred: see the module docstring
+
     repo = _open(repo_root)
     try:
         return str(repo.revparse_single(ref).peel(pygit2.Commit).id)
@@ -146,40 +196,54 @@ def resolve_commit(repo_root: Path, ref: str) -> str:
 # ----------------------------------------------------------------------- worktrees
 
 
-def _checked_out_branch(repo: pygit2.Repository, path: Path) -> str | None:
-    """The branch a linked worktree of `repo` at `path` has checked out, else None."""
+def _checked_out_branch(common: Path, path: Path) -> str | None:
+    """The branch a linked worktree of the repository whose common dir is `common`
+    has checked out at `path`, else None (not a worktree, another repository's, or
+    a detached HEAD)."""
     if not (path / ".git").is_file():
         return None
     try:
-        wt = pygit2.Repository(str(path))
-    except pygit2.GitError:
+        out = _git(path, "rev-parse", "--git-common-dir", "--symbolic-full-name", "HEAD")
+    except CocodeError:
         return None
-    if _common_dir(wt) != _common_dir(repo):
+    wt_common, head = (os.fsdecode(out).split("\n") + ["", ""])[:2]
+    if (path / wt_common).resolve() != common:
         return None
-    head = wt.lookup_reference("HEAD")
-    # Detached HEAD: the run is not on any branch, so it is not the run's worktree.
-    if head.type != pygit2.enums.ReferenceType.SYMBOLIC:
-        return None
-    return head.target.removeprefix("refs/heads/")
+    # Detached HEAD prints "HEAD": the run is not on any branch, so it is not the run's worktree.
+    return head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None
 
 
-def _worktree_name(repo: pygit2.Repository, path: Path) -> str | None:
+def _worktree_admin(common: Path, path: Path) -> Path | None:
+    """The admin directory <common>/worktrees/<name> of the worktree registered at `path`.
+
+    Found as git and libgit2 do: each admin directory's `gitdir` file names
+    <worktree>/.git. Read directly (no process): it must work after `path` is gone.
+    """
     target = path.resolve()
-    for name in repo.list_worktrees():
+    try:
+        admins = list((common / "worktrees").iterdir())
+    except OSError:
+        return None
+    for admin in admins:
         try:
-            if Path(repo.lookup_worktree(name).path).resolve() == target:
-                return name
-        except pygit2.GitError:
+            gitdir = Path((admin / "gitdir").read_text().strip())
+        except (OSError, UnicodeDecodeError):
             continue
+        if (admin / gitdir).parent.resolve() == target:
+            return admin
     return None
 
 
-def _prune_missing(repo: pygit2.Repository, path: Path) -> None:
+def _prune_missing(common: Path, path: Path) -> None:
     # A worktree directory deleted by hand leaves its entry behind, and git then
-    # refuses to add a new worktree at the same path.
-    name = _worktree_name(repo, path)
-    if name is not None and not path.exists():
-        repo.lookup_worktree(name).prune(False)
+    # refuses to add a new worktree at the same path. Only this entry is pruned
+    # (what libgit2's prune did), not every stale one as `git worktree prune` would;
+    # a locked entry is left for `git worktree add` to refuse with its own message.
+    if path.exists():
+        return
+    admin = _worktree_admin(common, path)
+    if admin is not None and not (admin / "locked").exists():
+        shutil.rmtree(admin, ignore_errors=True)
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -196,9 +260,9 @@ def create_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> 
     `git worktree add` is used rather than pygit2 `add_worktree`: it measured faster
     (2,000 files: ~265 ms vs ~360 ms) and, unlike libgit2, runs LFS smudge filters.
     """
-    repo = _open(repo_root)
+    _, common = _git_dirs(repo_root)
     path = Path(path).absolute()
-    current = _checked_out_branch(repo, path)
+    current = _checked_out_branch(common, path)
     if current == branch:
         return
     if current is not None:
@@ -208,13 +272,23 @@ def create_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> 
         )
     if path.exists() and not _is_empty_dir(path):
         raise CocodeError(f"{path} already exists and is not a cocode worktree: move it away or delete it", EXIT_ERROR)
-    _prune_missing(repo, path)
+    _prune_missing(common, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if branch in repo.branches.local:
+    tip, base = _resolve(repo_root, f"refs/heads/{branch}", f"{base_sha}^{{commit}}")
+    if tip is not None:
         _git(repo_root, "worktree", "add", "--quiet", str(path), branch)
+    elif base is None:
+        raise CocodeError(f"{base_sha!r} is not a commit in {repo_root}", EXIT_ERROR)
     else:
-        _commit(repo, base_sha)
-        _git(repo_root, "worktree", "add", "--quiet", "-b", branch, str(path), base_sha)
+        _git(repo_root, "worktree", "add", "--quiet", "-b", branch, str(path), base)
+
+
+def _toplevel(repo_root: Path) -> Path:
+    """The working tree holding `repo_root` (its git dir for a bare repository)."""
+    try:
+        return Path(os.fsdecode(_git(repo_root, "rev-parse", "--show-toplevel")).strip()).resolve()
+    except CocodeError:
+        return _git_dirs(repo_root)[0]
 
 
 def remove_worktree(repo_root: Path, path: Path) -> None:
@@ -223,14 +297,14 @@ def remove_worktree(repo_root: Path, path: Path) -> None:
     A light workspace's branch is fetched back into `repo_root` first, so removing it
     can never lose commits: if the fetch fails, nothing is deleted.
     """
-    repo = _open(repo_root)
+    _, common = _git_dirs(repo_root)
     path = Path(path).absolute()
-    top = Path(repo.workdir or repo.path).resolve()
+    top = _toplevel(repo_root)
     if path.resolve() == top or path.resolve() in top.parents:
         raise CocodeError(f"refusing to delete {path}: it holds the repository itself", EXIT_ERROR)
-    name = _worktree_name(repo, path)
-    if name is not None:
-        if (_common_dir(repo) / "worktrees" / name / "locked").exists():
+    admin = _worktree_admin(common, path)
+    if admin is not None:
+        if (admin / "locked").exists():
             raise CocodeError(f"worktree {path} is locked: run `git worktree unlock {path}` first", EXIT_ERROR)
     elif (path / ".git").is_dir():
         light_branch = _light_workspace_branch(repo_root, path)
@@ -241,33 +315,174 @@ def remove_worktree(repo_root: Path, path: Path) -> None:
         raise CocodeError(f"{path} is not a worktree of {repo_root}: delete it yourself if it is junk", EXIT_ERROR)
     if path.exists():
         shutil.rmtree(path)
-    if name is not None:
-        repo.lookup_worktree(name).prune(False)
+    if admin is not None:
+        _prune_missing(common, path)
 
 
 # -------------------------------------------------------------------- branch heads
 
 
-class BranchWatcher:
-    """Repeated cheap reads of one branch head (a few µs: one ref file read, no fork).
+# A loose ref file: an object id, then a newline (git and libgit2 accept any
+# whitespace or the end of the file), or "ref: <refname>" for a symbolic ref.
+_LOOSE_OID = re.compile(rb"([0-9a-f]{40}(?:[0-9a-f]{24})?)(?:\s|\Z)")
+_HEX_DIGITS = b"0123456789abcdef"
+_SYMREF_DEPTH = 5  # git's own limit is 5 as well
 
-    The pygit2.Repository is opened once and kept; libgit2 re-reads the loose ref
-    (or packed-refs) on each lookup, so the answer is always current. Not
-    thread-safe: give each thread its own watcher.
+
+class _Unreadable(Exception):
+    """A ref file was caught mid-write (empty, partial) or could not be read."""
+
+
+def _read_loose(path: str) -> bytes | None:
+    """A loose ref file's bytes, or None when there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        raise _Unreadable from None
+    try:
+        return os.read(fd, 512)
+    except IsADirectoryError:
+        return None  # refs/heads/a is a directory when branches a/... exist: no branch a
+    except OSError:
+        raise _Unreadable from None
+    finally:
+        os.close(fd)
+
+
+def _loose_oid(data: bytes) -> str | None:
+    """The object id a loose ref file holds, None if it holds something else."""
+    if len(data) in (41, 65) and data.translate(None, _HEX_DIGITS) == b"\n":
+        return data[:-1].decode()  # what git writes: the id and a newline
+    m = _LOOSE_OID.match(data)
+    return m.group(1).decode() if m else None
+
+
+class BranchWatcher:
+    """Repeated cheap reads of one branch head: ~3 µs, one small file read, no fork.
+
+    The ref is read the way git stores it, without libgit2 (which would cost the
+    worker ~18 MiB): the loose file <common dir>/refs/heads/<branch> (worktrees share
+    the common dir; a light workspace is its own repository), else its line in
+    packed-refs (after `git pack-refs`/gc), which is re-read only when that file
+    changes. A read that catches a file mid-write (git renames refs into place, but
+    other tools may not) or fails for another passing reason returns the last good
+    answer, so the caller sees "unchanged" and the next poll retries; head() never
+    raises. A repository using the reftable format (git 2.45+, no ref files) is
+    read with `git rev-parse` instead, ~1.5 ms a read.
+
+    Not thread-safe: give each thread its own watcher.
     """
 
-    __slots__ = ("_repo", "_ref")
+    __slots__ = ("_root", "_common", "_ref", "_loose", "_packed", "_packed_key", "_packed_oid",
+                 "_reftable", "_last", "_raw", "_loose_gone")
 
     def __init__(self, repo_root: Path, branch: str):
-        self._repo = _open(repo_root)
+        _, common = _git_dirs(repo_root)
+        self._root = Path(repo_root)
+        self._common = str(common)
         self._ref = f"refs/heads/{branch}"
+        self._loose = os.path.join(self._common, self._ref)
+        self._packed = os.path.join(self._common, "packed-refs")
+        self._packed_key: tuple[int, int, int, int] | None = None  # packed-refs stat when last parsed
+        self._packed_oid: dict[str, str | None] = {}  # ref -> oid in that packed-refs
+        self._reftable = os.path.isdir(os.path.join(self._common, "reftable"))
+        self._last: str | None = None  # the last good answer
+        self._raw: bytes | None = None  # the loose file's bytes when they gave _last
+        self._loose_gone = False  # no loose file at the last read
 
     def head(self) -> str | None:
         """The branch's commit sha, or None while the branch does not exist."""
         try:
-            return str(self._repo.lookup_reference(self._ref).target)
-        except (KeyError, pygit2.InvalidSpecError):
+            if self._reftable:
+                oid = self._rev_parse()
+            elif self._loose_gone and not os.access(self._loose, os.F_OK):
+                # Packed (or no branch): access() says "still missing" without the
+                # cost of a raised FileNotFoundError; the next commit brings the file back.
+                oid = self._read_packed(self._ref)
+            else:
+                data = _read_loose(self._loose)
+                if data is not None and data == self._raw:
+                    return self._last  # most polls: nothing moved, nothing to parse
+                self._loose_gone = data is None
+                if data is None:
+                    oid = self._read_packed(self._ref)
+                elif (oid := _loose_oid(data)) is not None:
+                    self._raw, self._last = data, oid
+                    return oid
+                else:
+                    oid = self._follow(data, 1)
+        except _Unreadable:
+            return self._last
+        self._raw, self._last = None, oid
+        return oid
+
+    def _follow(self, data: bytes, depth: int) -> str | None:
+        """The oid at the end of a symbolic ref's chain."""
+        if not (data.startswith(b"ref: ") and data.endswith(b"\n")):
+            raise _Unreadable  # empty or partial: being rewritten by something that is not git
+        target = data[5:].strip().decode(errors="replace")
+        if depth > _SYMREF_DEPTH or not target.startswith("refs/") or ".." in target.split("/"):
+            return None  # not a branch head we can follow
+        data = _read_loose(os.path.join(self._common, target))
+        if data is None:
+            return self._read_packed(target)
+        oid = _loose_oid(data)
+        return oid if oid is not None else self._follow(data, depth + 1)
+
+    def _read_packed(self, ref: str) -> str | None:
+        try:
+            st = os.stat(self._packed)
+        except FileNotFoundError:
             return None
+        except OSError:
+            raise _Unreadable from None
+        # packed-refs is replaced by rename, so a rewrite changes the inode; mtime, ctime
+        # and size are there in case an inode number is reused.
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        if key == self._packed_key and ref in self._packed_oid:
+            return self._packed_oid[ref]
+        try:
+            with open(self._packed, "rb") as f:
+                st = os.fstat(f.fileno())  # the stat of what is read, if it changed meanwhile
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            raise _Unreadable from None
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        if key != self._packed_key:
+            self._packed_key, self._packed_oid = key, {}
+        oid = self._packed_oid[ref] = _packed_lookup(data, ref)
+        return oid
+
+    def _rev_parse(self) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", "rev-parse", "--verify", "--quiet", f"{self._ref}^{{commit}}"],
+                cwd=self._root, capture_output=True, env=_git_env(), timeout=5.0,  # polled: never hang
+            )
+        except (OSError, subprocess.SubprocessError):
+            raise _Unreadable from None
+        if proc.returncode == 1 and not proc.stderr:
+            return None  # --verify --quiet: the ref does not exist
+        oid = proc.stdout.decode(errors="replace").strip()
+        if proc.returncode != 0 or not _OID.fullmatch(oid):
+            raise _Unreadable
+        return oid
+
+
+def _packed_lookup(data: bytes, ref: str) -> str | None:
+    """The oid of `ref` in a packed-refs file's bytes ("<oid> <refname>" lines)."""
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    # Refnames hold no spaces, so " <ref>\n" can only be that ref's own line.
+    at = data.find(b" " + ref.encode() + b"\n")
+    if at == -1:
+        return None
+    oid = data[data.rfind(b"\n", 0, at) + 1:at].decode(errors="replace")
+    return oid if _OID.fullmatch(oid) else None
 
 
 def find_ready_commit(repo_root: Path, base_sha: str, head_sha: str, marker: str) -> str | None:
@@ -276,23 +491,38 @@ def find_ready_commit(repo_root: Path, base_sha: str, head_sha: str, marker: str
     Only the message (subject or body) counts, never file contents, so an agent that
     merely writes the marker into a file is not "ready". First-parent, because a
     merged-in side branch (e.g. someone else's ready commit) is not this run's claim.
+    One `git log`; base hides its whole ancestry, not only its first parents.
     """
-    repo = _open(repo_root)
-    walker = repo.walk(_commit(repo, head_sha).id, SortMode.TOPOLOGICAL | SortMode.REVERSE)
-    walker.simplify_first_parent()
-    walker.hide(_commit(repo, base_sha).id)
-    for commit in walker:
-        if marker in commit.message:
-            return str(commit.id)
+    out = _git(
+        repo_root, "log", "--first-parent", "--reverse", "--no-show-signature", "--encoding=UTF-8",
+        "-z", "--format=%H%n%B", "--end-of-options", f"{base_sha}..{head_sha}", "--",
+    )
+    want = marker.encode()
+    for record in out.split(b"\0"):
+        oid, _, message = record.partition(b"\n")
+        if oid and want in message:
+            return oid.decode()
     return None
 
 
 def count_commits(repo_root: Path, base_sha: str, head_sha: str) -> int:
-    """Commits in head not in base, like `git rev-list --count base..head`."""
-    repo = _open(repo_root)
-    walker = repo.walk(_commit(repo, head_sha).id)
-    walker.hide(_commit(repo, base_sha).id)
-    return sum(1 for _ in walker)
+    """Commits in head not in base: `git rev-list --count base..head`."""
+    return int(_git(repo_root, "rev-list", "--count", "--end-of-options", f"{base_sha}..{head_sha}", "--"))
+
+
+def changed_lines(repo_root: Path, base_sha: str, head_sha: str) -> int:
+    """Insertions + deletions between base and head (ADR-005 §4 adaptive timeouts).
+
+    `git diff-tree --numstat -M`: renames detected (a moved file is not all-new
+    lines), binary files count 0. The plumbing command, so the user's diff.* settings
+    (external tools, textconv, algorithm) do not change the count.
+    """
+    out = _git(repo_root, "diff-tree", "-r", "--numstat", "-M", "--end-of-options", base_sha, head_sha, "--")
+    total = 0
+    for line in out.splitlines():
+        added, deleted, _ = line.split(b"\t", 2)
+        total += (int(added) if added != b"-" else 0) + (int(deleted) if deleted != b"-" else 0)
+    return total
 
 
 def _diff(repo_root: Path, base_sha: str, head_sha: str) -> pygit2.Diff:
@@ -301,12 +531,6 @@ def _diff(repo_root: Path, base_sha: str, head_sha: str) -> pygit2.Diff:
     # git diff detects renames by default; a moved file should not count as all-new lines.
     diff.find_similar()
     return diff
-
-
-def changed_lines(repo_root: Path, base_sha: str, head_sha: str) -> int:
-    """Insertions + deletions between base and head (ADR-005 §4 adaptive timeouts)."""
-    stats = _diff(repo_root, base_sha, head_sha).stats
-    return stats.insertions + stats.deletions
 
 
 def diff_text(repo_root: Path, base_sha: str, head_sha: str) -> str:
@@ -396,7 +620,7 @@ def _dir_usage(top: Path) -> tuple[int, int]:
 def repo_size(repo_root: Path) -> RepoSize:
     """Measure a repository by ADR-005 §3: working tree without .git and ignored files,
     total with .git, LFS content apart."""
-    repo = _open(repo_root)
+    _, common = _git_dirs(repo_root)
     root = os.fsencode(str(Path(repo_root).absolute()))
     paths = _listed_files(repo_root)
     lfs_paths = _lfs_tracked(repo_root, paths, root)
@@ -416,10 +640,10 @@ def repo_size(repo_root: Path) -> RepoSize:
             lfs_bytes += _lfs_content_size(full, st.st_size)
         else:
             worktree += st.st_size
-    git_bytes, _ = _dir_usage(_common_dir(repo))
+    git_bytes, _ = _dir_usage(common)
     if lfs_files == 0:
         # No attributes say LFS (yet objects were fetched): still report the store.
-        lfs_bytes, lfs_files = _dir_usage(_common_dir(repo) / "lfs" / "objects")
+        lfs_bytes, lfs_files = _dir_usage(common / "lfs" / "objects")
     return RepoSize(
         worktree_bytes=worktree,
         total_bytes=worktree + on_disk_lfs + git_bytes,
@@ -487,17 +711,18 @@ def size_policy(size: RepoSize, max_repo_size_mb: int, force: bool) -> SizePolic
 
 def _light_workspace_branch(repo_root: Path, workspace: Path) -> str | None:
     """The branch of a light workspace cloned from `repo_root`, else None."""
+    # Its own repository: a .git directory (a worktree has a .git file). Checked first
+    # also so git cannot wander up into an enclosing repository.
+    if not (workspace / ".git").is_dir():
+        return None
     try:
-        ws = pygit2.Repository(str(workspace))
-        url = ws.remotes["origin"].url
-    except (pygit2.GitError, KeyError):
+        url = os.fsdecode(_git(workspace, "config", "--get", "remote.origin.url")).strip()
+        if url != Path(repo_root).resolve().as_uri():
+            return None
+        head = os.fsdecode(_git(workspace, "symbolic-ref", "--quiet", "HEAD")).strip()
+    except CocodeError:  # no origin, or a detached HEAD
         return None
-    if url != Path(repo_root).resolve().as_uri():
-        return None
-    head = ws.lookup_reference("HEAD")
-    if head.type != pygit2.enums.ReferenceType.SYMBOLIC:
-        return None
-    return head.target.removeprefix("refs/heads/")
+    return head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None
 
 
 def create_light_workspace(
@@ -522,16 +747,19 @@ def create_light_workspace(
     is a fast-forward and a requeued run resumes from the branch's commits.
     Commits reach `repo_root` only through `fetch_back` (or `remove_worktree`).
     """
-    repo = _open(repo_root)
+    _git_dirs(repo_root)  # a clear error if it is no repository
     path = Path(path).absolute()
     if _light_workspace_branch(repo_root, path) == branch:
         return
     if path.exists() and not _is_empty_dir(path):
         raise CocodeError(f"{path} already exists and is not a cocode workspace: move it away or delete it", EXIT_ERROR)
-    base = _commit(repo, base_sha)
-    if branch not in repo.branches.local:
-        repo.branches.local.create(branch, base)
-    tip = str(repo.branches.local[branch].target)
+    tip, base = _resolve(repo_root, f"refs/heads/{branch}", f"{base_sha}^{{commit}}")
+    if base is None:
+        raise CocodeError(f"{base_sha!r} is not a commit in {repo_root}", EXIT_ERROR)
+    if tip is None:
+        # The empty old value: create it, and fail rather than move it if it appeared meanwhile.
+        _git(repo_root, "update-ref", "-m", f"branch: Created from {base}", f"refs/heads/{branch}", base, "")
+        tip = base
 
     path.mkdir(parents=True, exist_ok=True)
     try:
@@ -545,8 +773,8 @@ def create_light_workspace(
         fetch = ["fetch", "--quiet", "--no-tags", "--depth", "1"]
         if sparse:
             fetch.append("--filter=blob:none")
-        _git(path, *fetch, "origin", str(base.id), timeout=timeout)
-        if tip != str(base.id):
+        _git(path, *fetch, "origin", base, timeout=timeout)
+        if tip != base:
             # Without --depth the fetch stops at the shallow base: exactly the run's commits.
             _git(path, "fetch", "--quiet", "--no-tags", "origin", tip, timeout=timeout)
         if sparse:
