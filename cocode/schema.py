@@ -26,9 +26,9 @@ def documents() -> dict[str, str]:
     events_schema = msgspec.json.schema(ev.EventUnion)
     events_schema["title"] = "cocode event envelope (topic evt.<type>)"
     wire_schema = msgspec.json.schema(
-        wire.StoreRequest | wire.StoreReply | wire.Heartbeat  # type: ignore[operator]
+        wire.StoreRequest | wire.StoreReply | wire.Heartbeat | wire.LogsMessage  # type: ignore[operator]
     )
-    wire_schema["title"] = "cocode store protocol and heartbeats"
+    wire_schema["title"] = "cocode store and logs protocols, and heartbeats"
     return {"events.schema.json": dump(events_schema), "wire.schema.json": dump(wire_schema)}
 
 

@@ -1,0 +1,233 @@
+"""Where a run's output lives on disk under .cocode/logs/, and how to read it back.
+
+Shared by the collector (which alone writes these files) and by `cocode logs` /
+`cocode tail` when no collector runs. Per run (`<name>` is `<job>-<agent>`):
+
+  <name>.log                        the live file: the run's bytes from `start` on
+  <name>.meta.json                  the manifest: `start`, the rotated files in order
+  agent_<name>_<timestamp>.log.lz4  rotated segments, standard lz4 frames (`lz4 -d`)
+
+The manifest is what makes the files crash-consistent: it is replaced atomically
+(write, fsync, rename), and a rotation commits by writing it. A rotation (i) writes
+the lz4 file under a temporary name and renames it, (ii) commits the manifest with
+the new `start` and `truncate_live` set, (iii) empties the live file, (iv) clears
+the flag. Whatever step a kill -9 interrupts, load() finds one consistent state:
+an lz4 file the manifest does not list is dropped (its bytes are still in the live
+file), and a set flag means the live file's bytes are already in the last lz4 file.
+So after a restart the run's end offset is `start + size of the live file`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from urllib.parse import quote
+from typing import Iterator
+
+import lz4.frame
+import msgspec
+
+READ_CHUNK = 1024 * 1024
+# A run's attempt N writes at offsets from (N - 1) * ATTEMPT_SPAN: a requeued run
+# (its worker died) continues the same log without asking anyone where it ended,
+# and the collector tells such a jump from a lost chunk by its alignment.
+ATTEMPT_SPAN = 1 << 40
+
+
+def attempt_base(attempt: int) -> int:
+    return max(0, attempt - 1) * ATTEMPT_SPAN
+
+
+class Rotated(msgspec.Struct):
+    file: str  # name inside the logs directory
+    start: int  # run offsets [start, end) it holds, uncompressed
+    end: int
+
+
+class Manifest(msgspec.Struct):
+    job: str
+    agent: str
+    start: int = 0  # run offset of the live file's first byte
+    rotated: list[Rotated] = []
+    truncate_live: bool = False
+
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder(Manifest)
+
+
+def run_name(job: str, agent: str) -> str:
+    """`<job>-<agent>`, as a file name: anything but letters, digits and -_.~ is
+    %-escaped, so an agent called `a/b` cannot write outside .cocode/logs."""
+    return f"{quote(job, safe='')}-{quote(agent, safe='')}"
+
+
+class RunFiles:
+    """The paths of one run's files, and the operations on them that must be atomic."""
+
+    def __init__(self, logs_dir: Path, job: str, agent: str) -> None:
+        self.dir = Path(logs_dir)
+        self.job, self.agent = job, agent
+        self.name = run_name(job, agent)
+        self.live = self.dir / f"{self.name}.log"
+        self.meta = self.dir / f"{self.name}.meta.json"
+        # The lz4 frame of the segment being written: hidden, and renamed to its
+        # final agent_..._<ts>.log.lz4 name only when complete.
+        self.partial = self.dir / f".{self.name}.lz4.partial"
+        self._rotated_re = re.compile(rf"^agent_{re.escape(self.name)}_\d{{8}}T\d{{6}}\.\d{{6}}(?:-\d+)?\.log\.lz4$")
+
+    # -- manifest ----------------------------------------------------------------------
+
+    def read_manifest(self) -> Manifest | None:
+        try:
+            return _dec.decode(self.meta.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None  # a torn write cannot happen (rename), but a hand edit can
+
+    def write_manifest(self, m: Manifest) -> None:
+        tmp = self.meta.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_enc.encode(m))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.meta)
+        fsync_dir(self.dir)
+
+    def load(self) -> Manifest:
+        """The manifest after finishing or undoing an interrupted rotation; the live
+        file exists afterwards. Creates a fresh manifest for a new run."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        m = self.read_manifest()
+        if m is None:
+            m = Manifest(job=self.job, agent=self.agent)
+            self.write_manifest(m)
+        if m.truncate_live:
+            with open(self.live, "ab") as f:
+                f.truncate(0)
+            m.truncate_live = False
+            self.write_manifest(m)
+        listed = {r.file for r in m.rotated}
+        for p in self.dir.glob(f"agent_{glob_escape(self.name)}_*"):
+            if self._rotated_re.match(p.name) and p.name not in listed:
+                p.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
+        self.live.touch(exist_ok=True)
+        return m
+
+    # -- rotation ---------------------------------------------------------------------------
+
+    def new_rotated_path(self) -> Path:
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+        path = self.dir / f"agent_{self.name}_{stamp}.log.lz4"
+        n = 1
+        while path.exists():
+            path = self.dir / f"agent_{self.name}_{stamp}-{n}.log.lz4"
+            n += 1
+        return path
+
+    def write_lz4(self, pieces, path: Path) -> int:
+        """Compress `pieces` (bytes-likes) into a standard lz4 frame at `path`,
+        piece by piece so that no second copy of the segment is ever in memory.
+        Returns the compressed size."""
+        tmp = self.partial
+        with open(tmp, "wb") as f:
+            comp = lz4.frame.LZ4FrameCompressor()
+            f.write(comp.begin())
+            for piece in pieces:
+                f.write(comp.compress(piece))
+            f.write(comp.flush())
+            f.flush()
+            os.fsync(f.fileno())
+            size = f.tell()
+        os.replace(tmp, path)
+        return size
+
+    # -- reading -------------------------------------------------------------------------
+
+    def iter_rotated(self, r: Rotated) -> Iterator[bytes]:
+        with lz4.frame.open(self.dir / r.file, "rb") as f:
+            while True:
+                block = f.read(READ_CHUNK)
+                if not block:
+                    return
+                yield block
+
+    def iter_all(self) -> Iterator[bytes]:
+        """Every retained byte of the run, oldest first: rotated files, then live."""
+        m = self.read_manifest()
+        if m is None:
+            return
+        for r in m.rotated:
+            try:
+                yield from self.iter_rotated(r)
+            except FileNotFoundError:  # pruned by a rotation since the manifest was read
+                continue
+        if m.truncate_live:
+            return  # its bytes are the last rotated file's
+        try:
+            with open(self.live, "rb") as f:
+                while True:
+                    block = f.read(READ_CHUNK)
+                    if not block:
+                        return
+                    yield block
+        except FileNotFoundError:
+            return
+
+    def tail_bytes(self, m: Manifest, want: int) -> tuple[int, bytes]:
+        """The last `want` bytes the files hold contiguously: (their start offset, bytes).
+        Used to refill a run's ring buffer after a restart."""
+        try:
+            size = self.live.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        with open(self.live, "rb") as f:
+            f.seek(max(0, size - want))
+            live = f.read()
+        start = m.start + size - len(live)
+        if len(live) >= want or not m.rotated or m.rotated[-1].end != m.start:
+            return start, live
+        need = want - len(live)
+        kept = bytearray()
+        try:
+            for block in self.iter_rotated(m.rotated[-1]):
+                kept += block
+                if len(kept) > need:
+                    del kept[: len(kept) - need]
+        except (FileNotFoundError, RuntimeError, OSError):
+            return start, live
+        return start - len(kept), bytes(kept) + live
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def runs_in(logs_dir: Path) -> list[tuple[str, str]]:
+    """(job, agent) of every run with a manifest."""
+    out = []
+    for p in sorted(Path(logs_dir).glob("*.meta.json")):
+        try:
+            m = _dec.decode(p.read_bytes())
+        except (OSError, msgspec.MsgspecError):
+            continue
+        out.append((m.job, m.agent))
+    return out
