@@ -73,6 +73,9 @@ class Limits(_Adr005Limits, frozen=True, kw_only=True):
     log_max_buffer_mb: Annotated[
         int, Meta(ge=1, le=500, description="growth cap for a verbose agent's buffer")
     ] = 50
+    monitor_interval_ms: Annotated[
+        int, Meta(ge=100, le=60000, description="how often the monitor samples agents and the host")
+    ] = 1000
 
 
 # `performance:` and each profile give any subset of the limits. A key left out is

@@ -109,7 +109,45 @@ def latest_snapshot(conn: sqlite3.Connection) -> st.State | None:
         return None
 
 
+def archive_dir(conn: sqlite3.Connection) -> Path | None:
+    """Where compaction put this log's archive segments (beside the database file)."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main" and file:
+            return Path(file).parent / "archive"
+    return None
+
+
+def iter_all_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[ev.Event]:
+    """Every event ever recorded after `after`: archive segments and the live table,
+    merged in seq order. Without compaction, the same as iter_events."""
+    from cocode import compaction
+
+    where = archive_dir(conn)
+    if where is None or not compaction.archive_files(where):
+        return iter_events(conn, after=after)
+    return compaction.merge_unique(compaction.iter_archived(where, after), iter_events(conn, after=after))
+
+
+def start_state(conn: sqlite3.Connection) -> st.State:
+    """Where a follower starts: the latest snapshot, else an empty state; but a
+    compacted log without a usable snapshot (FOLD_VERSION changed) starts from the
+    fold of everything, archive included, since a sync only sees the live table."""
+    snap = latest_snapshot(conn)
+    if snap is not None:
+        return snap
+    from cocode import compaction
+
+    where = archive_dir(conn)
+    if where is not None and compaction.archive_files(where):
+        return load_state(conn, use_snapshot=False)
+    return st.State()
+
+
 def load_state(conn: sqlite3.Connection, use_snapshot: bool = True) -> st.State:
-    """The folded state at the log's head: from the latest snapshot, then the tail."""
-    state = (latest_snapshot(conn) if use_snapshot else None) or st.State()
+    """The folded state at the log's head: from the latest snapshot, then the tail.
+    Without a snapshot (or with use_snapshot=False) it is a fold from scratch over
+    every event, archived ones included."""
+    state = latest_snapshot(conn) if use_snapshot else None
+    if state is None:
+        return st.replay(iter_all_events(conn), st.State())
     return st.replay(iter_events(conn, after=state.seq), state)

@@ -79,8 +79,7 @@ def current_state(paths: Paths):
     """The folded state now: the latest snapshot plus every event after it."""
     from cocode import state as st
 
-    snap = None
+    state = st.State()
     if paths.db.exists():
-        snap = eventlog.latest_snapshot(eventlog.open_for_reading(paths.db))
-    state = snap or st.State()
+        state = eventlog.start_state(eventlog.open_for_reading(paths.db))
     return st.replay(events(paths, after=state.seq), state)

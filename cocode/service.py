@@ -117,7 +117,7 @@ class Service:
         if not self.paths.db.exists():
             return st.State()
         try:
-            return eventlog.latest_snapshot(eventlog.open_for_reading(self.paths.db)) or st.State()
+            return eventlog.start_state(eventlog.open_for_reading(self.paths.db))
         except Exception:
             return st.State()
 

@@ -99,8 +99,29 @@ class Store:
             self.answer_other(ident, req)
 
     def answer_other(self, ident: bytes, req) -> None:
-        reply = wire.Compacted(archive=None, events=0, error=f"{type(req).__name__} is not supported yet")
+        if isinstance(req, wire.Compact):
+            reply = self.compact(req.older_than_days)
+        else:
+            reply = wire.Compacted(archive=None, events=0, error=f"{type(req).__name__} is not supported yet")
         self.router.send_multipart([ident, wire.encoder.encode(reply)])
+
+    def compact(self, older_than_days: float) -> wire.Compacted:
+        """Archive finished jobs' old events; the log file is replaced, never UPDATEd."""
+        from cocode import compaction  # lz4 is loaded only when asked
+
+        try:
+            done = compaction.compact(self.conn, self.paths, self.state, self.head, older_than_days)
+        except Exception as err:
+            self.log.exception("compaction failed")
+            if not _usable(self.conn):  # it failed after letting go of the old file
+                self.conn = eventlog.open_for_writing(self.paths.db)
+            return wire.Compacted(archive=None, events=0, error=f"compaction failed: {err}")
+        if done.conn is not None:
+            self.conn, self.snapshot_seq = done.conn, self.head
+        if done.event is not None:
+            self.append_own(done.event)
+            self.log.info("compacted: %d events to %s", done.event.events, done.event.archive)
+        return done.reply
 
     def _bad(self, kind: str, detail: str) -> None:
         self.dropped += 1
@@ -226,6 +247,14 @@ class Store:
             self.conn.close()
             self.log.info("stopped")
         return 0
+
+
+def _usable(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1").fetchone()
+        return True
+    except sqlite3.Error:
+        return False
 
 
 def main(paths: Paths, config: Config) -> int:

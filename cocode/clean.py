@@ -1,0 +1,191 @@
+"""Cleaning up after runs: what may go is decided (pure) apart from finding the
+facts and acting on them (I/O).
+
+- A final run's worktree idle for longer than N days is removed: the directory
+  only. The run's branch and its commits stay (gitops.remove_worktree), and each
+  removal is recorded as a worktree_removed event with its reason.
+- A worktree with uncommitted changes or untracked files is kept and listed; only
+  --hard removes it.
+- --hard also deletes the run branches that were never picked or merged (their
+  commits are on no other local branch), after confirmation unless --yes. Each
+  deletion is recorded with the commit it pointed to, so it can be restored.
+  Unmerged work is never destroyed silently.
+- The monitor removes idle worktrees (worktree_idle_days) by itself, hourly, by
+  running `cocode clean --auto`: never --hard.
+Runs that are not final are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cocode import state as st
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class RunRef:
+    job: str
+    agent: str
+    state: str
+    worktree: str
+    branch: str
+    base_sha: str
+    ended_at: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.job}/{self.agent}"
+
+
+@dataclass(frozen=True)
+class Facts:
+    exists: bool = False  # the worktree directory
+    last_used: float = 0.0  # its newest mtime we look at (the directory, its .git)
+    dirty: int = 0  # changed or untracked files in it
+    tip: str | None = None  # the branch's commit, None if there is no branch
+    merged: bool = True  # the tip is on some other local branch (picked or merged)
+    unmerged_commits: int = 0
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # remove_worktree, delete_branch, keep
+    run: RunRef
+    target: str  # a worktree path or a branch name
+    why: str
+    destroys: str = ""  # what cannot come back, for the confirmation prompt
+
+    def line(self, dry_run: bool) -> str:
+        verb = {"remove_worktree": "remove worktree", "delete_branch": "delete branch", "keep": "keep"}[self.kind]
+        if dry_run and self.kind != "keep":
+            verb = "would " + verb
+        lost = f"; loses {self.destroys}" if self.destroys else ""
+        return f"{verb} {self.target} ({self.run.key}, {self.why}{lost})"
+
+
+# -- deciding (pure) ----------------------------------------------------------------------------
+
+
+def final_runs(state: st.State, now: float, older_than_days: float) -> list[RunRef]:
+    """Final runs that ended at least `older_than_days` ago, oldest first."""
+    cutoff = now - older_than_days * DAY
+    out = []
+    for job in state.jobs.values():
+        for run in job.runs.values():
+            if run.final and run.ended_at is not None and run.ended_at <= cutoff and (run.worktree or run.branch):
+                out.append(RunRef(job.job, run.agent, run.state, run.worktree,
+                                  run.branch or f"cocode/{job.job}/{run.agent}", job.base_sha, run.ended_at))
+    return sorted(out, key=lambda r: r.ended_at)
+
+
+def plan(runs: list[RunRef], facts: dict[str, Facts], now: float, older_than_days: float,
+         hard: bool) -> list[Action]:
+    cutoff = now - older_than_days * DAY
+    actions = []
+    for r in runs:
+        f = facts.get(r.key, Facts())
+        idle = (now - max(r.ended_at, f.last_used)) / DAY
+        if f.exists and max(r.ended_at, f.last_used) <= cutoff:
+            if f.dirty and not hard:
+                actions.append(Action("keep", r, r.worktree,
+                                      f"{f.dirty} uncommitted or untracked files; --hard removes them"))
+            else:
+                lost = f"{f.dirty} uncommitted or untracked files" if f.dirty else ""
+                actions.append(Action("remove_worktree", r, r.worktree, f"idle {idle:.1f} days", lost))
+        if hard and f.tip and not f.merged:
+            worktree_stays = f.exists and not any(
+                a.kind == "remove_worktree" and a.run == r for a in actions)
+            if worktree_stays:
+                continue  # git cannot delete a branch checked out in a worktree we keep
+            lost = f"{f.unmerged_commits} commits never merged" if f.unmerged_commits else ""
+            why = "never picked or merged" if f.unmerged_commits else "no commits of its own"
+            actions.append(Action("delete_branch", r, r.branch, why, lost))
+    return actions
+
+
+def needs_confirmation(actions: list[Action]) -> bool:
+    return any(a.destroys or a.kind == "delete_branch" for a in actions)
+
+
+# -- facts (I/O) --------------------------------------------------------------------------------
+
+
+def _git(cwd: Path | str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def gather(root: Path, runs: list[RunRef], branches: bool) -> dict[str, Facts]:
+    """The facts plan() needs; `branches` also looks at each run branch's merges."""
+    others: list[str] = []
+    if branches:
+        out = _git(root, "for-each-ref", "--format=%(refname)", "refs/heads/")
+        others = [r for r in out.stdout.split() if not r.startswith("refs/heads/cocode/")]
+    facts = {}
+    for r in runs:
+        wt = Path(r.worktree) if r.worktree else None
+        exists = bool(wt and wt.is_dir())
+        dirty = 0
+        if exists:
+            status = _git(wt, "status", "--porcelain")
+            dirty = len(status.stdout.splitlines()) if status.returncode == 0 else 0
+        tip = None
+        is_merged, ahead = True, 0
+        if branches:
+            ref = f"refs/heads/{r.branch}"
+            rev = _git(root, "rev-parse", "--verify", "-q", ref)
+            tip = rev.stdout.strip() or None
+            if tip:
+                # Its own commits: on no other local branch (a merge or a fast-forward
+                # counts as picked; a squash or cherry-pick does not, so it is asked).
+                count = _git(root, "rev-list", "--count", tip, "--not", r.base_sha, *others)
+                ahead = int(count.stdout.strip() or 0) if count.returncode == 0 else 1
+                is_merged = ahead == 0 and tip != r.base_sha  # no commits at all: a leftover
+        last = max(_mtime(wt), _mtime(wt / ".git")) if exists else 0.0
+        facts[r.key] = Facts(exists, last, dirty, tip, is_merged, ahead)
+    return facts
+
+
+# -- acting (I/O) --------------------------------------------------------------------------------
+
+
+def execute(root: Path, actions: list[Action], record, reason: str) -> list[str]:
+    """Carry the actions out; `record(event)` appends each one's event. Returns lines."""
+    from cocode import events as ev
+    from cocode import gitops
+    from cocode.errors import CocodeError
+
+    done = []
+    for a in actions:
+        if a.kind == "remove_worktree":
+            try:
+                gitops.remove_worktree(root, Path(a.target))
+            except CocodeError as err:
+                done.append(f"kept {a.target}: {err.message}")
+                continue
+            record(ev.WorktreeRemoved(job=a.run.job, agent=a.run.agent, path=a.target, reason=reason))
+            done.append(f"removed worktree {a.target} ({a.run.key}; branch {a.run.branch} kept)")
+        elif a.kind == "delete_branch":
+            tip = _git(root, "rev-parse", "--verify", "-q", f"refs/heads/{a.target}").stdout.strip()
+            out = _git(root, "branch", "-D", a.target)
+            if out.returncode != 0:
+                done.append(f"kept branch {a.target}: {(out.stderr.strip().splitlines() or ['git failed'])[-1]}")
+                continue
+            record(ev.WarningEvent(
+                job=a.run.job, agent=a.run.agent, code="branch_deleted",
+                message=f"deleted branch {a.target} at {tip[:12]} ({a.why}); "
+                        f"`git branch {a.target} {tip}` restores it until git prunes it"))
+            done.append(f"deleted branch {a.target} (was {tip[:12]})")
+    return done

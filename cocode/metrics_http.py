@@ -1,0 +1,46 @@
+"""`cocode up --metrics-port PORT`: the Prometheus text on http://127.0.0.1:PORT/metrics.
+
+A daemon thread in the monitor, which holds the latest samples. Only loopback is
+bound: a remote Prometheus reaches it through the user's own tunnel or proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+PORT_ENV = "COCODE_METRICS_PORT"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+log = logging.getLogger(__name__)
+
+
+def serve(port: int, render: Callable[[], str]) -> ThreadingHTTPServer:
+    """Start serving in a daemon thread; raises OSError if the port is taken."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "only /metrics is here")
+                return
+            try:
+                body = render().encode()
+            except Exception as err:  # a scrape must never take the monitor down
+                log.exception("metrics: render failed")
+                self.send_error(500, str(err))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass  # a scrape every 15 s must not fill the service log
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
