@@ -111,12 +111,18 @@ def init(env: Env) -> None:
 @main.command()
 @click.option("--detach", "-d", is_flag=True, help="Start in the background; return once all are ready.")
 @click.option("--timeout", default=20.0, show_default=True, help="Seconds --detach waits for readiness.")
+@click.option("--metrics-port", type=int, metavar="PORT",
+              help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics.")
 @pass_env
-def up(env: Env, detach: bool, timeout: float) -> None:
+def up(env: Env, detach: bool, timeout: float, metrics_port: int | None) -> None:
     """Start the bus and every service, and supervise them."""
     from cocode import supervisor
 
     env.config  # a bad config stops here, before anything starts
+    if metrics_port is not None:
+        from cocode.cli_resources import metrics_port_env
+
+        metrics_port_env(metrics_port)  # the monitor inherits it
     pid = supervisor.running_pid(env.paths)
     if pid:
         raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
@@ -144,6 +150,15 @@ def down(env: Env, timeout: float) -> None:
 
     pid, leftovers = supervisor.stop(env.paths, timeout)
     if pid:
+        # It gives up its lock just before it exits: return only once it has exited.
+        import psutil
+
+        deadline = time.monotonic() + 5
+        try:
+            while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+                time.sleep(0.02)
+        except psutil.NoSuchProcess:
+            pass
         click.echo("cocode: stopped")
     else:
         extra = f" (stopped {len(leftovers)} leftover services)" if leftovers else ""
@@ -204,8 +219,10 @@ def endpoints(env: Env, as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
 @click.option("--type", "types", multiple=True, metavar="T", help="Only events of this type (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--archived", is_flag=True, help="Also the events compaction moved to .cocode/archive/.")
 @pass_env
-def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: bool) -> None:
+def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: bool,
+           archived: bool = False) -> None:
     """Print the event log."""
     from cocode import events as ev
     from cocode import readers, render
@@ -214,7 +231,13 @@ def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: 
         if t not in ev.EVENT_TYPES:
             raise ConfigError(f"unknown event type {t!r} (known: {', '.join(sorted(ev.EVENT_TYPES))})")
     show = render.event_json_line if as_json else render.event_line
-    for event in readers.events(env.paths, after=since, follow=follow, types=set(types) or None):
+    if archived:
+        from cocode.cli_resources import archived_then_live
+
+        stream = archived_then_live(env.paths, since, follow, set(types) or None)
+    else:
+        stream = readers.events(env.paths, after=since, follow=follow, types=set(types) or None)
+    for event in stream:
         click.echo(show(event))
 
 
@@ -517,3 +540,57 @@ def _in_repo(env: Env) -> bool:
         return True
     except CocodeError:
         return False
+
+
+# metrics, clean, compact and `bench monitor` (issue 5) live in their own module.
+from cocode.cli_resources import register as _register_resources  # noqa: E402
+
+_register_resources(main, bench)
+
+
+# -- agent output (issue 4) -------------------------------------------------------------------
+
+
+@main.command("tail")
+@click.argument("job_id")
+@click.argument("agents", nargs=-1)
+@click.option("-n", "--lines", type=int, default=None, metavar="N",
+              help="Lines of backlog per agent (default: tui_log_lines, 2000).")
+@click.option("-f", "--follow", is_flag=True, help="Then print live output until the runs end.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_env
+def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, follow: bool,
+             as_json: bool) -> None:
+    """A job's agent output: the last lines, then (-f) live, `agent |` prefixed for several."""
+    from cocode import tail as tail_mod
+
+    n = env.config.limits.tui_log_lines if lines is None else lines
+    if n < 0:
+        raise ConfigError(f"-n {n}: give 0 or more lines")
+    sys.exit(tail_mod.tail(env.paths, job_id, agents, n, follow, as_json))
+
+
+@main.command("logs")
+@click.argument("job_id")
+@click.argument("agent")
+@pass_env
+def logs_cmd(env: Env, job_id: str, agent: str) -> None:
+    """All retained output of one run, oldest first (rotated lz4 files, then the live file)."""
+    from cocode import tail as tail_mod
+
+    sys.exit(tail_mod.print_logs(env.paths, job_id, agent))
+
+
+@bench.command("logs")
+@click.option("--seconds", default=10.0, show_default=True, help="How long the 5 agents write 1 MB/s each.")
+@click.option("--mb", "total_mb", default=200, show_default=True, help="MB pushed through the collector.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_logs(seconds: float, total_mb: int, as_json: bool) -> None:
+    """agent -> `cocode tail` latency, collector throughput against `cat > file`, collector RSS."""
+    from cocode.bench import logs as bench_logs_mod
+
+    result = bench_logs_mod.run(seconds=seconds, total_mb=total_mb, progress=not as_json)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(bench_logs_mod.report(result))

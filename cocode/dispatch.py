@@ -13,6 +13,7 @@ class Start(NamedTuple):
     job: st.JobView
     run: st.RunView
     worker: str
+    reclaim: tuple[str, st.RunView] | None = None  # (job, run) whose worktree makes room
 
 
 class Wait(NamedTuple):
@@ -38,10 +39,17 @@ def plan(
     if not worker_loads:
         return starts, waits
     active = worktrees = 0
+    reclaimable: list[tuple[str, st.RunView]] = []
     for j in state.jobs.values():
         for r in j.runs.values():
             active += r.live
-            worktrees += bool(r.worktree)
+            if r.worktree and not r.worktree_removed:
+                worktrees += 1
+                if r.final:
+                    reclaimable.append((j.job, r))
+    # The worktrees of finished runs are what max_worktrees gives back first, oldest
+    # first: only the directory goes, the branch and its commits stay.
+    reclaimable.sort(key=lambda jr: jr[1].ended_at or 0.0, reverse=True)
     free = max_concurrent - active - len(in_flight)
     if free <= 0:
         return starts, waits
@@ -55,12 +63,17 @@ def plan(
         if state.pressure:
             waits.append(Wait(job, run, "memory_pressure"))
             continue
-        if not run.worktree and worktrees >= max_worktrees:
-            waits.append(Wait(job, run, "max_worktrees"))
-            continue
+        reclaim = None
+        needs_worktree = not run.worktree or run.worktree_removed
+        if needs_worktree and worktrees >= max_worktrees:
+            if not reclaimable:
+                waits.append(Wait(job, run, "max_worktrees"))
+                continue
+            reclaim = reclaimable.pop()
+            worktrees -= 1
         worker = min(loads, key=loads.__getitem__)
         loads[worker] += 1
-        starts.append(Start(job, run, worker))
-        worktrees += 0 if run.worktree else 1
+        starts.append(Start(job, run, worker, reclaim))
+        worktrees += 1 if needs_worktree else 0
         free -= 1
     return starts, waits

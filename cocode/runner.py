@@ -26,6 +26,9 @@ CHUNK = 4096
 READY_GRACE_S = 3.0  # an agent may still exit on its own after its ready commit
 TERM_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL (ADR-005 §4)
 PIPE_DRAIN_S = 2.0  # after exit, output still owed by an escaped process is given up
+# A signal nobody here sent (the monitor's, after its limit_hit): wait this long for
+# that event to arrive before settling the run, so it ends with the monitor's reason.
+OUTSIDE_KILL_SETTLE_S = 1.0
 
 
 @dataclass
@@ -66,6 +69,7 @@ class RunProcess:
     ready_at: float = 0.0
     stop_reason: tuple[str, str] | None = None  # (final state, reason) once we stop it
     term_sent: float = 0.0
+    backstop: float = 0.0  # stopped by another process: SIGKILL here if it has not ended by then
     killed: bool = False
     exited_at: float = 0.0
     last_line: str = ""
@@ -87,7 +91,9 @@ class RunProcess:
         self.started = time.monotonic()
         self.timeout_s = timeouts.run_timeout(p.base_timeout_s, p.complexity, p.worktree_mb)
         self.deadline = self.started + self.timeout_s
-        self.head = self.watcher.head()
+        # From the base, not the branch's head: a requeued run's earlier commits, a ready
+        # one included, are counted (and found) on the first tick.
+        self.head = p.base_sha
         for f, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
             os.set_blocking(f.fileno(), False)
             self.streams[f.fileno()] = name
@@ -128,9 +134,11 @@ class RunProcess:
         return True
 
     def remember_last_line(self, data: bytes) -> None:
-        lines = [ln for ln in data.splitlines() if ln.strip()]
-        if lines:
-            self.last_line = lines[-1][-200:].decode("utf-8", errors="replace").strip()
+        # Only the chunk's tail is looked at: this runs for every 4 KB an agent writes.
+        tail = data[-512:].rstrip()
+        if tail:
+            line = tail.rsplit(b"\n", 1)[-1]
+            self.last_line = line[-200:].decode("utf-8", errors="replace").strip()
 
     # -- watching ----------------------------------------------------------------------
 
@@ -144,6 +152,10 @@ class RunProcess:
                 self.exited_at = now
                 self.kill_group(signal.SIGKILL)  # what it left in its group would hold the pipes
             if not self.streams or now - self.exited_at > PIPE_DRAIN_S:
+                code = self.proc.returncode  # killed, or exited 128+N on a signal
+                if (self.stop_reason is None and (code < 0 or code > 128)
+                        and now - self.exited_at < OUTSIDE_KILL_SETTLE_S):
+                    return
                 self.finish()
             return
         if self.ready_commit and not self.stop_reason and now - self.ready_at > READY_GRACE_S:
@@ -151,6 +163,9 @@ class RunProcess:
         elif not self.stop_reason and now > self.deadline:
             self.stop("failed", "timeout_exceeded")
         elif self.term_sent and not self.killed and now - self.term_sent > TERM_GRACE_S:
+            self.kill_group(signal.SIGKILL)
+            self.killed = True
+        elif self.backstop and not self.killed and now > self.backstop:
             self.kill_group(signal.SIGKILL)
             self.killed = True
 
@@ -184,6 +199,15 @@ class RunProcess:
             os.killpg(self.pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def stopped_by_other(self, state: str, reason: str, grace: float) -> None:
+        """Someone else stops this run (the monitor, over its memory limit): record
+        the outcome it will end with. The signals are theirs to send; should the
+        run outlive their `grace`, the group is killed here a little later."""
+        if self.stop_reason is None:
+            self.stop_reason = (state, reason)
+        if not self.backstop:
+            self.backstop = time.monotonic() + grace + TERM_GRACE_S
 
     def stop(self, state: str, reason: str) -> None:
         """SIGTERM the whole group now; SIGKILL follows after TERM_GRACE_S (tick)."""

@@ -16,7 +16,7 @@ import msgspec
 
 from cocode import events as ev
 
-FOLD_VERSION = 1
+FOLD_VERSION = 3
 FINAL = ("ready", "failed", "cancelled")
 
 
@@ -42,6 +42,7 @@ class RunView(msgspec.Struct):
     cancel_requested: bool = False
     detail: str = ""
     interrupted: bool = False  # its worker vanished; the scheduler decides what next
+    worktree_removed: bool = False  # the directory is gone; branch and commits stay
 
 
 class JobView(msgspec.Struct):
@@ -175,7 +176,9 @@ def _run_finished(state: State, e: ev.RunFinished) -> None:
 
 def _run_interrupted(state: State, e: ev.RunInterrupted) -> None:
     if (r := _run(state, e)) and not r.final:
-        r.live, r.interrupted, r.reason, r.pid, r.pgid = False, True, e.reason, 0, 0
+        # Nothing runs it any more: it waits for the scheduler (requeue once, or fail),
+        # so it is not shown `running` with no process behind it (e.g. after `down`).
+        r.state, r.live, r.interrupted, r.reason, r.pid, r.pgid = "queued", False, True, e.reason, 0, 0
 
 
 def _run_requeued(state: State, e: ev.RunRequeued) -> None:
@@ -190,6 +193,11 @@ def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
         for r in job.runs.values():
             if not r.final and (not e.agent or r.agent == e.agent):
                 r.cancel_requested = True
+
+
+def _worktree_removed(state: State, e: ev.WorktreeRemoved) -> None:
+    if r := _run(state, e):
+        r.worktree_removed = True
 
 
 def _memory_pressure(state: State, e: ev.MemoryPressure) -> None:
@@ -216,6 +224,7 @@ FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
     ev.RunRequeued: _run_requeued,
     ev.CancelRequested: _cancel_requested,
     ev.MemoryPressure: _memory_pressure,
+    ev.WorktreeRemoved: _worktree_removed,
     ev.WarningEvent: _warning,
 }
 

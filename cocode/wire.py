@@ -116,6 +116,14 @@ class WorkerBeat(msgspec.Struct, tag="worker_beat"):
     runs: list[str] = []  # "<job>/<agent>"
 
 
+class Reclaim(msgspec.Struct):
+    """A finished run's worktree to delete first (never its branch): max_worktrees."""
+
+    job: str
+    agent: str
+    path: str
+
+
 class Dispatch(msgspec.Struct, tag="dispatch"):
     """Scheduler -> worker: start this run (already recorded as run_dispatched)."""
 
@@ -123,6 +131,7 @@ class Dispatch(msgspec.Struct, tag="dispatch"):
     agent: str
     attempt: int
     job_seq: int  # where the job_submitted event (issue body and all) is in the log
+    reclaim: list[Reclaim] = []
 
 
 SchedulerMessage = Union[WorkerBeat, Dispatch]

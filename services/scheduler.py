@@ -167,12 +167,17 @@ class Scheduler(Service):
             if run.reason != reason and self.said_waiting.get((job.job, run.agent)) != reason:
                 self.said_waiting[(job.job, run.agent)] = reason  # once, not every tick
                 self.append(ev.RunWaiting(job=job.job, agent=run.agent, reason=reason))
-        for job, run, worker in starts:
+        for job, run, worker, reclaim in starts:
             self.dispatching.add((job.job, run.agent))
             msg_id = self.appender.append(
                 ev.RunDispatched(job=job.job, agent=run.agent, worker=worker, attempt=run.attempt))
+            reclaims = []
+            if reclaim:
+                old_job, old_run = reclaim
+                reclaims.append(wire.Reclaim(job=old_job, agent=old_run.agent, path=old_run.worktree))
+                old_run.worktree_removed = True  # until the worker's event comes back
             self.pending_sends[msg_id] = (worker, wire.Dispatch(
-                job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq))
+                job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq, reclaim=reclaims))
         self.appender.flush()
 
     def on_ack(self, msg_id: int, seq: int) -> None:

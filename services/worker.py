@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,20 +24,22 @@ import msgspec
 import psutil
 import zmq
 
-from cocode import agents
+from cocode import agents, cpushare
 from cocode import events as ev
 from cocode import state as st
 from cocode import wire
 from cocode.client import dealer
 from cocode.config import Config
 from cocode.errors import CocodeError
+from cocode.governance import TERM_GRACE_S
+from cocode.logship import Shipper
 from cocode.paths import Paths
 from cocode.service import Service
 
 if TYPE_CHECKING:
     from cocode.runner import RunPlan, RunProcess
 
-TICK_S = 0.01  # ref and exit polling while runs are live: a pygit2 ref read is ~5 µs
+TICK_S = 0.01  # ref and exit polling while runs are live: a ref file read is ~3 µs
 IDLE_TICK_S = 0.25  # with nothing to watch, wake rarely
 BEAT_S = 1.0
 SHUTDOWN_GRACE_S = 3.0
@@ -60,13 +63,14 @@ class Worker(Service):
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prepare")
         self.agents = agents.merge_agents(config.agents)
         self.recovered = False
-        self.run_logs = paths.logs / "runs"
         self.tmp = paths.home / "tmp"
         self.fd_owner: dict[int, RunProcess] = {}
+        self.worktree_lock = threading.Lock()
 
     def setup(self) -> None:
-        self.run_logs.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.shipper = Shipper(self.ctx, self.paths, self.config)
+        self.shipper.attach(self.loop)
         self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
         self.sched.setsockopt(zmq.IDENTITY, self.id.encode())
         self.loop.add(self.sched, self.on_scheduler)
@@ -102,8 +106,22 @@ class Worker(Service):
             if isinstance(msg, wire.Dispatch):
                 key = f"{msg.job}/{msg.agent}"
                 if key not in self.runs and key not in self.preparing:
+                    self.reclaim(msg.reclaim)
                     self.preparing[key] = self.executor.submit(self.prepare, msg)
                     self.beat()
+
+    def reclaim(self, worktrees: list[wire.Reclaim]) -> None:
+        """Make room under max_worktrees: delete finished runs' worktree directories
+        (never a branch or a commit), each recorded with its reason."""
+        from cocode import gitops
+
+        for r in worktrees:
+            try:
+                gitops.remove_worktree(self.paths.root, Path(r.path))
+            except CocodeError as err:
+                self.append(ev.WarningEvent(job=r.job, agent=r.agent, code="reclaim_failed", message=err.message))
+                continue
+            self.append(ev.WorktreeRemoved(job=r.job, agent=r.agent, path=r.path, reason="max_worktrees"))
 
     # -- the log --------------------------------------------------------------------------
 
@@ -113,6 +131,11 @@ class Worker(Service):
             for rp in list(self.runs.values()):
                 if rp.plan.job == event.job and (not event.agent or rp.plan.agent == event.agent):
                     rp.stop("cancelled", "cancelled")
+        elif isinstance(event, ev.LimitHit):
+            # The monitor recorded this before signalling; the run ends with its reason.
+            rp = self.runs.get(f"{event.job}/{event.agent}")
+            if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
+                rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", TERM_GRACE_S)
 
     def recover(self) -> None:
         """Runs this host's previous worker left running: kill, then say interrupted."""
@@ -142,10 +165,10 @@ class Worker(Service):
         worktree = self.paths.worktrees / f"{msg.job}-{msg.agent}"
         branch = f"cocode/{msg.job}/{msg.agent}"
         try:
-            if job.light:
-                gitops.create_light_workspace(root, worktree, branch, job.base_sha, job.sparse or None)
-            else:
-                gitops.create_worktree(root, worktree, branch, job.base_sha)
+            # git's own worktree bookkeeping (.git/worktrees/) is not safe for concurrent
+            # `worktree add` in one repository: prepare threads take turns here.
+            with self.worktree_lock:
+                self.make_workspace(gitops, job, root, worktree, branch)
         except CocodeError as err:
             raise PrepareFailed("worktree_failed", err.message) from None
         body_file = self.tmp / f"{msg.job}-{msg.agent}-issue.md"
@@ -173,6 +196,13 @@ class Worker(Service):
             complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light,
             worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000,
         )
+
+    @staticmethod
+    def make_workspace(gitops, job: ev.JobSubmitted, root: Path, worktree: Path, branch: str) -> None:
+        if job.light:
+            gitops.create_light_workspace(root, worktree, branch, job.base_sha, job.sparse or None)
+        else:
+            gitops.create_worktree(root, worktree, branch, job.base_sha)
 
     def fetch_job(self, seq: int) -> ev.JobSubmitted:
         """The job's submission event, read from the store (runs in a prepare thread)."""
@@ -238,31 +268,30 @@ class Worker(Service):
                                        reason="prepare_failed", head=None))
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
-        log_file = open(self.run_logs / f"{job}-{agent}.log", "ab")
-        topic = wire.log_topic(job, agent)
+        # Output is redacted, spooled and shipped to the logs collector (cocode/logship.py).
+        ship = self.shipper.open(job, agent, plan.attempt)
 
-        def output(stream: str, offset: int, data: bytes) -> None:
-            log_file.write(data)
-            log_file.flush()
-            chunk = wire.LogChunk(job=job, agent=agent, stream=stream, offset=offset,
-                                  data=data, ts=time.time())
-            try:
-                self.pub.send_multipart([topic, wire.encoder.encode(chunk)], zmq.NOBLOCK)
-            except zmq.Again:
-                pass
+        def emit(event: ev.Event) -> None:
+            if isinstance(event, ev.RunFinished) and event.detail:
+                event.detail = ship.scrub(event.detail)  # the agent's last line: redacted like its output
+            self.append(event)
 
         from cocode.runner import RunProcess
 
-        rp = RunProcess(plan, self.append, output)
-        rp.log_file = log_file  # type: ignore[attr-defined]
+        rp = RunProcess(plan, emit, ship.output)
+        rp.log_ship = ship  # type: ignore[attr-defined]
         try:
             rp.start()
         except OSError as err:
-            log_file.close()
+            ship.close()
             self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason="missing_dependency"))
             self.append(ev.WarningEvent(job=job, agent=agent, code="exec_failed", message=str(err)))
             return
         self.runs[key] = rp
+        try:
+            cpushare.apply(rp.pgid, key)  # the same CPU share for every agent
+        except Exception:
+            self.log.exception("run %s: cpu share not set", key)
         for fd in rp.fds:
             self.fd_owner[fd] = rp
             self.loop.add(fd, lambda fd=fd: self.on_output(fd))
@@ -278,7 +307,7 @@ class Worker(Service):
             self.loop.remove(fd)
             del self.fd_owner[fd]
         rp.close()
-        rp.log_file.close()  # type: ignore[attr-defined]
+        rp.log_ship.close()  # type: ignore[attr-defined]  # its spool goes once the collector has it all
         del self.runs[key]
 
     def teardown(self) -> None:
@@ -305,13 +334,17 @@ class Worker(Service):
                                               worker=self.id, reason="interrupted"))
                 rp.plan.body_file.unlink(missing_ok=True)
             self.forget(key, rp)
+        self.shipper.close()  # a last moment for acks; what is unacked stays spooled
 
 
 def kill_stale_group(pgid: int, worktree: str) -> None:
     """Kill a group a dead worker left, if it still is that run's (pids get reused)."""
     try:
         leader = psutil.Process(pgid)
-        if worktree and Path(leader.cwd()) != Path(worktree):
+        # Still that run's if it works in its worktree (an agent may cd into a
+        # subdirectory) or carries its COCODE_REPO_PATH; otherwise the pid was reused.
+        if worktree and not (Path(worktree) in (cwd := Path(leader.cwd()), *cwd.parents)
+                             or leader.environ().get("COCODE_REPO_PATH") == worktree):
             return
     except psutil.NoSuchProcess:
         pass  # the leader is gone; other members may live on in the group
