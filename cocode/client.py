@@ -182,10 +182,17 @@ class Follower:
         self.sub.setsockopt(zmq.RCVHWM, 100_000)
         self.sub.connect(subscribe_endpoint)
         self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC + b"store")
-        # Filtering by type happens here, not in the subscription: seq must stay
-        # contiguous for gap detection, so every evt. frame is needed.
-        self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC)
-        self.types = set(types) if types else None
+        self.types = sorted(set(types)) if types else None
+        if self.types is None:
+            # Every evt. frame: seq must stay contiguous for gap detection.
+            self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC)
+        else:
+            # Only some types: their seqs have holes by nature, so a live event is
+            # only a hint that there is news, and the store's filtered pages deliver.
+            # A follower of job events then never decodes a flood of other events.
+            for t in self.types:
+                self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC + t.encode())
+            self.again = False
         self.req = dealer(ctx, store_endpoint)
         self.syncing = False
         self.sync_sent = 0.0
@@ -203,7 +210,7 @@ class Follower:
         self.syncing = True
         self.sync_sent = time.monotonic()
         try:
-            self.req.send(wire.encoder.encode(wire.Sync(after=self.last)), zmq.NOBLOCK)
+            self.req.send(wire.encoder.encode(wire.Sync(after=self.last, types=self.types or [])), zmq.NOBLOCK)
         except zmq.Again:
             pass
 
@@ -222,6 +229,9 @@ class Follower:
                 continue
             self.last_heard = time.monotonic()
             self.head = max(self.head, page.head)
+            if self.types is not None:
+                self._on_filtered_page(page)
+                continue
             for raw_event in page.events:
                 try:
                     event = ev.decode(raw_event)
@@ -235,6 +245,29 @@ class Follower:
                 self.syncing = False
                 self.synced_once = True
                 self._drain_live()
+
+    def _on_filtered_page(self, page: wire.Page) -> None:
+        for raw_event in page.events:
+            try:
+                self._deliver(ev.decode(raw_event))
+            except msgspec.MsgspecError:
+                self.dropped += 1
+        self.last = max(self.last, page.upto)  # the other types in between are covered
+        if self.last < page.head:
+            self._request_sync()
+            return
+        self.syncing = False
+        self.synced_once = True
+        if self.again:
+            self.again = False
+            self._request_sync()
+
+    def _kick(self) -> None:
+        """Filtered mode: there is news; fetch it (once more after the current page)."""
+        if self.syncing:
+            self.again = True
+        else:
+            self._request_sync()
 
     def _live_continues(self) -> bool:
         """The queued live events already hold the next seq: the sync has met the live
@@ -279,6 +312,9 @@ class Follower:
                 self.dropped += 1
                 continue
             self.last_heard = time.monotonic()
+            if self.types is not None and topic.startswith(wire.EVENT_TOPIC):
+                self._kick()
+                continue
             if topic.startswith(wire.HEARTBEAT_TOPIC):
                 try:
                     hb = wire.heartbeat_decoder.decode(payload)

@@ -79,6 +79,17 @@ def read_payloads(conn: sqlite3.Connection, after: int, limit: int | None = None
     return [row[0] for row in conn.execute(sql, args)]
 
 
+def read_typed(conn: sqlite3.Connection, after: int, types: list[str], limit: int) -> tuple[list[bytes], int | None]:
+    """Payloads of the given types after `after`, and the last seq they stand for
+    (None when fewer than `limit` matched: then everything up to the head is covered)."""
+    marks = ",".join("?" * len(types))
+    rows = conn.execute(
+        f"SELECT seq, payload FROM events WHERE seq > ? AND type IN ({marks}) ORDER BY seq LIMIT ?",
+        (after, *types, limit),
+    ).fetchall()
+    return [r[1] for r in rows], (rows[-1][0] if len(rows) >= limit else None)
+
+
 def iter_events(conn: sqlite3.Connection, after: int = 0, batch: int = 10_000) -> Iterator[ev.Event]:
     """Every event after `after`, decoded, in seq order; bad rows are skipped."""
     while True:

@@ -229,6 +229,10 @@ FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
 }
 
 
+# The event types the fold reads: a follower that keeps this state needs no others.
+FOLDED_TYPES = frozenset(cls.__struct_config__.tag for cls in FOLDS)
+
+
 def apply(state: State, event: ev.Event) -> State:
     fold = FOLDS.get(type(event))
     if fold is not None:

@@ -52,13 +52,17 @@ class Refused(msgspec.Struct, tag="refused"):
 class Sync(msgspec.Struct, tag="sync"):
     after: int
     limit: int = 2000
+    types: list[str] = []  # only events of these types (all when empty)
 
 
 class Page(msgspec.Struct, tag="page"):
-    """Stored envelopes with seq > after, in order; `head` is the store's last seq."""
+    """Stored envelopes with seq > after, in order; `head` is the store's last seq;
+    `upto` is the seq the page accounts for (with a type filter, events in between
+    that did not match are covered too)."""
 
     events: list[msgspec.Raw]
     head: int
+    upto: int = 0
 
 
 class Heartbeat(msgspec.Struct, tag="heartbeat"):

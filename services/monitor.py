@@ -90,7 +90,7 @@ class Monitor(Service):
             if not job.done:
                 for run in job.runs.values():
                     self.note(job.job, run)
-        self.follower = self.follow(self.on_event, after=self.state.seq)
+        self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
         self.loop.every(self.interval, self.tick, first=self.interval)
         self.loop.every(CLEAN_EVERY_S, self.auto_clean, first=CLEAN_FIRST_S)
         port = os.environ.get("COCODE_METRICS_PORT")

@@ -55,7 +55,7 @@ class Scheduler(Service):
     def setup(self) -> None:
         self.router.bind(self.paths.endpoint("scheduler"))
         self.loop.add(self.router, self.on_worker)
-        self.follower = self.follow(self.on_event, after=self.state.seq)
+        self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
         self.loop.every(1.0, self.interrupt_orphans)
         self.loop.every(1.0, self.mark_dirty)  # a worker may have gone quiet: look again
 

@@ -131,8 +131,13 @@ class Store:
 
     def answer_sync(self, ident: bytes, sync: wire.Sync) -> None:
         limit = max(1, min(sync.limit, 10_000))
-        rows = eventlog.read_payloads(self.conn, sync.after, limit)
-        page = wire.Page(events=[msgspec.Raw(r) for r in rows], head=self.head)
+        if sync.types:
+            rows, upto = eventlog.read_typed(self.conn, sync.after, sync.types, limit)
+            upto = self.head if upto is None else upto
+        else:
+            rows = eventlog.read_payloads(self.conn, sync.after, limit)
+            upto = sync.after + len(rows)  # seqs are contiguous
+        page = wire.Page(events=[msgspec.Raw(r) for r in rows], head=self.head, upto=upto)
         self.router.send_multipart([ident, wire.encoder.encode(page)])
 
     # -- the write path --------------------------------------------------------------

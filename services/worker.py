@@ -74,7 +74,7 @@ class Worker(Service):
         self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
         self.sched.setsockopt(zmq.IDENTITY, self.id.encode())
         self.loop.add(self.sched, self.on_scheduler)
-        self.follower = self.follow(self.on_event, after=self.state.seq)
+        self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES | {"limit_hit"})
         self.tick_gen = 0
         self.schedule_tick(0.0)
         self.loop.every(BEAT_S, self.beat, first=0.0)
