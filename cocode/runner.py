@@ -118,7 +118,7 @@ class RunProcess:
         name = self.streams.get(fd)
         if name is None:
             return False
-        for _ in range(64):  # bounded, so one chatty agent cannot starve the others
+        for _ in range(8):  # bounded (32 KB), so one chatty agent cannot delay the others
             try:
                 data = os.read(fd, CHUNK)
             except BlockingIOError:

@@ -39,7 +39,7 @@ from cocode.service import Service
 if TYPE_CHECKING:
     from cocode.runner import RunPlan, RunProcess
 
-TICK_S = 0.01  # ref and exit polling while runs are live: a ref file read is ~3 µs
+TICK_S = 0.02  # ref and exit polling while runs are live (a ref file read is ~3 µs); ADR target is 2 s
 IDLE_TICK_S = 0.25  # with nothing to watch, wake rarely
 BEAT_S = 1.0
 SHUTDOWN_GRACE_S = 3.0
