@@ -6,8 +6,6 @@ Every failure the user can cause ends as one line on stderr and an exit code
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 import time
 from pathlib import Path
@@ -386,7 +384,6 @@ def _append_and_wait(env: Env, event) -> None:
 
 def _watch(env: Env, job_id: str, stream: bool = True, timeout: float | None = None):
     from cocode import readers, render, watch
-    from cocode import state as st
 
     state = readers.current_state(env.paths)
     job = state.jobs.get(job_id)

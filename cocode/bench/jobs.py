@@ -10,7 +10,6 @@ Measured in one run, on a fresh sample repository with cocode started there:
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
