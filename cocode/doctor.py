@@ -59,6 +59,7 @@ def run_checks(paths: Paths | None, config) -> list[Check]:
         checks.append(Check("disk", free >= MIN_FREE_BYTES,
                             f"{free / 2**30:.1f} GiB free on {paths.root}"))
         checks.append(services_check(paths))
+        checks.append(event_log_check(paths))
         checks.append(cpu_share_check())
     return checks
 
@@ -81,3 +82,24 @@ def cpu_share_check() -> Check:
     except ImportError:
         return Check("cpu shares", True, "equal nice value for every agent", required=False)
     return Check("cpu shares", True, cpushare.describe(), required=False)
+
+
+def event_log_check(paths: Paths) -> Check:
+    """The log's schema, read with sqlite-utils (an admin tool: kept out of services)."""
+    import sqlite3
+
+    import sqlite_utils
+
+    if not paths.db.exists():
+        return Check("event log", True, "none yet (`cocode up` creates it)", required=False)
+    try:
+        db = sqlite_utils.Database(sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True))
+        tables = set(db.table_names())
+        triggers = {t.name for t in db.triggers}
+        count = db["events"].count if "events" in tables else 0
+    except sqlite3.DatabaseError as err:
+        return Check("event log", False, f"{paths.db}: {err}; move it aside to start a new log")
+    missing = {"events_no_update", "events_no_delete"} - triggers
+    if "events" not in tables or missing:
+        return Check("event log", False, f"{paths.db}: not append-only (missing {', '.join(sorted(missing)) or 'events'})")
+    return Check("event log", True, f"{count:,} events, append-only triggers in place")
