@@ -23,7 +23,7 @@ import zmq
 
 from cocode import events as ev
 from cocode import wire
-from cocode.loop import Loop
+from cocode.loop import Loop, drain
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,7 @@ class Appender:
     # -- replies -----------------------------------------------------------------
 
     def on_readable(self) -> None:
-        while True:
-            try:
-                raw = self.sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for raw in drain(self.sock):
             try:
                 reply = wire.reply_decoder.decode(raw)
             except msgspec.MsgspecError:
@@ -215,11 +211,7 @@ class Follower:
             pass
 
     def on_reply(self) -> None:
-        while True:
-            try:
-                raw = self.req.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for raw in drain(self.req):
             try:
                 page = wire.reply_decoder.decode(raw)
             except msgspec.MsgspecError:
@@ -303,14 +295,11 @@ class Follower:
     # -- live -----------------------------------------------------------------------
 
     def on_live(self) -> None:
-        while True:
-            try:
-                topic, payload = self.sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:  # not two frames
+        for frames in drain(self.sub, multipart=True):
+            if len(frames) != 2:
                 self.dropped += 1
                 continue
+            topic, payload = frames
             self.last_heard = time.monotonic()
             if self.types is not None and topic.startswith(wire.EVENT_TOPIC):
                 self._kick()

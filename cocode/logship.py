@@ -28,6 +28,7 @@ from pathlib import Path
 import msgspec
 import zmq
 
+from cocode.loop import drain
 from cocode import redact, wire
 from cocode.logfiles import attempt_base, run_name
 
@@ -351,11 +352,7 @@ class Shipper:
     # -- the loop ------------------------------------------------------------------------------
 
     def on_readable(self) -> None:
-        while True:
-            try:
-                raw = self.sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        for raw in drain(self.sock):
             try:
                 msg = wire.logs_decoder.decode(raw)
             except msgspec.MsgspecError:

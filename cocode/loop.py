@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import zmq
 
@@ -111,6 +111,16 @@ class Loop:
             self._wake_r.close()
             self._wake_w.close()  # type: ignore[union-attr]
             self._wake_r = self._wake_w = None
+
+
+def drain(sock: zmq.Socket, multipart: bool = False) -> Iterator:
+    """Every message waiting on `sock` now, without blocking: the one way handlers read."""
+    recv = sock.recv_multipart if multipart else sock.recv
+    while True:
+        try:
+            yield recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
 
 
 def pid_alive(pid: int) -> bool:

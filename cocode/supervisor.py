@@ -28,7 +28,7 @@ from cocode import events as ev
 from cocode import wire
 from cocode.client import Appender
 from cocode.errors import CocodeError
-from cocode.loop import Loop, pid_alive
+from cocode.loop import Loop, drain, pid_alive
 from cocode.paths import Paths
 from cocode.servicemain import SERVICE_NAMES
 
@@ -146,13 +146,10 @@ class Supervisor:
         (self.paths.run / f"{child.spec.name}.pid").write_text(str(child.proc.pid))
 
     def on_heartbeat(self) -> None:
-        while True:
-            try:
-                topic, payload = self.sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:
+        for frames in drain(self.sub, multipart=True):
+            if len(frames) != 2:
                 continue
+            topic, payload = frames
             try:
                 hb = wire.heartbeat_decoder.decode(payload)
             except msgspec.MsgspecError:

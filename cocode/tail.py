@@ -31,7 +31,7 @@ from cocode import render, wire
 from cocode.client import Follower
 from cocode.errors import CocodeError
 from cocode.logfiles import ATTEMPT_SPAN, RunFiles
-from cocode.loop import Loop
+from cocode.loop import Loop, drain
 from cocode.paths import Paths
 from cocode.watch import LinePrinter, safe_text
 
@@ -215,11 +215,7 @@ class Tail:
             self.ask(s, max(self.lines, 1))
 
     def on_reply(self) -> None:
-        while True:
-            try:
-                raw = self.req.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for raw in drain(self.req):
             try:
                 msg = wire.logs_decoder.decode(raw)
             except msgspec.MsgspecError:
@@ -250,13 +246,10 @@ class Tail:
     # -- live ----------------------------------------------------------------------------------
 
     def on_live(self) -> None:
-        while True:
-            try:
-                topic, payload = self.sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:
+        for frames in drain(self.sub, multipart=True):
+            if len(frames) != 2:
                 continue
+            topic, payload = frames
             agent = self.topics.get(topic)  # exact: log.j.a also prefixes log.j.ab
             if agent is None:
                 continue

@@ -16,7 +16,7 @@ from cocode import events as ev
 from cocode import state as st
 from cocode import wire
 from cocode.client import Follower
-from cocode.loop import Loop
+from cocode.loop import Loop, drain
 from cocode.paths import Paths
 
 COLOURS = (36, 33, 35, 32, 34, 31)
@@ -72,15 +72,9 @@ def watch_job(
         sub.setsockopt(zmq.SUBSCRIBE, f"log.{job_id}.".encode())
 
         def on_log() -> None:
-            while True:
+            for frames in drain(sub, multipart=True):
                 try:
-                    _, payload = sub.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    return
-                except ValueError:
-                    continue
-                try:
-                    chunk = wire.log_chunk_decoder.decode(payload)
+                    chunk = wire.log_chunk_decoder.decode(frames[-1])
                 except msgspec.MsgspecError:
                     continue
                 printer.chunk(chunk.agent, chunk.data)

@@ -18,6 +18,7 @@ import time
 import msgspec
 import zmq
 
+from cocode.loop import drain
 from cocode import dispatch
 from cocode import events as ev
 from cocode import state as st
@@ -96,13 +97,10 @@ class Scheduler(Service):
     # -- workers ---------------------------------------------------------------------
 
     def on_worker(self) -> None:
-        while True:
-            try:
-                ident, raw = self.router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:
+        for frames in drain(self.router, multipart=True):
+            if len(frames) != 2:
                 continue
+            ident, raw = frames
             try:
                 msg = wire.scheduler_decoder.decode(raw)
             except msgspec.MsgspecError:

@@ -24,6 +24,7 @@ import msgspec
 import psutil
 import zmq
 
+from cocode.loop import drain
 from cocode import agents, cpushare
 from cocode import events as ev
 from cocode import state as st
@@ -93,11 +94,7 @@ class Worker(Service):
             pass
 
     def on_scheduler(self) -> None:
-        while True:
-            try:
-                raw = self.sched.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for raw in drain(self.sched):
             try:
                 msg = wire.scheduler_decoder.decode(raw)
             except msgspec.MsgspecError:
