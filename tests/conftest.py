@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -70,15 +70,39 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
+def up(repo: Path, *args: str, env=None) -> Paths:
+    """`cocode up --detach` (extra args passed on); fails the test if it does not start."""
+    proc = cocode(repo, "up", "--detach", *args, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Paths(repo)
+
+
+def down(repo: Path) -> None:
+    """`cocode down`, then: no process of this repository's cocode may be left."""
+    try:
+        cocode(repo, "down", timeout=60)
+        leftover = cocode_processes(repo)
+    finally:
+        kill_all(repo)
+    assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
+
+
+def wait_until(cond, timeout: float, interval: float = 0.05):
+    """cond()'s first truthy value within `timeout` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    return cond()
+
+
 @pytest.fixture
 def running(repo: Path):
     """cocode up --detach in a fresh repository; always brought down after."""
-    proc = cocode(repo, "up", "--detach", timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    paths = up(repo)
     try:
-        yield Paths(repo)
+        yield paths
     finally:
-        cocode(repo, "down", timeout=60)
-        leftover = cocode_processes(repo)
-        kill_all(repo)
-        assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
+        down(repo)

@@ -19,7 +19,7 @@ import pytest
 
 from cocode import clean, compaction
 from cocode import state as st
-from conftest import cocode, cocode_processes, git, kill_all, make_repo
+from conftest import cocode, down, git, make_repo, up
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
@@ -100,18 +100,6 @@ def repo(tmp_path: Path):
     (path / ".cocode").mkdir(mode=0o700)
     (path / ".cocode" / "config.yaml").write_text(json.dumps({"agents": agents}))
     return path
-
-
-def up(repo: Path) -> None:
-    proc = cocode(repo, "up", "--detach", timeout=60)
-    assert proc.returncode == 0, proc.stderr
-
-
-def down(repo: Path) -> None:
-    cocode(repo, "down", timeout=60)
-    leftover = cocode_processes(repo)
-    kill_all(repo)
-    assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
 
 
 @pytest.fixture

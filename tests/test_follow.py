@@ -22,7 +22,7 @@ from cocode import wire
 from cocode.client import Appender, Follower
 from cocode.loop import Loop
 from cocode.paths import Paths
-from conftest import cocode, cocode_processes, kill_all, make_repo
+from conftest import cocode, down, make_repo, up
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -40,21 +40,6 @@ def db_head(paths: Paths) -> int:
         return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     finally:
         conn.close()
-
-
-def up(repo):
-    proc = cocode(repo, "up", "--detach", timeout=40)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Paths(repo)
-
-
-def down(repo):
-    try:
-        cocode(repo, "down", timeout=40)
-        leftover = cocode_processes(repo)
-    finally:
-        kill_all(repo)
-    assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from cocode import cpushare, governance, metrics
 from cocode import events as ev
 from cocode.config import load_config
 from cocode.proctree import Sampler
-from conftest import cocode, cocode_processes, git, kill_all, make_repo
+from conftest import cocode, cocode_processes, down, git, make_repo, up
 
 AGENTS = Path(__file__).resolve().parent / "agents"
 INTERVAL_MS = 500
@@ -221,11 +221,6 @@ def agent_procs(tmp_path: Path) -> list[psutil.Process]:
     return found
 
 
-def up(repo: Path, *args: str) -> None:
-    proc = cocode(repo, "up", "--detach", *args, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-
-
 @pytest.fixture
 def running(repo: Path):
     up(repo)
@@ -233,13 +228,6 @@ def running(repo: Path):
         yield repo
     finally:
         down(repo)
-
-
-def down(repo: Path) -> None:
-    cocode(repo, "down", timeout=60)
-    leftover = cocode_processes(repo)
-    kill_all(repo)
-    assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
 
 
 def submit(repo: Path, agent: str) -> str:

@@ -20,20 +20,10 @@ from cocode import events as ev
 from cocode import wire
 from cocode.client import Appender
 from cocode.paths import Paths
-from conftest import cocode, cocode_processes, kill_all, make_repo
+from conftest import cocode, cocode_processes, down, kill_all, make_repo, up, wait_until
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def wait_until(cond, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    return cond()
 
 
 def ps(repo) -> dict[str, dict]:
@@ -78,21 +68,6 @@ def request(sock: zmq.Socket, msg, timeout: float = 5.0):
     sock.send(wire.encoder.encode(msg))
     assert sock.poll(int(timeout * 1000)), "the store did not answer"
     return wire.reply_decoder.decode(sock.recv())
-
-
-def up(repo, env=None):
-    proc = cocode(repo, "up", "--detach", timeout=40, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Paths(repo)
-
-
-def down(repo):
-    try:
-        cocode(repo, "down", timeout=40)
-        leftover = cocode_processes(repo)
-    finally:
-        kill_all(repo)
-    assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
 
 
 @pytest.fixture(scope="module")

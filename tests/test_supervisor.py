@@ -22,19 +22,9 @@ from cocode import wire
 from cocode.client import Appender
 from cocode.paths import Paths
 from cocode.supervisor import SERVICE_NAMES
-from conftest import cocode, cocode_processes, kill_all
+from conftest import cocode, cocode_processes, kill_all, wait_until
 
 KEYS = {"name", "pid", "state", "uptime_s", "restarts"}
-
-
-def wait_until(cond, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    return cond()
 
 
 def ps_rows(repo) -> list[dict]:
