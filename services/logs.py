@@ -39,7 +39,7 @@ from cocode.fsyncer import Fsyncer
 from cocode.logfiles import ATTEMPT_SPAN, RunFiles
 from cocode.logrun import MB, RunLog
 from cocode.paths import Paths
-from cocode.service import Service
+from cocode.service import Service, release_memory
 
 SYNC_EVERY_S = 0.03  # fsync rounds (and so acks) at most this often
 DRAIN_MAX = 500  # messages per wake-up before timers (fsync and acks) get a turn
@@ -299,7 +299,7 @@ class Logs(Service):
         total = self.totals["bytes"] + sum(r.stats["bytes"] for r in self.runs.values())
         if total - self.trimmed_at_bytes >= TRIM_AFTER_BYTES:
             self.trimmed_at_bytes = total
-            _malloc_trim()
+            release_memory()
 
     def evict_idle(self) -> None:
         now = time.monotonic()
@@ -324,15 +324,6 @@ class Logs(Service):
         for key, run in list(self.runs.items()):
             self._retire(key, run)
         self.router.close(0)
-
-
-def _malloc_trim() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to do
 
 
 def _safe_name(name: str) -> bool:

@@ -25,11 +25,12 @@ from cocode.config import Config
 from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.loop import Loop
 from cocode.paths import Paths
-from cocode.service import Heartbeater, publisher, setup_logging, watch_supervisor
+from cocode.service import Heartbeater, publisher, release_memory, setup_logging, watch_supervisor
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
 SNAPSHOT_EVERY = 10_000
 SNAPSHOTS_KEPT = 2
+TRIM_AFTER_EVENTS = 20_000
 INSERT = "INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, ?, ?, ?, ?)"
 UPSERT_PRODUCER = (
     "INSERT INTO producers (producer, last_id) VALUES (?, ?) "
@@ -64,6 +65,7 @@ class Store:
         self.refusing: str | None = None
         self.own_producer = wire.new_producer_id("store")
         self.own_next = 1
+        self.trimmed_at = self.head
 
     # -- requests ------------------------------------------------------------------
 
@@ -213,6 +215,13 @@ class Store:
         self.own_next += 1
         self.commit([(None, req)])
 
+    def trim_memory(self) -> None:
+        """After a burst of appends (decoded batches are many small objects), give the
+        freed heap back: 60 MiB of RSS stayed after 200k events without this."""
+        if self.head - self.trimmed_at >= TRIM_AFTER_EVENTS:
+            self.trimmed_at = self.head
+            release_memory()
+
     def snapshot(self) -> None:
         if self.state.seq <= self.snapshot_seq:
             return
@@ -239,6 +248,7 @@ class Store:
         self.loop.add(self.router, self.on_requests)
         Heartbeater(self.pub, "store", lambda: {"head": self.head, "dropped": self.dropped}).attach(self.loop)
         self.loop.every(30.0, self.snapshot)
+        self.loop.every(5.0, self.trim_memory)
         self.append_own(ev.ServiceStarted(service="store", pid=os.getpid(), version=__version__))
         self.log.info("ready pid=%d head=%d", os.getpid(), self.head)
         try:
