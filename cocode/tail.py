@@ -43,17 +43,6 @@ GIVE_UP_S = 10.0  # the collector never answered: stop waiting for a finished ru
 # -- printing ------------------------------------------------------------------------------
 
 
-def shown(line: bytes) -> str:
-    """watch.safe_text, with a fast path: it walks the line character by character
-    in Python (~100 µs for a 1 KB line); most lines are printable UTF-8 already,
-    which str.isprintable() tells in C."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return safe_text(line)
-    return text if text.isprintable() else safe_text(line)
-
-
 class Printer(LinePrinter):
     """Complete lines, made safe; `agent |` prefixed when there are several agents."""
 
@@ -67,9 +56,9 @@ class Printer(LinePrinter):
         *lines, rest = buf.split(b"\n")
         head = self.prefixes.get(agent, "")
         for line in lines:
-            self.echo(head + shown(line))
+            self.echo(head + safe_text(line))
         if len(rest) > 65536:  # a huge line without its end yet: show it in pieces
-            self.echo(head + shown(rest))
+            self.echo(head + safe_text(rest))
             rest = b""
         self.partial[agent] = rest
 
@@ -132,7 +121,7 @@ class Output:
             return
         rest = self.text.partial.pop(agent, b"")
         if rest:
-            self.text.line(agent, shown(rest))
+            self.text.line(agent, safe_text(rest))
 
     def flush_all(self) -> None:
         for agent in list(self.partial) + list(self.text.partial):
@@ -397,7 +386,7 @@ def print_logs(paths: Paths, job_id: str, agent: str) -> int:
                 printer.chunk(agent, block)
             rest = printer.partial.pop(agent, b"")
             if rest:
-                printer.line(agent, shown(rest))
+                printer.line(agent, safe_text(rest))
             sys.stdout.flush()
         else:
             out = sys.stdout.buffer
