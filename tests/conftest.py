@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import zmq
 
 from cocode.paths import Paths
 
@@ -57,12 +58,32 @@ def cocode_processes(repo: Path) -> list[psutil.Process]:
     return found
 
 
+def reap(procs: list[psutil.Process], what: str) -> None:
+    """Kill processes a test left behind, then fail the test for having left them."""
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not procs, f"{what}: {[p.info['cmdline'] for p in procs]}"
+
+
 def kill_all(repo: Path) -> None:
     for p in cocode_processes(repo):
         try:
             p.send_signal(signal.SIGKILL)
         except psutil.NoSuchProcess:
             pass
+
+
+@pytest.fixture
+def ctx():
+    """A private ZeroMQ context for a test's own sockets."""
+    c = zmq.Context()
+    try:
+        yield c
+    finally:
+        c.destroy(linger=0)
 
 
 @pytest.fixture

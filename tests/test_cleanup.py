@@ -102,15 +102,6 @@ def repo(tmp_path: Path):
     return path
 
 
-@pytest.fixture
-def running(repo: Path):
-    up(repo)
-    try:
-        yield repo
-    finally:
-        down(repo)
-
-
 def ok(repo: Path, *args: str, input: str | None = None):
     proc = cocode(repo, *args, timeout=60, input=input)
     assert proc.returncode == 0, f"cocode {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"

@@ -51,15 +51,6 @@ def shared(tmp_path_factory):
         down(repo)
 
 
-@pytest.fixture
-def ctx():
-    c = zmq.Context()
-    try:
-        yield c
-    finally:
-        c.destroy(linger=0)
-
-
 class Following:
     """A Follower on its own Loop, recording what it delivers."""
 

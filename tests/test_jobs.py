@@ -22,7 +22,7 @@ import pytest
 from cocode import readers, render
 from cocode.agents import READY_MARKER
 from cocode.paths import Paths
-from conftest import cocode, cocode_processes, git, make_repo
+from conftest import cocode, cocode_processes, git, make_repo, reap
 
 AGENTS_DIR = Path(__file__).resolve().parent / "agents"
 ISSUE = "Fix the greeting\n\nThe greeting says Helo; it should say Hello."
@@ -84,13 +84,7 @@ def repo(tmp_path: Path, limits: dict, monkeypatch):
     monkeypatch.setenv("MY_SECRET", SECRET)
     monkeypatch.setenv("MY_PASSED", PASSED)
     yield path
-    left = agent_processes(path)
-    for p in left:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    assert not left, f"agent processes outlived the test: {[p.info['cmdline'] for p in left]}"
+    reap(agent_processes(path), "agent processes outlived the test")
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -26,7 +26,7 @@ from cocode import cpushare, governance, metrics
 from cocode import events as ev
 from cocode.config import load_config
 from cocode.proctree import Sampler
-from conftest import cocode, cocode_processes, down, git, make_repo, up
+from conftest import cocode, cocode_processes, down, git, make_repo, up, reap
 
 AGENTS = Path(__file__).resolve().parent / "agents"
 INTERVAL_MS = 500
@@ -195,13 +195,7 @@ def repo(tmp_path: Path):
     (tmp_path / "stamps").mkdir()
     write_config(path, tmp_path)
     yield path
-    left = agent_procs(tmp_path)
-    for p in left:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    assert not left, f"agent processes outlived the test: {[p.info['cmdline'] for p in left]}"
+    reap(agent_procs(tmp_path), "agent processes outlived the test")
 
 
 def agent_procs(tmp_path: Path) -> list[psutil.Process]:
@@ -219,15 +213,6 @@ def agent_procs(tmp_path: Path) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
-
-
-@pytest.fixture
-def running(repo: Path):
-    up(repo)
-    try:
-        yield repo
-    finally:
-        down(repo)
 
 
 def submit(repo: Path, agent: str) -> str:
