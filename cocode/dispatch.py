@@ -28,11 +28,13 @@ def plan(
     max_worktrees: int,
     in_flight: set[tuple[str, str]],
     worker_loads: dict[str, int],
+    reclaiming: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[list[Start], list[Wait]]:
     """Runs to start (priority, then FIFO) within the limits, and runs held back.
 
     `in_flight` are runs already being dispatched whose event has not come back;
-    `worker_loads` maps each live worker to the runs it holds (least loaded wins).
+    `worker_loads` maps each live worker to the runs it holds (least loaded wins);
+    `reclaiming` are finished runs whose worktree a dispatch already gave away.
     """
     starts: list[Start] = []
     waits: list[Wait] = []
@@ -43,7 +45,7 @@ def plan(
     for j in state.jobs.values():
         for r in j.runs.values():
             active += r.live
-            if r.worktree and not r.worktree_removed:
+            if r.worktree and not r.worktree_removed and (j.job, r.agent) not in reclaiming:
                 worktrees += 1
                 if r.final:
                     reclaimable.append((j.job, r))

@@ -52,6 +52,7 @@ class Scheduler(Service):
         self.pending_sends: dict[int, tuple[str, wire.Dispatch]] = {}
         self.appender.on_ack = self.on_ack
         self.said_waiting: dict[tuple[str, str], str] = {}
+        self.reclaiming: set[tuple[str, str]] = set()  # worktrees given away, not yet removed
 
     def setup(self) -> None:
         self.router.bind(self.paths.endpoint("scheduler"))
@@ -70,6 +71,8 @@ class Scheduler(Service):
         self.mark_dirty()
         if isinstance(event, ev.RunDispatched):
             self.dispatching.discard((event.job, event.agent))
+        elif isinstance(event, ev.WorktreeRemoved) or (isinstance(event, ev.WarningEvent) and event.code == "reclaim_failed"):
+            self.reclaiming.discard((event.job, event.agent))  # done, or it failed and stays
 
     def decide(self) -> None:
         """Settle runs no process is working on: interrupted ones are requeued once,
@@ -159,7 +162,7 @@ class Scheduler(Service):
         live = self.live_workers()
         starts, waits = dispatch.plan(
             self.state, self.config.limits.max_concurrent_agents, self.config.limits.max_worktrees,
-            self.dispatching, {w: len(self.workers[w][2]) for w in live},
+            self.dispatching, {w: len(self.workers[w][2]) for w in live}, frozenset(self.reclaiming),
         )
         for job, run, reason in waits:
             if run.reason != reason and self.said_waiting.get((job.job, run.agent)) != reason:
@@ -173,7 +176,7 @@ class Scheduler(Service):
             if reclaim:
                 old_job, old_run = reclaim
                 reclaims.append(wire.Reclaim(job=old_job, agent=old_run.agent, path=old_run.worktree))
-                old_run.worktree_removed = True  # until the worker's event comes back
+                self.reclaiming.add((old_job, old_run.agent))  # until worktree_removed comes back
             self.pending_sends[msg_id] = (worker, wire.Dispatch(
                 job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq, reclaim=reclaims))
         self.appender.flush()
