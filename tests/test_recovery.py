@@ -68,8 +68,11 @@ def assert_no_ghost_runs(repo) -> None:
 def test_kill9_scheduler_mid_run(repo, running, tmp_path):
     base = rev_parse(repo, "HEAD")
     job = submit(repo, "--agent", "gate")
-    started = wait_run(repo, job, "gate", "running")
+    wait_run(repo, job, "gate", "running")
     wait_until(lambda: runs_of(status(repo, job))["gate"]["commits"] == 1, 10, what="the first commit")
+    # `running` begins at dispatch; by its first commit the run has surely started.
+    started = runs_of(status(repo, job))["gate"]
+    assert started["started_at"] is not None
     old = service_pid(repo, "scheduler")
     kill9(old)
     # Submitted while the scheduler may be down: durable in the log, queued behind the gate.
