@@ -10,7 +10,7 @@ import sys
 
 def _service_fast_path(argv: list[str]) -> int | None:
     if len(argv) == 4 and argv[0] == "-C" and argv[2] == "service":
-        from cocode.servicemain import run_service
+        from cocode.launcher import run_service
 
         return run_service(argv[1], argv[3])
     return None

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from cocode.agents import READY_MARKER
+from cocode.jobs.agents import READY_MARKER
 
 DEMO_FILE = "COCODE_DEMO.md"
 FAIL_REASON = "demo-fail: cannot reproduce the bug: tests/test_x.py missing"

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from cocode import agents
+from cocode.jobs import agents
 from cocode.paths import Paths
 
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -65,11 +65,11 @@ def run_checks(paths: Paths | None, config) -> list[Check]:
 
 
 def services_check(paths: Paths) -> Check:
-    from cocode import supervisor
+    from cocode import client
 
-    if not supervisor.running_pid(paths):
+    if not client.running_pid(paths):
         return Check("services", True, "not running (`cocode up` starts them)", required=False)
-    reply = supervisor.request(paths, "ps")
+    reply = client.request(paths, "ps")
     if not reply:
         return Check("services", False, "the supervisor does not answer: `cocode down` then `cocode up`")
     bad = [s["name"] for s in reply["services"] if s["state"] != "ready"]
@@ -78,7 +78,7 @@ def services_check(paths: Paths) -> Check:
 
 def cpu_share_check() -> Check:
     try:
-        from cocode import cpushare
+        from cocode.resources import cpushare
     except ImportError:
         return Check("cpu shares", True, "equal nice value for every agent", required=False)
     return Check("cpu shares", True, cpushare.describe(), required=False)

@@ -6,7 +6,7 @@ import time
 
 import msgspec
 
-from cocode import events as ev
+from cocode.core import events as ev
 
 _SKIP = {"seq", "ts", "job", "agent", "type"}
 

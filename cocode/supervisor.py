@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 import msgspec
 import zmq
 
-from cocode import events as ev
-from cocode import wire
-from cocode.client import Appender
+from cocode.core import events as ev
+from cocode.core import wire
+from cocode.client import request, running_pid
+from cocode.core.appender import Appender
 from cocode.errors import CocodeError
-from cocode.loop import Loop, drain, pid_alive
+from cocode.core.loop import Loop, drain, pid_alive
 from cocode.paths import Paths
-from cocode.servicemain import SERVICE_NAMES
+from cocode.launcher import SERVICE_NAMES
 
 
 @dataclass(frozen=True)
@@ -296,36 +297,6 @@ def release_lock(f, paths: Paths) -> None:
     f.truncate()
     fcntl.flock(f, fcntl.LOCK_UN)
     f.close()
-
-
-def running_pid(paths: Paths) -> int | None:
-    """The supervisor's pid if one holds the lock, else None."""
-    if not paths.lock.exists():
-        return None
-    with open(paths.lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            text = f.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return None
-
-
-def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:
-    """Ask the supervisor; None when nobody answers."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(paths.endpoint("supervisor"))
-        sock.send(msgspec.json.encode({"cmd": cmd}))
-        if not sock.poll(int(timeout * 1000)):
-            return None
-        return msgspec.json.decode(sock.recv())
-    finally:
-        sock.close(0)
 
 
 def kill_leftovers(paths: Paths) -> list[int]:

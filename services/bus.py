@@ -14,9 +14,10 @@ import threading
 import zmq
 
 from cocode.config import Config
-from cocode.loop import Loop
+from cocode.core.loop import Loop
 from cocode.paths import Paths
-from cocode.service import Heartbeater, publisher, setup_logging, watch_supervisor
+from cocode.core.sockets import publisher
+from cocode.core.service import Heartbeater, setup_logging, watch_supervisor
 
 CONTROL = "inproc://bus-control"
 
@@ -51,7 +52,7 @@ def main(paths: Paths, config: Config) -> int:
     thread = threading.Thread(target=_proxy, args=(ctx, paths, bound), daemon=True)
     thread.start()
     bound.wait(5)
-    pub = publisher(ctx, paths)
+    pub = publisher(ctx, paths.endpoint("bus-in"))
     loop = Loop()
     loop.stop_on_signals()
     watch_supervisor(loop)

@@ -32,14 +32,14 @@ import time
 import msgspec
 import zmq
 
-from cocode import events as ev
-from cocode import wire
+from cocode.core import events as ev
+from cocode.core import wire
 from cocode.config import Config
-from cocode.fsyncer import Fsyncer
-from cocode.logfiles import ATTEMPT_SPAN, RunFiles
-from cocode.logrun import MB, RunLog
+from cocode.logs.fsyncer import Fsyncer
+from cocode.logs.files import ATTEMPT_SPAN, RunFiles
+from cocode.logs.runlog import MB, RunLog
 from cocode.paths import Paths
-from cocode.service import Service, release_memory
+from cocode.core.service import Service, release_memory
 
 SYNC_EVERY_S = 0.03  # fsync rounds (and so acks) at most this often
 DRAIN_MAX = 500  # messages per wake-up before timers (fsync and acks) get a turn

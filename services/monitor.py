@@ -3,8 +3,8 @@ reports memory pressure and disk space, publishes metrics, removes idle worktree
 
 It follows the log (from the latest snapshot) to know which runs are live on this
 host, and every `monitor_interval_ms` (1 s by default) samples each one's processes
-(cocode.proctree) and the host. Samples go out on the bus as `metric.run` and
-`metric.host` (msgpack maps, not stored). Decisions are cocode.governance's:
+(cocode.resources.proctree) and the host. Samples go out on the bus as `metric.run` and
+`metric.host` (msgpack maps, not stored). Decisions are cocode.resources.policy's:
 
 - A run over its memory limit (the agent's memory_limit_mb, else the configured
   one): `limit_hit` is appended and acked first, then the process group (and
@@ -38,13 +38,14 @@ import msgspec
 import psutil
 import zmq
 
-from cocode import agents, governance
-from cocode import events as ev
-from cocode import state as st
+from cocode.jobs import agents
+from cocode.resources import policy as governance
+from cocode.core import events as ev
+from cocode.core import state as st
 from cocode.config import Config
 from cocode.paths import Paths
-from cocode.proctree import Sampler, is_session_leader
-from cocode.service import Service
+from cocode.resources.proctree import Sampler, is_session_leader
+from cocode.core.service import Service
 
 ACK_WAIT_S = 2.0  # a limit_hit is acked before anything is killed; bounded
 CLEAN_EVERY_S = 3600.0
@@ -265,7 +266,7 @@ class Monitor(Service):
     # -- idle worktrees --------------------------------------------------------------------------------
 
     def auto_clean(self) -> None:
-        from cocode import clean
+        from cocode.jobs import clean
 
         if self.cleaner is not None and self.cleaner.poll() is None:
             return
@@ -283,7 +284,7 @@ class Monitor(Service):
     # -- metrics over HTTP ------------------------------------------------------------------------------
 
     def serve_metrics(self, port: int) -> None:
-        from cocode import metrics_http
+        from cocode.resources import http as metrics_http
 
         try:
             self.http = metrics_http.serve(port, self.render_metrics)
@@ -294,7 +295,8 @@ class Monitor(Service):
 
     def render_metrics(self) -> str:
         """In the HTTP thread: fold the events since the last scrape, join the samples."""
-        from cocode import eventlog, metrics
+        from cocode.core import eventlog
+        from cocode.resources import metrics
 
         with self.metrics_lock:
             conn = eventlog.open_for_reading(self.paths.db)  # anew: compaction replaces the file

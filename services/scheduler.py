@@ -1,7 +1,7 @@
 """The scheduler: the queue (priority, then FIFO), concurrency, worktree and
 memory-pressure gating, and dispatch to live workers.
 
-Its queue is the fold over the log (cocode.state), rebuilt by replay on every
+Its queue is the fold over the log (cocode.core.state), rebuilt by replay on every
 start; it keeps nothing else but which workers are alive. Submissions and
 cancellations arrive as events (durable the moment the store acks them, even
 while the scheduler is down). Workers connect to its ROUTER socket and beat
@@ -18,14 +18,14 @@ import time
 import msgspec
 import zmq
 
-from cocode.loop import drain
-from cocode import dispatch
-from cocode import events as ev
-from cocode import state as st
-from cocode import wire
+from cocode.core.loop import drain
+from cocode.jobs import dispatch
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.core import wire
 from cocode.config import Config
 from cocode.paths import Paths
-from cocode.service import Service
+from cocode.core.service import Service
 
 LIVENESS = 3.0  # seconds without a beat before a worker counts as gone
 ORPHAN_AFTER = 10.0  # a gone worker's runs are interrupted after this long

@@ -17,15 +17,16 @@ import msgspec
 import zmq
 
 from cocode import __version__
-from cocode import events as ev
-from cocode import eventlog
-from cocode import state as st
-from cocode import wire
+from cocode.core import events as ev
+from cocode.core import eventlog
+from cocode.core import state as st
+from cocode.core import wire
 from cocode.config import Config
 from cocode.errors import EXIT_CONFIG, CocodeError
-from cocode.loop import Loop
+from cocode.core.loop import Loop
 from cocode.paths import Paths
-from cocode.service import Heartbeater, publisher, release_memory, setup_logging, watch_supervisor
+from cocode.core.sockets import publisher
+from cocode.core.service import Heartbeater, release_memory, setup_logging, watch_supervisor
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
 SNAPSHOT_EVERY = 10_000
@@ -58,7 +59,7 @@ class Store:
         self.router.setsockopt(zmq.RCVHWM, 100_000)
         self.router.setsockopt(zmq.SNDHWM, 100_000)
         self.router.bind(paths.endpoint("store"))
-        self.pub = publisher(self.ctx, paths)
+        self.pub = publisher(self.ctx, paths.endpoint("bus-in"))
         self.loop = Loop()
         self.dropped = 0
         self.bad_kinds: set[str] = set()
@@ -109,7 +110,7 @@ class Store:
 
     def compact(self, older_than_days: float) -> wire.Compacted:
         """Archive finished jobs' old events; the log file is replaced, never UPDATEd."""
-        from cocode import compaction  # lz4 is loaded only when asked
+        from cocode.core import compaction  # lz4 is loaded only when asked
 
         try:
             done = compaction.compact(self.conn, self.paths, self.state, self.head, older_than_days)

@@ -24,21 +24,22 @@ import msgspec
 import psutil
 import zmq
 
-from cocode.loop import drain
-from cocode import agents, cpushare
-from cocode import events as ev
-from cocode import state as st
-from cocode import wire
-from cocode.client import dealer
+from cocode.core.loop import drain
+from cocode.jobs import agents
+from cocode.resources import cpushare
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.core import wire
+from cocode.core.sockets import dealer
 from cocode.config import Config
 from cocode.errors import CocodeError
-from cocode.governance import TERM_GRACE_S
-from cocode.logship import Shipper
+from cocode.resources.policy import TERM_GRACE_S
+from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
-from cocode.service import Service
+from cocode.core.service import Service
 
 if TYPE_CHECKING:
-    from cocode.runner import RunPlan, RunProcess
+    from cocode.jobs.runner import RunPlan, RunProcess
 
 TICK_S = 0.02  # ref and exit polling while runs are live (a ref file read is ~3 µs); ADR target is 2 s
 IDLE_TICK_S = 0.25  # with nothing to watch, wake rarely
@@ -151,7 +152,7 @@ class Worker(Service):
     def prepare(self, msg: wire.Dispatch) -> RunPlan:
         # pygit2 costs ~18 MiB of RSS: an idle worker never loads it.
         from cocode import gitops
-        from cocode.runner import RunPlan
+        from cocode.jobs.runner import RunPlan
 
         t0 = time.perf_counter()
         job = self.fetch_job(msg.job_seq)
@@ -273,7 +274,7 @@ class Worker(Service):
                 event.detail = ship.scrub(event.detail)  # the agent's last line: redacted like its output
             self.append(event)
 
-        from cocode.runner import RunProcess
+        from cocode.jobs.runner import RunProcess
 
         rp = RunProcess(plan, emit, ship.output)
         rp.log_ship = ship  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""cocode.agents (protocol, presets, env, prompt) and real agent processes in real worktrees."""
+"""cocode.jobs.agents (protocol, presets, env, prompt) and real agent processes in real worktrees."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cocode import agents, gitops
-from cocode.agents import READY_MARKER
+from cocode import gitops
+from cocode.jobs import agents
+from cocode.jobs.agents import READY_MARKER
 from cocode.errors import ConfigError
 from gitrepo import IDENTITY, GitRepo, gitrepo  # noqa: F401  (fixture)
 

@@ -1,7 +1,7 @@
 """Cleanup and bounded log growth (issue 5) from outside: `cocode clean` and
 `cocode compact`, with real runs, real git and the real CLI.
 
-The decisions (cocode.clean.plan, cocode.compaction.select_jobs) are pure and
+The decisions (cocode.jobs.clean.plan, cocode.core.compaction.select_jobs) are pure and
 tested first.
 """
 
@@ -17,8 +17,9 @@ import lz4.frame
 import msgspec
 import pytest
 
-from cocode import clean, compaction
-from cocode import state as st
+from cocode.jobs import clean
+from cocode.core import compaction
+from cocode.core import state as st
 from conftest import cocode, down, git, make_repo, up
 
 GIT_ENV = {

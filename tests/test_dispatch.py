@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cocode import dispatch
-from cocode import events as ev
-from cocode import state as st
+from cocode.jobs import dispatch
+from cocode.core import events as ev
+from cocode.core import state as st
 
 
 def state_with(jobs: list[tuple[str, int]], agents=("a",)) -> st.State:

@@ -17,10 +17,11 @@ import msgspec
 import pytest
 import zmq
 
-from cocode import events as ev
-from cocode import wire
-from cocode.client import Appender, Follower
-from cocode.loop import Loop
+from cocode.core import events as ev
+from cocode.core import wire
+from cocode.core.appender import Appender
+from cocode.core.follower import Follower
+from cocode.core.loop import Loop
 from cocode.paths import Paths
 from conftest import cocode, down, make_repo, up
 

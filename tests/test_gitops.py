@@ -241,7 +241,7 @@ import subprocess, sys
 from pathlib import Path
 
 import cocode.gitops as gitops
-import cocode.runner
+import cocode.jobs.runner
 import cocode.services.worker
 
 print("pygit2" in sys.modules)

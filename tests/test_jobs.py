@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cocode import readers, render
-from cocode.agents import READY_MARKER
+from cocode import client, render
+from cocode.jobs.agents import READY_MARKER
 from cocode.paths import Paths
 from conftest import cocode, cocode_processes, git, make_repo, reap
 
@@ -185,7 +185,7 @@ def runs_of(job_json: dict) -> dict[str, dict]:
 def job_now(repo: Path, job: str) -> dict | None:
     """The job as `status --json` shows it, read in-process through the running store:
     cheap enough to poll (the CLI then confirms what the wait found)."""
-    j = readers.current_state(Paths(repo)).jobs.get(job)
+    j = client.current_state(Paths(repo)).jobs.get(job)
     return render.job_json(j) if j is not None else None
 
 

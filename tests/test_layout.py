@@ -10,7 +10,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from cocode import schema as sch
+from cocode.core import schema as sch
 from cocode.supervisor import SERVICE_NAMES, SERVICES, procfile_text
 from conftest import cocode
 
@@ -93,6 +93,8 @@ def test_built_wheel_has_only_the_cocode_top_level(tmp_path):
         top_level = [n for n in names if n.endswith(".dist-info/top_level.txt")]
         if top_level:
             assert zf.read(top_level[0]).decode().split() == ["cocode"]
+    for module in (ROOT / "cocode").rglob("*.py"):  # every subpackage is packaged
+        assert f"cocode/{module.relative_to(ROOT / 'cocode')}" in names, module
     assert "cocode/services/store.py" in names
     assert "cocode/services/bus.py" in names
     assert not any(n.startswith(("services/", "schemas/")) for n in names)

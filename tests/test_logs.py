@@ -23,10 +23,10 @@ import psutil
 import pytest
 import zmq
 
-from cocode import readers
+from cocode import client
 from cocode.config import Limits, load_config
-from cocode.logfiles import ATTEMPT_SPAN, RunFiles
-from cocode.logrun import RunLog
+from cocode.logs.files import ATTEMPT_SPAN, RunFiles
+from cocode.logs.runlog import RunLog
 from cocode.paths import Paths
 from conftest import cocode, cocode_processes, kill_all, make_repo
 
@@ -78,7 +78,7 @@ def submit(repo: Path, *agents: str) -> str:
 def wait_final(paths: Paths, job: str, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = readers.current_state(paths).jobs.get(job)
+        view = client.current_state(paths).jobs.get(job)
         if view is not None and view.done:
             return
         time.sleep(0.2)
@@ -379,7 +379,7 @@ def test_a_new_attempt_continues_the_log_at_its_own_offsets(tmp_path):
 def test_a_spool_left_behind_is_resent_by_the_next_worker(repo):
     """Output spooled while no collector ran (its worker died before an ack) is
     stored once cocode runs again: the new worker resends spools it finds."""
-    from cocode.logship import Shipper
+    from cocode.logs.shipper import Shipper
 
     paths = Paths(repo)
     paths.ensure_private_dirs()

@@ -1,7 +1,7 @@
 """Resource governance (issue 5) from outside: the monitor, memory limits, memory
 pressure, CPU shares and metrics, with real agents, real processes and the real CLI.
 
-The decisions themselves (cocode.governance, cocode.metrics) are pure and tested
+The decisions themselves (cocode.resources.policy, cocode.resources.metrics) are pure and tested
 first, without any service. The agents are tests/agents/hog.py (grows its memory)
 and tests/agents/forky.sh (spreads over its group, other sessions and orphans).
 """
@@ -22,10 +22,12 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cocode import cpushare, governance, metrics
-from cocode import events as ev
+from cocode.resources import cpushare
+from cocode.resources import policy as governance
+from cocode.resources import metrics
+from cocode.core import events as ev
 from cocode.config import load_config
-from cocode.proctree import Sampler
+from cocode.resources.proctree import Sampler
 from conftest import cocode, cocode_processes, down, git, make_repo, up, reap
 
 AGENTS = Path(__file__).resolve().parent / "agents"

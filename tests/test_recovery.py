@@ -14,7 +14,7 @@ import signal
 import psutil
 import pytest
 
-from cocode import readers
+from cocode import client
 from cocode.paths import Paths
 from conftest import cocode
 from test_jobs import (  # noqa: F401  (limits and repo are fixtures)
@@ -97,7 +97,7 @@ def test_kill9_scheduler_mid_run(repo, running, tmp_path):
 
 def interruptions(repo, job: str) -> int:
     """run_interrupted events of a job so far, read in-process (cheap to poll)."""
-    return sum(e.job == job for e in readers.events(Paths(repo), types={"run_interrupted"}))
+    return sum(e.job == job for e in client.events(Paths(repo), types={"run_interrupted"}))
 
 
 def test_kill9_worker_mid_run(repo, running):
@@ -106,8 +106,9 @@ def test_kill9_worker_mid_run(repo, running):
     final state. A run that had made its ready commit stays ready with that commit."""
     base = rev_parse(repo, "HEAD")
     job = submit(repo, "--agent", "resumable")
-    first = wait_run(repo, job, "resumable", "running")
+    wait_run(repo, job, "resumable", "running")
     (sleeping,) = wait_until(lambda: sleeps_of(job, "60"), 10, what="the first attempt's sleep")
+    first = wait_run(repo, job, "resumable", "running")  # started: its worktree is recorded
     (start1,) = [e for e in run_events(repo, job, "resumable") if e["type"] == "run_started"]
     assert alive(start1["pid"])
     worker = service_pid(repo, "worker")

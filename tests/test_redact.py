@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cocode import redact
-from cocode.redact import Redactor, compile_patterns, scrub
+from cocode.logs import redact
+from cocode.logs.redact import Redactor, compile_patterns, scrub
 
 GHP = "ghp_" + "A1b2C3d4E5" * 4  # 44 characters
 SECRETS = {

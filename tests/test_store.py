@@ -16,9 +16,9 @@ import msgspec
 import pytest
 import zmq
 
-from cocode import events as ev
-from cocode import wire
-from cocode.client import Appender
+from cocode.core import events as ev
+from cocode.core import wire
+from cocode.core.appender import Appender
 from cocode.paths import Paths
 from conftest import cocode, cocode_processes, down, kill_all, make_repo, up, wait_until
 

@@ -16,10 +16,10 @@ import time
 import psutil
 import zmq
 
-from cocode import events as ev
-from cocode import state as st
-from cocode import wire
-from cocode.client import Appender
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.core import wire
+from cocode.core.appender import Appender
 from cocode.paths import Paths
 from cocode.supervisor import SERVICE_NAMES
 from conftest import cocode, cocode_processes, kill_all, wait_until

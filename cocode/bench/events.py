@@ -19,14 +19,14 @@ import time
 
 import zmq
 
-from cocode import eventlog
-from cocode import events as ev
-from cocode import wire
+from cocode.core import eventlog
+from cocode.core import events as ev
+from cocode.core import wire
 from cocode.bench import percentile
-from cocode.client import Appender
+from cocode.core.appender import Appender
 from cocode.errors import CocodeError
 from cocode.paths import Paths
-from cocode.readers import is_running
+from cocode.client import is_running
 
 WINDOW = 50_000  # unacked events a producer keeps in flight
 

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import psutil
 
-from cocode import dispatch, supervisor, watch
-from cocode import events as ev
-from cocode import state as st
+from cocode import supervisor
+from cocode.jobs import dispatch
+from cocode.jobs import watch
+from cocode.core import events as ev
+from cocode.core import state as st
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
 from cocode.paths import Paths
-from cocode.submit import Issue, build_job
+from cocode.jobs.submit import Issue, build_job
 
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 AGENT = r"""

@@ -29,12 +29,13 @@ from pathlib import Path
 import psutil
 import zmq
 
-from cocode import supervisor, wire
+from cocode import supervisor
+from cocode.core import wire
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
 from cocode.paths import Paths
-from cocode.submit import Issue, build_job
+from cocode.jobs.submit import Issue, build_job
 
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 AGENTS = [f"a{i}" for i in range(1, 6)]

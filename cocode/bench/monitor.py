@@ -4,7 +4,7 @@ with cocode started there, at the default 1 s sampling:
 
 - the monitor's CPU (percent of one core) with 10 runs of 10 processes each,
   against the same monitor idle; and one sample of those 10 trees with
-  cocode.proctree against a plain psutil walk (children(recursive=True), fresh
+  cocode.resources.proctree against a plain psutil walk (children(recursive=True), fresh
   Process objects) of the same trees: the design's saving, as a ratio;
 - crossing the memory limit -> SIGTERM (the agent stamps both), over the
   sampling interval (target <= 1.5);
@@ -26,16 +26,16 @@ from pathlib import Path
 
 import psutil
 
-from cocode import supervisor
+from cocode import client, supervisor
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
-from cocode.events import CancelRequested
+from cocode.core.events import CancelRequested
 from cocode.paths import Paths
-from cocode.proctree import Sampler
-from cocode.readers import current_state
-from cocode.servicemain import SERVICE_NAMES
-from cocode.submit import Issue, build_job
+from cocode.resources.proctree import Sampler
+from cocode.client import current_state
+from cocode.launcher import SERVICE_NAMES
+from cocode.jobs.submit import Issue, build_job
 
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 HOG = r"""
@@ -215,7 +215,7 @@ def measure(paths: Paths, config, out: Path, seconds: float, hogs: int, say) -> 
             pss[n] = p.memory_full_info().pss
         except (psutil.AccessDenied, AttributeError):
             pss[n] = 0
-    sup_pid = supervisor.running_pid(paths)
+    sup_pid = client.running_pid(paths)
     sup_rss = psutil.Process(sup_pid).memory_info().rss if sup_pid and sup_pid > 0 else 0
     cancel(paths, idles)
 

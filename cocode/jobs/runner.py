@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from cocode import agents, gitops, timeouts
-from cocode import events as ev
+from cocode import gitops
+from cocode.jobs import agents
+from cocode.jobs import timeouts
+from cocode.core import events as ev
 
 CHUNK = 4096
 READY_GRACE_S = 3.0  # an agent may still exit on its own after its ready commit

@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from cocode import events as ev
-from cocode import state as st
+from cocode.core import events as ev
+from cocode.core import state as st
 from cocode.errors import CocodeError
 
 # Plain SQL, not sqlite-utils, in the store: importing sqlite-utils costs a
@@ -131,7 +131,7 @@ def archive_dir(conn: sqlite3.Connection) -> Path | None:
 def iter_all_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[ev.Event]:
     """Every event ever recorded after `after`: archive segments and the live table,
     merged in seq order. Without compaction, the same as iter_events."""
-    from cocode import compaction
+    from cocode.core import compaction
 
     where = archive_dir(conn)
     if where is None or not compaction.archive_files(where):
@@ -146,7 +146,7 @@ def start_state(conn: sqlite3.Connection) -> st.State:
     snap = latest_snapshot(conn)
     if snap is not None:
         return snap
-    from cocode import compaction
+    from cocode.core import compaction
 
     where = archive_dir(conn)
     if where is not None and compaction.archive_files(where):

@@ -14,11 +14,13 @@ import time
 import zmq
 
 from cocode import __version__
-from cocode import events as ev
-from cocode import wire
-from cocode.client import Appender, Follower
+from cocode.core import events as ev
+from cocode.core import wire
+from cocode.core.appender import Appender
+from cocode.core.follower import Follower
+from cocode.core.sockets import publisher
 from cocode.config import Config
-from cocode.loop import Loop, pid_alive
+from cocode.core.loop import Loop, pid_alive
 from cocode.paths import Paths
 
 HEARTBEAT_INTERVAL = 1.0
@@ -58,15 +60,6 @@ def setup_logging(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def publisher(ctx: zmq.Context, paths: Paths) -> zmq.Socket:
-    pub = ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 500)
-    pub.setsockopt(zmq.SNDHWM, 100_000)
-    pub.setsockopt(zmq.RECONNECT_IVL, 20)
-    pub.connect(paths.endpoint("bus-in"))
-    return pub
-
-
 def release_memory() -> None:
     """Hand heap a burst freed back to the OS. glibc keeps freed small blocks unless
     asked, so a long-running service would otherwise keep its peak RSS for good."""
@@ -100,7 +93,7 @@ class Service:
         self.log = setup_logging(self.name)
         self.ctx = zmq.Context.instance()
         self.loop = Loop()
-        self.pub = publisher(self.ctx, paths)
+        self.pub = publisher(self.ctx, paths.endpoint("bus-in"))
         self.appender = Appender(
             self.ctx, paths.endpoint("store"), wire.new_producer_id(self.name)
         )
@@ -122,8 +115,8 @@ class Service:
 
     def snapshot_state(self):
         """The latest snapshot's state (or an empty one): where a follower starts."""
-        from cocode import eventlog
-        from cocode import state as st
+        from cocode.core import eventlog
+        from cocode.core import state as st
 
         if not self.paths.db.exists():
             return st.State()

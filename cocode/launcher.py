@@ -36,6 +36,6 @@ def run_service(directory: str | None, name: str, profile: str | None = None) ->
 
 
 def _builtin_agents() -> tuple[str, ...]:
-    from cocode.agents import PRESETS
+    from cocode.jobs.agents import PRESETS
 
     return tuple(PRESETS)

@@ -12,11 +12,11 @@ from typing import Callable
 import msgspec
 import zmq
 
-from cocode import events as ev
-from cocode import state as st
-from cocode import wire
-from cocode.client import Follower
-from cocode.loop import Loop, drain
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.core import wire
+from cocode.core.follower import Follower
+from cocode.core.loop import Loop, drain
 from cocode.paths import Paths
 
 COLOURS = (36, 33, 35, 32, 34, 31)

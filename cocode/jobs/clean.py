@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocode import state as st
+from cocode.core import state as st
 
 DAY = 86400.0
 
@@ -163,7 +163,7 @@ def gather(root: Path, runs: list[RunRef], branches: bool) -> dict[str, Facts]:
 
 def execute(root: Path, actions: list[Action], record, reason: str) -> list[str]:
     """Carry the actions out; `record(event)` appends each one's event. Returns lines."""
-    from cocode import events as ev
+    from cocode.core import events as ev
     from cocode import gitops
     from cocode.errors import CocodeError
 

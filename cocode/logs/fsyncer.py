@@ -19,7 +19,7 @@ from typing import Callable, Hashable
 
 import zmq
 
-from cocode.loop import Loop
+from cocode.core.loop import Loop
 
 
 class Fsyncer:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from cocode import events as ev
+from cocode.core import events as ev
 
 RUNS_SHOWN = 100  # finished runs listed one by one; aggregates cover all of them
 
@@ -326,7 +326,7 @@ def log_bytes(paths, keys: Iterable[str]) -> dict[str, int]:
     """Bytes each run logged (uncompressed): the collector's live file plus what its
     manifest says the rotated segments hold; else the worker's own copy."""
     try:
-        from cocode.logfiles import RunFiles
+        from cocode.logs.files import RunFiles
     except ImportError:
         RunFiles = None
     out = {}
@@ -382,7 +382,7 @@ def latest_samples(paths, timeout: float = 3.0) -> tuple[dict[str, dict], dict |
 
 def collect(paths, running: bool, timeout: float = 3.0) -> dict:
     """The summary now: every event (archived ones too) folded, plus live samples."""
-    from cocode import eventlog
+    from cocode.core import eventlog
 
     totals = Totals()
     if paths.db.exists():

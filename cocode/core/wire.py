@@ -20,7 +20,7 @@ from typing import Union
 
 import msgspec
 
-from cocode.events import EventUnion
+from cocode.core.events import EventUnion
 
 
 class Append(msgspec.Struct, tag="append"):

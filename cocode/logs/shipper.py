@@ -28,9 +28,10 @@ from pathlib import Path
 import msgspec
 import zmq
 
-from cocode.loop import drain
-from cocode import redact, wire
-from cocode.logfiles import attempt_base, run_name
+from cocode.core.loop import drain
+from cocode.logs import redact
+from cocode.core import wire
+from cocode.logs.files import attempt_base, run_name
 
 CHUNK = 4096  # ADR-005: 4 KB streaming chunks
 WINDOW = 4 * 1024 * 1024  # bytes sent ahead of the collector's acks

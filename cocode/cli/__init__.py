@@ -53,7 +53,7 @@ class Env:
 
 def _builtin_agents() -> tuple[str, ...]:
     try:
-        from cocode.agents import PRESETS
+        from cocode.jobs.agents import PRESETS
     except ImportError:
         return ()
     return tuple(PRESETS)
@@ -114,14 +114,14 @@ def init(env: Env) -> None:
 @pass_env
 def up(env: Env, detach: bool, timeout: float, metrics_port: int | None) -> None:
     """Start the bus and every service, and supervise them."""
-    from cocode import supervisor
+    from cocode import client, supervisor
 
     env.config  # a bad config stops here, before anything starts
     if metrics_port is not None:
-        from cocode.cli_resources import metrics_port_env
+        from cocode.cli.resources import metrics_port_env
 
         metrics_port_env(metrics_port)  # the monitor inherits it
-    pid = supervisor.running_pid(env.paths)
+    pid = client.running_pid(env.paths)
     if pid:
         raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
     if not detach:
@@ -168,7 +168,7 @@ def down(env: Env, timeout: float) -> None:
 @pass_env
 def service(env: Env, name: str) -> None:
     """Run one service in the foreground (what the Procfile lines call)."""
-    from cocode.servicemain import run_service
+    from cocode.launcher import run_service
 
     sys.exit(run_service(env.directory, name, env.profile))
 
@@ -178,9 +178,9 @@ def service(env: Env, name: str) -> None:
 @pass_env
 def ps(env: Env, as_json: bool) -> None:
     """The services: pid, state, uptime, restarts."""
-    from cocode import supervisor
+    from cocode import client
 
-    reply = supervisor.request(env.paths, "ps") if supervisor.running_pid(env.paths) else None
+    reply = client.request(env.paths, "ps") if client.running_pid(env.paths) else None
     rows = reply["services"] if reply else []
     if as_json:
         print_json([{k: r[k] for k in ("name", "pid", "state", "uptime_s", "restarts")} for r in rows])
@@ -222,19 +222,19 @@ def endpoints(env: Env, as_json: bool) -> None:
 def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: bool,
            archived: bool = False) -> None:
     """Print the event log."""
-    from cocode import events as ev
-    from cocode import readers, render
+    from cocode.core import events as ev
+    from cocode import client, render
 
     for t in types:
         if t not in ev.EVENT_TYPES:
             raise ConfigError(f"unknown event type {t!r} (known: {', '.join(sorted(ev.EVENT_TYPES))})")
     show = render.event_json_line if as_json else render.event_line
     if archived:
-        from cocode.cli_resources import archived_then_live
+        from cocode.cli.resources import archived_then_live
 
         stream = archived_then_live(env.paths, since, follow, set(types) or None)
     else:
-        stream = readers.events(env.paths, after=since, follow=follow, types=set(types) or None)
+        stream = client.events(env.paths, after=since, follow=follow, types=set(types) or None)
     for event in stream:
         click.echo(show(event))
 
@@ -244,8 +244,8 @@ def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: 
 @pass_env
 def replay(env: Env, verify: bool) -> None:
     """Fold the log into state (from the latest snapshot); --verify compares with a full fold."""
-    from cocode import eventlog
-    from cocode import state as st
+    from cocode.core import eventlog
+    from cocode.core import state as st
 
     conn = eventlog.open_for_reading(env.paths.db)
     t0 = time.perf_counter()
@@ -267,7 +267,7 @@ def replay(env: Env, verify: bool) -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
 def schema(check: bool, directory: Path | None) -> None:
     """Write (or --check) the JSON Schema of events and wire messages in schemas/."""
-    from cocode import schema as sch
+    from cocode.core import schema as sch
 
     target = directory or sch.default_dir()
     if check:
@@ -320,10 +320,10 @@ def bench_events(env: Env, count: int, producers: int, rate: int, as_json: bool)
 
 
 def _require_running(env: Env) -> None:
-    from cocode import readers
+    from cocode import client
 
-    if not readers.is_running(env.paths):
-        raise readers.not_running(env.paths)
+    if not client.is_running(env.paths):
+        raise client.not_running(env.paths)
 
 
 @main.command()
@@ -345,7 +345,7 @@ def _require_running(env: Env) -> None:
 def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, priority, complexity,
            timeout, base, force, sparse, wait, as_json) -> None:
     """Queue one issue for one or more agents."""
-    from cocode import submit as sub
+    from cocode.jobs import submit as sub
 
     sources = [x for x in (issue_file, text, issue_ref) if x is not None]
     if len(sources) != 1:
@@ -383,9 +383,10 @@ def _append_and_wait(env: Env, event) -> None:
 
 
 def _watch(env: Env, job_id: str, stream: bool = True, timeout: float | None = None):
-    from cocode import readers, render, watch
+    from cocode import client, render
+    from cocode.jobs import watch
 
-    state = readers.current_state(env.paths)
+    state = client.current_state(env.paths)
     job = state.jobs.get(job_id)
     printer = None
     if stream:
@@ -410,10 +411,10 @@ def _watch(env: Env, job_id: str, stream: bool = True, timeout: float | None = N
 @pass_env
 def status(env: Env, job_id: str | None, as_json: bool) -> None:
     """Jobs and their runs; without JOB every job, the queue in dispatch order."""
-    from cocode import readers, render
-    from cocode import state as st
+    from cocode import client, render
+    from cocode.core import state as st
 
-    state = readers.current_state(env.paths)
+    state = client.current_state(env.paths)
     if job_id:
         job = state.jobs.get(job_id)
         if job is None:
@@ -442,10 +443,10 @@ def status(env: Env, job_id: str | None, as_json: bool) -> None:
 @pass_env
 def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool) -> None:
     """Stop a job's runs (SIGTERM, 5 s, SIGKILL); their work is kept."""
-    from cocode import events as ev
-    from cocode import readers, render
+    from cocode.core import events as ev
+    from cocode import client, render
 
-    state = readers.current_state(env.paths)
+    state = client.current_state(env.paths)
     job = state.jobs.get(job_id)
     if job is None:
         raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
@@ -461,12 +462,12 @@ def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool) -> None:
 
 
 def _wait_runs(env: Env, job_id: str, agents: list[str], timeout: float = 30.0):
-    from cocode import readers
+    from cocode import client
 
-    state = readers.current_state(env.paths)
+    state = client.current_state(env.paths)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = readers.current_state(env.paths)
+        state = client.current_state(env.paths)
         if all(state.jobs[job_id].runs[a].final for a in agents):
             break
         time.sleep(0.1)
@@ -479,9 +480,9 @@ def _wait_runs(env: Env, job_id: str, agents: list[str], timeout: float = 30.0):
 @pass_env
 def diff(env: Env, job_id: str, agent: str) -> None:
     """The diff of a run's branch against its base."""
-    from cocode import gitops, readers
+    from cocode import client, gitops
 
-    state = readers.current_state(env.paths)
+    state = client.current_state(env.paths)
     job = state.jobs.get(job_id)
     if job is None or agent not in job.runs:
         raise CocodeError(f"no run {job_id}/{agent}; `cocode status` lists them")
@@ -498,7 +499,7 @@ def diff(env: Env, job_id: str, agent: str) -> None:
 def demo(ctx: click.Context, directory: Path | None, timeout: float) -> None:
     """Run the whole job on a sample repository with three built-in demo agents."""
     from cocode import demo as demo_mod
-    from cocode import submit as sub
+    from cocode.jobs import submit as sub
     from cocode.client import append_one
 
     directory = (directory or demo_mod.default_directory()).absolute()
@@ -540,7 +541,7 @@ def _in_repo(env: Env) -> bool:
 
 
 # metrics, clean, compact and `bench monitor` (issue 5) live in their own module.
-from cocode.cli_resources import register as _register_resources  # noqa: E402
+from cocode.cli.resources import register as _register_resources  # noqa: E402
 
 _register_resources(main, bench)
 
@@ -559,7 +560,7 @@ _register_resources(main, bench)
 def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, follow: bool,
              as_json: bool) -> None:
     """A job's agent output: the last lines, then (-f) live, `agent |` prefixed for several."""
-    from cocode import tail as tail_mod
+    from cocode.logs import tail as tail_mod
 
     n = env.config.limits.tui_log_lines if lines is None else lines
     if n < 0:
@@ -573,7 +574,7 @@ def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, 
 @pass_env
 def logs_cmd(env: Env, job_id: str, agent: str) -> None:
     """All retained output of one run, oldest first (rotated lz4 files, then the live file)."""
-    from cocode import tail as tail_mod
+    from cocode.logs import tail as tail_mod
 
     sys.exit(tail_mod.print_logs(env.paths, job_id, agent))
 

@@ -15,8 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cocode import agents, gitops, timeouts
-from cocode import events as ev
+from cocode import gitops
+from cocode.jobs import agents
+from cocode.jobs import timeouts
+from cocode.core import events as ev
 from cocode.config import Config
 from cocode.errors import EXIT_CONFIG, EXIT_MISSING_DEPENDENCY, CocodeError, ConfigError
 from cocode.paths import Paths

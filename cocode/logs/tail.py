@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 import msgspec
 import zmq
 
-from cocode import events as ev
-from cocode import render, wire
-from cocode.client import Follower
+from cocode.core import events as ev
+from cocode import render
+from cocode.core import wire
+from cocode.core.follower import Follower
 from cocode.errors import CocodeError
-from cocode.logfiles import ATTEMPT_SPAN, RunFiles
-from cocode.loop import Loop, drain
+from cocode.logs.files import ATTEMPT_SPAN, RunFiles
+from cocode.core.loop import Loop, drain
 from cocode.paths import Paths
-from cocode.watch import LinePrinter, safe_text
+from cocode.jobs.watch import LinePrinter, safe_text
 
 ASK_AGAIN_S = 2.0  # a backlog request not answered by then is sent again
 SETTLE_S = 0.3  # after run_finished: quiet this long, then a last check with the collector
@@ -327,9 +328,9 @@ class Tail:
 
 
 def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
-    from cocode import readers
+    from cocode import client
 
-    state = readers.current_state(paths)
+    state = client.current_state(paths)
     job = state.jobs.get(job_id)
     if job is None:
         raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
@@ -341,14 +342,14 @@ def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
 
 def tail(paths: Paths, job_id: str, agents: tuple[str, ...], lines: int, follow: bool,
          as_json: bool) -> int:
-    from cocode import readers
+    from cocode import client
 
     state, names = resolve(paths, job_id, agents)
     out = Output(job_id, names, as_json, colour=sys.stdout.isatty() and not as_json)
     try:
-        if not readers.is_running(paths):
+        if not client.is_running(paths):
             if follow:
-                raise readers.not_running(paths)
+                raise client.not_running(paths)
             for a in names:  # cocode is down: what the files hold
                 data = b"".join(RunFiles(paths.logs, job_id, a).iter_all())
                 start = _line_start(data, lines)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from cocode.governance import cpu_percent
+from cocode.resources.policy import cpu_percent
 
 SCAN_EVERY = 5  # samples between the host-wide looks for escaped processes
 MAX_OPEN_FDS = 512  # beyond this, /proc/PID/stat is opened anew for each read

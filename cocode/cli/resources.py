@@ -30,10 +30,10 @@ def _print_json(obj) -> None:
 
 
 def _require_running(paths) -> None:
-    from cocode import readers
+    from cocode import client
 
-    if not readers.is_running(paths):
-        raise readers.not_running(paths)
+    if not client.is_running(paths):
+        raise client.not_running(paths)
 
 
 # -- helpers for commands in cli.py ------------------------------------------------------------------
@@ -41,7 +41,7 @@ def _require_running(paths) -> None:
 
 def metrics_port_env(port: int) -> None:
     """Check `up --metrics-port` and hand it to the monitor through the environment."""
-    from cocode.metrics_http import PORT_ENV
+    from cocode.resources.http import PORT_ENV
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--metrics-port = {port} is not a port (1..65535)")
@@ -57,7 +57,8 @@ def metrics_port_env(port: int) -> None:
 
 def archived_then_live(paths, since: int, follow: bool, types: set[str] | None):
     """`events --archived`: archive segments and the live table merged by seq, then live."""
-    from cocode import eventlog, readers
+    from cocode import client
+    from cocode.core import eventlog
 
     last = since
     if paths.db.exists():
@@ -70,7 +71,7 @@ def archived_then_live(paths, since: int, follow: bool, types: set[str] | None):
         finally:
             conn.close()
     if follow:
-        yield from readers.events(paths, after=last, follow=True, types=types)
+        yield from client.events(paths, after=last, follow=True, types=types)
 
 
 # -- commands --------------------------------------------------------------------------------------------
@@ -81,13 +82,13 @@ def archived_then_live(paths, since: int, follow: bool, types: set[str] | None):
 @click.option("--prometheus", is_flag=True, help="The Prometheus text exposition format.")
 def metrics(as_json: bool, prometheus: bool) -> None:
     """ADR-005's metrics: execution time, memory, log throughput, limits hit, ..."""
-    from cocode import metrics as m
-    from cocode import readers
+    from cocode.resources import metrics as m
+    from cocode import client
 
     env = _env()
     if as_json and prometheus:
         raise ConfigError("give --json or --prometheus, not both")
-    running = readers.is_running(env.paths)
+    running = client.is_running(env.paths)
     wait = max(3.0, 2.5 * env.config.limits.monitor_interval_ms / 1000)
     summary = m.collect(env.paths, running, timeout=wait)
     if as_json:
@@ -107,10 +108,10 @@ def metrics(as_json: bool, prometheus: bool) -> None:
 @click.option("--auto", is_flag=True, hidden=True, help="The monitor's hourly idle cleanup.")
 def clean(dry_run: bool, days: float | None, hard: bool, yes: bool, auto: bool) -> None:
     """Remove idle worktrees of finished runs (their branches and commits stay)."""
-    from cocode import clean as cl
-    from cocode import readers
-    from cocode.client import Appender
-    from cocode import wire
+    from cocode.jobs import clean as cl
+    from cocode import client
+    from cocode.core.appender import Appender
+    from cocode.core import wire
 
     env = _env()
     paths = env.paths
@@ -118,7 +119,7 @@ def clean(dry_run: bool, days: float | None, hard: bool, yes: bool, auto: bool) 
         days = float(env.config.limits.worktree_idle_days)
     if auto:
         hard, yes = False, False
-    state = readers.current_state(paths)
+    state = client.current_state(paths)
     now = time.time()
     runs = cl.final_runs(state, now, days)
     actions = cl.plan(runs, cl.gather(paths.root, runs, branches=hard), now, days, hard)
@@ -163,8 +164,8 @@ def compact(days: float, timeout: float) -> None:
     """Move old finished jobs' events to an lz4 archive; status and replay stay the same."""
     import zmq
 
-    from cocode import wire
-    from cocode.client import dealer
+    from cocode.core import wire
+    from cocode.core.sockets import dealer
 
     env = _env()
     _require_running(env.paths)

@@ -6,22 +6,34 @@ fails when the files no longer match the code.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import msgspec
 
-from cocode import events as ev
-from cocode import wire
+from cocode.core import events as ev
+from cocode.core import wire
 
 
 def default_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "schemas"
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+def normalised(node):
+    """Descriptions come from docstrings, and msgspec releases differ in how they strip
+    their indentation; cleandoc every one so the files depend on the code alone."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else normalised(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [normalised(v) for v in node]
+    return node
 
 
 def documents() -> dict[str, str]:
     def dump(obj) -> str:
-        return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+        return json.dumps(normalised(obj), indent=2, sort_keys=True) + "\n"
 
     events_schema = msgspec.json.schema(ev.EventUnion)
     events_schema["title"] = "cocode event envelope (topic evt.<type>)"

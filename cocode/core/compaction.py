@@ -37,9 +37,9 @@ from typing import Iterable, Iterator
 import lz4.frame
 import msgspec
 
-from cocode import events as ev
-from cocode import state as st
-from cocode import wire
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.core import wire
 
 DAY = 86400.0
 ARCHIVE_RE = re.compile(r"^events-(\d+)-(\d+)\.msgpack\.lz4$")
@@ -136,7 +136,7 @@ def compact(conn: sqlite3.Connection, paths, state: st.State, head: int, older_t
     _remove_db_files(new_path)
     new = sqlite3.connect(f"file:{new_path}", uri=True, isolation_level=None)
     try:
-        from cocode import eventlog
+        from cocode.core import eventlog
 
         new.executescript(eventlog.SCHEMA)
         new.execute("ATTACH DATABASE ? AS old", (f"file:{paths.db}?mode=ro",))
@@ -180,7 +180,7 @@ def compact(conn: sqlite3.Connection, paths, state: st.State, head: int, older_t
 
 def swap(old: sqlite3.Connection, db: Path, new_path: Path) -> sqlite3.Connection:
     """Replace the log file by the compacted one and return a writing connection to it."""
-    from cocode import eventlog
+    from cocode.core import eventlog
 
     _fsync_file(new_path)
     old.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cocode import state as st
+from cocode.core import state as st
 
 
 class Start(NamedTuple):

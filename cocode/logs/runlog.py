@@ -30,11 +30,11 @@ from pathlib import Path
 
 import lz4.frame
 
-from cocode import events as ev
-from cocode import wire
+from cocode.core import events as ev
+from cocode.core import wire
 from cocode.config import Limits
-from cocode.logfiles import Manifest, Rotated, RunFiles
-from cocode.ringbuf import RingBuffer
+from cocode.logs.files import Manifest, Rotated, RunFiles
+from cocode.logs.ringbuf import RingBuffer
 
 MB = 1024 * 1024
 VERBOSE_MB_PER_MIN = 1.0

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import msgspec
 
-from cocode import events as ev
+from cocode.core import events as ev
 
 FOLD_VERSION = 3
 FINAL = ("ready", "failed", "cancelled")
