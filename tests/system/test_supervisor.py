@@ -22,7 +22,7 @@ from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
 from cocode.supervisor import SERVICE_NAMES
-from conftest import cocode, cocode_processes, kill_all, wait_until
+from support import cocode, cocode_processes, kill_all, wait_until
 
 KEYS = {"name", "pid", "state", "uptime_s", "restarts"}
 

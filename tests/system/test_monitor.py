@@ -28,9 +28,9 @@ from cocode.resources import metrics
 from cocode.core import events as ev
 from cocode.config import load_config
 from cocode.resources.proctree import Sampler
-from conftest import cocode, cocode_processes, down, git, make_repo, up, reap
+from support import AGENTS_DIR, cocode, cocode_processes, down, git, make_repo, up, reap
 
-AGENTS = Path(__file__).resolve().parent / "agents"
+AGENTS = AGENTS_DIR
 INTERVAL_MS = 500
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from conftest import cocode
+from support import cocode
 
 
 def checks(repo) -> tuple[int, dict]:

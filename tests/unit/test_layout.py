@@ -8,13 +8,11 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from pathlib import Path
 
 from cocode.core import schema as sch
 from cocode.supervisor import SERVICE_NAMES, SERVICES, procfile_text
-from conftest import cocode
+from support import ROOT, cocode
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_procfile_is_the_service_table():

@@ -20,7 +20,7 @@ import pytest
 from cocode.jobs import clean
 from cocode.core import compaction
 from cocode.core import state as st
-from conftest import cocode, down, git, make_repo, up
+from support import cocode, down, git, make_repo, up
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",

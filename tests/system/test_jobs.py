@@ -22,9 +22,8 @@ import pytest
 from cocode import client, render
 from cocode.jobs.agents import READY_MARKER
 from cocode.paths import Paths
-from conftest import cocode, cocode_processes, git, make_repo, reap
+from support import AGENTS_DIR, cocode, cocode_processes, git, make_repo, reap
 
-AGENTS_DIR = Path(__file__).resolve().parent / "agents"
 ISSUE = "Fix the greeting\n\nThe greeting says Helo; it should say Hello."
 SECRET = "x-secret-value-7731"
 PASSED = "passed-value-7731"

@@ -23,7 +23,7 @@ from cocode.core.appender import Appender
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop
 from cocode.paths import Paths
-from conftest import cocode, down, make_repo, up
+from support import cocode, down, make_repo, up
 
 
 # -- helpers ---------------------------------------------------------------------------

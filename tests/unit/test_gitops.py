@@ -6,14 +6,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from cocode import gitops
 from cocode.errors import CocodeError
 from cocode.gitops import GB, MB, RepoSize
-from gitrepo import GitRepo, gitrepo, isolated_env  # noqa: F401  (fixture)
+from support import GitRepo, isolated_env
 
 MARKER = "cocode ready for check"
 

@@ -28,9 +28,9 @@ from cocode.config import Limits, load_config
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles
 from cocode.logs.runlog import RunLog
 from cocode.paths import Paths
-from conftest import cocode, cocode_processes, kill_all, make_repo
+from support import AGENTS_DIR, cocode, cocode_processes, kill_all, make_repo
 
-AGENT = Path(__file__).resolve().parent / "agents" / "logs_agent.py"
+AGENT = AGENTS_DIR / "logs_agent.py"
 _spec = importlib.util.spec_from_file_location("logs_agent", AGENT)
 logs_agent = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(logs_agent)

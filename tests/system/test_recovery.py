@@ -16,7 +16,7 @@ import pytest
 
 from cocode import client
 from cocode.paths import Paths
-from conftest import cocode
+from support import cocode
 from test_jobs import (  # noqa: F401  (limits and repo are fixtures)
     events, job_now, limits, repo, rev_parse, runs_of, sleeps_of, status, submit, subjects,
     wait_job, wait_run, wait_until,

@@ -14,10 +14,8 @@ import pytest
 from cocode import gitops
 from cocode.jobs import agents
 from cocode.jobs.agents import READY_MARKER
-from cocode.errors import ConfigError
-from gitrepo import IDENTITY, GitRepo, gitrepo  # noqa: F401  (fixture)
+from support import AGENTS_DIR, IDENTITY, GitRepo
 
-AGENTS_DIR = Path(__file__).parent / "agents"
 
 
 # ---------------------------------------------------------------- exit reasons

@@ -20,7 +20,7 @@ from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
-from conftest import cocode, cocode_processes, down, kill_all, make_repo, up, wait_until
+from support import cocode, cocode_processes, down, kill_all, make_repo, up, wait_until
 
 
 # -- helpers ---------------------------------------------------------------------------
