@@ -1,0 +1,72 @@
+"""A run's history between its base and its head: the ready commit, counts, the diff.
+
+All but `diff_text` use one git plumbing command each (the worker calls them after
+every commit); `diff_text` runs in the CLI and uses pygit2 through `libgit`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cocode.gitops.runner import git
+
+if TYPE_CHECKING:
+    import pygit2
+
+
+def find_ready_commit(repo_root: Path, base_sha: str, head_sha: str, marker: str) -> str | None:
+    """The oldest commit after base on head's first-parent line whose message has `marker`.
+
+    Only the message (subject or body) counts, never file contents, so an agent that
+    merely writes the marker into a file is not "ready". First-parent, because a
+    merged-in side branch (e.g. someone else's ready commit) is not this run's claim.
+    One `git log`; base hides its whole ancestry, not only its first parents.
+    """
+    out = git(
+        repo_root, "log", "--first-parent", "--reverse", "--no-show-signature", "--encoding=UTF-8",
+        "-z", "--format=%H%n%B", "--end-of-options", f"{base_sha}..{head_sha}", "--",
+    )
+    want = marker.encode()
+    for record in out.split(b"\0"):
+        oid, _, message = record.partition(b"\n")
+        if oid and want in message:
+            return oid.decode()
+    return None
+
+
+def count_commits(repo_root: Path, base_sha: str, head_sha: str) -> int:
+    """Commits in head not in base: `git rev-list --count base..head`."""
+    return int(git(repo_root, "rev-list", "--count", "--end-of-options", f"{base_sha}..{head_sha}", "--"))
+
+
+def changed_lines(repo_root: Path, base_sha: str, head_sha: str) -> int:
+    """Insertions + deletions between base and head (ADR-005 §4 adaptive timeouts).
+
+    `git diff-tree --numstat -M`: renames detected (a moved file is not all-new
+    lines), binary files count 0. The plumbing command, so the user's diff.* settings
+    (external tools, textconv, algorithm) do not change the count.
+    """
+    out = git(repo_root, "diff-tree", "-r", "--numstat", "-M", "--end-of-options", base_sha, head_sha, "--")
+    total = 0
+    for line in out.splitlines():
+        added, deleted, _ = line.split(b"\t", 2)
+        total += (int(added) if added != b"-" else 0) + (int(deleted) if deleted != b"-" else 0)
+    return total
+
+
+def _diff(repo_root: Path, base_sha: str, head_sha: str) -> pygit2.Diff:
+    from cocode.gitops import libgit  # deferred: pygit2 is for CLI processes only (see libgit)
+
+    repo = libgit.open_repo(repo_root)
+    diff = repo.diff(libgit.commit(repo, base_sha), libgit.commit(repo, head_sha), context_lines=3, interhunk_lines=0)
+    # git diff detects renames by default; a moved file should not count as all-new lines.
+    diff.find_similar()
+    return diff
+
+
+def diff_text(repo_root: Path, base_sha: str, head_sha: str) -> str:
+    """The patch from base to head, as `git diff base..head` prints it."""
+    # Per-patch bytes, decoded leniently: Diff.patch raises on files that are not UTF-8.
+    return "".join(p.data.decode("utf-8", errors="replace") for p in _diff(repo_root, base_sha, head_sha) if p)
+
