@@ -21,7 +21,7 @@ import msgspec.inspect as mi
 import yaml
 
 from cocode.errors import ConfigError
-from cocode.paths import Paths, git_dir
+from cocode.paths import Paths
 
 Meta = msgspec.Meta
 
@@ -283,6 +283,10 @@ def init_config(repo_root: Path, force: bool = False) -> tuple[Path, bool]:
     # info/exclude rather than .gitignore: cocode's files are this clone's business,
     # not something to commit to the project.
     if (repo_root / ".git").exists():
+        # Deferred for the services' start-up weight (they import this module, not
+        # init_config); gitops imports nothing of config, so no circle.
+        from cocode.gitops.runner import git_dir
+
         exclude = git_dir(repo_root) / "info" / "exclude"
         text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
         if ".cocode/" not in (line.strip() for line in text.splitlines()):

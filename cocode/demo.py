@@ -8,12 +8,12 @@ everything, whatever happens.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
 from cocode import supervisor
 from cocode.config import load_config
+from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
 
 DEMO_AGENTS = ["demo", "demo-fail", "demo-slow"]
@@ -43,11 +43,7 @@ def make_sample_repo(directory: Path) -> Path:
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    git = ["git", "-c", "user.name=cocode-demo", "-c", "user.email=demo@cocode.invalid",
-           "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=directory, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=directory, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "greeter: first version"], cwd=directory, check=True)
+    init_repo(directory, "greeter: first version", name="cocode-demo", email="demo@cocode.invalid")
     return directory
 
 

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from cocode.errors import CocodeError
+from cocode.gitops import runner
 from cocode.jobs.agents import READY_MARKER
 
 DEMO_FILE = "COCODE_DEMO.md"
 FAIL_REASON = "demo-fail: cannot reproduce the bug: tests/test_x.py missing"
 
-_GIT = [
-    "git", "-c", "user.name=cocode-demo", "-c", "user.email=demo@cocode.invalid",
-    "-c", "commit.gpgsign=false",
-]
+_IDENTITY = ("user.name=cocode-demo", "user.email=demo@cocode.invalid", "commit.gpgsign=false")
 
 
 def say(line: str) -> None:
@@ -38,11 +36,12 @@ def say(line: str) -> None:
 
 
 def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run([*_GIT, *args], cwd=repo, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(f"demo: git {args[0]} failed: {proc.stderr.strip()}\n")
-        raise SystemExit(1)
-    return proc.stdout.strip()
+    try:
+        out = runner.git(repo, *args, config=_IDENTITY)
+    except CocodeError as err:
+        sys.stderr.write(f"demo: {err.message}\n")
+        raise SystemExit(1) from None
+    return os.fsdecode(out).strip()
 
 
 def read_issue(path: str | None) -> str:

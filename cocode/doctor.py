@@ -6,10 +6,13 @@ nobody configured, gh) only warn.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 
+from cocode.errors import CocodeError
+from cocode.gitops import runner
 from cocode.jobs import agents
 from cocode.paths import Paths
 
@@ -24,17 +27,17 @@ class Check:
     required: bool = True
 
 
-def _version(cmd: list[str]) -> str | None:
+def _git_version() -> str | None:
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        out = runner.git(None, "--version", timeout=10)
+    except CocodeError:
         return None
-    return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else None
+    return (os.fsdecode(out).strip().splitlines() or [None])[0]
 
 
 def run_checks(paths: Paths | None, config) -> list[Check]:
     checks = []
-    git = _version(["git", "--version"])
+    git = _git_version()
     checks.append(Check("git", git is not None, git or "git not found on PATH: install git"))
     table = agents.merge_agents(config.agents if config else None)
     configured = set(config.agents) | set(config.default_agents) if config else set()

@@ -10,7 +10,6 @@ named after the repository so every process finds the same one.
 from __future__ import annotations
 
 import os
-import subprocess
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,13 +117,3 @@ class Paths:
         d = self.socket_dir
         return [d / f"{n}.ipc" for n in SOCKET_NAMES if (d / f"{n}.ipc").exists()]
 
-
-def git_dir(root: Path) -> Path:
-    """The repository's real git directory (a worktree's .git is a file)."""
-    dot = root / ".git"
-    if dot.is_dir():
-        return dot
-    out = subprocess.run(
-        ["git", "rev-parse", "--git-common-dir"], cwd=root, capture_output=True, text=True
-    )
-    return (root / out.stdout.strip()).resolve()

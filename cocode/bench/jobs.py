@@ -11,7 +11,6 @@ Measured in one run, on a fresh sample repository with cocode started there:
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +25,10 @@ from cocode.core import state as st
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
+from cocode.gitops.runner import git, init_repo
 from cocode.paths import Paths
 from cocode.jobs.submit import Issue, build_job
 
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 AGENT = r"""
 date +%s%N > "$BENCH_OUT/$COCODE_JOB_ID.exec"
 git commit -q --allow-empty -m bench -m "$COCODE_READY_MARKER"
@@ -45,9 +44,7 @@ def make_repo(root: Path, files: int = 2000, size: int = 10_000) -> Path:
         d = root / f"dir{i % 50:02d}"
         d.mkdir(exist_ok=True)
         (d / f"file{i}.txt").write_bytes(block)
-    subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*GIT, "commit", "-q", "-m", "bench repo"], cwd=root, check=True)
+    init_repo(root, "bench repo", name="bench", email="bench@cocode.invalid")
     return root
 
 
@@ -69,7 +66,7 @@ def write_config(paths: Paths, out: Path) -> None:
 
 def worktree_add_ms(repo: Path, dest: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(dest), "HEAD"], cwd=repo, check=True)
+    git(repo, "worktree", "add", "-q", "--detach", str(dest), "HEAD")
     return (time.perf_counter() - t0) * 1000
 
 

@@ -34,10 +34,10 @@ from cocode.core import wire
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
+from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
 from cocode.jobs.submit import Issue, build_job
 
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 AGENTS = [f"a{i}" for i in range(1, 6)]
 # `rate` MB/s for `seconds`: every 5 ms, lines of 1000 bytes in one write, each
 # stamped with the time just before that write.
@@ -63,8 +63,7 @@ STAMP = re.compile(rb"T(\d{19}) ")
 
 def make_repo(root: Path) -> Paths:
     root.mkdir(parents=True)
-    subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run([*GIT, "commit", "-q", "--allow-empty", "-m", "bench"], cwd=root, check=True)
+    init_repo(root, "bench", name="bench", email="bench@cocode.invalid")
     paths = Paths(root)
     paths.home.mkdir(mode=0o700)
     return paths

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,13 +30,13 @@ from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
 from cocode.core.events import CancelRequested
+from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
 from cocode.resources.proctree import Sampler
 from cocode.client import current_state
 from cocode.launcher import SERVICE_NAMES
 from cocode.jobs.submit import Issue, build_job
 
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 HOG = r"""
 import os, signal, sys, time
 out = os.environ["BENCH_OUT"]
@@ -84,9 +83,7 @@ def write_config(paths: Paths, out: Path) -> None:
 def make_repo(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "README").write_text("bench\n")
-    subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*GIT, "commit", "-q", "-m", "bench repo"], cwd=root, check=True)
+    init_repo(root, "bench repo", name="bench", email="bench@cocode.invalid")
     return root
 
 

@@ -18,11 +18,11 @@ Runs that are not final are never touched.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from cocode.core import state as st
+from cocode.gitops.runner import last_line, run as run_git
 
 DAY = 86400.0
 
@@ -115,11 +115,6 @@ def needs_confirmation(actions: list[Action]) -> bool:
 # -- facts (I/O) --------------------------------------------------------------------------------
 
 
-def _git(cwd: Path | str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
-
-
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -131,26 +126,26 @@ def gather(root: Path, runs: list[RunRef], branches: bool) -> dict[str, Facts]:
     """The facts plan() needs; `branches` also looks at each run branch's merges."""
     others: list[str] = []
     if branches:
-        out = _git(root, "for-each-ref", "--format=%(refname)", "refs/heads/")
-        others = [r for r in out.stdout.split() if not r.startswith("refs/heads/cocode/")]
+        out = run_git(root, "for-each-ref", "--format=%(refname)", "refs/heads/")
+        others = [r for r in os.fsdecode(out.stdout).split() if not r.startswith("refs/heads/cocode/")]
     facts = {}
     for r in runs:
         wt = Path(r.worktree) if r.worktree else None
         exists = bool(wt and wt.is_dir())
         dirty = 0
         if exists:
-            status = _git(wt, "status", "--porcelain")
+            status = run_git(wt, "status", "--porcelain")
             dirty = len(status.stdout.splitlines()) if status.returncode == 0 else 0
         tip = None
         is_merged, ahead = True, 0
         if branches:
             ref = f"refs/heads/{r.branch}"
-            rev = _git(root, "rev-parse", "--verify", "-q", ref)
-            tip = rev.stdout.strip() or None
+            rev = run_git(root, "rev-parse", "--verify", "-q", ref)
+            tip = rev.stdout.decode().strip() or None
             if tip:
                 # Its own commits: on no other local branch (a merge or a fast-forward
                 # counts as picked; a squash or cherry-pick does not, so it is asked).
-                count = _git(root, "rev-list", "--count", tip, "--not", r.base_sha, *others)
+                count = run_git(root, "rev-list", "--count", tip, "--not", r.base_sha, *others)
                 ahead = int(count.stdout.strip() or 0) if count.returncode == 0 else 1
                 is_merged = ahead == 0 and tip != r.base_sha  # no commits at all: a leftover
         last = max(_mtime(wt), _mtime(wt / ".git")) if exists else 0.0
@@ -178,10 +173,10 @@ def execute(root: Path, actions: list[Action], record, reason: str) -> list[str]
             record(ev.WorktreeRemoved(job=a.run.job, agent=a.run.agent, path=a.target, reason=reason))
             done.append(f"removed worktree {a.target} ({a.run.key}; branch {a.run.branch} kept)")
         elif a.kind == "delete_branch":
-            tip = _git(root, "rev-parse", "--verify", "-q", f"refs/heads/{a.target}").stdout.strip()
-            out = _git(root, "branch", "-D", a.target)
+            tip = run_git(root, "rev-parse", "--verify", "-q", f"refs/heads/{a.target}").stdout.decode().strip()
+            out = run_git(root, "branch", "-D", a.target)
             if out.returncode != 0:
-                done.append(f"kept branch {a.target}: {(out.stderr.strip().splitlines() or ['git failed'])[-1]}")
+                done.append(f"kept branch {a.target}: {last_line(out.stderr)}")
                 continue
             record(ev.WarningEvent(
                 job=a.run.job, agent=a.run.agent, code="branch_deleted",
