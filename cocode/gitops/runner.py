@@ -88,7 +88,7 @@ def run(
         raise CocodeError(f"cannot run git {args[0]} in {where}: {e.strerror or e}", EXIT_ERROR) from None
     except subprocess.TimeoutExpired:
         raise CocodeError(
-            f"git {args[0]} took over {timeout:.0f}s in {where}: check disk and load, then retry",
+            f"git {args[0]} took over {timeout:g}s in {where}: check disk and load, then retry",
             EXIT_TIMEOUT,
         ) from None
 
