@@ -11,11 +11,12 @@ waits for a person:
 - GIT_TERMINAL_PROMPT=0: no terminal is watching, so a credential prompt would
   hang until the timeout;
 - LC_ALL=C: git's messages are parsed (a rejected fetch) and quoted into cocode's
-  English errors; plumbing output does not depend on the locale.
+  English errors; plumbing output does not depend on the locale. Hooks and
+  filters git starts inherit it too.
 
-Repository directories (`git_dirs`, `git_common_dir`, `git_dir`, `toplevel`) are
-one `git rev-parse` each. This module needs nothing of cocode but its errors, so
-the bottom layer (config) may use it.
+Repository directories (`git_dirs`, `git_common_dir`, `git_dir`, `toplevel`) take
+at most one `git rev-parse` each. This module needs nothing of cocode but its
+errors, so config (below gitops) may use it without a circle.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ _GIT_ENV_DROP = frozenset({
 })
 
 
-def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every git command runs with: `base` (default: ours) minus
-    the variables that redirect git, never prompting, messages in plain English."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _GIT_ENV_DROP}
+def git_env() -> dict[str, str]:
+    """The environment every git command runs with: ours minus the variables that
+    redirect git, never prompting, messages in plain English."""
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     return env
