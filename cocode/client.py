@@ -1,15 +1,18 @@
 """The one way a short-lived process (the CLI, a benchmark, an external script)
 reaches a running cocode: is it up, ask the supervisor, read the log (live through
-the store and bus, or from the SQLite file when nothing runs), fold the state now,
-append an event and wait for its ack. The services never import this module;
-circus pairs its client.py with its daemon the same way.
+the store and bus, or from the SQLite file when nothing runs; with the archive
+segments too), fold the state now, append events and wait for their ack, ask the
+store to compact. The services never import this module; circus pairs its
+client.py with its daemon the same way.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import time
-from typing import Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import msgspec
 import zmq
@@ -21,6 +24,7 @@ from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop
+from cocode.core.sockets import dealer
 from cocode.errors import CocodeError, NotRunningError
 from cocode.paths import Paths
 
@@ -117,14 +121,69 @@ def current_state(paths: Paths):
     return st.replay(events(paths, after=state.seq), state)
 
 
-def append_one(paths, event: ev.Event, timeout: float = 15.0) -> None:
-    """Append one event from a short-lived process (the CLI) and wait for its ack."""
-    app = Appender(zmq.Context.instance(), paths.endpoint("store"), wire.new_producer_id("cli"))
+def archived_then_live(
+    paths: Paths, after: int = 0, follow: bool = False, types: set[str] | None = None,
+) -> Iterator[ev.Event]:
+    """The archive segments and the live table merged by seq, then (follow) live."""
+    last = after
+    if paths.db.exists():
+        conn = eventlog.open_for_reading(paths.db)
+        try:
+            for event in eventlog.iter_all_events(conn, after=after):
+                last = event.seq
+                if types is None or event.type in types:
+                    yield event
+        finally:
+            conn.close()
+    if follow:
+        yield from events(paths, after=last, follow=True, types=types)
+
+
+@contextmanager
+def appending(paths: Paths, producer: str = "cli", timeout: float = 15.0,
+              what: str = "") -> Iterator[Callable[[ev.Event], None]]:
+    """`with appending(paths) as append:` append events; on leaving, wait for every ack."""
+    app = Appender(zmq.Context.instance(), paths.endpoint("store"), wire.new_producer_id(producer))
     try:
-        app.append(event)
+        yield app.append
         if not app.wait(timeout):
             raise CocodeError(
-                f"the store did not confirm within {timeout:.0f} s ({app.refused or 'no answer'}); see `cocode ps`"
+                f"the store did not confirm {what}within {timeout:.0f} s "
+                f"({app.refused or 'no answer'}); see `cocode ps`"
             )
     finally:
         app.close()
+
+
+def append_one(paths: Paths, event: ev.Event, timeout: float = 15.0) -> None:
+    """Append one event from a short-lived process (the CLI) and wait for its ack."""
+    with appending(paths, timeout=timeout) as append:
+        append(event)
+
+
+def compact(paths: Paths, older_than_days: float, timeout: float = 300.0) -> wire.Compacted:
+    """Ask the store to archive finished jobs older than this; its answer, or an error."""
+    sock = dealer(zmq.Context.instance(), paths.endpoint("store"))
+    try:
+        sock.send(wire.encoder.encode(wire.Compact(older_than_days=older_than_days)))
+        if not sock.poll(int(timeout * 1000)):
+            raise CocodeError(f"the store did not answer within {timeout:.0f} s; see `cocode ps`")
+        reply = wire.reply_decoder.decode(sock.recv())
+    finally:
+        sock.close(0)
+    if not isinstance(reply, wire.Compacted):
+        raise CocodeError(f"unexpected answer from the store: {type(reply).__name__}")
+    if reply.error:
+        raise CocodeError(reply.error)
+    return reply
+
+
+def db_bytes(paths: Paths) -> int:
+    """The event log's size on disk (the database and its write-ahead log)."""
+    total = 0
+    for suffix in ("", "-wal"):
+        try:
+            total += os.path.getsize(str(paths.db) + suffix)
+        except OSError:
+            pass
+    return total

@@ -32,39 +32,16 @@ from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.errors import CocodeError
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles
+from cocode.logs.printer import LONG_LINE, Printer
 from cocode.core.loop import Loop, drain
 from cocode.paths import Paths
-from cocode.jobs.watch import LinePrinter, safe_text
 
 ASK_AGAIN_S = 2.0  # a backlog request not answered by then is sent again
 SETTLE_S = 0.3  # after run_finished: quiet this long, then a last check with the collector
 GIVE_UP_S = 10.0  # the collector never answered: stop waiting for a finished run's output
 
 
-# -- printing ------------------------------------------------------------------------------
-
-
-class Printer(LinePrinter):
-    """Complete lines, made safe; `agent |` prefixed when there are several agents."""
-
-    def __init__(self, echo, colour: bool, agents: list[str]) -> None:
-        super().__init__(echo, colour, agents)
-        self.multi = len(agents) > 1
-        self.prefixes = {a: self.prefix(a) + " " for a in agents} if self.multi else {}
-
-    def chunk(self, agent: str, data: bytes) -> None:
-        buf = self.partial.get(agent, b"") + data if agent in self.partial else data
-        *lines, rest = buf.split(b"\n")
-        head = self.prefixes.get(agent, "")
-        for line in lines:
-            self.echo(head + safe_text(line))
-        if len(rest) > 65536:  # a huge line without its end yet: show it in pieces
-            self.echo(head + safe_text(rest))
-            rest = b""
-        self.partial[agent] = rest
-
-    def line(self, agent: str, text: str) -> None:
-        self.echo(self.prefixes.get(agent, "") + text)
+# -- output ------------------------------------------------------------------------------
 
 
 class Output:
@@ -74,7 +51,6 @@ class Output:
         self.job, self.as_json = job, as_json
         self.lines: list[str] = []
         echo = self.lines.append
-        self.multi = len(agents) > 1
         self.text = Printer(echo, colour, agents)
         self.partial: dict[str, tuple[int, bytes]] = {}
 
@@ -89,7 +65,7 @@ class Output:
             self._json_line(agent, start + pos, buf[pos:nl])
             pos = nl + 1
         rest = buf[pos:]
-        if len(rest) > 65536:  # show a very long line in pieces rather than hold it all
+        if len(rest) > LONG_LINE:  # show a very long line in pieces rather than hold it all
             self._json_line(agent, start + pos, rest)
             start, pos, rest = start + len(buf), 0, b""
         self.partial[agent] = (start + pos, rest)
@@ -120,9 +96,7 @@ class Output:
             if rest:
                 self._json_line(agent, start, rest)
             return
-        rest = self.text.partial.pop(agent, b"")
-        if rest:
-            self.text.line(agent, safe_text(rest))
+        self.text.flush(agent)
 
     def flush_all(self) -> None:
         for agent in list(self.partial) + list(self.text.partial):
@@ -341,11 +315,12 @@ def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
 
 
 def tail(paths: Paths, job_id: str, agents: tuple[str, ...], lines: int, follow: bool,
-         as_json: bool) -> int:
+         as_json: bool, terminal: bool = False) -> int:
+    """Print to stdout; `terminal` (stdout is one) colours the text prefixes."""
     from cocode import client
 
     state, names = resolve(paths, job_id, agents)
-    out = Output(job_id, names, as_json, colour=sys.stdout.isatty() and not as_json)
+    out = Output(job_id, names, as_json, colour=terminal and not as_json)
     try:
         if not client.is_running(paths):
             if follow:
@@ -374,20 +349,19 @@ def _line_start(data: bytes, lines: int) -> int:
     return pos + 1
 
 
-def print_logs(paths: Paths, job_id: str, agent: str) -> int:
-    """Every retained byte of the run: raw into a pipe or file, made safe on a terminal."""
+def print_logs(paths: Paths, job_id: str, agent: str, terminal: bool = False) -> int:
+    """Every retained byte of the run to stdout: raw into a pipe or file, made safe
+    when `terminal` says stdout is one."""
     files = RunFiles(paths.logs, job_id, agent)
     if files.read_manifest() is None:
         resolve(paths, job_id, (agent,))  # a clear error for a wrong job or agent
         return 0  # a run that wrote nothing (yet)
     try:
-        if sys.stdout.isatty():
+        if terminal:
             printer = Printer(lambda line: sys.stdout.write(line + "\n"), False, [agent])
             for block in files.iter_all():
                 printer.chunk(agent, block)
-            rest = printer.partial.pop(agent, b"")
-            if rest:
-                printer.line(agent, safe_text(rest))
+            printer.flush(agent)
             sys.stdout.flush()
         else:
             out = sys.stdout.buffer

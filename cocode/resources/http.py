@@ -2,19 +2,38 @@
 
 A daemon thread in the monitor, which holds the latest samples. Only loopback is
 bound: a remote Prometheus reaches it through the user's own tunnel or proxy.
+The port reaches the monitor through the environment its supervisor hands down.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+from cocode.errors import ConfigError
 
 PORT_ENV = "COCODE_METRICS_PORT"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 log = logging.getLogger(__name__)
+
+
+def metrics_port_env(port: int) -> None:
+    """Check `up --metrics-port` and hand it to the monitor through the environment."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--metrics-port = {port} is not a port (1..65535)")
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as err:
+        raise ConfigError(f"--metrics-port = {port}: 127.0.0.1:{port} is not free ({err.strerror})") from None
+    finally:
+        probe.close()
+    os.environ[PORT_ENV] = str(port)
 
 
 def serve(port: int, render: Callable[[], str]) -> ThreadingHTTPServer:

@@ -1,0 +1,97 @@
+"""Commands that act on the event log: `events` (print, follow, with the archive),
+`replay` (fold and verify), `schema` (write or check schemas/) and `compact`
+(archive old finished jobs). They parse, call the client or cocode.core, and print.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from cocode.cli.helpers import Env, main, pass_env, require_running
+from cocode.errors import CocodeError, ConfigError
+
+
+@main.command()
+@click.option("--since", default=0, metavar="SEQ", help="Only events after this seq.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option("--type", "types", multiple=True, metavar="T", help="Only events of this type (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--archived", is_flag=True, help="Also the events compaction moved to .cocode/archive/.")
+@pass_env
+def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: bool,
+           archived: bool = False) -> None:
+    """Print the event log."""
+    from cocode import client, render
+    from cocode.core import events as ev
+
+    for t in types:
+        if t not in ev.EVENT_TYPES:
+            raise ConfigError(f"unknown event type {t!r} (known: {', '.join(sorted(ev.EVENT_TYPES))})")
+    show = render.event_json_line if as_json else render.event_line
+    read = client.archived_then_live if archived else client.events
+    for event in read(env.paths, after=since, follow=follow, types=set(types) or None):
+        click.echo(show(event))
+
+
+@main.command()
+@click.option("--verify", is_flag=True, help="Also fold from scratch and compare.")
+@pass_env
+def replay(env: Env, verify: bool) -> None:
+    """Fold the log into state (from the latest snapshot); --verify compares with a full fold."""
+    from cocode.core import eventlog
+    from cocode.core import state as st
+
+    conn = eventlog.open_for_reading(env.paths.db)
+    t0 = time.perf_counter()
+    snap = eventlog.load_state(conn)
+    t1 = time.perf_counter()
+    click.echo(f"state at seq {snap.seq} from snapshot + tail in {(t1 - t0) * 1000:.0f} ms "
+               f"({len(snap.jobs)} jobs, {len(snap.services)} services)")
+    if verify:
+        full = eventlog.load_state(conn, use_snapshot=False)
+        t2 = time.perf_counter()
+        click.echo(f"full fold of seq 1..{full.seq} in {(t2 - t1) * 1000:.0f} ms")
+        if st.encode_state(full) != st.encode_state(snap):
+            raise CocodeError("replay --verify: the snapshot-based state differs from a full fold")
+        click.echo("verify: identical")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 1 if schemas/ is stale.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+def schema(check: bool, directory: Path | None) -> None:
+    """Write (or --check) the JSON Schema of events and wire messages in schemas/."""
+    from cocode.core import schema as sch
+
+    target = directory or sch.default_dir()
+    if check:
+        stale = sch.stale_files(target)
+        if stale:
+            raise CocodeError(f"{target} is stale ({', '.join(stale)}); run `cocode schema` to regenerate")
+        click.echo(f"{target} is up to date")
+    else:
+        for path in sch.write(target):
+            click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--older-than", "days", type=click.FloatRange(min=0), default=7.0, show_default=True,
+              metavar="DAYS", help="Finished jobs whose runs all ended this long ago.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for the store.")
+@pass_env
+def compact(env: Env, days: float, timeout: float) -> None:
+    """Move old finished jobs' events to an lz4 archive; status and replay stay the same."""
+    from cocode import client
+
+    require_running(env.paths)
+    before = client.db_bytes(env.paths)
+    reply = client.compact(env.paths, days, timeout)
+    if not reply.archive:
+        click.echo(f"nothing to compact: no finished job older than {days:g} days")
+        return
+    click.echo(f"archived {reply.events} events of {len(reply.jobs)} jobs to {env.relative(Path(reply.archive))}")
+    click.echo(f"events.db: {before / 1024:.0f} KiB -> {client.db_bytes(env.paths) / 1024:.0f} KiB "
+               f"(`cocode events --archived` still shows them)")

@@ -1,0 +1,198 @@
+"""Commands that act on jobs: `submit` (and its `--wait`), `status`, `cancel`, `diff`
+and `demo`. They parse, call cocode.jobs and the client, and print.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
+from cocode.errors import CocodeError, ConfigError
+
+
+@main.command()
+@click.option("--issue-file", type=click.Path(path_type=Path), help="Read the issue from a file.")
+@click.option("--text", help="The issue text itself.")
+@click.option("--issue", "issue_ref", metavar="NUMBER|URL", help="A GitHub issue, through `gh`.")
+@click.option("--issue-number", type=int, help="COCODE_ISSUE_NUMBER for a local issue (default 0).")
+@click.option("--agent", "agent_names", multiple=True, metavar="NAME", help="An agent to run (repeatable).")
+@click.option("--priority", default=0, show_default=True, help="Higher runs first (-100..100).")
+@click.option("--complexity", default="simple", type=click.Choice(["simple", "medium", "complex"]),
+              show_default=True)
+@click.option("--timeout", type=int, help="Base timeout in seconds for each run (1..3600).")
+@click.option("--base", default="HEAD", show_default=True, help="The commit the agents start from.")
+@click.option("--force", is_flag=True, help="Go on although the repository is over max_repo_size_mb.")
+@click.option("--sparse", multiple=True, metavar="PATH", help="Sparse checkout of PATH (monorepos).")
+@click.option("--wait", is_flag=True, help="Show progress until every run is final; exit 0 if any is ready.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, priority, complexity,
+           timeout, base, force, sparse, wait, as_json) -> None:
+    """Queue one issue for one or more agents."""
+    from cocode import client
+    from cocode.jobs import submit as sub
+
+    sources = [x for x in (issue_file, text, issue_ref) if x is not None]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one of --issue-file PATH, --text TEXT or --issue NUMBER|URL")
+    if issue_file is not None:
+        issue = sub.issue_from_file(issue_file)
+    elif text is not None:
+        issue = sub.issue_from_text(text)
+    else:
+        issue = sub.issue_from_github(issue_ref, env.paths.root)
+    names = sub.resolve_agents(agent_names, env.config)
+    event, warnings = sub.build_job(
+        env.paths, env.config, issue, names, priority=priority, complexity=complexity,
+        timeout=timeout, base=base, force=force, sparse=sparse, issue_number=issue_number,
+    )
+    require_running(env.paths)
+    for w in warnings:
+        click.echo(f"cocode: warning: {w}", err=True)
+    client.append_one(env.paths, event)
+    if as_json:
+        print_json({"job": event.job, "base_sha": event.base_sha, "runs": [
+            {"agent": a, "state": "queued", "branch": f"cocode/{event.job}/{a}",
+             "worktree": str(env.paths.worktrees / f"{event.job}-{a}")} for a in names]})
+    else:
+        click.echo(f"job {event.job}: {len(names)} run(s) queued ({', '.join(names)}) from {event.base_sha[:12]}")
+    if wait:
+        final = _watch(env.paths, event.job, stream=not as_json)
+        sys.exit(0 if any(r.state == "ready" for r in final.runs.values()) else 1)
+
+
+def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None):
+    """Until every run is final: (stream) each run's events and output, then the table."""
+    from cocode import client, render
+    from cocode.jobs import watch
+    from cocode.logs.printer import Printer
+
+    state = client.current_state(paths)
+    job = state.jobs.get(job_id)
+    printer = None
+    if stream:
+        agents = job.agents if job else []
+        printer = Printer(lambda line: click.echo(line), terminal(), agents, prefixed=True)
+
+    def on_event(event) -> None:
+        line = render.run_event_summary(event) if stream and event.agent else None
+        if line:
+            printer.line(event.agent, f"-- {line}")
+
+    state = watch.watch_job(paths, job_id, state, on_event, printer, timeout=timeout)
+    job = state.jobs[job_id]
+    if stream:
+        click.echo(render.status_table([job]))
+    return job
+
+
+@main.command()
+@click.argument("job_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def status(env: Env, job_id: str | None, as_json: bool) -> None:
+    """Jobs and their runs; without JOB every job, the queue in dispatch order."""
+    from cocode import client, render
+    from cocode.core import state as st
+
+    state = client.current_state(env.paths)
+    if job_id:
+        job = state.jobs.get(job_id)
+        if job is None:
+            raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
+        if as_json:
+            print_json(render.job_json(job))
+        else:
+            click.echo(render.status_table([job]))
+        return
+    queue_order = {}
+    for i, (job, run) in enumerate(st.queued_runs(state)):
+        queue_order.setdefault(job.job, i)
+    jobs = sorted(state.jobs.values(), key=lambda j: (j.state == "done", queue_order.get(j.job, -1), j.seq))
+    if as_json:
+        print_json([render.job_json(j) for j in jobs])
+    else:
+        click.echo(render.status_table(jobs))
+        for w in state.warnings[-3:]:
+            click.echo(f"warning: {w.message}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.argument("agent", required=False)
+@click.option("--no-wait", is_flag=True, help="Return once the request is recorded.")
+@pass_env
+def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool) -> None:
+    """Stop a job's runs (SIGTERM, 5 s, SIGKILL); their work is kept."""
+    from cocode import client, render
+    from cocode.core import events as ev
+
+    state = client.current_state(env.paths)
+    job = state.jobs.get(job_id)
+    if job is None:
+        raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
+    if agent and agent not in job.runs:
+        raise CocodeError(f"job {job_id} has no agent {agent!r} (it has {', '.join(job.agents)})")
+    require_running(env.paths)
+    client.append_one(env.paths, ev.CancelRequested(job=job_id, agent=agent or ""))
+    if no_wait:
+        click.echo(f"cancel of {job_id}{'/' + agent if agent else ''} recorded")
+        return
+    state = _wait_runs(env.paths, job_id, [agent] if agent else job.agents)
+    click.echo(render.status_table([state.jobs[job_id]]))
+
+
+def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):
+    from cocode import client
+
+    state = client.current_state(paths)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.current_state(paths)
+        if all(state.jobs[job_id].runs[a].final for a in agents):
+            break
+        time.sleep(0.1)
+    return state
+
+
+@main.command()
+@click.argument("job_id")
+@click.argument("agent")
+@pass_env
+def diff(env: Env, job_id: str, agent: str) -> None:
+    """The diff of a run's branch against its base."""
+    from cocode import client, gitops
+
+    state = client.current_state(env.paths)
+    job = state.jobs.get(job_id)
+    if job is None or agent not in job.runs:
+        raise CocodeError(f"no run {job_id}/{agent}; `cocode status` lists them")
+    head = gitops.BranchWatcher(env.paths.root, f"cocode/{job_id}/{agent}").head()
+    if head is None:
+        raise CocodeError(f"run {job_id}/{agent} has no branch yet (state {job.runs[agent].state})")
+    click.echo(gitops.diff_text(env.paths.root, job.base_sha, head), nl=False)
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
+def demo(directory: Path | None, timeout: float) -> None:
+    """Run the whole job on a sample repository with three built-in demo agents."""
+    from cocode import client
+    from cocode import demo as demo_mod
+    from cocode.jobs import submit as sub
+
+    directory = (directory or demo_mod.default_directory()).absolute()
+
+    def submit_and_watch(paths, config):
+        issue = sub.issue_from_text(demo_mod.ISSUE)
+        event, _ = sub.build_job(paths, config, issue, demo_mod.DEMO_AGENTS)
+        client.append_one(paths, event)
+        click.echo(f"job {event.job}: {', '.join(demo_mod.DEMO_AGENTS)}")
+        return _watch(paths, event.job, stream=True, timeout=timeout)
+
+    sys.exit(demo_mod.run(directory, click.echo, submit_and_watch))

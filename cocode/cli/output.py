@@ -1,0 +1,42 @@
+"""Commands that show agents' output: `tail` (the last lines, then live) and `logs`
+(all a run kept). They parse and call cocode.logs.tail, which prints.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cocode.cli.helpers import Env, main, pass_env, terminal
+from cocode.errors import ConfigError
+
+
+@main.command("tail")
+@click.argument("job_id")
+@click.argument("agents", nargs=-1)
+@click.option("-n", "--lines", type=int, default=None, metavar="N",
+              help="Lines of backlog per agent (default: tui_log_lines, 2000).")
+@click.option("-f", "--follow", is_flag=True, help="Then print live output until the runs end.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_env
+def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, follow: bool,
+             as_json: bool) -> None:
+    """A job's agent output: the last lines, then (-f) live, `agent |` prefixed for several."""
+    from cocode.logs import tail as tail_mod
+
+    n = env.config.limits.tui_log_lines if lines is None else lines
+    if n < 0:
+        raise ConfigError(f"-n {n}: give 0 or more lines")
+    sys.exit(tail_mod.tail(env.paths, job_id, agents, n, follow, as_json, terminal=terminal()))
+
+
+@main.command("logs")
+@click.argument("job_id")
+@click.argument("agent")
+@pass_env
+def logs_cmd(env: Env, job_id: str, agent: str) -> None:
+    """All retained output of one run, oldest first (rotated lz4 files, then the live file)."""
+    from cocode.logs import tail as tail_mod
+
+    sys.exit(tail_mod.print_logs(env.paths, job_id, agent, terminal=terminal()))

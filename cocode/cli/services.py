@@ -1,0 +1,143 @@
+"""Commands that act on the services: `init`, `up`, `down`, `service`, `ps`,
+`endpoints` and `doctor`. They parse, call the supervisor, client or doctor, and print.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from cocode.cli.helpers import Env, main, pass_env, print_json
+from cocode.errors import CocodeError
+
+
+@main.command()
+@pass_env
+def init(env: Env) -> None:
+    """Write a commented .cocode/config.yaml and keep .cocode/ out of git."""
+    from cocode.config import init_config
+
+    path, created = init_config(env.paths.root)
+    click.echo(f"{'wrote' if created else 'kept existing'} {env.relative(path)}")
+
+
+@main.command()
+@click.option("--detach", "-d", is_flag=True, help="Start in the background; return once all are ready.")
+@click.option("--timeout", default=20.0, show_default=True, help="Seconds --detach waits for readiness.")
+@click.option("--metrics-port", type=int, metavar="PORT",
+              help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics.")
+@pass_env
+def up(env: Env, detach: bool, timeout: float, metrics_port: int | None) -> None:
+    """Start the bus and every service, and supervise them."""
+    from cocode import client, supervisor
+
+    env.config  # a bad config stops here, before anything starts
+    if metrics_port is not None:
+        from cocode.resources.http import metrics_port_env
+
+        metrics_port_env(metrics_port)  # the monitor inherits it
+    pid = client.running_pid(env.paths)
+    if pid:
+        raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
+    if not detach:
+        started = time.monotonic()
+        sup = supervisor.Supervisor(env.paths)
+        click.echo(f"cocode: supervising {len(supervisor.SERVICES)} services in {env.paths.root} (Ctrl-C stops)", err=True)
+        code = sup.run()
+        if sup.startup_failed:
+            raise CocodeError(f"start-up failed: {sup.startup_failed}")
+        click.echo(f"cocode: stopped after {time.monotonic() - started:.1f}s", err=True)
+        sys.exit(code)
+    elapsed = supervisor.start_detached(env.paths, env.profile, timeout)
+    click.echo(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
+    for name, address in env.paths.endpoints().items():
+        click.echo(f"  {name:<11} {address}")
+
+
+@main.command()
+@click.option("--timeout", default=30.0, show_default=True)
+@pass_env
+def down(env: Env, timeout: float) -> None:
+    """Stop every service gracefully; no process and no socket file remain."""
+    from cocode import supervisor
+
+    pid, leftovers = supervisor.stop(env.paths, timeout)
+    if pid:
+        # It gives up its lock just before it exits: return only once it has exited.
+        import psutil
+
+        deadline = time.monotonic() + 5
+        try:
+            while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+                time.sleep(0.02)
+        except psutil.NoSuchProcess:
+            pass
+        click.echo("cocode: stopped")
+    else:
+        extra = f" (stopped {len(leftovers)} leftover services)" if leftovers else ""
+        click.echo(f"cocode: was not running{extra}")
+
+
+@main.command()
+@click.argument("name")
+@pass_env
+def service(env: Env, name: str) -> None:
+    """Run one service in the foreground (what the Procfile lines call)."""
+    from cocode.launcher import run_service
+
+    sys.exit(run_service(env.directory, name, env.profile))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def ps(env: Env, as_json: bool) -> None:
+    """The services: pid, state, uptime, restarts."""
+    from cocode import client
+
+    reply = client.request(env.paths, "ps") if client.running_pid(env.paths) else None
+    rows = reply["services"] if reply else []
+    if as_json:
+        print_json([{k: r[k] for k in ("name", "pid", "state", "uptime_s", "restarts")} for r in rows])
+        return
+    if not reply:
+        click.echo("cocode is not running here; `cocode up` starts it")
+        return
+    click.echo(f"{'NAME':<10} {'PID':>7} {'STATE':<9} {'UPTIME':>9} {'RESTARTS':>8}")
+    for r in rows:
+        click.echo(
+            f"{r['name']:<10} {r['pid'] or '-':>7} {r['state']:<9} {r['uptime_s']:>8.1f}s {r['restarts']:>8}"
+            + (f"  {r['reason']}" if r.get("reason") else "")
+        )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def endpoints(env: Env, as_json: bool) -> None:
+    """The socket addresses; `subscribe` is where dashboards connect a SUB socket."""
+    eps = env.paths.endpoints()
+    if as_json:
+        print_json(eps)
+    else:
+        for k, v in eps.items():
+            click.echo(f"{k:<11} {v}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def doctor(env: Env, as_json: bool) -> None:
+    """Check git, agent binaries, gh, disk space and the services."""
+    from cocode import doctor as doc
+
+    checks = doc.run_checks(env.paths if env.in_repo else None, env.config if env.in_repo else None)
+    if as_json:
+        print_json([{"check": c.name, "ok": c.ok, "required": c.required, "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+            click.echo(f"{mark} {c.name:<18} {c.detail}")
+    sys.exit(0 if all(c.ok or not c.required for c in checks) else 1)
