@@ -41,7 +41,7 @@ class Printer:
     def chunk(self, agent: str, data: bytes) -> None:
         buf = self.partial.get(agent, b"") + data if agent in self.partial else data
         *lines, rest = buf.split(b"\n")
-        head = self.head(agent)
+        head = self.heads.get(agent) or self.head(agent)  # the common case without a call
         for line in lines:
             self.echo(head + safe_text(line))
         if len(rest) > LONG_LINE:
