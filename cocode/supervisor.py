@@ -366,7 +366,20 @@ def stop(paths: Paths, timeout: float = 30.0) -> tuple[int | None, list[int]]:
             time.sleep(0.05)
         if running_pid(paths):
             raise CocodeError(f"the supervisor (pid {pid}) did not stop within {timeout:.0f}s")
+        _wait_exited(pid, 5.0)
     leftovers = kill_leftovers(paths)
     for sock in paths.socket_files():
         sock.unlink(missing_ok=True)
     return pid, leftovers
+
+
+def _wait_exited(pid: int, timeout: float) -> None:
+    """It gives up its lock just before it exits: return only once it has exited."""
+    import psutil  # only `cocode down` and the demo get here, never a running supervisor
+
+    deadline = time.monotonic() + timeout
+    try:
+        while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.02)
+    except psutil.NoSuchProcess:
+        pass

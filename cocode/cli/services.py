@@ -65,15 +65,6 @@ def down(env: Env, timeout: float) -> None:
 
     pid, leftovers = supervisor.stop(env.paths, timeout)
     if pid:
-        # It gives up its lock just before it exits: return only once it has exited.
-        import psutil
-
-        deadline = time.monotonic() + 5
-        try:
-            while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
-                time.sleep(0.02)
-        except psutil.NoSuchProcess:
-            pass
         click.echo("cocode: stopped")
     else:
         extra = f" (stopped {len(leftovers)} leftover services)" if leftovers else ""
