@@ -15,6 +15,7 @@ from cocode import supervisor
 from cocode.config import load_config
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 
 DEMO_AGENTS = ["demo", "demo-fail", "demo-slow"]
 
@@ -66,5 +67,5 @@ def run(directory: Path, echo, submit_and_watch) -> int:
         echo("cocode down: stopped")
     ready = [r.agent for r in job.runs.values() if r.state == "ready"]
     if ready:
-        echo(f"pick a result: cd {repo} && git diff main cocode/{job.job}/{ready[0]}")
+        echo(f"pick a result: cd {repo} && git diff main {RunKey(job.job, ready[0]).branch}")
     return 0 if ready else 1

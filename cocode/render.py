@@ -7,6 +7,7 @@ import time
 import msgspec
 
 from cocode.core import events as ev
+from cocode.runkey import RunKey
 
 _SKIP = {"seq", "ts", "job", "agent", "type"}
 
@@ -28,7 +29,7 @@ def _short(v) -> str:
 
 def event_line(event: ev.Event) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(event.ts)) + f".{int(event.ts * 1000) % 1000:03d}"
-    where = f"{event.job}/{event.agent}" if event.agent else event.job
+    where = RunKey(event.job, event.agent).key if event.agent else event.job
     fields = " ".join(
         f"{k}={_short(v)}" for k, v in msgspec.structs.asdict(event).items()
         if k not in _SKIP and v not in (None, "", [], {})

@@ -39,6 +39,7 @@ from cocode.logs.fsyncer import Fsyncer
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles
 from cocode.logs.runlog import MB, RunLog
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 from cocode.core.service import Service, release_memory
 
 SYNC_EVERY_S = 0.03  # fsync rounds (and so acks) at most this often
@@ -84,7 +85,7 @@ class Logs(Service):
         self.router.setsockopt(zmq.SNDHWM, 10_000)
         self.router.bind(self.paths.endpoint("logs"))
         self.loop.add(self.router, self.on_message)
-        self.runs: dict[tuple[str, str], RunLog] = {}
+        self.runs: dict[RunKey, RunLog] = {}
         self.fsyncer = Fsyncer(self.ctx, self.loop, self.on_synced)
         self.last_round = 0.0
         self.sync_timer = False
@@ -130,13 +131,13 @@ class Logs(Service):
                 elif isinstance(msg, wire.BacklogRequest):
                     self.answer_backlog(ident, msg)
             except OSError as err:  # disk full, say: not acked, so the shipper retries
-                self.log.error("cannot store %s/%s: %s", msg.job, msg.agent, err)
+                self.log.error("cannot store %s: %s", RunKey(msg.job, msg.agent), err)
         for event in events:
             self.append(event)
         self.request_sync()
 
     def get_run(self, job: str, agent: str, create: bool = True) -> RunLog | None:
-        key = (job, agent)
+        key = RunKey(job, agent)
         run = self.runs.get(key)
         if run is None:
             if not create and not RunFiles(self.paths.logs, job, agent).meta.exists():

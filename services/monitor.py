@@ -44,6 +44,7 @@ from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.config import Config
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 from cocode.resources.proctree import Sampler, is_session_leader
 from cocode.core.service import Service
 
@@ -115,14 +116,15 @@ class Monitor(Service):
         job = self.state.jobs.get(event.job)
         run = job.runs.get(event.agent) if job else None
         if run is not None:
-            was_live = f"{event.job}/{event.agent}" in self.live
+            key = RunKey(event.job, event.agent).key
+            was_live = key in self.live
             self.note(event.job, run)
             if was_live and run.final and self.follower.caught_up:
-                self.settle(f"{event.job}/{event.agent}")
+                self.settle(key)
 
     def note(self, job: str, run: st.RunView) -> None:
         """Keep self.live in step with the fold: live runs with a process, on this host."""
-        key = f"{job}/{run.agent}"
+        key = RunKey(job, run.agent).key
         host = run.worker.partition("@")[2]
         if run.live and run.pgid and host in ("", self.hostname):
             self.live[key] = (job, run.agent)

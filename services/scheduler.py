@@ -25,6 +25,7 @@ from cocode.core import state as st
 from cocode.core import wire
 from cocode.config import Config
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 from cocode.core.service import Service
 
 LIVENESS = 3.0  # seconds without a beat before a worker counts as gone
@@ -152,7 +153,7 @@ class Scheduler(Service):
                     self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=run.worker,
                                                   reason="worker_lost"))
                 elif (ident is not None and run.started_at is None and now - seen < LIVENESS
-                      and f"{job.job}/{run.agent}" not in held
+                      and RunKey(job.job, run.agent).key not in held
                       and now - self.sent_at.get(key, self.born) > REDISPATCH_AFTER):
                     self.sent_at[key] = now
                     self.router.send_multipart([ident, wire.encoder.encode(wire.Dispatch(

@@ -36,6 +36,7 @@ from cocode.errors import CocodeError
 from cocode.resources.policy import TERM_GRACE_S
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 from cocode.core.service import Service
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ class Worker(Service):
         super().__init__(paths, config)
         self.id = f"worker@{socket.gethostname()}"
         self.state = self.snapshot_state()
-        self.runs: dict[str, RunProcess] = {}
-        self.preparing: dict[str, Future] = {}
+        self.runs: dict[RunKey, RunProcess] = {}
+        self.preparing: dict[RunKey, Future] = {}
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prepare")
         self.agents = agents.merge_agents(config.agents)
         self.recovered = False
@@ -87,7 +88,7 @@ class Worker(Service):
     # -- scheduler ----------------------------------------------------------------------
 
     def beat(self) -> None:
-        held = list(self.runs) + list(self.preparing)
+        held = [run.key for run in (*self.runs, *self.preparing)]
         msg = wire.WorkerBeat(worker=self.id, pid=os.getpid(), runs=held)
         try:
             self.sched.send(wire.encoder.encode(msg), zmq.NOBLOCK)
@@ -102,7 +103,7 @@ class Worker(Service):
                 self.log.warning("dropped an undecodable scheduler message")
                 continue
             if isinstance(msg, wire.Dispatch):
-                key = f"{msg.job}/{msg.agent}"
+                key = RunKey(msg.job, msg.agent)
                 if key not in self.runs and key not in self.preparing:
                     self.reclaim(msg.reclaim)
                     self.preparing[key] = self.executor.submit(self.prepare, msg)
@@ -131,7 +132,7 @@ class Worker(Service):
                     rp.stop("cancelled", "cancelled")
         elif isinstance(event, ev.LimitHit):
             # The monitor recorded this before signalling; the run ends with its reason.
-            rp = self.runs.get(f"{event.job}/{event.agent}")
+            rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
                 rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", TERM_GRACE_S)
 
@@ -139,7 +140,7 @@ class Worker(Service):
         """Runs this host's previous worker left running: kill, then say interrupted."""
         for job in self.state.jobs.values():
             for run in job.runs.values():
-                key = f"{job.job}/{run.agent}"
+                key = RunKey(job.job, run.agent)
                 if not run.live or run.worker != self.id or key in self.runs or key in self.preparing:
                     continue
                 if run.pgid:
@@ -160,8 +161,9 @@ class Worker(Service):
         if spec is None:
             raise PrepareFailed("bad_config", f"agent {msg.agent!r} is not configured on this worker")
         root = self.paths.root
-        worktree = self.paths.worktrees / f"{msg.job}-{msg.agent}"
-        branch = f"cocode/{msg.job}/{msg.agent}"
+        run = RunKey(msg.job, msg.agent)
+        worktree = run.worktree(self.paths)
+        branch = run.branch
         try:
             # git's own worktree bookkeeping (.git/worktrees/) is not safe for concurrent
             # `worktree add` in one repository: prepare threads take turns here.
@@ -169,7 +171,7 @@ class Worker(Service):
                 self.make_workspace(gitops, job, root, worktree, branch)
         except CocodeError as err:
             raise PrepareFailed("worktree_failed", err.message) from None
-        body_file = self.tmp / f"{msg.job}-{msg.agent}-issue.md"
+        body_file = run.issue_file(self.tmp)
         body_file.write_text(f"# {job.title}\n\n{job.body}\n")
         env = agents.build_env(
             worktree=worktree, job_id=msg.job, agent_name=msg.agent,
@@ -251,8 +253,8 @@ class Worker(Service):
             if rp.finished:
                 self.forget(key, rp)
 
-    def start_run(self, key: str, fut: Future) -> None:
-        job, agent = key.split("/", 1)
+    def start_run(self, key: RunKey, fut: Future) -> None:
+        job, agent = key
         try:
             plan = fut.result()
         except PrepareFailed as err:
@@ -287,7 +289,7 @@ class Worker(Service):
             return
         self.runs[key] = rp
         try:
-            cpushare.apply(rp.pgid, key)  # the same CPU share for every agent
+            cpushare.apply(rp.pgid, key.key)  # the same CPU share for every agent
         except Exception:
             self.log.exception("run %s: cpu share not set", key)
         for fd in rp.fds:
@@ -300,7 +302,7 @@ class Worker(Service):
             self.loop.remove(fd)
             self.fd_owner.pop(fd, None)
 
-    def forget(self, key: str, rp: RunProcess) -> None:
+    def forget(self, key: RunKey, rp: RunProcess) -> None:
         for fd in [fd for fd, owner in self.fd_owner.items() if owner is rp]:
             self.loop.remove(fd)
             del self.fd_owner[fd]
@@ -312,7 +314,7 @@ class Worker(Service):
         """Stopping: agents are stopped and recorded, none is left running."""
         self.executor.shutdown(wait=True, cancel_futures=True)
         for key, fut in list(self.preparing.items()):
-            job, agent = key.split("/", 1)
+            job, agent = key
             self.append(ev.RunInterrupted(job=job, agent=agent, worker=self.id, reason="interrupted"))
         for rp in self.runs.values():
             rp.stop("interrupted", "interrupted")

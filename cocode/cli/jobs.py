@@ -12,6 +12,7 @@ import click
 
 from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
 from cocode.errors import CocodeError, ConfigError
+from cocode.runkey import RunKey
 
 
 @main.command()
@@ -56,8 +57,8 @@ def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, pri
     client.append_one(env.paths, event)
     if as_json:
         print_json({"job": event.job, "base_sha": event.base_sha, "runs": [
-            {"agent": a, "state": "queued", "branch": f"cocode/{event.job}/{a}",
-             "worktree": str(env.paths.worktrees / f"{event.job}-{a}")} for a in names]})
+            {"agent": a, "state": "queued", "branch": RunKey(event.job, a).branch,
+             "worktree": str(RunKey(event.job, a).worktree(env.paths))} for a in names]})
     else:
         click.echo(f"job {event.job}: {len(names)} run(s) queued ({', '.join(names)}) from {event.base_sha[:12]}")
     if wait:
@@ -171,7 +172,7 @@ def diff(env: Env, job_id: str, agent: str) -> None:
     job = state.jobs.get(job_id)
     if job is None or agent not in job.runs:
         raise CocodeError(f"no run {job_id}/{agent}; `cocode status` lists them")
-    head = gitops.BranchWatcher(env.paths.root, f"cocode/{job_id}/{agent}").head()
+    head = gitops.BranchWatcher(env.paths.root, RunKey(job_id, agent).branch).head()
     if head is None:
         raise CocodeError(f"run {job_id}/{agent} has no branch yet (state {job.runs[agent].state})")
     click.echo(gitops.diff_text(env.paths.root, job.base_sha, head), nl=False)

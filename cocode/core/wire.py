@@ -21,6 +21,7 @@ from typing import Union
 import msgspec
 
 from cocode.core.events import EventUnion
+from cocode.runkey import LOG_TOPIC_PREFIX, RunKey
 
 
 class Append(msgspec.Struct, tag="append"):
@@ -163,11 +164,11 @@ heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
 scheduler_decoder = msgspec.msgpack.Decoder(SchedulerMessage)
 log_chunk_decoder = msgspec.msgpack.Decoder(LogChunk)
 logs_decoder = msgspec.msgpack.Decoder(LogsMessage)
-LOG_TOPIC = b"log."
+LOG_TOPIC = LOG_TOPIC_PREFIX.encode()
 
 
 def log_topic(job: str, agent: str) -> bytes:
-    return f"log.{job}.{agent}".encode()
+    return RunKey(job, agent).topic
 
 HEARTBEAT_TOPIC = b"hb."
 EVENT_TOPIC = b"evt."

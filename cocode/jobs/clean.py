@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cocode.core import state as st
 from cocode.gitops.runner import last_line, run as run_git
+from cocode.runkey import RunKey
 
 DAY = 86400.0
 
@@ -39,7 +40,7 @@ class RunRef:
 
     @property
     def key(self) -> str:
-        return f"{self.job}/{self.agent}"
+        return RunKey(self.job, self.agent).key
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def final_runs(state: st.State, now: float, older_than_days: float) -> list[RunR
         for run in job.runs.values():
             if run.final and run.ended_at is not None and run.ended_at <= cutoff and (run.worktree or run.branch):
                 out.append(RunRef(job.job, run.agent, run.state, run.worktree,
-                                  run.branch or f"cocode/{job.job}/{run.agent}", job.base_sha, run.ended_at))
+                                  run.branch or RunKey(job.job, run.agent).branch, job.base_sha, run.ended_at))
     return sorted(out, key=lambda r: r.ended_at)
 
 

@@ -23,6 +23,7 @@ from cocode import gitops
 from cocode.jobs import agents
 from cocode.jobs import timeouts
 from cocode.core import events as ev
+from cocode.runkey import RunKey
 
 CHUNK = 4096
 READY_GRACE_S = 3.0  # an agent may still exit on its own after its ready commit
@@ -53,6 +54,10 @@ class RunPlan:
     light: bool = False
     worker: str = ""
     worktree_ms: float = 0.0
+
+    @property
+    def run(self) -> RunKey:
+        return RunKey(self.job, self.agent)
 
 
 @dataclass
@@ -111,7 +116,7 @@ class RunProcess:
 
     @property
     def key(self) -> str:
-        return f"{self.plan.job}/{self.plan.agent}"
+        return self.plan.run.key
 
     # -- output ------------------------------------------------------------------------
 

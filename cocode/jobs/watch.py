@@ -20,6 +20,7 @@ from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
 from cocode.logs.printer import Printer
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 
 
 def watch_job(
@@ -34,7 +35,7 @@ def watch_job(
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.connect(paths.endpoint("bus"))
-        sub.setsockopt(zmq.SUBSCRIBE, f"log.{job_id}.".encode())
+        sub.setsockopt(zmq.SUBSCRIBE, RunKey.job_topic(job_id))
 
         def on_log() -> None:
             for frames in drain(sub, multipart=True):

@@ -23,11 +23,12 @@ import os
 import re
 import time
 from pathlib import Path
-from urllib.parse import quote
 from typing import Iterator
 
 import lz4.frame
 import msgspec
+
+from cocode.runkey import RunKey
 
 READ_CHUNK = 1024 * 1024
 # A run's attempt N writes at offsets from (N - 1) * ATTEMPT_SPAN: a requeued run
@@ -58,19 +59,13 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Manifest)
 
 
-def run_name(job: str, agent: str) -> str:
-    """`<job>-<agent>`, as a file name: anything but letters, digits and -_.~ is
-    %-escaped, so an agent called `a/b` cannot write outside .cocode/logs."""
-    return f"{quote(job, safe='')}-{quote(agent, safe='')}"
-
-
 class RunFiles:
     """The paths of one run's files, and the operations on them that must be atomic."""
 
     def __init__(self, logs_dir: Path, job: str, agent: str) -> None:
         self.dir = Path(logs_dir)
         self.job, self.agent = job, agent
-        self.name = run_name(job, agent)
+        self.name = RunKey(job, agent).file_stem
         self.live = self.dir / f"{self.name}.log"
         self.meta = self.dir / f"{self.name}.meta.json"
         # The lz4 frame of the segment being written: hidden, and renamed to its
@@ -221,13 +216,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def runs_in(logs_dir: Path) -> list[tuple[str, str]]:
-    """(job, agent) of every run with a manifest."""
+def runs_in(logs_dir: Path) -> list[RunKey]:
+    """Every run with a manifest."""
     out = []
     for p in sorted(Path(logs_dir).glob("*.meta.json")):
         try:
             m = _dec.decode(p.read_bytes())
         except (OSError, msgspec.MsgspecError):
             continue
-        out.append((m.job, m.agent))
+        out.append(RunKey(m.job, m.agent))
     return out

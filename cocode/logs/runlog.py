@@ -35,6 +35,7 @@ from cocode.core import wire
 from cocode.config import Limits
 from cocode.logs.files import Manifest, Rotated, RunFiles
 from cocode.logs.ringbuf import RingBuffer
+from cocode.runkey import RunKey
 
 MB = 1024 * 1024
 VERBOSE_MB_PER_MIN = 1.0
@@ -72,7 +73,7 @@ class RunLog:
 
     @property
     def key(self) -> str:
-        return f"{self.job}/{self.agent}"
+        return RunKey(self.job, self.agent).key
 
     # -- storing ------------------------------------------------------------------------
 

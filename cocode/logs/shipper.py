@@ -31,7 +31,8 @@ import zmq
 from cocode.core.loop import drain
 from cocode.logs import redact
 from cocode.core import wire
-from cocode.logs.files import attempt_base, run_name
+from cocode.logs.files import attempt_base
+from cocode.runkey import RunKey
 
 CHUNK = 4096  # ADR-005: 4 KB streaming chunks
 WINDOW = 4 * 1024 * 1024  # bytes sent ahead of the collector's acks
@@ -160,7 +161,7 @@ class RunShipper:
         self.shipper = shipper
         self.spool = spool
         self.job, self.agent = spool.job, spool.agent
-        self.topic_key = (spool.job, spool.agent)
+        self.topic_key = RunKey(spool.job, spool.agent)
         self.acked = spool.base
         self.sent = spool.base
         self.redactors: dict[str, redact.Redactor] = {}
@@ -328,7 +329,7 @@ class Shipper:
 
     def open(self, job: str, agent: str, attempt: int = 1) -> RunShipper:
         # Unique to this process and open: never an older spool's name.
-        stem = f"{run_name(job, agent)}.a{attempt}.p{os.getpid()}-{os.urandom(3).hex()}"
+        stem = f"{RunKey(job, agent).file_stem}.a{attempt}.p{os.getpid()}-{os.urandom(3).hex()}"
         run = RunShipper(self, Spool.create(self.spool_dir, stem, job, agent, attempt_base(attempt)))
         self.runs.append(run)
         self.arm()
@@ -360,7 +361,7 @@ class Shipper:
                 continue
             if isinstance(msg, wire.LogAck):
                 for run in self.runs:
-                    if run.topic_key == (msg.job, msg.agent) and not run.done:
+                    if run.topic_key == RunKey(msg.job, msg.agent) and not run.done:
                         run.on_ack(msg.offset)
                         break
         self._forget_done()

@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 
 from cocode.core import events as ev
+from cocode.runkey import RunKey
 
 RUNS_SHOWN = 100  # finished runs listed one by one; aggregates cover all of them
 
@@ -58,7 +59,7 @@ class Totals(msgspec.Struct):
 
 
 def _run(t: Totals, e: ev.Event) -> RunStats:
-    key = f"{e.job}/{e.agent}"
+    key = RunKey(e.job, e.agent).key
     r = t.runs.get(key)
     if r is None:
         r = t.runs[key] = RunStats(job=e.job, agent=e.agent)
@@ -324,7 +325,7 @@ def _size(path: Path) -> int:
 
 def log_bytes(paths, keys: Iterable[str]) -> dict[str, int]:
     """Bytes each run logged (uncompressed): the collector's live file plus what its
-    manifest says the rotated segments hold; else the worker's own copy."""
+    manifest says the rotated segments hold."""
     try:
         from cocode.logs.files import RunFiles
     except ImportError:
@@ -332,10 +333,10 @@ def log_bytes(paths, keys: Iterable[str]) -> dict[str, int]:
     out = {}
     logs = Path(paths.logs)
     for key in keys:
-        job, agent = key.split("/", 1)
-        total = _size(logs / "runs" / f"{job}-{agent}.log")
+        run = RunKey.parse(key)
+        total = 0
         if RunFiles is not None:
-            files = RunFiles(logs, job, agent)
+            files = RunFiles(logs, run.job, run.agent)
             try:
                 m = files.read_manifest()
             except Exception:
@@ -370,7 +371,7 @@ def latest_samples(paths, timeout: float = 3.0) -> tuple[dict[str, dict], dict |
                 continue
             tick = sample.get("tick", 0)
             if topic == b"metric.run":
-                runs.setdefault(tick, {})[f"{sample['job']}/{sample['agent']}"] = sample
+                runs.setdefault(tick, {})[RunKey(sample["job"], sample["agent"]).key] = sample
             elif topic == b"metric.host":
                 got = runs.get(tick, {})
                 if all(k in got for k in sample.get("runs", [])):

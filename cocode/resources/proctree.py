@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from cocode.resources.policy import cpu_percent
+from cocode.runkey import RunKey
 
 SCAN_EVERY = 5  # samples between the host-wide looks for escaped processes
 MAX_OPEN_FDS = 512  # beyond this, /proc/PID/stat is opened anew for each read
@@ -65,7 +66,7 @@ class RunTree:
 
     @property
     def key(self) -> str:
-        return f"{self.job}/{self.agent}"
+        return RunKey(self.job, self.agent).key
 
     def owns_environ(self, env: dict) -> bool:
         return env.get("COCODE_JOB_ID") == self.job and env.get("COCODE_AGENT_NAME") == self.agent
@@ -139,7 +140,7 @@ class Sampler:
         self.me = os.getpid()
 
     def track(self, job: str, agent: str, pgid: int, worktree: str) -> RunTree:
-        key = f"{job}/{agent}"
+        key = RunKey(job, agent).key
         tree = self.trees.get(key)
         if tree is None or tree.sid != pgid:
             tree = self.trees[key] = RunTree(job, agent, pgid, os.path.realpath(worktree) if worktree else "")

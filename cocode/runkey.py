@@ -1,0 +1,89 @@
+"""A run's identity: which job, which agent. Every name derived from it is built
+here and nowhere else: the branch `cocode/<job>/<agent>`, the worktree directory
+`.cocode/worktrees/<job>-<agent>`, the issue file, the log topic
+`log.<job>.<agent>`, the log files' stem and the `<job>/<agent>` key of maps and
+worker beats; and the ones read back (keys, branches) are parsed here.
+
+A NamedTuple: as cheap to build and hash as the (job, agent) tuple it replaces,
+and equal to it, so sets and dicts keyed by either agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import quote
+
+from cocode.paths import Paths
+
+BRANCH_PREFIX = "cocode/"
+LOG_TOPIC_PREFIX = "log."
+
+
+class RunKey(NamedTuple):
+    job: str
+    agent: str
+
+    # -- built -----------------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """`<job>/<agent>`: the key of maps, worker beats and messages."""
+        return f"{self.job}/{self.agent}"
+
+    @property
+    def branch(self) -> str:
+        return f"{BRANCH_PREFIX}{self.job}/{self.agent}"
+
+    @property
+    def dir_name(self) -> str:
+        """`<job>-<agent>`: the worktree directory's name and the issue file's stem."""
+        return f"{self.job}-{self.agent}"
+
+    @property
+    def file_stem(self) -> str:
+        """`<job>-<agent>` for the log files, %-escaped (all but letters, digits and
+        -_.~), so an agent called `a/b` cannot write outside .cocode/logs."""
+        return f"{quote(self.job, safe='')}-{quote(self.agent, safe='')}"
+
+    @property
+    def topic(self) -> bytes:
+        """The bus topic of the run's output."""
+        return f"{LOG_TOPIC_PREFIX}{self.job}.{self.agent}".encode()
+
+    def worktree(self, paths: Paths) -> Path:
+        return paths.worktrees / self.dir_name
+
+    def issue_file(self, tmp: Path) -> Path:
+        """The issue body handed to the agent, in the worker's private temp dir."""
+        return tmp / f"{self.dir_name}-issue.md"
+
+    def __str__(self) -> str:
+        return self.key
+
+    # -- parsed ----------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, key: str) -> RunKey:
+        """The inverse of `.key`. Job ids hold no `/`; an agent name may."""
+        job, sep, agent = key.partition("/")
+        if not sep or not job:
+            raise ValueError(f"not a run key (job/agent): {key!r}")
+        return cls(job, agent)
+
+    @classmethod
+    def from_branch(cls, branch: str) -> RunKey | None:
+        """The run a `cocode/<job>/<agent>` branch belongs to; None for other branches."""
+        if branch.startswith("refs/heads/"):
+            branch = branch[len("refs/heads/"):]
+        if not branch.startswith(BRANCH_PREFIX):
+            return None
+        try:
+            return cls.parse(branch[len(BRANCH_PREFIX):])
+        except ValueError:
+            return None
+
+    @classmethod
+    def job_topic(cls, job: str) -> bytes:
+        """The prefix of every topic of a job's runs' output (subscribe to a whole job)."""
+        return f"{LOG_TOPIC_PREFIX}{job}.".encode()
