@@ -20,6 +20,7 @@ import zmq
 
 from cocode.core.loop import drain
 from cocode.jobs import dispatch
+from cocode.jobs.inflight import InflightTable
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core import wire
@@ -41,19 +42,14 @@ class Scheduler(Service):
         super().__init__(paths, config)
         self.state = self.snapshot_state()
         self.workers: dict[str, tuple[bytes, float, set[str]]] = {}  # id -> (ident, last beat, runs)
-        self.dispatching: set[tuple[str, str]] = set()  # recorded but not yet seen back
-        self.decided: set[tuple[str, str, int]] = set()  # interruptions already answered
+        # Decisions appended and not yet seen back in the log, one record per run.
+        self.inflight = InflightTable()
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its id
         self.dirty = False
         self.born = time.monotonic()
-        self.orphaned: set[tuple[str, str, int]] = set()
-        self.sent_at: dict[tuple[str, str, int], float] = {}
-        self.pending_sends: dict[int, tuple[str, wire.Dispatch]] = {}
         self.appender.on_ack = self.on_ack
-        self.said_waiting: dict[tuple[str, str], str] = {}
-        self.reclaiming: set[tuple[str, str]] = set()  # worktrees given away, not yet removed
 
     def setup(self) -> None:
         self.router.bind(self.paths.endpoint("scheduler"))
@@ -69,11 +65,8 @@ class Scheduler(Service):
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
+        self.inflight.seen(event)
         self.mark_dirty()
-        if isinstance(event, ev.RunDispatched):
-            self.dispatching.discard((event.job, event.agent))
-        elif isinstance(event, ev.WorktreeRemoved) or (isinstance(event, ev.WarningEvent) and event.code == "reclaim_failed"):
-            self.reclaiming.discard((event.job, event.agent))  # done, or it failed and stays
 
     def decide(self) -> None:
         """Settle runs no process is working on: interrupted ones are requeued once,
@@ -81,12 +74,11 @@ class Scheduler(Service):
         state, not from the triggering event, so a restart mid-decision redoes it."""
         for job in self.state.jobs.values():
             for run in job.runs.values():
-                if run.final or run.live or (job.job, run.agent) in self.dispatching:
+                key = RunKey(job.job, run.agent)
+                if run.final or run.live or self.inflight.is_dispatching(key):
                     continue
-                key = (job.job, run.agent, run.attempt)
-                if key in self.decided or not (run.interrupted or run.cancel_requested):
+                if not (run.interrupted or run.cancel_requested) or not self.inflight.settle(key, run.attempt):
                     continue
-                self.decided.add(key)
                 if run.cancel_requested:
                     self.append(ev.RunFinished(
                         job=job.job, agent=run.agent, state="cancelled", reason="cancelled",
@@ -147,15 +139,15 @@ class Scheduler(Service):
                 if not run.live:
                     continue
                 ident, seen, held = self.workers.get(run.worker, (None, self.born, set()))
-                key = (job.job, run.agent, run.attempt)
-                if now - seen > ORPHAN_AFTER and key not in self.orphaned:
-                    self.orphaned.add(key)
-                    self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=run.worker,
-                                                  reason="worker_lost"))
+                key = RunKey(job.job, run.agent)
+                if now - seen > ORPHAN_AFTER:
+                    if self.inflight.interrupt(key, run.attempt):
+                        self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=run.worker,
+                                                      reason="worker_lost"))
                 elif (ident is not None and run.started_at is None and now - seen < LIVENESS
-                      and RunKey(job.job, run.agent).key not in held
-                      and now - self.sent_at.get(key, self.born) > REDISPATCH_AFTER):
-                    self.sent_at[key] = now
+                      and key.key not in held
+                      and self.inflight.resend_due(key, run.attempt, now, self.born, REDISPATCH_AFTER)):
+                    self.inflight.sent(key, run.attempt, now)
                     self.router.send_multipart([ident, wire.encoder.encode(wire.Dispatch(
                         job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq))])
 
@@ -163,33 +155,32 @@ class Scheduler(Service):
         live = self.live_workers()
         starts, waits = dispatch.plan(
             self.state, self.config.limits.max_concurrent_agents, self.config.limits.max_worktrees,
-            self.dispatching, {w: len(self.workers[w][2]) for w in live}, frozenset(self.reclaiming),
+            self.inflight.in_flight(), {w: len(self.workers[w][2]) for w in live}, self.inflight.reclaiming(),
         )
         for job, run, reason in waits:
-            if run.reason != reason and self.said_waiting.get((job.job, run.agent)) != reason:
-                self.said_waiting[(job.job, run.agent)] = reason  # once, not every tick
+            # Once, not every tick: not again while the same reason is on its way.
+            if run.reason != reason and self.inflight.say_waiting(RunKey(job.job, run.agent), reason):
                 self.append(ev.RunWaiting(job=job.job, agent=run.agent, reason=reason))
         for job, run, worker, reclaim in starts:
-            self.dispatching.add((job.job, run.agent))
             msg_id = self.appender.append(
                 ev.RunDispatched(job=job.job, agent=run.agent, worker=worker, attempt=run.attempt))
             reclaims = []
             if reclaim:
                 old_job, old_run = reclaim
                 reclaims.append(wire.Reclaim(job=old_job, agent=old_run.agent, path=old_run.worktree))
-                self.reclaiming.add((old_job, old_run.agent))  # until worktree_removed comes back
-            self.pending_sends[msg_id] = (worker, wire.Dispatch(
+                self.inflight.reclaim(RunKey(old_job, old_run.agent))
+            self.inflight.dispatch(RunKey(job.job, run.agent), run.attempt, worker, msg_id, wire.Dispatch(
                 job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq, reclaim=reclaims))
         self.appender.flush()
 
     def on_ack(self, msg_id: int, seq: int) -> None:
-        sent = self.pending_sends.pop(msg_id, None)
+        sent = self.inflight.acked(msg_id)
         if sent is None:
             return
         worker, msg = sent
         ident = self.workers.get(worker, (None,))[0]
         if ident is not None:
-            self.sent_at[(msg.job, msg.agent, msg.attempt)] = time.monotonic()
+            self.inflight.sent(RunKey(msg.job, msg.agent), msg.attempt, time.monotonic())
             self.router.send_multipart([ident, wire.encoder.encode(msg)])
 
 
