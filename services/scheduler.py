@@ -2,7 +2,8 @@
 memory-pressure gating, and dispatch to live workers.
 
 Its queue is the fold over the log (cocode.core.state), rebuilt by replay on every
-start; it keeps nothing else but which workers are alive. Submissions and
+start; beside it, it keeps which workers are alive and, per run, the decisions
+on their way to the log (cocode.jobs.inflight). Submissions and
 cancellations arrive as events (durable the moment the store acks them, even
 while the scheduler is down). Workers connect to its ROUTER socket and beat
 every second (the Paranoid Pirate pattern); a run goes only to a worker heard
@@ -14,12 +15,14 @@ start it twice.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import msgspec
 import zmq
 
 from cocode.core.loop import drain
 from cocode.jobs import dispatch
+from cocode.jobs import liveness
 from cocode.jobs.inflight import InflightTable
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -30,9 +33,16 @@ from cocode.runkey import RunKey
 from cocode.core.service import Service
 
 LIVENESS = 3.0  # seconds without a beat before a worker counts as gone
-ORPHAN_AFTER = 10.0  # a gone worker's runs are interrupted after this long
+ORPHAN_AFTER = 10.0  # a silent worker's runs are interrupted after this long, if its pid is gone
 MAX_ATTEMPTS = 2
 REDISPATCH_AFTER = 5.0  # a dispatched run the worker does not report is sent again
+
+
+class WorkerSeen(NamedTuple):
+    ident: bytes  # its ROUTER routing id
+    seen: float  # monotonic time of its last beat
+    runs: set[str]  # the run keys it holds
+    pid: int  # its process, probed before its runs are given up
 
 
 class Scheduler(Service):
@@ -41,7 +51,8 @@ class Scheduler(Service):
     def __init__(self, paths: Paths, config: Config) -> None:
         super().__init__(paths, config)
         self.state = self.snapshot_state()
-        self.workers: dict[str, tuple[bytes, float, set[str]]] = {}  # id -> (ident, last beat, runs)
+        self.workers: dict[str, WorkerSeen] = {}
+        self.said_alive: set[str] = set()  # silent workers whose process is still there, logged once
         # Decisions appended and not yet seen back in the log, one record per run.
         self.inflight = InflightTable()
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -82,13 +93,13 @@ class Scheduler(Service):
                 if run.cancel_requested:
                     self.append(ev.RunFinished(
                         job=job.job, agent=run.agent, state="cancelled", reason="cancelled",
-                        commits=run.commits, head=run.head))
+                        commits=run.commits, head=run.head, attempt=run.attempt))
                 elif run.attempt < MAX_ATTEMPTS:
                     self.append(ev.RunRequeued(job=job.job, agent=run.agent, attempt=run.attempt + 1))
                 else:
                     self.append(ev.RunFinished(
                         job=job.job, agent=run.agent, state="failed", reason="interrupted",
-                        commits=run.commits, head=run.head))
+                        commits=run.commits, head=run.head, attempt=run.attempt))
 
     # -- workers ---------------------------------------------------------------------
 
@@ -104,14 +115,15 @@ class Scheduler(Service):
                 continue
             if isinstance(msg, wire.WorkerBeat):
                 fresh = msg.worker not in self.live_workers()
-                self.workers[msg.worker] = (ident, time.monotonic(), set(msg.runs))
+                self.workers[msg.worker] = WorkerSeen(ident, time.monotonic(), set(msg.runs), msg.pid)
+                self.said_alive.discard(msg.worker)
                 if fresh:
                     self.log.info("worker %s is live", msg.worker)
                     self.mark_dirty()
 
     def live_workers(self) -> list[str]:
         now = time.monotonic()
-        return [w for w, (_, seen, _) in self.workers.items() if now - seen < LIVENESS]
+        return [w for w, seen in self.workers.items() if now - seen.seen < LIVENESS]
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -131,20 +143,29 @@ class Scheduler(Service):
             self.dispatch()
 
     def interrupt_orphans(self) -> None:
-        """A run must not stay `running` on a worker that is gone for good, and a
-        dispatch the worker never received must be sent again."""
+        """A run must not stay `running` on a worker that is gone for good (silent,
+        and its process gone: a paused worker is slow, not dead), and a dispatch the
+        worker never received must be sent again."""
         now = time.monotonic()
         for job in self.state.jobs.values():
             for run in job.runs.values():
                 if not run.live:
                     continue
-                ident, seen, held = self.workers.get(run.worker, (None, self.born, set()))
+                ident, seen, held, beat_pid = self.workers.get(run.worker, (None, self.born, set(), 0))
                 key = RunKey(job.job, run.agent)
                 if now - seen > ORPHAN_AFTER:
-                    if self.inflight.interrupt(key, run.attempt):
-                        self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=run.worker,
-                                                      reason="worker_lost"))
-                elif (ident is not None and run.started_at is None and now - seen < LIVENESS
+                    # The process that took the run; the one beating last if none is recorded.
+                    pid = run.worker_pid or beat_pid
+                    if liveness.worker_gone(run.worker, pid, now - seen, ORPHAN_AFTER):
+                        if self.inflight.interrupt(key, run.attempt):
+                            self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=run.worker,
+                                                          reason="worker_lost", attempt=run.attempt))
+                    elif run.worker not in self.said_alive:
+                        self.said_alive.add(run.worker)
+                        self.log.warning("worker %s silent for %.0f s, its process %d is still there: "
+                                         "its runs are kept", run.worker, now - seen, pid)
+                # Not started in this attempt (run_started sets a pid, run_interrupted clears it).
+                elif (ident is not None and not run.pid and now - seen < LIVENESS
                       and key.key not in held
                       and self.inflight.resend_due(key, run.attempt, now, self.born, REDISPATCH_AFTER)):
                     self.inflight.sent(key, run.attempt, now)
@@ -155,7 +176,7 @@ class Scheduler(Service):
         live = self.live_workers()
         starts, waits = dispatch.plan(
             self.state, self.config.limits.max_concurrent_agents, self.config.limits.max_worktrees,
-            self.inflight.in_flight(), {w: len(self.workers[w][2]) for w in live}, self.inflight.reclaiming(),
+            self.inflight.in_flight(), {w: len(self.workers[w].runs) for w in live}, self.inflight.reclaiming(),
         )
         for job, run, reason in waits:
             # Once, not every tick: not again while the same reason is on its way.
@@ -163,7 +184,8 @@ class Scheduler(Service):
                 self.append(ev.RunWaiting(job=job.job, agent=run.agent, reason=reason))
         for job, run, worker, reclaim in starts:
             msg_id = self.appender.append(
-                ev.RunDispatched(job=job.job, agent=run.agent, worker=worker, attempt=run.attempt))
+                ev.RunDispatched(job=job.job, agent=run.agent, worker=worker, attempt=run.attempt,
+                                 worker_pid=self.workers[worker].pid))
             reclaims = []
             if reclaim:
                 old_job, old_run = reclaim
@@ -178,7 +200,8 @@ class Scheduler(Service):
         if sent is None:
             return
         worker, msg = sent
-        ident = self.workers.get(worker, (None,))[0]
+        seen = self.workers.get(worker)
+        ident = seen.ident if seen is not None else None
         if ident is not None:
             self.inflight.sent(RunKey(msg.job, msg.agent), msg.attempt, time.monotonic())
             self.router.send_multipart([ident, wire.encoder.encode(msg)])

@@ -62,7 +62,7 @@ class Worker(Service):
         self.id = f"worker@{socket.gethostname()}"
         self.state = self.snapshot_state()
         self.runs: dict[RunKey, RunProcess] = {}
-        self.preparing: dict[RunKey, Future] = {}
+        self.preparing: dict[RunKey, tuple[int, Future]] = {}  # run -> (attempt, its preparation)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prepare")
         self.agents = agents.merge_agents(config.agents)
         self.recovered = False
@@ -106,8 +106,10 @@ class Worker(Service):
                 key = RunKey(msg.job, msg.agent)
                 if key not in self.runs and key not in self.preparing:
                     self.reclaim(msg.reclaim)
-                    self.preparing[key] = self.executor.submit(self.prepare, msg)
+                    self.preparing[key] = (msg.attempt, self.executor.submit(self.prepare, msg))
                     self.beat()
+                else:
+                    self.supersede(key, msg.attempt)
 
     def reclaim(self, worktrees: list[wire.Reclaim]) -> None:
         """Make room under max_worktrees: delete finished runs' worktree directories
@@ -126,7 +128,9 @@ class Worker(Service):
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
-        if isinstance(event, ev.CancelRequested):
+        if isinstance(event, (ev.RunRequeued, ev.RunDispatched)):
+            self.supersede(RunKey(event.job, event.agent), event.attempt)
+        elif isinstance(event, ev.CancelRequested):
             for rp in list(self.runs.values()):
                 if rp.plan.job == event.job and (not event.agent or rp.plan.agent == event.agent):
                     rp.stop("cancelled", "cancelled")
@@ -135,6 +139,15 @@ class Worker(Service):
             rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
                 rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", TERM_GRACE_S)
+
+    def supersede(self, key: RunKey, attempt: int) -> None:
+        """A newer attempt of a run this worker still holds exists: this worker was
+        taken for dead (it did not beat; on another host, say) and the run requeued.
+        The old attempt's agent is stopped; what it reports is fenced off by the fold."""
+        rp = self.runs.get(key)
+        if rp is not None and attempt > rp.plan.attempt:
+            self.log.warning("run %s: attempt %d superseded by %d; stopping it", key, rp.plan.attempt, attempt)
+            rp.stop("failed", "superseded")
 
     def recover(self) -> None:
         """Runs this host's previous worker left running: kill, then say interrupted."""
@@ -146,7 +159,7 @@ class Worker(Service):
                 if run.pgid:
                     kill_stale_group(run.pgid, run.worktree)
                 self.log.info("run %s was left by a previous worker: interrupted", key)
-                self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=self.id))
+                self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=self.id, attempt=run.attempt))
 
     # -- preparing (off the loop: a worktree takes ~0.2 s) ----------------------------------
 
@@ -243,29 +256,29 @@ class Worker(Service):
         if not self.recovered and self.follower.caught_up:
             self.recovered = True
             self.recover()
-        for key, fut in list(self.preparing.items()):
+        for key, (attempt, fut) in list(self.preparing.items()):
             if fut.done():
                 del self.preparing[key]
-                self.start_run(key, fut)
+                self.start_run(key, attempt, fut)
         now = time.monotonic()
         for key, rp in list(self.runs.items()):
             rp.tick(now)
             if rp.finished:
                 self.forget(key, rp)
 
-    def start_run(self, key: RunKey, fut: Future) -> None:
+    def start_run(self, key: RunKey, attempt: int, fut: Future) -> None:
         job, agent = key
         try:
             plan = fut.result()
         except PrepareFailed as err:
             self.log.warning("run %s cannot start: %s", key, err)
             self.append(ev.WarningEvent(job=job, agent=agent, code=err.reason, message=str(err)))
-            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason=err.reason))
+            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason=err.reason, attempt=attempt))
             return
         except Exception as err:  # a bug must not leave the run in no definite state
             self.log.exception("run %s failed to prepare", key)
             self.append(ev.RunFinished(job=job, agent=agent, state="failed",
-                                       reason="prepare_failed", head=None))
+                                       reason="prepare_failed", head=None, attempt=attempt))
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
         # Output is redacted, spooled and shipped to the logs collector (cocode/logship.py).
@@ -284,7 +297,8 @@ class Worker(Service):
             rp.start()
         except OSError as err:
             ship.close()
-            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason="missing_dependency"))
+            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason="missing_dependency",
+                                       attempt=attempt))
             self.append(ev.WarningEvent(job=job, agent=agent, code="exec_failed", message=str(err)))
             return
         self.runs[key] = rp
@@ -313,9 +327,10 @@ class Worker(Service):
     def teardown(self) -> None:
         """Stopping: agents are stopped and recorded, none is left running."""
         self.executor.shutdown(wait=True, cancel_futures=True)
-        for key, fut in list(self.preparing.items()):
+        for key, (attempt, _) in list(self.preparing.items()):
             job, agent = key
-            self.append(ev.RunInterrupted(job=job, agent=agent, worker=self.id, reason="interrupted"))
+            self.append(ev.RunInterrupted(job=job, agent=agent, worker=self.id, reason="interrupted",
+                                          attempt=attempt))
         for rp in self.runs.values():
             rp.stop("interrupted", "interrupted")
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
@@ -331,7 +346,7 @@ class Worker(Service):
             else:
                 rp.kill_group(signal.SIGKILL)
                 self.append(ev.RunInterrupted(job=rp.plan.job, agent=rp.plan.agent,
-                                              worker=self.id, reason="interrupted"))
+                                              worker=self.id, reason="interrupted", attempt=rp.plan.attempt))
                 rp.plan.body_file.unlink(missing_ok=True)
             self.forget(key, rp)
         self.shipper.close()  # a last moment for acks; what is unacked stays spooled

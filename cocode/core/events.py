@@ -102,6 +102,7 @@ class RunWaiting(Event, tag="run_waiting"):
 class RunDispatched(Event, tag="run_dispatched"):
     worker: str
     attempt: int = 1
+    worker_pid: int = 0  # the worker's process when dispatched (from its beats); 0: unknown
 
 
 class RunStarted(Event, tag="run_started"):
@@ -114,6 +115,7 @@ class RunStarted(Event, tag="run_started"):
     attempt: int = 1
     timeout_s: int = 0
     worktree_ms: float = 0.0
+    worker_pid: int = 0  # the worker process running it: the run is lost only once it is gone
 
 
 class RunProgress(Event, tag="run_progress"):
@@ -123,15 +125,21 @@ class RunProgress(Event, tag="run_progress"):
     commits: int
     changed_lines: int = 0
     timeout_s: int = 0
+    attempt: int = 0  # of the reporting attempt (0: not fenced); see RunFinished
 
 
 class RunReady(Event, tag="run_ready"):
     commit: str
     detect_ms: float = 0.0
+    attempt: int = 0  # of the reporting attempt (0: not fenced); see RunFinished
 
 
 class RunFinished(Event, tag="run_finished"):
-    """A run's final state: ready, failed or cancelled."""
+    """A run's final state: ready, failed or cancelled.
+
+    `attempt` fences a late reporter: a worker paused for long, whose run was
+    meanwhile interrupted and requeued, reports for an attempt that is no longer
+    the run's, and the fold ignores it (0, in logs older than fencing: accepted)."""
 
     state: str
     reason: str | None = None
@@ -140,6 +148,7 @@ class RunFinished(Event, tag="run_finished"):
     ready_commit: str | None = None
     head: str | None = None
     detail: str = ""  # for a failure: the agent's last line of output, its own words
+    attempt: int = 0
 
 
 class RunInterrupted(Event, tag="run_interrupted"):
@@ -147,6 +156,7 @@ class RunInterrupted(Event, tag="run_interrupted"):
 
     worker: str = ""
     reason: str = "interrupted"
+    attempt: int = 0  # of the attempt interrupted (0: not fenced); see RunFinished
 
 
 class RunRequeued(Event, tag="run_requeued"):

@@ -16,7 +16,7 @@ import msgspec
 
 from cocode.core import events as ev
 
-FOLD_VERSION = 3
+FOLD_VERSION = 4
 FINAL = ("ready", "failed", "cancelled")
 
 
@@ -37,6 +37,7 @@ class RunView(msgspec.Struct):
     worker: str = ""
     pid: int = 0
     pgid: int = 0
+    worker_pid: int = 0  # the worker process holding it: the run is lost only when that is gone
     head: str | None = None
     timeout_s: int = 0
     cancel_requested: bool = False
@@ -95,6 +96,19 @@ def _run(state: State, e: ev.Event) -> RunView | None:
     return job.runs.get(e.agent) if job else None
 
 
+def current(run: RunView, attempt: int) -> bool:
+    """Fencing: a run's report counts only from its current attempt. A worker that
+    was paused (SIGSTOP, swap, a debugger) after its run was requeued and came back
+    reports for an older attempt: that changes nothing. 0 is not fenced (older logs)."""
+    return not attempt or attempt == run.attempt
+
+
+def _reported(state: State, e) -> RunView | None:
+    """The run a worker's report is about, if the report is from its current attempt."""
+    r = _run(state, e)
+    return r if r is not None and current(r, e.attempt) else None
+
+
 def _service(state: State, name: str) -> ServiceView:
     return state.services.setdefault(name, ServiceView(name=name))
 
@@ -139,12 +153,13 @@ def _run_waiting(state: State, e: ev.RunWaiting) -> None:
 def _run_dispatched(state: State, e: ev.RunDispatched) -> None:
     if (r := _run(state, e)) and not r.final:
         r.state, r.live, r.worker, r.attempt, r.reason = "running", True, e.worker, e.attempt, None
+        r.worker_pid = e.worker_pid
 
 
 def _run_started(state: State, e: ev.RunStarted) -> None:
-    if (r := _run(state, e)) and not r.final:
+    if (r := _reported(state, e)) and not r.final:
         r.state, r.live = "running", True
-        r.worker, r.pid, r.pgid = e.worker, e.pid, e.pgid
+        r.worker, r.pid, r.pgid, r.worker_pid = e.worker, e.pid, e.pgid, e.worker_pid
         r.worktree, r.branch, r.attempt = e.worktree, e.branch, e.attempt
         r.timeout_s = e.timeout_s
         if r.started_at is None:
@@ -152,19 +167,19 @@ def _run_started(state: State, e: ev.RunStarted) -> None:
 
 
 def _run_progress(state: State, e: ev.RunProgress) -> None:
-    if r := _run(state, e):
+    if r := _reported(state, e):
         r.head, r.commits = e.head, e.commits
         if e.timeout_s:
             r.timeout_s = e.timeout_s
 
 
 def _run_ready(state: State, e: ev.RunReady) -> None:
-    if (r := _run(state, e)) and not r.final:
+    if (r := _reported(state, e)) and not r.final:
         r.state, r.ready_commit = "ready", e.commit
 
 
 def _run_finished(state: State, e: ev.RunFinished) -> None:
-    if (r := _run(state, e)) and not r.final:
+    if (r := _reported(state, e)) and not r.final:
         r.state, r.reason, r.exit_code = e.state, e.reason, e.exit_code
         r.commits, r.ready_commit = e.commits, e.ready_commit
         r.head = e.head or r.head
@@ -175,7 +190,7 @@ def _run_finished(state: State, e: ev.RunFinished) -> None:
 
 
 def _run_interrupted(state: State, e: ev.RunInterrupted) -> None:
-    if (r := _run(state, e)) and not r.final:
+    if (r := _reported(state, e)) and not r.final:
         # Nothing runs it any more: it waits for the scheduler (requeue once, or fail),
         # so it is not shown `running` with no process behind it (e.g. after `down`).
         r.state, r.live, r.interrupted, r.reason, r.pid, r.pgid = "queued", False, True, e.reason, 0, 0

@@ -107,7 +107,7 @@ class RunProcess:
         self.emit(ev.RunStarted(
             job=p.job, agent=p.agent, worker=p.worker, pid=self.proc.pid, pgid=self.pgid,
             worktree=str(p.worktree), branch=p.branch, base_sha=p.base_sha, attempt=p.attempt,
-            timeout_s=self.timeout_s, worktree_ms=p.worktree_ms,
+            timeout_s=self.timeout_s, worktree_ms=p.worktree_ms, worker_pid=os.getpid(),
         ))
 
     @property
@@ -188,7 +188,7 @@ class RunProcess:
             sha = gitops.find_ready_commit(repo, p.base_sha, head, agents.READY_MARKER)
             if sha:
                 self.ready_commit, self.ready_at = sha, now
-                self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=sha,
+                self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=sha, attempt=p.attempt,
                                       detect_ms=(time.perf_counter() - t0) * 1000))
         self.commits = gitops.count_commits(repo, p.base_sha, head)
         lines = gitops.changed_lines(repo, p.base_sha, head)
@@ -197,7 +197,7 @@ class RunProcess:
             self.deadline += grown - self.timeout_s
             self.timeout_s = grown
         self.emit(ev.RunProgress(job=p.job, agent=p.agent, head=head, commits=self.commits,
-                                 changed_lines=lines, timeout_s=self.timeout_s))
+                                 changed_lines=lines, timeout_s=self.timeout_s, attempt=p.attempt))
 
     # -- ending ------------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class RunProcess:
             job=p.job, agent=p.agent, state=state, reason=reason,
             exit_code=code if code is None or code >= 0 else 128 - code,
             commits=self.commits, ready_commit=self.ready_commit, head=self.head,
-            detail="" if state == "ready" else self.last_line,
+            detail="" if state == "ready" else self.last_line, attempt=p.attempt,
         ))
 
     def close(self) -> None:

@@ -52,6 +52,7 @@ def agent_table(tmp: Path) -> dict:
         "gate": bash("gate.sh", GATE_FILE=str(tmp / "gate")),
         "resumable": bash("resumable.sh"),
         "lingerer": bash("ready_then_hang.sh"),
+        "ticker": bash("ticker.sh", "25"),
         # A binary of its own that a test creates, and may delete before dispatch.
         "vanish": {"command": [str(tmp / "bin" / "vanish.sh")], "env": GIT_ENV},
         "envdump": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import psutil
 import pytest
@@ -197,3 +198,33 @@ def test_down_and_up_keep_status(repo, running, tmp_path):
     assert status(repo, done) == before
     assert_no_ghost_runs(repo)
 
+
+
+def test_a_paused_worker_keeps_its_runs(repo, running):
+    """A worker stopped (SIGSTOP: a debugger, a swap storm, a starved CPU) for longer
+    than the scheduler's silence limit is slow, not dead: its pid is still there, so
+    nothing is interrupted or killed. Resumed, it finishes the run with every line."""
+    base = rev_parse(repo, "HEAD")
+    job = submit(repo, "--agent", "ticker")
+    wait_until(lambda: any(e.job == job for e in client.events(Paths(repo), types={"run_started"})),
+               20, 0.05, "the ticker's run_started")
+    wait_until(lambda: "tick 2 of" in cocode(repo, "tail", job, timeout=30).stdout, 20, 0.2, "two ticks")
+    worker = service_pid(repo, "worker")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        # Past the scheduler's 10 s of silence: on the old code the run was interrupted
+        # here and its agent killed. The pause is the stimulus, not a wait for nothing.
+        time.sleep(12)
+        assert psutil.Process(worker).status() == psutil.STATUS_STOPPED
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    run = runs_of(wait_job(repo, job, timeout=40))["ticker"]
+    assert (run["state"], run["reason"], run["attempt"]) == ("ready", None, 1), run
+    assert subjects(repo, base, f"cocode/{job}/ticker") == ["feat: ticked 25 times"]
+    kinds = [e["type"] for e in run_events(repo, job, "ticker")]
+    assert "run_interrupted" not in kinds and "run_requeued" not in kinds, kinds
+    assert kinds.count("run_started") == 1 and kinds.count("run_finished") == 1, kinds
+    lines = cocode(repo, "tail", job, "-n", "1000", check=True).stdout.splitlines()
+    ticks = [ln for ln in lines if "tick " in ln and " of 25" in ln]
+    assert len(ticks) == 25 and all(f"tick {i} of 25" in t for i, t in enumerate(ticks, 1)), lines
+    assert service_pid(repo, "worker") == worker, "the paused worker was not replaced"

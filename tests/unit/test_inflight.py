@@ -78,14 +78,22 @@ def test_a_wait_is_said_once_until_the_log_shows_it():
 def test_an_interruption_and_its_settling_happen_once_per_attempt():
     t = InflightTable()
     assert t.interrupt(RUN, 1) and not t.interrupt(RUN, 1)
-    t.seen(ev.RunInterrupted(job="j1", agent="a", reason="worker_lost"))
+    t.seen(ev.RunInterrupted(job="j1", agent="a", reason="worker_lost", attempt=1))
     assert t.get(RUN) is None
     assert t.settle(RUN, 1) and not t.settle(RUN, 1)
     t.seen(ev.RunRequeued(job="j1", agent="a", attempt=2))
     assert t.get(RUN) is None
     assert t.settle(RUN, 2), "the next attempt is settled on its own"
-    t.seen(ev.RunFinished(job="j1", agent="a", state="failed", reason="interrupted"))
+    t.seen(ev.RunFinished(job="j1", agent="a", state="failed", reason="interrupted", attempt=2))
     assert t.records == {}
+
+
+def test_events_of_another_attempt_settle_nothing():
+    t = InflightTable()
+    assert t.interrupt(RUN, 2)
+    t.seen(ev.RunInterrupted(job="j1", agent="a", attempt=1))  # a late worker's, of attempt 1
+    t.seen(ev.RunFinished(job="j1", agent="a", state="failed", attempt=1))
+    assert t.get(RUN).interrupting and not t.interrupt(RUN, 2)
 
 
 def test_a_reclaim_outlives_the_end_of_the_run_until_its_worktree_is_gone():
