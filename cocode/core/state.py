@@ -96,17 +96,18 @@ def _run(state: State, e: ev.Event) -> RunView | None:
     return job.runs.get(e.agent) if job else None
 
 
-def current(run: RunView, attempt: int) -> bool:
-    """Fencing: a run's report counts only from its current attempt. A worker that
-    was paused (SIGSTOP, swap, a debugger) after its run was requeued and came back
-    reports for an older attempt: that changes nothing. 0 is not fenced (older logs)."""
-    return not attempt or attempt == run.attempt
-
-
 def _reported(state: State, e) -> RunView | None:
-    """The run a worker's report is about, if the report is from its current attempt."""
-    r = _run(state, e)
-    return r if r is not None and current(r, e.attempt) else None
+    """The run a worker's report is about, if it is from the run's current attempt.
+
+    Fencing: a worker that was paused (SIGSTOP, swap, a debugger) while its run was
+    requeued, and came back, reports for an older attempt: that changes nothing.
+    Attempt 0 is not fenced (logs from before fencing). Inline: every run event
+    passes here."""
+    job = state.jobs.get(e.job)
+    r = job.runs.get(e.agent) if job else None
+    if r is None or (e.attempt and e.attempt != r.attempt):
+        return None
+    return r
 
 
 def _service(state: State, name: str) -> ServiceView:

@@ -39,7 +39,8 @@ def pid_alive(pid: int, name: str = "worker") -> bool:
         return not proc.parent.exists()  # no /proc here (macOS): the signal probe decides
     except (OSError, ValueError):
         return True
-    return name.encode() in cmdline
+    # Empty while a process is between fork and exec: not enough to call it gone.
+    return not cmdline or name.encode() in cmdline
 
 
 def worker_gone(worker: str, pid: int, silent_s: float, after_s: float,

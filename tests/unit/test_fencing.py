@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -69,6 +70,10 @@ def test_silence_alone_gives_up_a_worker_only_where_its_pid_cannot_be_probed():
 def test_a_stopped_process_is_alive_a_dead_or_zombie_one_is_not():
     proc = subprocess.Popen(["sleep", "30"])
     try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        deadline = time.monotonic() + 5
+        while b"sleep" not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.005)  # between fork and exec its cmdline is empty
         assert liveness.pid_alive(proc.pid, "sleep")
         proc.send_signal(signal.SIGSTOP)
         assert liveness.pid_alive(proc.pid, "sleep"), "a paused process is not dead"
