@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import signal
 import socket
 import time
@@ -121,13 +120,3 @@ def drain(sock: zmq.Socket, multipart: bool = False) -> Iterator:
             yield recv(zmq.NOBLOCK)
         except zmq.Again:
             return
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

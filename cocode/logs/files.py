@@ -19,7 +19,6 @@ So after a restart the run's end offset is `start + size of the live file`.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Iterator
 import lz4.frame
 import msgspec
 
+from cocode.osutil import write_durably
 from cocode.runkey import RunKey
 
 READ_CHUNK = 1024 * 1024
@@ -84,13 +84,7 @@ class RunFiles:
             return None  # a torn write cannot happen (rename), but a hand edit can
 
     def write_manifest(self, m: Manifest) -> None:
-        tmp = self.meta.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(_enc.encode(m))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.meta)
-        fsync_dir(self.dir)
+        write_durably(self.meta, _enc.encode(m), tmp=self.meta.with_suffix(".tmp"))
 
     def load(self) -> Manifest:
         """The manifest after finishing or undoing an interrupted rotation; the live
@@ -128,19 +122,17 @@ class RunFiles:
     def write_lz4(self, pieces, path: Path) -> int:
         """Compress `pieces` (bytes-likes) into a standard lz4 frame at `path`,
         piece by piece so that no second copy of the segment is ever in memory.
-        Returns the compressed size."""
-        tmp = self.partial
-        with open(tmp, "wb") as f:
+        Returns the compressed size. The manifest written next commits the rename
+        (its directory fsync covers this file's entry too)."""
+
+        def frame():
             comp = lz4.frame.LZ4FrameCompressor()
-            f.write(comp.begin())
+            yield comp.begin()
             for piece in pieces:
-                f.write(comp.compress(piece))
-            f.write(comp.flush())
-            f.flush()
-            os.fsync(f.fileno())
-            size = f.tell()
-        os.replace(tmp, path)
-        return size
+                yield comp.compress(piece)
+            yield comp.flush()
+
+        return write_durably(path, frame(), tmp=self.partial, sync_dir=False)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -201,19 +193,6 @@ class RunFiles:
 
 def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def runs_in(logs_dir: Path) -> list[RunKey]:

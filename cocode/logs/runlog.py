@@ -35,6 +35,7 @@ from cocode.core import wire
 from cocode.config import Limits
 from cocode.logs.files import Manifest, Rotated, RunFiles
 from cocode.logs.ringbuf import RingBuffer
+from cocode.osutil import replace_durably
 from cocode.runkey import RunKey
 
 MB = 1024 * 1024
@@ -159,12 +160,11 @@ class RunLog:
         """Complete the segment's lz4 file and give it its final name (rotation time)."""
         if self.comp_covers and self.comp is not None:
             self.comp_file.write(self.comp.flush())
-            self.comp_file.flush()
-            os.fsync(self.comp_file.fileno())
             size = self.comp_file.tell()
             self.comp_file.close()
             path = self.files.new_rotated_path()
-            os.replace(self.files.partial, path)
+            # The manifest written next commits the rename (one directory fsync for both).
+            replace_durably(self.files.partial, path, sync_dir=False)
         else:  # the segment began before a restart: compress it from the live file
             self.live.flush()
             path = self.files.new_rotated_path()
@@ -184,7 +184,7 @@ class RunLog:
         m.rotated.append(Rotated(file=path.name, start=m.start, end=self.end))
         m.start = self.end
         m.truncate_live = True
-        self.files.write_manifest(m)  # the commit point, see cocode/logfiles.py
+        self.files.write_manifest(m)  # the commit point, see cocode/logs/files.py
         self.live.flush()
         self.live.truncate(0)  # no fsync needed: until the flag is cleared, load() redoes this
         m.truncate_live = False
