@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
+from cocode.core import archive
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.errors import CocodeError
@@ -124,19 +125,17 @@ def archive_dir(conn: sqlite3.Connection) -> Path | None:
     """Where compaction put this log's archive segments (beside the database file)."""
     for _, name, file in conn.execute("PRAGMA database_list"):
         if name == "main" and file:
-            return Path(file).parent / "archive"
+            return archive.archive_dir(Path(file))
     return None
 
 
 def iter_all_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[ev.Event]:
     """Every event ever recorded after `after`: archive segments and the live table,
     merged in seq order. Without compaction, the same as iter_events."""
-    from cocode.core import compaction
-
     where = archive_dir(conn)
-    if where is None or not compaction.archive_files(where):
+    if where is None or not archive.archive_files(where):
         return iter_events(conn, after=after)
-    return compaction.merge_unique(compaction.iter_archived(where, after), iter_events(conn, after=after))
+    return archive.merge_unique(archive.iter_archived(where, after), iter_events(conn, after=after))
 
 
 def start_state(conn: sqlite3.Connection) -> st.State:
@@ -146,10 +145,8 @@ def start_state(conn: sqlite3.Connection) -> st.State:
     snap = latest_snapshot(conn)
     if snap is not None:
         return snap
-    from cocode.core import compaction
-
     where = archive_dir(conn)
-    if where is not None and compaction.archive_files(where):
+    if where is not None and archive.archive_files(where):
         return load_state(conn, use_snapshot=False)
     return st.State()
 

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from cocode.jobs import clean
-from cocode.core import compaction
+from cocode.core import archive, compaction
 from cocode.core import state as st
 from support import cocode, down, git, make_repo, up
 
@@ -78,7 +78,7 @@ def test_compaction_selects_only_finished_old_jobs():
     s = _state(now)
     assert compaction.select_jobs(s, now, 7) == ["j1"]  # j2 still has a running run
     assert compaction.select_jobs(s, now, 9.5) == []  # j1's last run ended 9 days ago
-    assert compaction.archive_name(3, 1234) == "events-000000000003-000000001234.msgpack.lz4"
+    assert archive.archive_name(3, 1234) == "events-000000000003-000000001234.msgpack.lz4"
 
 
 # -------------------------------------------------------------------------------- end to end
