@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from cocode import envnames
 from cocode.errors import CocodeError
 from cocode.gitops import runner
 from cocode.jobs.agents import READY_MARKER
@@ -66,11 +67,11 @@ def commit(repo: Path, *messages: str) -> str:
 
 
 def run(mode: str, seconds: float) -> int:
-    repo = Path(os.environ.get("COCODE_REPO_PATH") or os.getcwd())
-    issue = os.environ.get("COCODE_ISSUE_NUMBER") or "?"
-    agent = os.environ.get("COCODE_AGENT_NAME") or "demo"
-    marker = os.environ.get("COCODE_READY_MARKER") or READY_MARKER
-    body = read_issue(os.environ.get("COCODE_ISSUE_BODY_FILE"))
+    repo = Path(os.environ.get(envnames.REPO_PATH) or os.getcwd())
+    issue = os.environ.get(envnames.ISSUE_NUMBER) or "?"
+    agent = os.environ.get(envnames.AGENT_NAME) or "demo"
+    marker = os.environ.get(envnames.READY_MARKER) or READY_MARKER
+    body = read_issue(os.environ.get(envnames.ISSUE_BODY_FILE))
     title = body.strip().splitlines()[0] if body.strip() else "(empty issue)"
 
     say(f"demo: {agent} working on issue #{issue} in {repo}")

@@ -11,6 +11,7 @@ import os
 import sys
 
 from cocode.errors import CocodeError, ConfigError
+from cocode import envnames
 from cocode.paths import Paths, find_repo_root
 
 SERVICE_NAMES = ("bus", "store", "scheduler", "worker", "logs", "monitor")
@@ -23,7 +24,7 @@ def run_service(directory: str | None, name: str, profile: str | None = None) ->
         if name not in SERVICE_NAMES:
             raise ConfigError(f"unknown service {name!r} (choose {', '.join(SERVICE_NAMES)})")
         paths = Paths(find_repo_root(directory))
-        config = load_config(paths.config, profile or os.environ.get("COCODE_PERFORMANCE_PROFILE") or None,
+        config = load_config(paths.config, profile or os.environ.get(envnames.PERFORMANCE_PROFILE) or None,
                              builtin_agents=_builtin_agents())
         paths.ensure_private_dirs()
         module = importlib.import_module(f"cocode.services.{name}")

@@ -29,7 +29,9 @@ from cocode.core import wire
 from cocode.client import request, running_pid
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
-from cocode.core.loop import Loop, drain, pid_alive
+from cocode import envnames
+from cocode.core.loop import Loop, drain
+from cocode.osutil import pid_alive
 from cocode.paths import Paths
 from cocode.launcher import SERVICE_NAMES
 
@@ -53,7 +55,6 @@ BACKOFF_MAX = 10.0
 CRASH_LIMIT = 5  # more crashes than this within CRASH_WINDOW: give up
 CRASH_WINDOW = 60.0
 STOP_GRACE = 5.0
-SUPERVISOR_PID_ENV = "COCODE_SUPERVISOR_PID"
 
 log = logging.getLogger("supervisor")
 
@@ -117,7 +118,7 @@ class Supervisor:
         self.service_logs.mkdir(parents=True, exist_ok=True)
         self.lock_file = acquire_lock(paths)
         self.env = dict(env or os.environ)
-        self.env[SUPERVISOR_PID_ENV] = str(os.getpid())
+        self.env[envnames.SUPERVISOR_PID] = str(os.getpid())
         self.children = {s.name: Child(s) for s in SERVICES}
         self.ctx = zmq.Context.instance()
         self.control = self.ctx.socket(zmq.REP)
@@ -338,7 +339,7 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
     started = time.monotonic()
     env = dict(os.environ)
     if profile:
-        env["COCODE_PERFORMANCE_PROFILE"] = profile
+        env[envnames.PERFORMANCE_PROFILE] = profile
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cocode", "-C", str(paths.root), "up"],

@@ -2,22 +2,20 @@
 subscriber reads from. It holds no state.
 
 The proxy runs in libzmq (a thread inside zmq.proxy_steerable) so forwarding costs
-no Python per message; the main thread handles signals and publishes the bus's
-own heartbeat through the proxy, which proves the whole path works.
+no Python per message; the main thread is the ServiceBase skeleton (signals,
+supervisor watch) and publishes the bus's own heartbeat through the proxy, which
+proves the whole path works. The bus records no events: it has no Appender.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 
 import zmq
 
 from cocode.config import Config
-from cocode.core.loop import Loop
+from cocode.core.service import ServiceBase
 from cocode.paths import Paths
-from cocode.core.sockets import publisher
-from cocode.core.service import Heartbeater, setup_logging, watch_supervisor
 
 CONTROL = "inproc://bus-control"
 
@@ -43,27 +41,27 @@ def _proxy(ctx: zmq.Context, paths: Paths, bound: threading.Event) -> None:
             s.close(0)
 
 
-def main(paths: Paths, config: Config) -> int:
-    log = setup_logging("bus")
-    ctx = zmq.Context.instance()
-    control = ctx.socket(zmq.PAIR)
-    control.bind(CONTROL)
-    bound = threading.Event()
-    thread = threading.Thread(target=_proxy, args=(ctx, paths, bound), daemon=True)
-    thread.start()
-    bound.wait(5)
-    pub = publisher(ctx, paths.endpoint("bus-in"))
-    loop = Loop()
-    loop.stop_on_signals()
-    watch_supervisor(loop)
+class Bus(ServiceBase):
+    name = "bus"
+    linger_ms = 0
 
-    Heartbeater(pub, "bus").attach(loop)
-    log.info("ready pid=%d", os.getpid())
-    loop.run()
-    control.send(b"TERMINATE")
-    thread.join(2)
-    pub.close(0)
-    control.close(0)
-    ctx.destroy(linger=0)
-    log.info("stopped")
-    return 0
+    def __init__(self, paths: Paths, config: Config) -> None:
+        # The proxy binds before the skeleton's publisher connects to it, so the
+        # first heartbeat has somewhere to go.
+        ctx = zmq.Context.instance()
+        self.control = ctx.socket(zmq.PAIR)
+        self.control.bind(CONTROL)
+        bound = threading.Event()
+        self.thread = threading.Thread(target=_proxy, args=(ctx, paths, bound), daemon=True)
+        self.thread.start()
+        bound.wait(5)
+        super().__init__(paths, config)
+
+    def teardown(self) -> None:
+        self.control.send(b"TERMINATE")
+        self.thread.join(2)
+        self.control.close(0)
+
+
+def main(paths: Paths, config: Config) -> int:
+    return Bus(paths, config).run()

@@ -40,7 +40,8 @@ from cocode.logs.files import ATTEMPT_SPAN, RunFiles
 from cocode.logs.runlog import MB, RunLog
 from cocode.paths import Paths
 from cocode.runkey import RunKey
-from cocode.core.service import Service, release_memory
+from cocode.core.service import Service
+from cocode.osutil import release_memory
 
 SYNC_EVERY_S = 0.03  # fsync rounds (and so acks) at most this often
 DRAIN_MAX = 500  # messages per wake-up before timers (fsync and acks) get a turn

@@ -43,6 +43,7 @@ from cocode.resources import policy as governance
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.config import Config
+from cocode import envnames
 from cocode.paths import Paths
 from cocode.runkey import RunKey
 from cocode.resources.proctree import Sampler, is_session_leader
@@ -95,7 +96,7 @@ class Monitor(Service):
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
         self.loop.every(self.interval, self.tick, first=self.interval)
         self.loop.every(CLEAN_EVERY_S, self.auto_clean, first=CLEAN_FIRST_S)
-        port = os.environ.get("COCODE_METRICS_PORT")
+        port = os.environ.get(envnames.METRICS_PORT)
         if port:
             self.serve_metrics(int(port))
 

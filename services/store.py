@@ -16,17 +16,17 @@ import time
 import msgspec
 import zmq
 
-from cocode import __version__
+from cocode import envnames
+from cocode.core import compaction
 from cocode.core import events as ev
 from cocode.core import eventlog
 from cocode.core import state as st
 from cocode.core import wire
 from cocode.config import Config
+from cocode.core.service import ServiceBase
 from cocode.errors import EXIT_CONFIG, CocodeError
-from cocode.core.loop import Loop
+from cocode.osutil import release_memory
 from cocode.paths import Paths
-from cocode.core.sockets import publisher
-from cocode.core.service import Heartbeater, release_memory, setup_logging, watch_supervisor
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
 SNAPSHOT_EVERY = 10_000
@@ -39,12 +39,16 @@ UPSERT_PRODUCER = (
 )
 
 
-class Store:
+class Store(ServiceBase):
+    """The skeleton's start/stop, with its own append path: the store records its
+    events by committing them directly (record() = append_own), never through a
+    socket to itself."""
+
+    name = "store"
+
     def __init__(self, paths: Paths, config: Config) -> None:
-        self.log = setup_logging("store")
-        self.paths = paths
         self.conn = eventlog.open_for_writing(paths.db)
-        if limit := os.environ.get("COCODE_STORE_MAX_PAGES"):
+        if limit := os.environ.get(envnames.STORE_MAX_PAGES):
             # SQLite's own "database or disk is full": lets tests exercise a full disk.
             self.conn.execute(f"PRAGMA max_page_count={int(limit)}")
         self.head = eventlog.head(self.conn)
@@ -53,14 +57,12 @@ class Store:
         )
         self.state = eventlog.load_state(self.conn)
         self.snapshot_seq = self.state.seq if self.state.seq else 0
-        self.ctx = zmq.Context.instance()
+        super().__init__(paths, config)
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.RCVHWM, 100_000)
         self.router.setsockopt(zmq.SNDHWM, 100_000)
         self.router.bind(paths.endpoint("store"))
-        self.pub = publisher(self.ctx, paths.endpoint("bus-in"))
-        self.loop = Loop()
         self.dropped = 0
         self.bad_kinds: set[str] = set()
         self.refusing: str | None = None
@@ -110,8 +112,6 @@ class Store:
 
     def compact(self, older_than_days: float) -> wire.Compacted:
         """Archive finished jobs' old events; the log file is replaced, never UPDATEd."""
-        from cocode.core import compaction  # lz4 is loaded only when asked
-
         try:
             done = compaction.compact(self.conn, self.paths, self.state, self.head, older_than_days)
         except Exception as err:
@@ -243,26 +243,24 @@ class Store:
             self._rollback()
             self.log.warning("snapshot skipped: %s", err)
 
-    def run(self) -> int:
-        self.loop.stop_on_signals()
-        watch_supervisor(self.loop)
+    # -- the skeleton's hooks --------------------------------------------------------------
+
+    def setup(self) -> None:
         self.loop.add(self.router, self.on_requests)
-        Heartbeater(self.pub, "store", lambda: {"head": self.head, "dropped": self.dropped}).attach(self.loop)
         self.loop.every(30.0, self.snapshot)
         self.loop.every(5.0, self.trim_memory)
-        self.append_own(ev.ServiceStarted(service="store", pid=os.getpid(), version=__version__))
-        self.log.info("ready pid=%d head=%d", os.getpid(), self.head)
-        try:
-            self.loop.run()
-        finally:
-            self.append_own(ev.ServiceStopped(service="store", pid=os.getpid()))
-            self.snapshot()
-            self.loop.close()
-            self.router.close(0)
-            self.pub.close(200)
-            self.conn.close()
-            self.log.info("stopped")
-        return 0
+        self.log.info("log head=%d", self.head)
+
+    def heartbeat_info(self) -> dict:
+        return {"head": self.head, "dropped": self.dropped}
+
+    def record(self, event: ev.Event) -> None:
+        self.append_own(event)
+
+    def finish(self) -> None:
+        self.snapshot()
+        self.router.close(0)
+        self.conn.close()
 
 
 def _usable(conn: sqlite3.Connection) -> bool:

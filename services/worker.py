@@ -32,6 +32,7 @@ from cocode.core import state as st
 from cocode.core import wire
 from cocode.core.sockets import dealer
 from cocode.config import Config
+from cocode import envnames
 from cocode.errors import CocodeError
 from cocode.resources.policy import TERM_GRACE_S
 from cocode.logs.shipper import Shipper
@@ -359,7 +360,7 @@ def kill_stale_group(pgid: int, worktree: str) -> None:
         # Still that run's if it works in its worktree (an agent may cd into a
         # subdirectory) or carries its COCODE_REPO_PATH; otherwise the pid was reused.
         if worktree and not (Path(worktree) in (cwd := Path(leader.cwd()), *cwd.parents)
-                             or leader.environ().get("COCODE_REPO_PATH") == worktree):
+                             or leader.environ().get(envnames.REPO_PATH) == worktree):
             return
     except psutil.NoSuchProcess:
         pass  # the leader is gone; other members may live on in the group

@@ -18,7 +18,7 @@ import msgspec
 from cocode.errors import CocodeError, EXIT_INTERRUPTED
 from cocode.paths import Paths, find_repo_root
 
-PROFILE_ENV = "COCODE_PERFORMANCE_PROFILE"
+from cocode.envnames import PERFORMANCE_PROFILE as PROFILE_ENV
 
 
 class Env:

@@ -1,7 +1,14 @@
-"""What every cocode service process shares: sockets to the bus and store, the
-loop, heartbeats, the started/stopped events, logging and a clean exit on SIGTERM.
+"""How every cocode service process starts and stops, written once.
 
-A service subclasses Service, fills in setup() and, if it has one, teardown().
+ServiceBase is the skeleton all six services share: logging, the loop, the bus
+publisher, heartbeats, stopping with the supervisor or on SIGTERM, the
+service_started/service_stopped events and a clean exit. It has no Appender: the
+bus cannot append (it carries appends' results, not appends), and the store
+appends to itself without a socket; each says how it records by `record()`.
+Service adds what the other four need: an Appender to the store, and Followers.
+
+A service subclasses one of them, fills in setup() and, if it has one,
+teardown() (and finish(), for what must outlive the stopped event).
 """
 
 from __future__ import annotations
@@ -14,13 +21,15 @@ import time
 import zmq
 
 from cocode import __version__
+from cocode import envnames
 from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.core.follower import Follower
 from cocode.core.sockets import publisher
 from cocode.config import Config
-from cocode.core.loop import Loop, pid_alive
+from cocode.core.loop import Loop
+from cocode.osutil import pid_alive
 from cocode.paths import Paths
 
 HEARTBEAT_INTERVAL = 1.0
@@ -60,20 +69,9 @@ def setup_logging(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def release_memory() -> None:
-    """Hand heap a burst freed back to the OS. glibc keeps freed small blocks unless
-    asked, so a long-running service would otherwise keep its peak RSS for good."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to do
-
-
 def watch_supervisor(loop: Loop) -> None:
     """Stop when the supervisor that started us is gone: no orphaned services."""
-    pid = int(os.environ.get("COCODE_SUPERVISOR_PID", "0") or 0)
+    pid = int(os.environ.get(envnames.SUPERVISOR_PID, "0") or 0)
     if not pid:
         return  # run by hand or by a Procfile runner: that runner owns our life
 
@@ -84,8 +82,11 @@ def watch_supervisor(loop: Loop) -> None:
     loop.every(1.0, check)
 
 
-class Service:
+class ServiceBase:
+    """The start/stop skeleton: no Appender, no Follower (see the module docstring)."""
+
     name = "service"
+    linger_ms = 200  # at exit, how long queued messages (the stopped event) may take
 
     def __init__(self, paths: Paths, config: Config) -> None:
         self.paths = paths
@@ -94,11 +95,6 @@ class Service:
         self.ctx = zmq.Context.instance()
         self.loop = Loop()
         self.pub = publisher(self.ctx, paths.endpoint("bus-in"))
-        self.appender = Appender(
-            self.ctx, paths.endpoint("store"), wire.new_producer_id(self.name)
-        )
-        self.appender.attach(self.loop)
-        self.started = time.time()
 
     # -- for subclasses ---------------------------------------------------------------
 
@@ -106,15 +102,51 @@ class Service:
         """Bind/connect what the service needs, register handlers on self.loop."""
 
     def teardown(self) -> None:
-        """Stop owned work before the service exits."""
+        """Stop owned work before the service records that it stopped."""
+
+    def finish(self) -> None:
+        """Last work after the stopped event was recorded, before the sockets close."""
 
     def heartbeat_info(self) -> dict:
         return {}
 
+    def record(self, event: ev.Event) -> None:
+        """Put one of the service's own events in the log (nothing, for the bus)."""
+
     # -- shared -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.loop.stop_on_signals()
+        watch_supervisor(self.loop)
+        self.setup()
+        self.record(ev.ServiceStarted(service=self.name, pid=os.getpid(), version=__version__))
+        Heartbeater(self.pub, self.name, self.heartbeat_info).attach(self.loop)
+        self.log.info("ready pid=%d", os.getpid())
+        try:
+            self.loop.run()
+        finally:
+            self.teardown()
+            self.record(ev.ServiceStopped(service=self.name, pid=os.getpid()))
+            self.finish()
+            self.loop.close()
+            self.ctx.destroy(linger=self.linger_ms)
+            self.log.info("stopped")
+        return 0
+
+
+class Service(ServiceBase):
+    """A service that appends through the store's socket and follows the log."""
+
+    def __init__(self, paths: Paths, config: Config) -> None:
+        super().__init__(paths, config)
+        self.appender = Appender(
+            self.ctx, paths.endpoint("store"), wire.new_producer_id(self.name)
+        )
+        self.appender.attach(self.loop)
 
     def snapshot_state(self):
         """The latest snapshot's state (or an empty one): where a follower starts."""
+        # Imported here, not at the top: the bus (a ServiceBase) never loads sqlite3.
         from cocode.core import eventlog
         from cocode.core import state as st
 
@@ -137,20 +169,8 @@ class Service:
         self.appender.append(event)
         self.appender.flush()
 
-    def run(self) -> int:
-        self.loop.stop_on_signals()
-        watch_supervisor(self.loop)
-        self.setup()
-        self.append(ev.ServiceStarted(service=self.name, pid=os.getpid(), version=__version__))
-        Heartbeater(self.pub, self.name, self.heartbeat_info).attach(self.loop)
-        self.log.info("ready")
-        try:
-            self.loop.run()
-        finally:
-            self.teardown()
-            self.append(ev.ServiceStopped(service=self.name, pid=os.getpid()))
-            self.appender.wait(2.0)
-            self.loop.close()
-            self.ctx.destroy(linger=200)
-            self.log.info("stopped")
-        return 0
+    def record(self, event: ev.Event) -> None:
+        self.append(event)
+
+    def finish(self) -> None:
+        self.appender.wait(2.0)

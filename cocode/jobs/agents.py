@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 
 from cocode.config import AgentSpec
+from cocode import envnames
 
 READY_MARKER = "cocode ready for check"
 
@@ -150,7 +151,7 @@ def build_prompt(issue_title: str, issue_body: str, marker: str = READY_MARKER) 
     """The task an AI agent gets: the issue, and the rule for saying "done"."""
     body, clipped = _clip(issue_body.strip(), _MAX_BODY_BYTES)
     if clipped:
-        body += "\n\n[... issue text cut here; the full text is in the file $COCODE_ISSUE_BODY_FILE]"
+        body += f"\n\n[... issue text cut here; the full text is in the file ${envnames.ISSUE_BODY_FILE}]"
     return f"""Resolve this issue in the git repository in your current directory.
 
 Issue: {issue_title.strip()}
@@ -206,12 +207,12 @@ def build_env(
     env["GIT_TERMINAL_PROMPT"] = "0"
     env.update({k: str(v) for k, v in agent_env.items()})
     env.update({
-        "COCODE_REPO_PATH": str(worktree),
-        "COCODE_ISSUE_NUMBER": "" if issue_number is None else str(issue_number),
-        "COCODE_ISSUE_URL": issue_url or "",
-        "COCODE_ISSUE_BODY_FILE": str(issue_body_file),
-        "COCODE_READY_MARKER": READY_MARKER,
-        "COCODE_JOB_ID": job_id,
-        "COCODE_AGENT_NAME": agent_name,
+        envnames.REPO_PATH: str(worktree),
+        envnames.ISSUE_NUMBER: "" if issue_number is None else str(issue_number),
+        envnames.ISSUE_URL: issue_url or "",
+        envnames.ISSUE_BODY_FILE: str(issue_body_file),
+        envnames.READY_MARKER: READY_MARKER,
+        envnames.JOB_ID: job_id,
+        envnames.AGENT_NAME: agent_name,
     })
     return env

@@ -18,8 +18,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from cocode import envnames
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PARENT_ENV = "COCODE_CGROUP_PARENT"  # a delegated cgroup v2 directory to use instead
 WEIGHT = 100  # every run the same; cgroup v2's default
 AGENT_NICE = 5  # every agent the same; a little under the services, which must stay responsive
 
@@ -27,7 +28,7 @@ AGENT_NICE = 5  # every agent the same; a little under the services, which must 
 @lru_cache(maxsize=1)
 def mode() -> tuple[str, Path | None, str]:
     """("cgroup", parent, "") when cgroup v2 can be used, else ("nice", None, why not)."""
-    root = Path(os.environ.get(PARENT_ENV) or CGROUP_ROOT)
+    root = Path(os.environ.get(envnames.CGROUP_PARENT) or CGROUP_ROOT)
     controllers = root / "cgroup.controllers"
     if not controllers.exists():
         return "nice", None, "no cgroup v2 here"
@@ -36,7 +37,7 @@ def mode() -> tuple[str, Path | None, str]:
             return "nice", None, "cgroup v2 without the cpu controller"
     except OSError as err:
         return "nice", None, f"cgroup v2 unreadable ({err.strerror})"
-    candidates = [root / "cocode"] if os.environ.get(PARENT_ENV) else [root / "cocode", *_delegated()]
+    candidates = [root / "cocode"] if os.environ.get(envnames.CGROUP_PARENT) else [root / "cocode", *_delegated()]
     why = "no writable cgroup v2 directory"
     for parent in candidates:
         try:

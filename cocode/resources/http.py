@@ -14,9 +14,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
+from cocode import envnames
 from cocode.errors import ConfigError
 
-PORT_ENV = "COCODE_METRICS_PORT"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def metrics_port_env(port: int) -> None:
         raise ConfigError(f"--metrics-port = {port}: 127.0.0.1:{port} is not free ({err.strerror})") from None
     finally:
         probe.close()
-    os.environ[PORT_ENV] = str(port)
+    os.environ[envnames.METRICS_PORT] = str(port)
 
 
 def serve(port: int, render: Callable[[], str]) -> ThreadingHTTPServer:

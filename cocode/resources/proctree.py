@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from cocode import envnames
+
 from cocode.resources.policy import cpu_percent
 from cocode.runkey import RunKey
 
@@ -69,7 +71,7 @@ class RunTree:
         return RunKey(self.job, self.agent).key
 
     def owns_environ(self, env: dict) -> bool:
-        return env.get("COCODE_JOB_ID") == self.job and env.get("COCODE_AGENT_NAME") == self.agent
+        return env.get(envnames.JOB_ID) == self.job and env.get(envnames.AGENT_NAME) == self.agent
 
     def in_worktree(self, cwd: str) -> bool:
         return bool(self.worktree) and (cwd == self.worktree or cwd.startswith(self.worktree + os.sep))
