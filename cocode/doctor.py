@@ -15,8 +15,7 @@ from cocode.errors import CocodeError
 from cocode.gitops import runner
 from cocode.jobs import agents
 from cocode.paths import Paths
-
-MIN_FREE_BYTES = 100 * 1024 * 1024
+from cocode.resources import policy
 
 
 @dataclass
@@ -59,7 +58,7 @@ def run_checks(paths: Paths | None, config) -> list[Check]:
         checks.append(Check("gh", False, "not installed (only --issue needs it)", required=False))
     if paths is not None:
         free = shutil.disk_usage(paths.root).free
-        checks.append(Check("disk", free >= MIN_FREE_BYTES,
+        checks.append(Check("disk", not policy.disk_low_next(False, free),
                             f"{free / 2**30:.1f} GiB free on {paths.root}"))
         checks.append(services_check(paths))
         checks.append(event_log_check(paths))

@@ -18,7 +18,7 @@ Stored bytes go out on `log.<job>.<agent>` at once (before the fsync: a reader
 dedupes by offset, so a crash's resend is harmless to it). Per-run storage is
 cocode/logrun.py; on-disk layout cocode/logfiles.py.
 Also: metrics on `metric.logs` every second while busy, and a `disk_low` warning
-when free space under .cocode/logs falls below DISK_LOW_BYTES (once per crossing)
+when free space under .cocode/logs falls below the disk line (resources/policy.py, once per crossing)
 if .cocode/logs is on another filesystem than .cocode, which the monitor watches.
 """
 
@@ -39,6 +39,7 @@ from cocode.logs.fsyncer import Fsyncer
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles
 from cocode.logs.runlog import MB, RunLog
 from cocode.paths import Paths
+from cocode.resources import policy
 from cocode.runkey import RunKey
 from cocode.core.service import Service
 from cocode.osutil import release_memory
@@ -53,26 +54,6 @@ IDLE_EVICT_S = 120.0  # a run silent this long leaves memory (reloaded on demand
 METRIC_TOPIC = b"metric.logs"
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
-DISK_LOW_BYTES = 100 * 1000 * 1000
-DISK_OK_BYTES = 110 * 1000 * 1000  # hysteresis: one warning per crossing, not per check
-
-
-class DiskWatch:
-    """Says once when free space drops below `low`, again only after it was back above `ok`."""
-
-    def __init__(self, low: int = DISK_LOW_BYTES, ok: int = DISK_OK_BYTES) -> None:
-        self.low, self.ok = low, ok
-        self.warned = False
-
-    def check(self, free: int) -> bool:
-        if not self.warned and free < self.low:
-            self.warned = True
-            return True
-        if self.warned and free > self.ok:
-            self.warned = False
-        return False
-
-
 class Logs(Service):
     name = "logs"
 
@@ -90,7 +71,7 @@ class Logs(Service):
         self.fsyncer = Fsyncer(self.ctx, self.loop, self.on_synced)
         self.last_round = 0.0
         self.sync_timer = False
-        self.disk = DiskWatch()
+        self.disk_low = False
         self.totals = {"bytes": 0, "expansions": 0, "overflows": 0, "rotations": 0}
         self.last_metric_bytes = -1
         self.loop.every(1.0, self.publish_metrics)
@@ -288,11 +269,13 @@ class Logs(Service):
             free = shutil.disk_usage(self.paths.logs).free
         except OSError:
             return
-        if self.disk.check(free):
+        low = policy.disk_low_next(self.disk_low, free)
+        if low and not self.disk_low:
             self.append(ev.WarningEvent(
                 code="disk_low",
                 message=f"only {free / MB:.0f} MB free for {self.paths.logs}; agent output may stop being kept",
             ))
+        self.disk_low = low
 
     def trim_memory(self) -> None:
         """After a burst, hand freed heap back to the OS. Chunks pass through libzmq

@@ -39,7 +39,8 @@ import psutil
 import zmq
 
 from cocode.jobs import agents
-from cocode.resources import policy as governance
+from cocode.jobs.timeouts import MEMORY_GRACE_S
+from cocode.resources import policy
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.config import Config
@@ -152,7 +153,7 @@ class Monitor(Service):
             if not is_session_leader(run.pgid):
                 continue  # not started yet, or already gone: the worker settles it
             self.sampler.track(job, agent, run.pgid, run.worktree)
-            limit_mb = governance.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
+            limit_mb = policy.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
             self.limits[key] = limit_mb * MIB
         for key in [k for k in self.sampler.trees if k not in self.live]:
             self.settle(key)
@@ -211,7 +212,7 @@ class Monitor(Service):
         if not limit:
             return
         e = self.enforcing.setdefault(key, Enforcing())
-        step = governance.enforcement(rss, limit, e.term_at, e.killed, time.monotonic())
+        step = policy.enforcement(rss, limit, e.term_at, e.killed, time.monotonic())
         if step == "terminate":
             self.terminate(key, rss, limit, e)
         elif step == "kill":
@@ -230,8 +231,8 @@ class Monitor(Service):
         if tree is not None:
             self.sampler.signal(tree, signal.SIGTERM)
         self.log.info("run %s over its memory limit (%.0f MiB > %.0f MiB): SIGTERM, SIGKILL in %.0f s",
-                      key, rss / MIB, limit / MIB, governance.TERM_GRACE_S)
-        self.loop.call_later(governance.TERM_GRACE_S, lambda: self.kill(key, e))
+                      key, rss / MIB, limit / MIB, MEMORY_GRACE_S)
+        self.loop.call_later(MEMORY_GRACE_S, lambda: self.kill(key, e))
 
     def kill(self, key: str, e: Enforcing) -> None:
         if e.killed or self.enforcing.get(key) is not e:
@@ -241,13 +242,13 @@ class Monitor(Service):
         if tree is not None:
             sent = self.sampler.signal(tree, signal.SIGKILL)
             self.log.info("run %s still alive %.0f s after SIGTERM: SIGKILL (%d targets)",
-                          key, governance.TERM_GRACE_S, sent)
+                          key, MEMORY_GRACE_S, sent)
 
     # -- host ---------------------------------------------------------------------------------------
 
     def check_pressure(self, percent: float) -> None:
         current = self.pressure_sent if self.pressure_sent is not None else self.state.pressure
-        after = governance.pressure_next(current, percent, self.threshold)
+        after = policy.pressure_next(current, percent, self.threshold)
         if after != current:
             self.pressure_sent = after
             self.append(ev.MemoryPressure(on=after, percent=percent, threshold=self.threshold))
@@ -257,12 +258,12 @@ class Monitor(Service):
     def check_disk(self, free: int) -> None:
         if free < 0:
             return
-        low = governance.disk_low_next(self.disk_low, free)
+        low = policy.disk_low_next(self.disk_low, free)
         if low and not self.disk_low:
             self.append(ev.WarningEvent(
                 code="disk_low",
                 message=f"only {free / MIB:.0f} MB free on the filesystem of {self.paths.home} "
-                        f"(under {governance.DISK_LOW_BYTES // MIB} MB): free some space",
+                        f"(under {policy.DISK_LOW_BYTES // MIB} MB): free some space",
             ))
         self.disk_low = low
 

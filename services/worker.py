@@ -34,7 +34,7 @@ from cocode.core.sockets import dealer
 from cocode.config import Config
 from cocode import envnames
 from cocode.errors import CocodeError
-from cocode.resources.policy import TERM_GRACE_S
+from cocode.jobs.timeouts import MEMORY_GRACE_S
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
@@ -139,7 +139,7 @@ class Worker(Service):
             # The monitor recorded this before signalling; the run ends with its reason.
             rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
-                rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", TERM_GRACE_S)
+                rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", MEMORY_GRACE_S)
 
     def supersede(self, key: RunKey, attempt: int) -> None:
         """A newer attempt of a run this worker still holds exists: this worker was

@@ -27,7 +27,6 @@ from cocode.runkey import RunKey
 
 CHUNK = 4096
 READY_GRACE_S = 3.0  # an agent may still exit on its own after its ready commit
-TERM_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL (ADR-005 §4)
 PIPE_DRAIN_S = 2.0  # after exit, output still owed by an escaped process is given up
 # A signal nobody here sent (the monitor's, after its limit_hit): wait this long for
 # that event to arrive before settling the run, so it ends with the monitor's reason.
@@ -169,7 +168,7 @@ class RunProcess:
             self.stop("ready", "ready")
         elif not self.stop_reason and now > self.deadline:
             self.stop("failed", "timeout_exceeded")
-        elif self.term_sent and not self.killed and now - self.term_sent > TERM_GRACE_S:
+        elif self.term_sent and not self.killed and now - self.term_sent > timeouts.CANCEL_GRACE_S:
             self.kill_group(signal.SIGKILL)
             self.killed = True
         elif self.backstop and not self.killed and now > self.backstop:
@@ -214,10 +213,10 @@ class RunProcess:
         if self.stop_reason is None:
             self.stop_reason = (state, reason)
         if not self.backstop:
-            self.backstop = time.monotonic() + grace + TERM_GRACE_S
+            self.backstop = time.monotonic() + grace + timeouts.CANCEL_GRACE_S
 
     def stop(self, state: str, reason: str) -> None:
-        """SIGTERM the whole group now; SIGKILL follows after TERM_GRACE_S (tick)."""
+        """SIGTERM the whole group now; SIGKILL follows after CANCEL_GRACE_S (tick)."""
         if self.stop_reason is None:
             self.stop_reason = (state, reason)
         if not self.term_sent:

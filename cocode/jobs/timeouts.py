@@ -1,4 +1,5 @@
-"""How long a run may take (ADR-005 §4), as pure functions.
+"""How long a run may take (ADR-005 §4), as pure functions, and how long it is
+given to stop: ADR-005's two SIGTERM-to-SIGKILL graces, the one place they are written.
 
 Base = the agent's timeout or `agent_timeout`; medium complexity doubles it and
 complex triples it; a repository-size multiplier applies; the result is capped at
@@ -9,6 +10,11 @@ its diff passes 100 and then 500 changed lines.
 from __future__ import annotations
 
 HARD_LIMIT_S = 3600
+# ADR-005 "Agent exceeds timeout" (cancel stops a run the same way): SIGTERM the
+# process group, wait 5 s for cleanup, SIGKILL.
+CANCEL_GRACE_S = 5.0
+# ADR-005 "Agent exceeds memory limit": SIGTERM, wait 10 s for a graceful shutdown, SIGKILL.
+MEMORY_GRACE_S = 10.0
 LEVELS = {"simple": 1, "medium": 2, "complex": 3}
 LINES_FOR_LEVEL = ((500, "complex"), (100, "medium"))
 COMPLEXITIES = tuple(LEVELS)

@@ -5,15 +5,22 @@ edge case: record why, SIGTERM, wait 10 s, SIGKILL), when memory pressure turns 
 and off (with a release 5 points under the threshold, so it does not flap), and
 when free disk space crosses the 100 MB warning line. services/monitor.py does
 the sampling and the acting; this module only decides, so it is tested alone.
+
+The disk line is the one used everywhere (the monitor for .cocode, the log
+collector for .cocode/logs on another filesystem, `cocode doctor`). ADR-005 says
+"disk space < 100MB"; it is read as 100 MiB, as every other "MB" of ADR-005 is
+in this code (log buffers, rotation sizes, memory limits are all 2**20 bytes), so
+one unit holds for every size a user configures or reads in a message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cocode.jobs.timeouts import MEMORY_GRACE_S
+
 MIB = 1024 * 1024
 PRESSURE_RELEASE = 5.0  # points under the threshold before pressure turns off
-TERM_GRACE_S = 10.0  # ADR-005 §"Agent exceeds memory limit": SIGTERM, 10 s, SIGKILL
 DISK_LOW_BYTES = 100 * MIB
 DISK_RELEASE_BYTES = 10 * MIB  # free space must come back this far above the line
 
@@ -26,7 +33,7 @@ def memory_limit_mb(agent: str, specs: Mapping, default_mb: int) -> int:
 
 
 def enforcement(rss_bytes: int, limit_bytes: int, term_at: float | None, killed: bool,
-                now: float, grace: float = TERM_GRACE_S) -> str | None:
+                now: float, grace: float = MEMORY_GRACE_S) -> str | None:
     """The next step for one run: "terminate" (record limit_hit, then SIGTERM),
     "kill" (SIGKILL, the grace is over), or None."""
     if term_at is None:
@@ -47,7 +54,9 @@ def pressure_next(on: bool, percent: float, threshold: float,
 
 def disk_low_next(low: bool, free_bytes: int, line: int = DISK_LOW_BYTES,
                   release: int = DISK_RELEASE_BYTES) -> bool:
-    """Whether free space counts as low now; a warning is due on each False -> True."""
+    """Whether free space counts as low now; a warning is due on each False -> True.
+    Once low, it stays low until free space is `release` above the line, so a disk
+    hovering at the line gives one warning, not one per check."""
     if low:
         return free_bytes < line + release
     return free_bytes < line

@@ -27,6 +27,7 @@ from cocode.resources import policy as governance
 from cocode.resources import metrics
 from cocode.core import events as ev
 from cocode.config import load_config
+from cocode.jobs.timeouts import MEMORY_GRACE_S
 from cocode.resources.proctree import Sampler
 from support import AGENTS_DIR, cocode, cocode_processes, down, git, make_repo, up, reap
 
@@ -289,7 +290,7 @@ def test_process_ignoring_sigterm_gets_sigkill_on_time(repo, running, tmp_path):
     fin, = events(repo, "run_finished")
     assert stamps(tmp_path, "term"), "it was sent SIGTERM first"
     took = fin["ts"] - hit["ts"]
-    assert governance.TERM_GRACE_S - 0.5 <= took <= governance.TERM_GRACE_S + 2.5, took
+    assert MEMORY_GRACE_S - 0.5 <= took <= MEMORY_GRACE_S + 2.5, took
     assert_work_kept(repo, job, "hog_stubborn")
 
 
