@@ -299,8 +299,8 @@ class Monitor(Service):
 
     def render_metrics(self) -> str:
         """In the HTTP thread: fold the events since the last scrape, join the samples."""
-        from cocode.core import eventlog
-        from cocode.resources import metrics
+        from cocode.core import eventlog  # loaded on the first scrape: most monitors never are
+        from cocode.resources import exposition, metrics
 
         with self.metrics_lock:
             conn = eventlog.open_for_reading(self.paths.db)  # anew: compaction replaces the file
@@ -314,7 +314,7 @@ class Monitor(Service):
             totals = self.metrics_totals
             runs, host = self.latest_runs, self.latest_host
             summary = metrics.summary(totals, runs, host, metrics.log_bytes(self.paths, totals.runs), time.time())
-        return metrics.prometheus(summary)
+        return exposition.prometheus(summary)
 
 
 def main(paths: Paths, config: Config) -> int:

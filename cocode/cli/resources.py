@@ -20,7 +20,7 @@ from cocode.errors import CocodeError, ConfigError
 def metrics(env: Env, as_json: bool, prometheus: bool) -> None:
     """ADR-005's metrics: execution time, memory, log throughput, limits hit, ..."""
     from cocode import client
-    from cocode.resources import metrics as m
+    from cocode.resources import exposition, metrics as m
 
     if as_json and prometheus:
         raise ConfigError("give --json or --prometheus, not both")
@@ -28,11 +28,11 @@ def metrics(env: Env, as_json: bool, prometheus: bool) -> None:
     wait = max(3.0, 2.5 * env.config.limits.monitor_interval_ms / 1000)
     summary = m.collect(env.paths, running, timeout=wait)
     if as_json:
-        print_json(summary)
+        click.echo(exposition.json(summary))
     elif prometheus:
-        click.echo(m.prometheus(summary), nl=False)
+        click.echo(exposition.prometheus(summary), nl=False)
     else:
-        click.echo(m.table(summary))
+        click.echo(exposition.table(summary))
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""`cocode up --metrics-port PORT`: the Prometheus text on http://127.0.0.1:PORT/metrics.
+"""`cocode up --metrics-port PORT`: the Prometheus text (resources/exposition.py)
+on http://127.0.0.1:PORT/metrics.
 
 A daemon thread in the monitor, which holds the latest samples. Only loopback is
 bound: a remote Prometheus reaches it through the user's own tunnel or proxy.
@@ -16,8 +17,7 @@ from typing import Callable
 
 from cocode import envnames
 from cocode.errors import ConfigError
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from cocode.resources.exposition import PROMETHEUS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def metrics_port_env(port: int) -> None:
 
 
 def serve(port: int, render: Callable[[], str]) -> ThreadingHTTPServer:
-    """Start serving in a daemon thread; raises OSError if the port is taken."""
+    """Serve `render()` (the Prometheus text) from a daemon thread; raises OSError
+    if the port is taken."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -51,7 +52,7 @@ def serve(port: int, render: Callable[[], str]) -> ThreadingHTTPServer:
                 self.send_error(500, str(err))
                 return
             self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Type", PROMETHEUS_CONTENT_TYPE)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

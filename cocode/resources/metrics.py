@@ -4,10 +4,11 @@ The list (ADR-005, "Monitoring Metrics"): agent execution time, memory per agent
 log throughput (MB/min), ready-detection attempts, repository clone/worktree time,
 buffer overflow events, timeout violations, resource-limit hits.
 
-- `apply(totals, event)` folds events (no I/O, no clock); `fold(events)` runs it.
+- `apply(totals, event)` folds events (no I/O, no clock) through a handler table
+  like core/state.py's, one function per event type read; `fold(events)` runs it.
 - `summary(totals, samples, log_bytes, now)` joins the fold with the latest
-  metric.run/metric.host samples and log file sizes into one plain dict: what
-  `cocode metrics --json` prints, and what `table()` and `prometheus()` render.
+  metric.run/metric.host samples and log file sizes into one plain dict, which
+  resources/exposition.py renders (text table, JSON, Prometheus).
 - The I/O to gather those inputs is at the bottom (`collect`, `latest_samples`,
   `log_bytes`), apart from the decisions.
 
@@ -19,12 +20,14 @@ log rotations (ADR-005 §2: a full buffer rotates to disk).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
+from cocode.core import eventlog
 from cocode.core import events as ev
+from cocode.logs.files import RunFiles
 from cocode.runkey import RunKey
 
 RUNS_SHOWN = 100  # finished runs listed one by one; aggregates cover all of them
@@ -66,36 +69,73 @@ def _run(t: Totals, e: ev.Event) -> RunStats:
     return r
 
 
+def _run_started(t: Totals, e: ev.RunStarted) -> None:
+    r = _run(t, e)
+    r.state, r.started, r.ended, r.starts = "running", e.ts, None, r.starts + 1
+    r.worktree_ms = e.worktree_ms
+
+
+def _run_progress(t: Totals, e: ev.RunProgress) -> None:
+    _run(t, e).ready_checks += 1
+
+
+def _run_ready(t: Totals, e: ev.RunReady) -> None:
+    _run(t, e).ready_detect_ms = e.detect_ms
+
+
+def _run_finished(t: Totals, e: ev.RunFinished) -> None:
+    r = _run(t, e)
+    r.state, r.reason, r.ended = e.state, e.reason, e.ts
+    if e.reason == "timeout_exceeded":
+        t.timeouts += 1
+
+
+def _limit_hit(t: Totals, e: ev.LimitHit) -> None:
+    t.limit_hits[e.kind] = t.limit_hits.get(e.kind, 0) + 1
+    if e.agent:
+        _run(t, e).limit_hits += 1
+
+
+def _log_rotated(t: Totals, e: ev.LogRotated) -> None:
+    t.buffer_overflows += 1
+    t.rotated_bytes += e.bytes
+
+
+def _buffer_expanded(t: Totals, e: ev.BufferExpanded) -> None:
+    t.buffer_expansions += 1
+
+
+def _memory_pressure(t: Totals, e: ev.MemoryPressure) -> None:
+    t.pressure_turned_on += e.on and not t.pressure
+    t.pressure = e.on
+
+
+def _warning(t: Totals, e: ev.WarningEvent) -> None:
+    t.warnings[e.code] = t.warnings.get(e.code, 0) + 1
+
+
+def _worktree_removed(t: Totals, e: ev.WorktreeRemoved) -> None:
+    t.worktrees_removed += 1
+
+
+FOLDS: dict[type, Callable[[Totals, ev.Event], None]] = {
+    ev.RunStarted: _run_started,
+    ev.RunProgress: _run_progress,
+    ev.RunReady: _run_ready,
+    ev.RunFinished: _run_finished,
+    ev.LimitHit: _limit_hit,
+    ev.LogRotated: _log_rotated,
+    ev.BufferExpanded: _buffer_expanded,
+    ev.MemoryPressure: _memory_pressure,
+    ev.WarningEvent: _warning,
+    ev.WorktreeRemoved: _worktree_removed,
+}
+
+
 def apply(t: Totals, e: ev.Event) -> Totals:
-    if isinstance(e, ev.RunStarted):
-        r = _run(t, e)
-        r.state, r.started, r.ended, r.starts = "running", e.ts, None, r.starts + 1
-        r.worktree_ms = e.worktree_ms
-    elif isinstance(e, ev.RunProgress):
-        _run(t, e).ready_checks += 1
-    elif isinstance(e, ev.RunReady):
-        _run(t, e).ready_detect_ms = e.detect_ms
-    elif isinstance(e, ev.RunFinished):
-        r = _run(t, e)
-        r.state, r.reason, r.ended = e.state, e.reason, e.ts
-        if e.reason == "timeout_exceeded":
-            t.timeouts += 1
-    elif isinstance(e, ev.LimitHit):
-        t.limit_hits[e.kind] = t.limit_hits.get(e.kind, 0) + 1
-        if e.agent:
-            _run(t, e).limit_hits += 1
-    elif isinstance(e, ev.LogRotated):
-        t.buffer_overflows += 1
-        t.rotated_bytes += e.bytes
-    elif isinstance(e, ev.BufferExpanded):
-        t.buffer_expansions += 1
-    elif isinstance(e, ev.MemoryPressure):
-        t.pressure_turned_on += e.on and not t.pressure
-        t.pressure = e.on
-    elif isinstance(e, ev.WarningEvent):
-        t.warnings[e.code] = t.warnings.get(e.code, 0) + 1
-    elif isinstance(e, ev.WorktreeRemoved):
-        t.worktrees_removed += 1
+    handler = FOLDS.get(type(e))
+    if handler is not None:
+        handler(t, e)
     t.seq = max(t.seq, e.seq)
     return t
 
@@ -183,136 +223,6 @@ def summary(t: Totals, samples: Mapping[str, dict], host: dict | None,
     }
 
 
-# -- rendering ----------------------------------------------------------------------------------
-
-
-def table(s: dict) -> str:
-    lines = [f"{'AGENT':<14} {'RUNS':>4} {'EXEC AVG':>9} {'WORKTREE':>9} {'READY CHK':>9} "
-             f"{'LOG MB/MIN':>10} {'TIMEOUTS':>8} {'LIMITS':>6} {'RSS NOW':>9}"]
-    for name, a in sorted(s["agents"].items()):
-        ex = f"{a['execution_s_avg']:.1f}s" if a["execution_s_avg"] is not None else "-"
-        wt = f"{a['worktree_ms_avg']:.0f}ms" if a["worktree_ms_avg"] is not None else "-"
-        mb = f"{a['log_mb_per_min']:.3f}" if a["log_mb_per_min"] is not None else "-"
-        rss = f"{a['rss'] / 2**20:.1f}M" if a["rss"] else "-"
-        lines.append(f"{name:<14} {a['runs']:>4} {ex:>9} {wt:>9} {a['ready_checks']:>9} "
-                     f"{mb:>10} {a['timeouts']:>8} {a['limit_hits']:>6} {rss:>9}")
-    if not s["agents"]:
-        lines.append("(no run has started yet)")
-    live = [r for r in s["runs"] if r["rss"] is not None]
-    if live:
-        lines.append("")
-        lines.append(f"{'LIVE RUN':<24} {'RSS':>9} {'PEAK':>9} {'LIMIT':>9} {'CPU%':>6} {'PROCS':>5} {'ESCAPED':>7}")
-        for r in live:
-            lines.append(
-                f"{r['job'] + '/' + r['agent']:<24} {r['rss'] / 2**20:>8.1f}M {r['peak_rss'] / 2**20:>8.1f}M "
-                f"{r['memory_limit'] / 2**20:>8.0f}M {r['cpu_percent']:>6.1f} {r['processes']:>5} {r['escaped']:>7}")
-    t = s["totals"]
-    hits = ", ".join(f"{k} {v}" for k, v in sorted(t["limit_hits"].items())) or "none"
-    lines += ["", f"resource-limit hits: {hits}; timeout violations: {t['timeouts']}; "
-              f"buffer overflows: {t['buffer_overflows']} (expansions {t['buffer_expansions']}); "
-              f"worktrees removed: {t['worktrees_removed']}"]
-    h = s["host"]
-    if h:
-        lines.append(f"host: memory {h['mem_percent']:.1f}% (pressure {'on' if t['memory_pressure'] else 'off'}, "
-                     f"threshold {h['pressure_threshold']}%), cpu {h['cpu_percent']:.1f}%, "
-                     f"disk free {h['disk_free'] / 2**30:.1f} GiB")
-    else:
-        lines.append(f"host: no sample (the monitor is not running); pressure "
-                     f"{'on' if t['memory_pressure'] else 'off'}")
-    return "\n".join(lines)
-
-
-def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
-
-
-def _num(v: float) -> str:
-    return repr(float(v)) if isinstance(v, float) else str(int(v))
-
-
-class _Exposition:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str, samples) -> None:
-        """samples: [(suffix, labels, value)]; written even when empty, so the family is known."""
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for suffix, labels, value in samples:
-            if value is not None:
-                self.lines.append(f"{name}{suffix}{_labels(labels)} {_num(value)}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def prometheus(s: dict) -> str:
-    """The Prometheus text exposition format (version 0.0.4)."""
-    x = _Exposition()
-    agents = sorted(s["agents"].items())
-    live = [r for r in s["runs"] if r["rss"] is not None]
-
-    def per_agent(field):
-        return [("", {"agent": n}, a[field]) for n, a in agents]
-
-    def summary_of(sum_field, count_field, scale=1.0):
-        out = []
-        for n, a in agents:
-            out.append(("_sum", {"agent": n}, a[sum_field] * scale))
-            out.append(("_count", {"agent": n}, a[count_field]))
-        return out
-
-    def per_run(field):
-        return [("", {"job": r["job"], "agent": r["agent"]}, r[field]) for r in live]
-
-    x.family("cocode_run_execution_seconds", "summary", "Agent execution time of finished runs.",
-             summary_of("execution_s_sum", "finished"))
-    x.family("cocode_worktree_setup_seconds", "summary", "Repository clone/worktree time per run.",
-             summary_of("worktree_ms_sum", "worktree_count", 0.001))
-    x.family("cocode_ready_detection_seconds", "summary", "Time to find the ready commit once the branch moved.",
-             summary_of("ready_detect_ms_sum", "ready_count", 0.001))
-    x.family("cocode_ready_detection_attempts_total", "counter", "Branch heads checked for the ready marker.",
-             per_agent("ready_checks"))
-    x.family("cocode_log_bytes_total", "counter", "Bytes of agent output logged.", per_agent("log_bytes"))
-    x.family("cocode_log_throughput_mb_per_minute", "gauge", "Agent log throughput over its runs' time.",
-             per_agent("log_mb_per_min"))
-    x.family("cocode_timeout_violations_total", "counter", "Runs stopped for exceeding their timeout.",
-             per_agent("timeouts"))
-    t = s["totals"]
-    x.family("cocode_resource_limit_hits_total", "counter", "Runs that crossed a resource limit.",
-             [("", {"kind": k}, v) for k, v in sorted(t["limit_hits"].items())])
-    x.family("cocode_buffer_overflow_events_total", "counter", "Log buffers that filled and rotated to disk.",
-             [("", {}, t["buffer_overflows"])])
-    x.family("cocode_buffer_expansions_total", "counter", "Log buffers grown for verbose agents.",
-             [("", {}, t["buffer_expansions"])])
-    x.family("cocode_worktrees_removed_total", "counter", "Worktrees removed by cleanup.",
-             [("", {}, t["worktrees_removed"])])
-    x.family("cocode_runs", "gauge", "Runs by state.",
-             [("", {"state": k}, v) for k, v in sorted(s["run_states"].items())])
-    x.family("cocode_run_memory_bytes", "gauge", "Resident memory of a live run's processes.", per_run("rss"))
-    x.family("cocode_run_memory_peak_bytes", "gauge", "Highest sampled memory of a live run.", per_run("peak_rss"))
-    x.family("cocode_run_memory_limit_bytes", "gauge", "A live run's memory limit.", per_run("memory_limit"))
-    x.family("cocode_run_cpu_percent", "gauge", "CPU of a live run's processes, percent of one core.",
-             per_run("cpu_percent"))
-    x.family("cocode_run_processes", "gauge", "Processes of a live run.", per_run("processes"))
-    x.family("cocode_run_escaped_processes", "gauge", "A live run's processes outside its process group.",
-             per_run("escaped"))
-    x.family("cocode_memory_pressure", "gauge", "1 while system memory is over the pressure threshold.",
-             [("", {}, int(t["memory_pressure"]))])
-    h = s["host"] or {}
-    x.family("cocode_host_memory_percent", "gauge", "System memory in use.", [("", {}, h.get("mem_percent"))])
-    x.family("cocode_host_cpu_percent", "gauge", "System CPU in use.", [("", {}, h.get("cpu_percent"))])
-    x.family("cocode_disk_free_bytes", "gauge", "Free space on the .cocode filesystem.",
-             [("", {}, h.get("disk_free"))])
-    return x.text()
-
-
 # -- gathering the inputs (I/O) -----------------------------------------------------------------
 
 
@@ -326,24 +236,16 @@ def _size(path: Path) -> int:
 def log_bytes(paths, keys: Iterable[str]) -> dict[str, int]:
     """Bytes each run logged (uncompressed): the collector's live file plus what its
     manifest says the rotated segments hold."""
-    try:
-        from cocode.logs.files import RunFiles
-    except ImportError:
-        RunFiles = None
     out = {}
-    logs = Path(paths.logs)
     for key in keys:
         run = RunKey.parse(key)
-        total = 0
-        if RunFiles is not None:
-            files = RunFiles(logs, run.job, run.agent)
-            try:
-                m = files.read_manifest()
-            except Exception:
-                m = None
-            rotated = sum(r.end - r.start for r in m.rotated) if m else 0
-            total = max(total, rotated + _size(files.live))
-        out[key] = total
+        files = RunFiles(Path(paths.logs), run.job, run.agent)
+        try:
+            m = files.read_manifest()
+        except OSError:
+            m = None
+        rotated = sum(r.end - r.start for r in m.rotated) if m else 0
+        out[key] = rotated + _size(files.live)
     return out
 
 
@@ -383,8 +285,6 @@ def latest_samples(paths, timeout: float = 3.0) -> tuple[dict[str, dict], dict |
 
 def collect(paths, running: bool, timeout: float = 3.0) -> dict:
     """The summary now: every event (archived ones too) folded, plus live samples."""
-    from cocode.core import eventlog
-
     totals = Totals()
     if paths.db.exists():
         conn = eventlog.open_for_reading(paths.db)

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cocode.resources import cpushare
 from cocode.resources import policy as governance
-from cocode.resources import metrics
+from cocode.resources import exposition, metrics
 from cocode.core import events as ev
 from cocode.config import load_config
 from cocode.jobs.timeouts import MEMORY_GRACE_S
@@ -111,7 +111,7 @@ def test_metrics_fold_and_prometheus_offline():
     assert j1["log_mb_per_min"] == 6.0 and j1["ready_detect_ms"] == 3.0
     assert s["totals"]["timeouts"] == 1 and s["totals"]["limit_hits"] == {"memory": 1}
     assert s["totals"]["buffer_overflows"] == 1
-    text = metrics.prometheus(s)
+    text = exposition.prometheus(s)
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     assert fams["cocode_resource_limit_hits"].samples[0].value == 1
     ex = {(x.name, x.labels["agent"]): x.value for x in fams["cocode_run_execution_seconds"].samples}
@@ -120,7 +120,7 @@ def test_metrics_fold_and_prometheus_offline():
     assert ex[("cocode_run_execution_seconds_count", 'we"ird\\')] == 1  # labels escaped
     mem = fams["cocode_run_memory_bytes"].samples
     assert [(x.labels, x.value) for x in mem] == [({"job": "j4", "agent": "a"}, 50 * MIB)]
-    assert "no run has started" not in metrics.table(s)
+    assert "no run has started" not in exposition.table(s)
 
 
 # ----------------------------------------------------------------------- sampling real processes
