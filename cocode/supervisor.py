@@ -323,12 +323,14 @@ def kill_leftovers(paths: Paths) -> list[int]:
 
 
 def _is_cocode_service(pid: int) -> bool:
+    """Whether a pid from a stale pid file still is a cocode service (pids get reused)."""
+    import psutil  # portable (no /proc on macOS); only stale pid files need it here
+
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
+        args = psutil.Process(pid).cmdline()
+    except psutil.Error:
         return False
-    return b"cocode" in args and b"service" in args
+    return "cocode" in args and "service" in args
 
 
 def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20.0) -> float:

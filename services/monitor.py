@@ -95,6 +95,7 @@ class Monitor(Service):
                 for run in job.runs.values():
                     self.note(job.job, run)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
+        self.log.info("sampling processes through %s", self.sampler.stats.kind)
         self.loop.every(self.interval, self.tick, first=self.interval)
         self.loop.every(CLEAN_EVERY_S, self.auto_clean, first=CLEAN_FIRST_S)
         port = os.environ.get(envnames.METRICS_PORT)

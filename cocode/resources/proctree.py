@@ -11,13 +11,13 @@ it is stopped, not only its process group.
 
 What one sample costs (MEASURED.md: a 10-process `children(recursive=True)` is
 ~2 ms, a cached psutil read ~0.5 ms): one getsid() per pid on the host, for all
-runs together (~0.8 ms for 200 pids); then, per member, one pread of its
-/proc/PID/stat on a file descriptor kept open (~5 µs: rss, cpu times and process
-group are all in that one line; a dead process answers ESRCH, so a reused pid is
-never mistaken for it). Descendants outside the session and escaped processes are
-looked for only every SCAN_EVERY samples, with one pass over the host shared by
-all runs (parent pids, then cwd, then environ). Members found that way keep a
-cached psutil.Process, which refuses to signal a pid that was reused meanwhile.
+runs together (~0.8 ms for 200 pids); then, per member, one read of its numbers
+through a resources/procread.py reader (on Linux one pread of /proc/PID/stat,
+~5 µs; elsewhere, or when forced, psutil). Descendants outside the session and
+escaped processes are looked for only every SCAN_EVERY samples, with one pass over
+the host shared by all runs (parent pids, then cwd, then environ). Members found
+that way keep a cached psutil.Process, which refuses to signal a pid that was
+reused meanwhile.
 """
 
 from __future__ import annotations
@@ -29,14 +29,11 @@ from dataclasses import dataclass, field
 import psutil
 
 from cocode import envnames
-
+from cocode.resources import procread
 from cocode.resources.policy import cpu_percent
 from cocode.runkey import RunKey
 
 SCAN_EVERY = 5  # samples between the host-wide looks for escaped processes
-MAX_OPEN_FDS = 512  # beyond this, /proc/PID/stat is opened anew for each read
-PAGE = os.sysconf("SC_PAGE_SIZE")
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -85,60 +82,16 @@ def is_session_leader(pid: int) -> bool:
         return False
 
 
-def parse_stat(data: bytes) -> tuple[int, int, int, float, int]:
-    """(ppid, pgrp, session, cpu seconds, rss bytes) from a /proc/PID/stat line."""
-    f = data.rsplit(b")", 1)[1].split()  # the command name may hold spaces and parens
-    return int(f[1]), int(f[2]), int(f[3]), (int(f[11]) + int(f[12])) / TICKS, int(f[21]) * PAGE
-
-
-class StatFiles:
-    """Open /proc/PID/stat descriptors, reread with pread: the cheapest sample there is."""
-
-    def __init__(self, limit: int = MAX_OPEN_FDS) -> None:
-        self.fds: dict[int, int] = {}
-        self.limit = limit
-
-    def read(self, pid: int) -> bytes | None:
-        fd = self.fds.get(pid)
-        try:
-            if fd is not None:
-                return os.pread(fd, 1024, 0)
-            fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-        except OSError:
-            self.forget(pid)
-            return None
-        try:
-            data = os.pread(fd, 1024, 0)
-        except OSError:
-            os.close(fd)
-            return None
-        if len(self.fds) < self.limit:
-            self.fds[pid] = fd
-        else:
-            os.close(fd)
-        return data
-
-    def forget(self, pid: int) -> None:
-        fd = self.fds.pop(pid, None)
-        if fd is not None:
-            os.close(fd)
-
-    def keep_only(self, pids: set[int]) -> None:
-        for pid in [p for p in self.fds if p not in pids]:
-            self.forget(pid)
-
-    def close(self) -> None:
-        self.keep_only(set())
-
-
 class Sampler:
     """The runs being watched on this host, and their samples."""
 
-    def __init__(self, scan_every: int = SCAN_EVERY) -> None:
+    def __init__(self, scan_every: int = SCAN_EVERY, portable: bool | None = None) -> None:
+        """`portable=True` forces the psutil reader even where /proc is there
+        (None: COCODE_PORTABLE_SAMPLER decides, else /proc when it exists)."""
         self.trees: dict[str, RunTree] = {}
         self.scan_every = scan_every
         self.ticks = 0
-        self.stats = StatFiles()
+        self.stats = procread.reader(portable)
         self.me = os.getpid()
 
     def track(self, job: str, agent: str, pgid: int, worktree: str) -> RunTree:
@@ -209,15 +162,14 @@ class Sampler:
         times: dict[int, float] = {}
         pgrp: dict[int, int] = {}
         for pid in session | set(tree.extra):
-            data = self.stats.read(pid)
-            if data is None:
+            stat = self.stats.stat(pid)
+            if stat is None:
                 tree.extra.pop(pid, None)  # gone
                 tree.leader_gone |= pid == tree.sid
                 continue
-            _, group, _, cpu, mem = parse_stat(data)
-            rss += mem
-            times[pid] = cpu
-            pgrp[pid] = group
+            rss += stat.rss
+            times[pid] = stat.cpu
+            pgrp[pid] = stat.pgrp
         born = {pid for pid in times if pid not in tree.cpu}
         cpu = cpu_percent(tree.cpu, times, born if tree.last_t else set(), now - tree.last_t) if tree.last_t else 0.0
         tree.cpu, tree.pgrp, tree.last_t = times, pgrp, now
@@ -233,15 +185,9 @@ class Sampler:
         outside = [pid for pid in pids if pid not in members and pid != self.me]
         children: dict[int, list[int]] = {}
         for pid in outside:
-            try:
-                fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-                try:
-                    ppid = parse_stat(os.read(fd, 1024))[0]
-                finally:
-                    os.close(fd)
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(pid)
+            ppid = self.stats.ppid(pid)
+            if ppid is not None:
+                children.setdefault(ppid, []).append(pid)
         descendants: dict[int, RunTree] = {}
         stack = list(members.items())
         while stack:
@@ -260,9 +206,8 @@ class Sampler:
         for pid in outside:
             if pid in descendants or not with_worktree:
                 continue
-            try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
-            except OSError:
+            cwd = self.stats.cwd(pid)
+            if cwd is None:
                 continue
             tree = next((t for t in with_worktree if t.in_worktree(cwd)), None)
             if tree is None or pid in tree.extra:

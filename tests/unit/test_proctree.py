@@ -1,0 +1,113 @@
+"""The process-tree sampler's two readers (resources/procread.py) on a real tree of
+processes: the Linux /proc fast path and the portable psutil path (what macOS
+uses), forced here on Linux, must see the same processes with the same numbers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from cocode import envnames
+from cocode.resources import procread
+from cocode.resources.proctree import Sampler
+
+# A leader (its own session), two sleepers in its session, one that leaves the
+# session by setsid (found as a descendant outside the group), and one that burns
+# CPU and holds ~40 MiB. Everything ends by itself within a minute if a test dies.
+TREE = (
+    "sleep 60 & sleep 61 & setsid sleep 62 & "
+    f"{sys.executable} -c 'import time; x = bytearray(40 << 20); x[::4096] = b\"x\" * (10240); "
+    "end = time.time() + 60\nwhile time.time() < end: pass' & wait"
+)
+MIB = 1 << 20
+
+
+@pytest.fixture
+def tree(tmp_path):
+    leader = subprocess.Popen(["bash", "-c", TREE], cwd=tmp_path, start_new_session=True)
+    try:
+        yield leader
+    finally:
+        kids = []
+        try:
+            kids = psutil.Process(leader.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+        for p in kids:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            os.killpg(leader.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        leader.wait(5)
+        psutil.wait_procs(kids, timeout=5)
+
+
+def _both_see_the_tree(fast: Sampler, portable: Sampler, want: int, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.monotonic()
+        a = fast.sample(now)["j/a"]
+        b = portable.sample(now)["j/a"]
+        if (a.procs >= want and b.procs >= want) or time.monotonic() > deadline:
+            return a, b
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not procread.has_procfs(), reason="the fast path needs /proc")
+def test_fast_and_portable_samplers_agree_on_a_real_tree(tree, tmp_path):
+    fast, portable = Sampler(scan_every=1, portable=False), Sampler(scan_every=1, portable=True)
+    assert fast.stats.kind == "procfs" and portable.stats.kind == "psutil"
+    try:
+        for s in (fast, portable):
+            s.track("j", "a", tree.pid, str(tmp_path))
+        a, b = _both_see_the_tree(fast, portable, want=5)
+        assert a.pids == b.pids and len(a.pids) == 5, (a.pids, b.pids)
+        assert a.escaped == b.escaped == 1  # the setsid one: its own group
+        time.sleep(0.5)  # one CPU interval for both, the burner running through it
+        now = time.monotonic()
+        a, b = fast.sample(now)["j/a"], portable.sample(now)["j/a"]
+        assert a.pids == b.pids
+        # Both read the kernel's resident pages: 40 MiB held, and the same total.
+        assert 40 * MIB < a.rss < 1024 * MIB and 40 * MIB < b.rss < 1024 * MIB, (a.rss, b.rss)
+        assert abs(a.rss - b.rss) < 0.1 * a.rss, (a.rss, b.rss)
+        # The burner ran for the whole interval on some core; no tree here uses more
+        # than every core.
+        ceiling = 100.0 * (os.cpu_count() or 1) + 10
+        assert 1.0 < a.cpu < ceiling and 1.0 < b.cpu < ceiling, (a.cpu, b.cpu)
+    finally:
+        fast.close()
+        portable.close()
+
+
+def test_portable_reader_is_chosen_by_env_or_argument(monkeypatch):
+    monkeypatch.setenv(envnames.PORTABLE_SAMPLER, "1")
+    assert Sampler().stats.kind == "psutil"
+    monkeypatch.setenv(envnames.PORTABLE_SAMPLER, "0")
+    assert Sampler().stats.kind == ("procfs" if procread.has_procfs() else "psutil")
+    assert Sampler(portable=True).stats.kind == "psutil"
+
+
+def test_readers_say_gone_for_a_dead_process():
+    p = subprocess.Popen(["sleep", "60"])
+    readers = [procread.PsutilStat()] + ([procread.ProcStat()] if procread.has_procfs() else [])
+    try:
+        for r in readers:
+            st = r.stat(p.pid)
+            assert st is not None and st.ppid == os.getpid() and st.pgrp == os.getpgid(0)
+            assert r.cwd(p.pid) == os.getcwd() and r.ppid(p.pid) == os.getpid()
+    finally:
+        p.kill()
+        p.wait(5)
+    for r in readers:
+        assert r.stat(p.pid) is None, r.kind
+        r.close()
