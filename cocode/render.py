@@ -12,11 +12,6 @@ from cocode.runkey import RunKey
 _SKIP = {"seq", "ts", "job", "agent", "type"}
 
 
-def event_dict(event: ev.Event) -> dict:
-    d = msgspec.to_builtins(event)
-    return d
-
-
 def event_json_line(event: ev.Event) -> str:
     return msgspec.json.encode(event).decode()
 

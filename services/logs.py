@@ -6,20 +6,21 @@ Protocol (ROUTER bound at paths.endpoint("logs"); one msgpack frame per message)
   LogChunk (shipper)        -> stored if it continues the run; LogAck(offset) once
                                everything before offset is written and fdatasync'ed
                                (batched, at most every SYNC_EVERY_S, in a thread:
-                               cocode/fsyncer.py).
+                               cocode/logs/fsyncer.py).
   BacklogRequest (reader)   -> Backlog: the last N lines held in memory, and `end`,
                                the offset to follow live from.
 Dedupe and gaps: a chunk wholly before the run's end is a resend (re-acked, not
 stored); one overlapping the end is trimmed; one after the end is a lost chunk, so
 the shipper is told where the run ends (an ack that does not move) and resends.
-Two jumps are accepted: to an attempt boundary (cocode/logfiles.py ATTEMPT_SPAN),
+Two jumps are accepted: to an attempt boundary (cocode/logs/files.py ATTEMPT_SPAN),
 and, after GAP_GIVE_UP_S of the same hole, to whatever the shipper still has.
 Stored bytes go out on `log.<job>.<agent>` at once (before the fsync: a reader
 dedupes by offset, so a crash's resend is harmless to it). Per-run storage is
-cocode/logrun.py; on-disk layout cocode/logfiles.py.
+cocode/logs/runlog.py; on-disk layout cocode/logs/files.py.
 Also: metrics on `metric.logs` every second while busy, and a `disk_low` warning
-when free space under .cocode/logs falls below the disk line (resources/policy.py, once per crossing)
-if .cocode/logs is on another filesystem than .cocode, which the monitor watches.
+when free space under .cocode/logs falls below the disk line (resources/policy.py;
+once per crossing) if .cocode/logs is on another filesystem than .cocode, which
+the monitor watches.
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ class Worker(Service):
                                        reason="prepare_failed", head=None, attempt=attempt))
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
-        # Output is redacted, spooled and shipped to the logs collector (cocode/logship.py).
+        # Output is redacted, spooled and shipped to the logs collector (cocode/logs/shipper.py).
         ship = self.shipper.open(job, agent, plan.attempt)
 
         def emit(event: ev.Event) -> None:

@@ -1,6 +1,6 @@
 """A run's recent output in memory: the last `capacity` bytes, addressed by run offset.
 
-Owned by the log collector (one per run, see cocode/logrun.py). The bytes sit in
+Owned by the log collector (one per run, see cocode/logs/runlog.py). The bytes sit in
 a deque of BLOCK-sized immutable blocks plus one bytearray being filled: no object
 per line or per chunk, so memory is the bytes themselves (5 full 10 MB buffers are
 ~50 MB) however small the agent's writes. Lines are found on demand with rfind,
