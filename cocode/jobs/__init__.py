@@ -1,0 +1,1 @@
+"""Jobs and runs: the agent protocol, submit, dispatch, timeouts, the runner, cleaning, watching."""

@@ -1,0 +1,1 @@
+"""ADR-005 resources: process-tree sampling, CPU shares, the monitor's policy, metrics and their exposition."""
