@@ -1,1 +1,2 @@
-"""Agent output: redaction, shipping, the collector's per-run storage and files, ring buffer, fsync thread, tail."""
+"""Agent output: redaction, shipping, the collector's per-run storage and files,
+ring buffer, fsync thread, tail."""

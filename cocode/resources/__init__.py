@@ -1,1 +1,2 @@
-"""ADR-005 resources: process-tree sampling, CPU shares, the monitor's policy, metrics and their exposition."""
+"""ADR-005's resources: process-tree sampling, CPU shares, the monitor's policy,
+metrics and their exposition."""
