@@ -1,6 +1,7 @@
 """The operating-system primitives several layers need, written once: a durable
 file write (temp, fsync, rename, fsync of the directory), fsyncing a directory,
-whether a pid is alive, and handing freed heap back to the OS.
+fdatasync where there is one, whether a pid is alive, and handing freed heap back
+to the OS.
 
 Bottom layer (beside errors.py): imports nothing of cocode.
 """
@@ -10,6 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+
+
+# macOS has no fdatasync; fsync is its durable (metadata too, so slower) equivalent.
+fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 def fsync_path(path: Path | str) -> None:

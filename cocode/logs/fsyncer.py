@@ -11,7 +11,6 @@ covered by the next round, which is the batching.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections import deque
@@ -20,6 +19,7 @@ from typing import Callable, Hashable
 import zmq
 
 from cocode.core.loop import Loop
+from cocode.osutil import fdatasync
 
 
 class Fsyncer:
@@ -54,7 +54,7 @@ class Fsyncer:
             done = []
             for key, fd, offset in items:
                 try:
-                    os.fdatasync(fd)
+                    fdatasync(fd)
                     done.append((key, offset))
                 except OSError:
                     pass  # not acked; the next round tries again

@@ -24,7 +24,6 @@ Policy, from ADR-005 §2 and the config keys:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from cocode.core import wire
 from cocode.config import Limits
 from cocode.logs.files import Manifest, Rotated, RunFiles
 from cocode.logs.ringbuf import RingBuffer
-from cocode.osutil import replace_durably
+from cocode.osutil import fdatasync, replace_durably
 from cocode.runkey import RunKey
 
 MB = 1024 * 1024
@@ -237,7 +236,7 @@ class RunLog:
         if self.synced == self.end:
             return False
         self.live.flush()
-        os.fdatasync(self.live.fileno())
+        fdatasync(self.live.fileno())
         self.synced = self.end
         return True
 
