@@ -15,7 +15,7 @@ from cocode.errors import CocodeError
 from cocode.gitops import runner
 from cocode.jobs import agents
 from cocode.paths import Paths
-from cocode.resources import policy
+from cocode.resources import cpushare, policy
 
 
 @dataclass
@@ -79,10 +79,6 @@ def services_check(paths: Paths) -> Check:
 
 
 def cpu_share_check() -> Check:
-    try:
-        from cocode.resources import cpushare
-    except ImportError:
-        return Check("cpu shares", True, "equal nice value for every agent", required=False)
     return Check("cpu shares", True, cpushare.describe(), required=False)
 
 
