@@ -211,7 +211,10 @@ def agent_procs(tmp_path: Path) -> list[psutil.Process]:
             cmd = p.info["cmdline"] or []
             if "cocode" in cmd:
                 continue  # services: the fixtures handle those
-            if (p.info["cwd"] or "").startswith(where) or "--allocate" in cmd:
+            # An escaped hog may run anywhere, but its environment names this test's
+            # worktree: never another checkout's hog, whose test is still running.
+            if (p.info["cwd"] or "").startswith(where) or (
+                    "--allocate" in cmd and p.environ().get("COCODE_REPO_PATH", "").startswith(where)):
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
