@@ -16,9 +16,8 @@ import click
 import msgspec
 
 from cocode.errors import CocodeError, EXIT_INTERRUPTED
-from cocode.paths import Paths, find_repo_root
-
 from cocode.envnames import PERFORMANCE_PROFILE as PROFILE_ENV
+from cocode.paths import Paths, find_repo_root
 
 
 class Env:

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running
+from cocode.cli.helpers import Env, main, pass_env, require_running
 from cocode.errors import CocodeError, ConfigError
 
 
