@@ -16,6 +16,7 @@ import pytest
 from cocode import envnames
 from cocode.resources import procread
 from cocode.resources.proctree import Sampler
+from support import wait_until
 
 # A leader (its own session), two sleepers in its session, one that leaves the
 # session by setsid (found as a descendant outside the group), and one that burns
@@ -99,6 +100,8 @@ def test_portable_reader_is_chosen_by_env_or_argument(monkeypatch):
 
 def test_readers_say_gone_for_a_dead_process():
     p = subprocess.Popen(["sleep", "60"])
+    # Between fork and exec the child is a copy of us with no RSS of its own yet: wait for the exec.
+    assert wait_until(lambda: psutil.Process(p.pid).cmdline() == ["sleep", "60"], 10), "sleep never exec'd"
     readers = [procread.PsutilStat()] + ([procread.ProcStat()] if procread.has_procfs() else [])
     try:
         for r in readers:
