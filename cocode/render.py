@@ -55,20 +55,26 @@ def _ago(ts: float | None, end: float | None = None) -> str:
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.0f}m"
 
 
-def status_table(jobs) -> str:
+def status_table(jobs, colour: bool = False, width: int | None = None, titles: bool = False) -> str:
+    """A line per run (JOB, AGENT, STATE, REASON, COMMITS, TIME, READY), a failed
+    run's detail under it; `titles` adds each job's issue title after JOB."""
+    from cocode import style
+
     if not jobs:
         return "no jobs yet; `cocode submit --text '...' --agent demo` queues one"
-    lines = [f"{'JOB':<8} {'AGENT':<12} {'STATE':<10} {'REASON':<18} {'COMMITS':>7} {'TIME':>7}  READY"]
+    headers = ["JOB", *(["TITLE"] if titles else []), "AGENT", "STATE", "REASON", "COMMITS", "TIME", "READY"]
+    rows, styles, notes = [], [], {}
     for job in jobs:
-        for agent in job.agents:
+        for i, agent in enumerate(job.agents):
             r = job.runs[agent]
-            lines.append(
-                f"{job.job:<8} {agent:<12} {r.state:<10} {r.reason or '-':<18} {r.commits:>7} "
-                f"{_ago(r.started_at, r.ended_at):>7}  {(r.ready_commit or '-')[:12]}"
-            )
+            title = [job.title if i == 0 else ""] if titles else []
+            rows.append([job.job, *title, agent, r.state, r.reason or "-", r.commits,
+                         _ago(r.started_at, r.ended_at), (r.ready_commit or "-")[:12]])
+            styles.append(["bold", *([""] if titles else []), "", style.STATE_STYLES.get(r.state, "")])
             if r.detail and r.state == "failed":
-                lines.append(f"{'':<8} {'':<12} └ {r.detail[:100]}")
-    return "\n".join(lines)
+                notes[len(rows) - 1] = f"└ {r.detail[:100]}"
+    return style.table(headers, rows, colour, styles, right=("COMMITS", "TIME"), width=width,
+                       max_widths={"TITLE": 40}, notes=notes, note_column="STATE")
 
 
 def run_event_summary(event: ev.Event) -> str | None:

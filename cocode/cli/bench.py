@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import click
 
-from cocode.cli.helpers import Env, main, pass_env, print_json
+from cocode.cli.helpers import Env, WholeHelpGroup, main, pass_env, print_json
 
 
-@main.group()
+@main.group(cls=WholeHelpGroup)
 def bench() -> None:
     """Benchmarks that print same-run ratios against a baseline."""
 

@@ -3,14 +3,16 @@
 Used by `cocode tail`, `cocode logs` on a terminal, and job watching (`submit
 --wait`, `demo`), like honcho's one printer. Complete lines only (a line's
 start waits for its end, up to 64 KiB), prefixed like docker compose logs when
-asked to, coloured only when the caller says it writes to a terminal.
+asked to, coloured (through cocode.style, once per agent) only when the caller
+says so.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-COLOURS = (36, 33, 35, 32, 34, 31)
+from cocode import style
+
 LONG_LINE = 65536  # a line without its end beyond this is shown in pieces, not held
 
 
@@ -21,14 +23,14 @@ class Printer:
                  prefixed: bool | None = None) -> None:
         self.echo, self.colour = echo, colour
         self.width = max((len(a) for a in agents), default=5)
-        self.colours = {a: COLOURS[i % len(COLOURS)] for i, a in enumerate(agents)}
+        self.colours = {a: style.AGENT_STYLES[i % len(style.AGENT_STYLES)] for i, a in enumerate(agents)}
         self.prefixed = len(agents) > 1 if prefixed is None else prefixed
         self.heads = {a: self.prefix(a) + " " for a in agents} if self.prefixed else {}
         self.partial: dict[str, bytes] = {}
 
     def prefix(self, agent: str) -> str:
         label = f"{agent:<{self.width}} |"
-        return f"\x1b[{self.colours.get(agent, 37)}m{label}\x1b[0m" if self.colour else label
+        return style.paint(label, self.colours.get(agent, "white"), self.colour)
 
     def head(self, agent: str) -> str:
         if not self.prefixed:

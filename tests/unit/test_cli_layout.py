@@ -85,7 +85,7 @@ def test_import_is_light_and_registers_every_command():
         "import json, sys\n"
         "from cocode.cli import main\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('zmq', 'pygit2', 'sqlite_utils', 'psutil', 'lz4', 'yaml')"
+        "('zmq', 'pygit2', 'sqlite_utils', 'psutil', 'lz4', 'yaml', 'rich')"
         " or m.startswith(('cocode.bench', 'cocode.client', 'cocode.core', 'cocode.jobs')))\n"
         "print(json.dumps({'heavy': heavy, 'commands': sorted(main.commands),"
         " 'bench': sorted(main.commands['bench'].commands)}))\n"
