@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
+from cocode.cli.complete import complete_agent, complete_job, complete_run_agent
+from cocode.cli.helpers import Env, main, pass_env, print_json, require_running
 from cocode.errors import CocodeError, ConfigError
 from cocode.runkey import RunKey
 
@@ -20,7 +21,8 @@ from cocode.runkey import RunKey
 @click.option("--text", help="The issue text itself.")
 @click.option("--issue", "issue_ref", metavar="NUMBER|URL", help="A GitHub issue, through `gh`.")
 @click.option("--issue-number", type=int, help="COCODE_ISSUE_NUMBER for a local issue (default 0).")
-@click.option("--agent", "agent_names", multiple=True, metavar="NAME", help="An agent to run (repeatable).")
+@click.option("--agent", "agent_names", multiple=True, metavar="NAME", shell_complete=complete_agent,
+              help="An agent to run (repeatable).")
 @click.option("--priority", default=0, show_default=True, help="Higher runs first (-100..100).")
 @click.option("--complexity", default="simple", type=click.Choice(["simple", "medium", "complex"]),
               show_default=True)
@@ -62,11 +64,12 @@ def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, pri
     else:
         click.echo(f"job {event.job}: {len(names)} run(s) queued ({', '.join(names)}) from {event.base_sha[:12]}")
     if wait:
-        final = _watch(env.paths, event.job, stream=not as_json)
+        final = _watch(env.paths, event.job, stream=not as_json, colour=env.colour)
         sys.exit(0 if any(r.state == "ready" for r in final.runs.values()) else 1)
 
 
-def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None):
+def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None,
+           colour: bool = False):
     """Until every run is final: (stream) each run's events and output, then the table."""
     from cocode import client, render
     from cocode.jobs import watch
@@ -77,7 +80,7 @@ def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None
     printer = None
     if stream:
         agents = job.agents if job else []
-        printer = Printer(lambda line: click.echo(line), terminal(), agents, prefixed=True)
+        printer = Printer(lambda line: click.echo(line, color=colour), colour, agents, prefixed=True)
 
     def on_event(event) -> None:
         line = render.run_event_summary(event) if stream and event.agent else None
@@ -87,15 +90,17 @@ def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None
     state = watch.watch_job(paths, job_id, state, on_event, printer, timeout=timeout)
     job = state.jobs[job_id]
     if stream:
-        click.echo(render.status_table([job]))
+        click.echo(render.status_table([job], colour), color=colour)
     return job
 
 
 @main.command()
-@click.argument("job_id", required=False)
+@click.argument("job_id", required=False, shell_complete=complete_job)
+@click.option("--active", is_flag=True, help="Only jobs with a run queued or running.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N jobs (the first listed).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
-def status(env: Env, job_id: str | None, as_json: bool) -> None:
+def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_json: bool) -> None:
     """Jobs and their runs; without JOB every job, the queue in dispatch order."""
     from cocode import client, render
     from cocode.core import state as st
@@ -108,26 +113,34 @@ def status(env: Env, job_id: str | None, as_json: bool) -> None:
         if as_json:
             print_json(render.job_json(job))
         else:
-            click.echo(render.status_table([job]))
+            click.echo(render.status_table([job], env.colour, env.width, titles=True), color=env.colour)
         return
     queue_order = {}
     for i, (job, run) in enumerate(st.queued_runs(state)):
         queue_order.setdefault(job.job, i)
     jobs = sorted(state.jobs.values(), key=lambda j: (j.state == "done", queue_order.get(j.job, -1), j.seq))
+    if active:
+        jobs = [j for j in jobs if j.state != "done"]
+    if limit:
+        jobs = jobs[:limit]
     if as_json:
         print_json([render.job_json(j) for j in jobs])
     else:
-        click.echo(render.status_table(jobs))
+        if jobs or not (active or limit):
+            click.echo(render.status_table(jobs, env.colour, env.width, titles=True), color=env.colour)
+        else:
+            click.echo("no active job" if active else "no jobs")
         for w in state.warnings[-3:]:
             click.echo(f"warning: {w.message}")
 
 
 @main.command()
-@click.argument("job_id")
-@click.argument("agent", required=False)
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", required=False, shell_complete=complete_run_agent)
 @click.option("--no-wait", is_flag=True, help="Return once the request is recorded.")
+@click.option("--json", "as_json", is_flag=True, help="The job's runs afterwards, as `status JOB --json`.")
 @pass_env
-def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool) -> None:
+def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool, as_json: bool) -> None:
     """Stop a job's runs (SIGTERM, 5 s, SIGKILL); their work is kept."""
     from cocode import client, render
     from cocode.core import events as ev
@@ -140,11 +153,17 @@ def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool) -> None:
         raise CocodeError(f"job {job_id} has no agent {agent!r} (it has {', '.join(job.agents)})")
     require_running(env.paths)
     client.append_one(env.paths, ev.CancelRequested(job=job_id, agent=agent or ""))
-    if no_wait:
+    if not no_wait:
+        state = _wait_runs(env.paths, job_id, [agent] if agent else job.agents)
+    elif as_json:
+        state = client.current_state(env.paths)
+    if as_json:
+        print_json({"cancelled": {"job": job_id, "agent": agent}, "waited": not no_wait,
+                    **render.job_json(state.jobs[job_id])})
+    elif no_wait:
         click.echo(f"cancel of {job_id}{'/' + agent if agent else ''} recorded")
-        return
-    state = _wait_runs(env.paths, job_id, [agent] if agent else job.agents)
-    click.echo(render.status_table([state.jobs[job_id]]))
+    else:
+        click.echo(render.status_table([state.jobs[job_id]], env.colour, env.width), color=env.colour)
 
 
 def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):
@@ -161,10 +180,11 @@ def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):
 
 
 @main.command()
-@click.argument("job_id")
-@click.argument("agent")
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", shell_complete=complete_run_agent)
+@click.option("--json", "as_json", is_flag=True, help="The patch and the commits it spans, as one object.")
 @pass_env
-def diff(env: Env, job_id: str, agent: str) -> None:
+def diff(env: Env, job_id: str, agent: str, as_json: bool) -> None:
     """The diff of a run's branch against its base."""
     from cocode import client, gitops
 
@@ -175,13 +195,19 @@ def diff(env: Env, job_id: str, agent: str) -> None:
     head = gitops.BranchWatcher(env.paths.root, RunKey(job_id, agent).branch).head()
     if head is None:
         raise CocodeError(f"run {job_id}/{agent} has no branch yet (state {job.runs[agent].state})")
-    click.echo(gitops.diff_text(env.paths.root, job.base_sha, head), nl=False)
+    text = gitops.diff_text(env.paths.root, job.base_sha, head)
+    if as_json:
+        print_json({"job": job_id, "agent": agent, "branch": RunKey(job_id, agent).branch,
+                    "base_sha": job.base_sha, "head_sha": head, "diff": text})
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
-def demo(directory: Path | None, timeout: float) -> None:
+@pass_env
+def demo(env: Env, directory: Path | None, timeout: float) -> None:
     """Run the whole job on a sample repository with three built-in demo agents."""
     from cocode import client
     from cocode import demo as demo_mod
@@ -194,6 +220,6 @@ def demo(directory: Path | None, timeout: float) -> None:
         event, _ = sub.build_job(paths, config, issue, demo_mod.DEMO_AGENTS)
         client.append_one(paths, event)
         click.echo(f"job {event.job}: {', '.join(demo_mod.DEMO_AGENTS)}")
-        return _watch(paths, event.job, stream=True, timeout=timeout)
+        return _watch(paths, event.job, stream=True, timeout=timeout, colour=env.colour)
 
     sys.exit(demo_mod.run(directory, click.echo, submit_and_watch))

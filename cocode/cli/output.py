@@ -8,13 +8,14 @@ import sys
 
 import click
 
+from cocode.cli.complete import complete_job, complete_run_agent
 from cocode.cli.helpers import Env, main, pass_env, terminal
 from cocode.errors import ConfigError
 
 
 @main.command("tail")
-@click.argument("job_id")
-@click.argument("agents", nargs=-1)
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agents", nargs=-1, shell_complete=complete_run_agent)
 @click.option("-n", "--lines", type=int, default=None, metavar="N",
               help="Lines of backlog per agent (default: tui_log_lines, 2000).")
 @click.option("-f", "--follow", is_flag=True, help="Then print live output until the runs end.")
@@ -28,15 +29,16 @@ def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, 
     n = env.config.limits.tui_log_lines if lines is None else lines
     if n < 0:
         raise ConfigError(f"-n {n}: give 0 or more lines")
-    sys.exit(tail_mod.tail(env.paths, job_id, agents, n, follow, as_json, terminal=terminal()))
+    sys.exit(tail_mod.tail(env.paths, job_id, agents, n, follow, as_json, colour=env.colour))
 
 
 @main.command("logs")
-@click.argument("job_id")
-@click.argument("agent")
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", shell_complete=complete_run_agent)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as `tail --json`.")
 @pass_env
-def logs_cmd(env: Env, job_id: str, agent: str) -> None:
+def logs_cmd(env: Env, job_id: str, agent: str, as_json: bool) -> None:
     """All retained output of one run, oldest first (rotated lz4 files, then the live file)."""
     from cocode.logs import tail as tail_mod
 
-    sys.exit(tail_mod.print_logs(env.paths, job_id, agent, terminal=terminal()))
+    sys.exit(tail_mod.print_logs(env.paths, job_id, agent, terminal=terminal(), as_json=as_json))
