@@ -10,17 +10,21 @@ import time
 import click
 
 from cocode.cli.helpers import Env, main, pass_env, print_json
-from cocode.errors import CocodeError
+from cocode.errors import CocodeError, ConfigError
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True)
 @pass_env
-def init(env: Env) -> None:
+def init(env: Env, as_json: bool) -> None:
     """Write a commented .cocode/config.yaml and keep .cocode/ out of git."""
     from cocode.config import init_config
 
     path, created = init_config(env.paths.root)
-    click.echo(f"{'wrote' if created else 'kept existing'} {env.relative(path)}")
+    if as_json:
+        print_json({"config": str(path), "created": created})
+    else:
+        click.echo(f"{'wrote' if created else 'kept existing'} {env.relative(path)}")
 
 
 @main.command()
@@ -28,11 +32,14 @@ def init(env: Env) -> None:
 @click.option("--timeout", default=20.0, show_default=True, help="Seconds --detach waits for readiness.")
 @click.option("--metrics-port", type=int, metavar="PORT",
               help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics.")
+@click.option("--json", "as_json", is_flag=True, help="With --detach: the start-up as one object.")
 @pass_env
-def up(env: Env, detach: bool, timeout: float, metrics_port: int | None) -> None:
+def up(env: Env, detach: bool, timeout: float, metrics_port: int | None, as_json: bool) -> None:
     """Start the bus and every service, and supervise them."""
     from cocode import client, supervisor
 
+    if as_json and not detach:
+        raise ConfigError("--json needs --detach (in the foreground `up` runs until Ctrl-C)")
     env.config  # a bad config stops here, before anything starts
     if metrics_port is not None:
         from cocode.resources.http import metrics_port_env
@@ -51,6 +58,10 @@ def up(env: Env, detach: bool, timeout: float, metrics_port: int | None) -> None
         click.echo(f"cocode: stopped after {time.monotonic() - started:.1f}s", err=True)
         sys.exit(code)
     elapsed = supervisor.start_detached(env.paths, env.profile, timeout)
+    if as_json:
+        print_json({"root": str(env.paths.root), "pid": client.running_pid(env.paths),
+                    "ready_ms": round(elapsed * 1000, 1), "endpoints": env.paths.endpoints()})
+        return
     click.echo(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
     for name, address in env.paths.endpoints().items():
         click.echo(f"  {name:<11} {address}")
@@ -58,13 +69,16 @@ def up(env: Env, detach: bool, timeout: float, metrics_port: int | None) -> None
 
 @main.command()
 @click.option("--timeout", default=30.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
 @pass_env
-def down(env: Env, timeout: float) -> None:
+def down(env: Env, timeout: float, as_json: bool) -> None:
     """Stop every service gracefully; no process and no socket file remain."""
     from cocode import supervisor
 
     pid, leftovers = supervisor.stop(env.paths, timeout)
-    if pid:
+    if as_json:
+        print_json({"was_running": bool(pid), "pid": pid or None, "leftovers": list(leftovers)})
+    elif pid:
         click.echo("cocode: stopped")
     else:
         extra = f" (stopped {len(leftovers)} leftover services)" if leftovers else ""

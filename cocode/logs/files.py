@@ -146,23 +146,34 @@ class RunFiles:
 
     def iter_all(self) -> Iterator[bytes]:
         """Every retained byte of the run, oldest first: rotated files, then live."""
+        for _, block in self.iter_at():
+            yield block
+
+    def iter_at(self) -> Iterator[tuple[int, bytes]]:
+        """iter_all's blocks with the run offset each starts at (`logs --json`):
+        a pruned file or a new attempt is a jump, not a shift of what follows."""
         m = self.read_manifest()
         if m is None:
             return
         for r in m.rotated:
+            offset = r.start
             try:
-                yield from self.iter_rotated(r)
+                for block in self.iter_rotated(r):
+                    yield offset, block
+                    offset += len(block)
             except FileNotFoundError:  # pruned by a rotation since the manifest was read
                 continue
         if m.truncate_live:
             return  # its bytes are the last rotated file's
+        offset = m.start
         try:
             with open(self.live, "rb") as f:
                 while True:
                     block = f.read(READ_CHUNK)
                     if not block:
                         return
-                    yield block
+                    yield offset, block
+                    offset += len(block)
         except FileNotFoundError:
             return
 

@@ -315,12 +315,12 @@ def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
 
 
 def tail(paths: Paths, job_id: str, agents: tuple[str, ...], lines: int, follow: bool,
-         as_json: bool, terminal: bool = False) -> int:
-    """Print to stdout; `terminal` (stdout is one) colours the text prefixes."""
+         as_json: bool, colour: bool = False) -> int:
+    """Print to stdout; `colour` colours the text prefixes."""
     from cocode import client
 
     state, names = resolve(paths, job_id, agents)
-    out = Output(job_id, names, as_json, colour=terminal and not as_json)
+    out = Output(job_id, names, as_json, colour=colour and not as_json)
     try:
         if not client.is_running(paths):
             if follow:
@@ -349,15 +349,28 @@ def _line_start(data: bytes, lines: int) -> int:
     return pos + 1
 
 
-def print_logs(paths: Paths, job_id: str, agent: str, terminal: bool = False) -> int:
+def print_logs(paths: Paths, job_id: str, agent: str, terminal: bool = False,
+               as_json: bool = False) -> int:
     """Every retained byte of the run to stdout: raw into a pipe or file, made safe
-    when `terminal` says stdout is one."""
+    when `terminal` says stdout is one, or (as_json) a JSON object per line as
+    `tail --json` prints them."""
     files = RunFiles(paths.logs, job_id, agent)
     if files.read_manifest() is None:
         resolve(paths, job_id, (agent,))  # a clear error for a wrong job or agent
         return 0  # a run that wrote nothing (yet)
     try:
-        if terminal:
+        if as_json:
+            out = Output(job_id, [agent], True, colour=False)
+            expected = None
+            for offset, block in files.iter_at():
+                if expected is not None and offset != expected:
+                    out.flush_agent(agent)  # a jump (new attempt, pruned file): a line ends here
+                out.chunk(agent, offset, block)
+                expected = offset + len(block)
+                out.emit()  # a block at a time: a long log is never held whole
+            out.flush_agent(agent)
+            out.emit()
+        elif terminal:
             printer = Printer(lambda line: sys.stdout.write(line + "\n"), False, [agent])
             for block in files.iter_all():
                 printer.chunk(agent, block)
