@@ -32,7 +32,7 @@ def metrics(env: Env, as_json: bool, prometheus: bool) -> None:
     elif prometheus:
         click.echo(exposition.prometheus(summary), nl=False)
     else:
-        click.echo(exposition.table(summary))
+        click.echo(exposition.table(summary, env.colour), color=env.colour)
 
 
 @main.command()

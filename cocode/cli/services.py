@@ -110,12 +110,17 @@ def ps(env: Env, as_json: bool) -> None:
     if not reply:
         click.echo("cocode is not running here; `cocode up` starts it")
         return
-    click.echo(f"{'NAME':<10} {'PID':>7} {'STATE':<9} {'UPTIME':>9} {'RESTARTS':>8}")
-    for r in rows:
-        click.echo(
-            f"{r['name']:<10} {r['pid'] or '-':>7} {r['state']:<9} {r['uptime_s']:>8.1f}s {r['restarts']:>8}"
-            + (f"  {r['reason']}" if r.get("reason") else "")
-        )
+    from cocode import style
+
+    rows = [[r["name"], r["pid"] or "-", r["state"], f"{r['uptime_s']:.1f}s", r["restarts"], r.get("reason") or ""]
+            for r in rows]
+    styles = [["bold", "", SERVICE_STYLES.get(r[2], "")] for r in rows]
+    table = style.table(["NAME", "PID", "STATE", "UPTIME", "RESTARTS", "REASON"], rows, env.colour, styles,
+                        right=("PID", "UPTIME", "RESTARTS"), width=env.width)
+    click.echo(table, color=env.colour)
+
+
+SERVICE_STYLES = {"ready": "green", "starting": "cyan", "backoff": "yellow", "failed": "bold red", "stopped": "yellow"}
 
 
 @main.command()
@@ -142,7 +147,11 @@ def doctor(env: Env, as_json: bool) -> None:
     if as_json:
         print_json([{"check": c.name, "ok": c.ok, "required": c.required, "detail": c.detail} for c in checks])
     else:
-        for c in checks:
-            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
-            click.echo(f"{mark} {c.name:<18} {c.detail}")
+        from cocode import style
+
+        marks = [("ok", "green") if c.ok else (("FAIL", "bold red") if c.required else ("warn", "yellow"))
+                 for c in checks]
+        rows = [[mark, c.name, c.detail] for (mark, _), c in zip(marks, checks)]
+        table = style.table(["", "CHECK", "DETAIL"], rows, env.colour, [[s] for _, s in marks])
+        click.echo(table.split("\n", 1)[1] if rows else "", color=env.colour)  # no header: a checklist
     sys.exit(0 if all(c.ok or not c.required for c in checks) else 1)

@@ -18,26 +18,27 @@ def json(s: dict) -> str:
     return msgspec.json.encode(s).decode()
 
 
-def table(s: dict) -> str:
-    lines = [f"{'AGENT':<14} {'RUNS':>4} {'EXEC AVG':>9} {'WORKTREE':>9} {'READY CHK':>9} "
-             f"{'LOG MB/MIN':>10} {'TIMEOUTS':>8} {'LIMITS':>6} {'RSS NOW':>9}"]
+def table(s: dict, colour: bool = False) -> str:
+    from cocode import style
+
+    rows = []
     for name, a in sorted(s["agents"].items()):
         ex = f"{a['execution_s_avg']:.1f}s" if a["execution_s_avg"] is not None else "-"
         wt = f"{a['worktree_ms_avg']:.0f}ms" if a["worktree_ms_avg"] is not None else "-"
         mb = f"{a['log_mb_per_min']:.3f}" if a["log_mb_per_min"] is not None else "-"
         rss = f"{a['rss'] / 2**20:.1f}M" if a["rss"] else "-"
-        lines.append(f"{name:<14} {a['runs']:>4} {ex:>9} {wt:>9} {a['ready_checks']:>9} "
-                     f"{mb:>10} {a['timeouts']:>8} {a['limit_hits']:>6} {rss:>9}")
+        rows.append([name, a["runs"], ex, wt, a["ready_checks"], mb, a["timeouts"], a["limit_hits"], rss])
+    head = ["AGENT", "RUNS", "EXEC AVG", "WORKTREE", "READY CHK", "LOG MB/MIN", "TIMEOUTS", "LIMITS", "RSS NOW"]
+    lines = [style.table(head, rows, colour, right=head[1:])]
     if not s["agents"]:
         lines.append("(no run has started yet)")
     live = [r for r in s["runs"] if r["rss"] is not None]
     if live:
-        lines.append("")
-        lines.append(f"{'LIVE RUN':<24} {'RSS':>9} {'PEAK':>9} {'LIMIT':>9} {'CPU%':>6} {'PROCS':>5} {'ESCAPED':>7}")
-        for r in live:
-            lines.append(
-                f"{r['job'] + '/' + r['agent']:<24} {r['rss'] / 2**20:>8.1f}M {r['peak_rss'] / 2**20:>8.1f}M "
-                f"{r['memory_limit'] / 2**20:>8.0f}M {r['cpu_percent']:>6.1f} {r['processes']:>5} {r['escaped']:>7}")
+        head = ["LIVE RUN", "RSS", "PEAK", "LIMIT", "CPU%", "PROCS", "ESCAPED"]
+        rows = [[r["job"] + "/" + r["agent"], f"{r['rss'] / 2**20:.1f}M", f"{r['peak_rss'] / 2**20:.1f}M",
+                 f"{r['memory_limit'] / 2**20:.0f}M", f"{r['cpu_percent']:.1f}", r["processes"], r["escaped"]]
+                for r in live]
+        lines += ["", style.table(head, rows, colour, right=head[1:])]
     t = s["totals"]
     hits = ", ".join(f"{k} {v}" for k, v in sorted(t["limit_hits"].items())) or "none"
     lines += ["", f"resource-limit hits: {hits}; timeout violations: {t['timeouts']}; "
