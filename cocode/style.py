@@ -79,14 +79,16 @@ def fit(text: str, width: int) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], colour: bool,
           styles: Iterable[Sequence[str]] | None = None, right: Sequence[str] = (),
           width: int | None = None, max_widths: dict[str, int] | None = None,
-          notes: dict[int, str] | None = None, note_column: str | None = None) -> str:
+          notes: dict[int, str] | None = None, note_column: str | None = None,
+          header: bool = True) -> str:
     """Columns aligned under bold headers, without borders (greppable, like `ps`).
 
     `styles` gives a style per cell (parallel to `rows`); headers in `right` align
     right; `max_widths` caps a column (cut cells end in "…"), and on a terminal of
     `width` columns those capped columns shrink first. Each row is one line, and
     `notes[i]`, a line of its own starting under `note_column`, follows row i. No
-    line has trailing spaces."""
+    line has trailing spaces. `header=False` leaves the header line out (the
+    headers still name the columns for `right` and `max_widths`)."""
     caps = dict(max_widths or {})
     grid = [[str(v) for v in row] for row in rows]
     style_rows = [list(s) for s in styles] if styles is not None else [[] for _ in grid]
@@ -115,7 +117,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], colour: bool
 
     at = list(headers).index(note_column) if note_column in headers else 0
     indent = " " * (sum(widths[:at]) + at)
-    lines = [line(list(headers), ["bold"] * len(headers))]
+    lines = [line(list(headers), ["bold"] * len(headers))] if header else []
     for k, (r, s) in enumerate(zip(grid, style_rows)):
         lines.append(line(r, s))
         if notes and k in notes:

@@ -152,6 +152,6 @@ def doctor(env: Env, as_json: bool) -> None:
         marks = [("ok", "green") if c.ok else (("FAIL", "bold red") if c.required else ("warn", "yellow"))
                  for c in checks]
         rows = [[mark, c.name, c.detail] for (mark, _), c in zip(marks, checks)]
-        table = style.table(["", "CHECK", "DETAIL"], rows, env.colour, [[s] for _, s in marks])
-        click.echo(table.split("\n", 1)[1] if rows else "", color=env.colour)  # no header: a checklist
+        table = style.table(["", "CHECK", "DETAIL"], rows, env.colour, [[s] for _, s in marks], header=False)
+        click.echo(table, color=env.colour)
     sys.exit(0 if all(c.ok or not c.required for c in checks) else 1)

@@ -40,6 +40,9 @@ def test_table_aligns_caps_and_notes_without_trailing_spaces():
         "               └ why",
     ]
     assert "\x1b" not in out
+    headless = style.table(["JOB", "TITLE", "AGENT", "N"], rows, False, right=("N",), max_widths={"TITLE": 10},
+                           header=False)
+    assert headless.splitlines() == out.splitlines()[1:3]
 
 
 def test_colour_changes_no_character_and_wide_text_aligns():
