@@ -97,7 +97,8 @@ def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None
 @main.command()
 @click.argument("job_id", required=False, shell_complete=complete_job)
 @click.option("--active", is_flag=True, help="Only jobs with a run queued or running.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N jobs (the first listed).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="At most N jobs: the active ones, then the newest finished.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
 def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_json: bool) -> None:
@@ -121,8 +122,10 @@ def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_jso
     jobs = sorted(state.jobs.values(), key=lambda j: (j.state == "done", queue_order.get(j.job, -1), j.seq))
     if active:
         jobs = [j for j in jobs if j.state != "done"]
-    if limit:
-        jobs = jobs[:limit]
+    if limit:  # the active jobs, then the newest finished ones; shown in the usual order
+        newest = sorted(jobs, key=lambda j: (j.state == "done", -j.seq if j.state == "done" else 0))
+        keep = {j.job for j in newest[:limit]}
+        jobs = [j for j in jobs if j.job in keep]
     if as_json:
         print_json([render.job_json(j) for j in jobs])
     else:

@@ -130,6 +130,7 @@ def test_status_active_limit_and_cancel_json(live):
     assert out["job"] == napping and out["state"] == "done" and out["title"] == "Greet politely"
     assert [(r["agent"], r["state"]) for r in out["runs"]] == [("napper", "cancelled")]
     assert as_json(repo, "status", "--active") == []
+    assert [j["job"] for j in as_json(repo, "status", "--limit", "1")] == [napping]  # the newest finished
 
 
 # ------------------------------------------------------------------------------ a run's output
