@@ -129,10 +129,10 @@ def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_jso
     if as_json:
         print_json([render.job_json(j) for j in jobs])
     else:
-        if jobs or not (active or limit):
+        if jobs or not active:
             click.echo(render.status_table(jobs, env.colour, env.width, titles=True), color=env.colour)
         else:
-            click.echo("no active job" if active else "no jobs")
+            click.echo("no active job")
         for w in state.warnings[-3:]:
             click.echo(f"warning: {w.message}")
 
