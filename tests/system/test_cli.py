@@ -218,3 +218,13 @@ def test_down_json_then_completion_from_the_file(live):
     assert not client.is_running(Paths(repo))
     assert job in bash_values(complete(repo, "status "))  # now read from events.db
     assert bash_values(complete(repo, f"diff {job} ")) == ["demo", "demo-fail"]
+
+
+def test_completion_never_raises_on_a_broken_log(tmp_path):
+    repo = make_repo(tmp_path / "broken")
+    db = Paths(repo).db
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"this is not a SQLite database" * 100)
+    assert bash_values(complete(repo, "status ")) == []  # complete() checks: exit 0, nothing on stderr
+    (repo / ".cocode" / "config.yaml").write_text("agents: [not, a, mapping\n")
+    assert "demo" in bash_values(complete(repo, "submit --agent "))  # the presets still complete
