@@ -161,7 +161,7 @@ def append_one(paths: Paths, event: ev.Event, timeout: float = 15.0) -> None:
         append(event)
 
 
-def compact(paths: Paths, older_than_days: float, timeout: float = 300.0) -> wire.Compacted:
+def compact(paths: Paths, older_than_days: float, timeout: float = 300.0) -> wire.CompactDone:
     """Ask the store to archive finished jobs older than this; its answer, or an error."""
     sock = dealer(zmq.Context.instance(), paths.endpoint("store"))
     try:
@@ -171,7 +171,7 @@ def compact(paths: Paths, older_than_days: float, timeout: float = 300.0) -> wir
         reply = wire.reply_decoder.decode(sock.recv())
     finally:
         sock.close(0)
-    if not isinstance(reply, wire.Compacted):
+    if not isinstance(reply, wire.CompactDone):
         raise CocodeError(f"unexpected answer from the store: {type(reply).__name__}")
     if reply.error:
         raise CocodeError(reply.error)

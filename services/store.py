@@ -107,10 +107,10 @@ class Store(ServiceBase):
         if isinstance(req, wire.Compact):
             reply = self.compact(req.older_than_days)
         else:
-            reply = wire.Compacted(archive=None, events=0, error=f"{type(req).__name__} is not supported yet")
+            reply = wire.CompactDone(archive=None, events=0, error=f"{type(req).__name__} is not supported yet")
         self.router.send_multipart([ident, wire.encoder.encode(reply)])
 
-    def compact(self, older_than_days: float) -> wire.Compacted:
+    def compact(self, older_than_days: float) -> wire.CompactDone:
         """Archive finished jobs' old events; the log file is replaced, never UPDATEd."""
         try:
             done = compaction.compact(self.conn, self.paths, self.state, self.head, older_than_days)
@@ -118,7 +118,7 @@ class Store(ServiceBase):
             self.log.exception("compaction failed")
             if not _usable(self.conn):  # it failed after letting go of the old file
                 self.conn = eventlog.open_for_writing(self.paths.db)
-            return wire.Compacted(archive=None, events=0, error=f"compaction failed: {err}")
+            return wire.CompactDone(archive=None, events=0, error=f"compaction failed: {err}")
         if done.conn is not None:
             self.conn, self.snapshot_seq = done.conn, self.head
         if done.event is not None:

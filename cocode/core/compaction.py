@@ -58,7 +58,7 @@ def select_jobs(state: st.State, now: float, older_than_days: float) -> list[str
 
 @dataclass
 class Done:
-    reply: wire.Compacted
+    reply: wire.CompactDone
     conn: sqlite3.Connection | None = None  # the store's new connection, after the swap
     event: ev.Compacted | None = None  # to append once the new file is in place
 
@@ -87,7 +87,7 @@ def compact(conn: sqlite3.Connection, paths, state: st.State, head: int, older_t
         if not jobs:  # job-less events alone are not worth a new file
             new.close()
             _remove_db_files(new_path)
-            return Done(wire.Compacted(archive=None, events=0, jobs=[]))
+            return Done(wire.CompactDone(archive=None, events=0, jobs=[]))
         first, last = rows[0][0], rows[-1][0]
         paths.archive.mkdir(mode=0o700, parents=True, exist_ok=True)
         archive = paths.archive / archive_name(first, last)
@@ -108,7 +108,7 @@ def compact(conn: sqlite3.Connection, paths, state: st.State, head: int, older_t
     fresh = swap(conn, paths.db, new_path)
     moved = len(rows)
     event = ev.Compacted(archive=str(archive), first_seq=first, last_seq=last, events=moved, jobs=jobs)
-    return Done(wire.Compacted(archive=str(archive), events=moved, jobs=jobs), fresh, event)
+    return Done(wire.CompactDone(archive=str(archive), events=moved, jobs=jobs), fresh, event)
 
 
 def swap(old: sqlite3.Connection, db: Path, new_path: Path) -> sqlite3.Connection:

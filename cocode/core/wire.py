@@ -147,7 +147,7 @@ class Compact(msgspec.Struct, tag="compact"):
     older_than_days: float
 
 
-class Compacted(msgspec.Struct, tag="compact_done"):
+class CompactDone(msgspec.Struct, tag="compact_done"):
     archive: str | None
     events: int
     jobs: list[str] = []
@@ -155,7 +155,7 @@ class Compacted(msgspec.Struct, tag="compact_done"):
 
 
 StoreRequest = Union[Append, Sync, Compact]
-StoreReply = Union[Ack, Nack, Refused, Page, Compacted]
+StoreReply = Union[Ack, Nack, Refused, Page, CompactDone]
 
 encoder = msgspec.msgpack.Encoder()
 request_decoder = msgspec.msgpack.Decoder(StoreRequest)
