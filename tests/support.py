@@ -1,26 +1,39 @@
 """What tests share: real git repositories with the user's git config shut out, the
 real `cocode` CLI as a subprocess, `up`/`down` of a real running cocode, finding and
-reaping the processes a test left, and one `wait_until`.
+reaping the processes a test left, one `wait_until` (it raises, saying what it waited
+for and what it last saw), and the job helpers (submit, status, wait for a job or a
+run, read events) the system tests drive cocode with.
 
 Fixtures live in conftest.py and use these; test modules import from here, never
-from conftest.
+from conftest or from each other.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import psutil
 
+from cocode import client, render
 from cocode.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent  # the project
 AGENTS_DIR = ROOT / "tests" / "agents"  # small real agent scripts
+
+# Agents commit with a fixed identity and without the user's git config (hooks, signing).
+AGENT_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
+    "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "cocode-test", "GIT_AUTHOR_EMAIL": "test@cocode.invalid",
@@ -153,12 +166,247 @@ def down(repo: Path) -> None:
     assert not leftover, f"processes left after down: {[p.info['cmdline'] for p in leftover]}"
 
 
-def wait_until(cond, timeout: float, interval: float = 0.05):
-    """cond()'s first truthy value within `timeout` seconds, else its last value."""
+def wait_until(cond, timeout: float, *, what: str, interval: float = 0.1):
+    """cond()'s first truthy value within `timeout` seconds; past it, AssertionError
+    naming `what` was awaited and the last value cond() returned."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = cond()
         if value:
             return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last saw {_short(value)}")
         time.sleep(interval)
-    return cond()
+
+
+def wait_none(find, timeout: float, *, what: str, interval: float = 0.1) -> None:
+    """Wait until find() returns nothing (no process left, no file...); past `timeout`,
+    AssertionError naming `what` and what find() still returned."""
+    left = []
+
+    def gone() -> bool:
+        nonlocal left
+        left = find()
+        return not left
+
+    try:
+        wait_until(gone, timeout, what=what, interval=interval)
+    except AssertionError as err:
+        shown = [_describe(p) for p in left] if isinstance(left, list) else left
+        raise AssertionError(f"{err}; still there: {_short(shown)}") from None
+
+
+def _describe(item):
+    if isinstance(item, psutil.Process):
+        try:
+            return item.pid, item.cmdline()
+        except psutil.Error:
+            return item.pid
+    return item
+
+
+def _short(value, limit: int = 800) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def agent_module(name: str) -> ModuleType:
+    """A Python agent script in tests/agents/, loaded as a module (for its expected output)."""
+    spec = importlib.util.spec_from_file_location(name, AGENTS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------ driving a running cocode
+
+ISSUE = "Fix the greeting\n\nThe greeting says Helo; it should say Hello."
+SECRET = "x-secret-value-7731"  # in the environment `cocode up` inherits; never passed on
+PASSED = "passed-value-7731"  # listed in env_passthrough: passed on
+
+
+def ps(repo: Path) -> dict[str, dict]:
+    """`cocode ps --json`, by service name."""
+    proc = cocode(repo, "ps", "--json", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return {row["name"]: row for row in json.loads(proc.stdout)}
+
+
+def service_pid(repo: Path, name: str) -> int:
+    """The service's pid as `cocode ps` shows it, 0 while it is not ready."""
+    row = ps(repo)[name]
+    return row["pid"] if row["state"] == "ready" else 0
+
+
+def submit(repo: Path, *args: str, text: str | None = ISSUE) -> str:
+    """`cocode submit --json` (args as on the command line, --agent NAME...); the job id."""
+    source = ("--text", text) if text is not None and not {"--issue", "--issue-file"} & set(args) else ()
+    proc = cocode(repo, "submit", "--json", *source, *args, timeout=30)
+    assert proc.returncode == 0, f"submit failed ({proc.returncode}): {proc.stderr}"
+    out = json.loads(proc.stdout)
+    assert [r["agent"] for r in out["runs"]] == [args[i + 1] for i, a in enumerate(args) if a == "--agent"]
+    return out["job"]
+
+
+def agents(*names: str) -> list[str]:
+    """--agent NAME for each name, for submit()."""
+    return [a for name in names for a in ("--agent", name)]
+
+
+def status(repo: Path, job: str | None = None):
+    """`cocode status [JOB] --json`: one job, or the list of all."""
+    proc = cocode(repo, "status", *([job] if job else []), "--json", timeout=30)
+    assert proc.returncode == 0, f"status failed ({proc.returncode}): {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def runs_of(job_json: dict) -> dict[str, dict]:
+    return {r["agent"]: r for r in job_json["runs"]}
+
+
+def job_now(repo: Path, job: str) -> dict | None:
+    """The job as `status --json` shows it, read in-process through the running store:
+    cheap enough to poll (the CLI then confirms what the wait found)."""
+    j = client.current_state(Paths(repo)).jobs.get(job)
+    return render.job_json(j) if j is not None else None
+
+
+def wait_job(repo: Path, job: str, timeout: float = 20, until=lambda j: j["state"] == "done") -> dict:
+    """Wait until the job satisfies `until` (default: done); `cocode status` must agree."""
+    last = None
+
+    def check():
+        nonlocal last
+        last = job_now(repo, job)
+        return last is not None and until(last)
+
+    try:
+        wait_until(check, timeout, what=f"job {job}", interval=0.05)
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last status: {json.dumps(last)}") from None
+    shown = status(repo, job)
+    assert until(shown), f"cocode status disagrees: {json.dumps(shown)}"
+    return shown
+
+
+def wait_run(repo: Path, job: str, agent: str, state: str, timeout: float = 20) -> dict:
+    return runs_of(wait_job(repo, job, timeout, lambda j: runs_of(j)[agent]["state"] == state))[agent]
+
+
+def two_scheduler_decisions(repo: Path, agent: str, reason: str) -> None:
+    """Make the scheduler decide twice more, so a test can assert a queued run was NOT
+    dispatched without pausing: a probe job that must wait for `reason` gets its note
+    (one decision over the whole queue), then is cancelled (the next decision, whose
+    outcome the scheduler writes after anything it wrote in the one before). Once the
+    probe shows cancelled, any dispatch those decisions made is in the log."""
+    probe = submit(repo, "--agent", agent, text="probe: the scheduler decides again")
+    wait_job(repo, probe, 15, lambda j: runs_of(j)[agent]["reason"] == reason)
+    proc = cocode(repo, "cancel", probe, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert runs_of(wait_job(repo, probe, 15))[agent]["state"] == "cancelled"
+
+
+def events(repo: Path, *types: str, archived: bool = False) -> list[dict]:
+    """`cocode events --json [--archived] [--type T]...`, decoded."""
+    args = [a for t in types for a in ("--type", t)] + (["--archived"] if archived else [])
+    proc = cocode(repo, "events", "--json", *args, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def rev_parse(repo: Path, ref: str) -> str:
+    return git(repo, "rev-parse", "--verify", ref)
+
+
+def subjects(repo: Path, base: str, ref: str) -> list[str]:
+    return git(repo, "log", "--format=%s", f"{base}..{ref}").splitlines()
+
+
+def one_line_error(proc) -> str:
+    """A user error: non-zero exit, exactly one line on stderr, no traceback."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode != 0, f"expected a failure, got exit 0: {proc.stdout}"
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+# --------------------------------------------------------------- the job tests' agents
+
+def agent_table(tmp: Path) -> dict:
+    """The agents of the job tests (scripts in tests/agents/), keyed by name."""
+    def bash(script: str, *args: str, **env: str) -> dict:
+        return {"command": ["bash", str(AGENTS_DIR / script), *args], "env": {**AGENT_GIT_ENV, **env}}
+
+    return {
+        "adr003": bash("adr003_example.sh"),
+        "marker_in_file": bash("marker_in_file.sh"),
+        "exit1": bash("exit_with.sh", "1"),
+        "exit3": bash("exit_with.sh", "3"),
+        "sleeper": bash("sleeper.sh"),
+        "sleeper_big": bash("sleeper.sh", "150"),
+        "gate": bash("gate.sh", GATE_FILE=str(tmp / "gate")),
+        "resumable": bash("resumable.sh"),
+        "lingerer": bash("ready_then_hang.sh"),
+        "ticker": bash("ticker.sh", "25"),
+        # A binary of its own that a test creates, and may delete before dispatch.
+        "vanish": {"command": [str(tmp / "bin" / "vanish.sh")], "env": AGENT_GIT_ENV},
+        "envdump": {
+            "command": ["{python}", str(AGENTS_DIR / "env_dump.py")],
+            "env": {**AGENT_GIT_ENV, "DUMP_FILE": str(tmp / "dump-{job}.json"), "AGENT_FLAVOUR": "vanilla"},
+        },
+        **{f"c{i}": bash("counted.sh", ACTIVE_DIR=str(tmp / "active")) for i in range(1, 5)},
+    }
+
+
+def write_config(repo: Path, config: dict) -> None:
+    """.cocode/config.yaml (JSON is YAML), written before `cocode up` reads it."""
+    (repo / ".cocode").mkdir(mode=0o700, exist_ok=True)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps(config, indent=1))
+
+
+def agent_processes(where: Path) -> list[psutil.Process]:
+    """Live processes working under `where` (by working directory or an argument):
+    agents and their children; cocode's own processes are left to down()."""
+    where_s, found = str(where), []
+    for p in psutil.process_iter(["cmdline", "status", "cwd"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE or p.pid == os.getpid():
+                continue
+            cmd = p.info["cmdline"] or []
+            if "cocode" in cmd:
+                continue
+            if (p.info["cwd"] or "").startswith(where_s) or any(where_s in a for a in cmd):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def procs_matching(pred) -> list[psutil.Process]:
+    """Live (not zombie) processes whose argv satisfies pred(argv)."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and pred(p.info["cmdline"] or []):
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+def procs_with_argv(*argv: str) -> list[psutil.Process]:
+    return procs_matching(lambda cmd: cmd == list(argv))
+
+
+def sleeps_of(job: str, *prefixes: str) -> list[psutil.Process]:
+    """The `sleep P.N` processes of a job's agent (N = the job id in decimal)."""
+    n = int(job, 16)
+    return [p for prefix in prefixes for p in procs_with_argv("sleep", f"{prefix}.{n}")]

@@ -2,104 +2,39 @@
 `cocode compact`, with real runs, real git and the real CLI.
 
 The decisions (cocode.jobs.clean.plan, cocode.core.compaction.select_jobs) are pure and
-tested first.
+tested in tests/unit/test_clean.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
-import time
 from pathlib import Path
 
 import lz4.frame
 import msgspec
 import pytest
 
-from cocode.jobs import clean
-from cocode.core import archive, compaction
-from cocode.core import state as st
-from support import cocode, down, git, make_repo, up
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
-    "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-}
-DAY = 86400.0
-
-
-# ----------------------------------------------------------------------------- pure decisions
-
-
-def _state(now: float) -> st.State:
-    s = st.State()
-    s.jobs["j1"] = st.JobView(job="j1", seq=1, ts=now - 20 * DAY, title="t", agents=["a", "b"], base_sha="base",
-                              done=True, runs={
-        "a": st.RunView(agent="a", state="ready", final=True, ended_at=now - 10 * DAY,
-                        worktree="/w/j1-a", branch="cocode/j1/a"),
-        "b": st.RunView(agent="b", state="failed", final=True, ended_at=now - 9 * DAY,
-                        worktree="/w/j1-b", branch="cocode/j1/b"),
-    })
-    s.jobs["j2"] = st.JobView(job="j2", seq=9, ts=now - 20 * DAY, title="t", agents=["a", "c"], base_sha="base",
-                              runs={
-        "a": st.RunView(agent="a", state="failed", final=True, ended_at=now - 8 * DAY,
-                        worktree="/w/j2-a", branch="cocode/j2/a"),
-        "c": st.RunView(agent="c", state="running", live=True, worktree="/w/j2-c", branch="cocode/j2/c"),
-    })
-    return s
-
-
-def test_clean_plan_never_touches_live_runs_and_keeps_dirty_work():
-    now = 1_000_000_000.0
-    runs = clean.final_runs(_state(now), now, 7)
-    assert [r.key for r in runs] == ["j1/a", "j1/b", "j2/a"]  # j2/c is running: never
-    assert [r.key for r in clean.final_runs(_state(now), now, 8.5)] == ["j1/a", "j1/b"]
-    facts = {
-        "j1/a": clean.Facts(exists=True, last_used=now - 10 * DAY, tip="t1", merged=True),
-        "j1/b": clean.Facts(exists=True, last_used=now - 9 * DAY, dirty=2, tip="t2", merged=False,
-                            unmerged_commits=3),
-        "j2/a": clean.Facts(exists=True, last_used=now - 1 * DAY, tip="t3", merged=False, unmerged_commits=1),
-    }
-    soft = clean.plan(runs, facts, now, 7, hard=False)
-    assert [(a.kind, a.run.key) for a in soft] == [("remove_worktree", "j1/a"), ("keep", "j1/b")]
-    assert not clean.needs_confirmation(soft)  # nothing destroyed: worktree only, dirty kept
-    hard = clean.plan(runs, facts, now, 7, hard=True)
-    assert [(a.kind, a.run.key) for a in hard] == [
-        ("remove_worktree", "j1/a"), ("remove_worktree", "j1/b"), ("delete_branch", "j1/b")]
-    assert "2 uncommitted" in hard[1].destroys and "3 commits never merged" in hard[2].destroys
-    assert clean.needs_confirmation(hard)
-    # j2/a was used a day ago: its worktree stays, so its branch (checked out there) too.
-
-
-def test_compaction_selects_only_finished_old_jobs():
-    now = 1_000_000_000.0
-    s = _state(now)
-    assert compaction.select_jobs(s, now, 7) == ["j1"]  # j2 still has a running run
-    assert compaction.select_jobs(s, now, 9.5) == []  # j1's last run ended 9 days ago
-    assert archive.archive_name(3, 1234) == "events-000000000003-000000001234.msgpack.lz4"
-
-
-# -------------------------------------------------------------------------------- end to end
+from support import (
+    AGENT_GIT_ENV, agents, cocode, down, events, git, make_repo, runs_of, status, submit, up, wait_job, wait_run,
+    write_config,
+)
 
 DONE = 'cd "$COCODE_REPO_PATH" && echo d >> done.txt && git add done.txt && ' \
        'git commit -q -m "feat: done" -m "$COCODE_READY_MARKER"'
 WIP = 'cd "$COCODE_REPO_PATH" && echo w >> wip.txt && git add wip.txt && git commit -q -m "wip: half" && exit 1'
 GATED = 'cd "$COCODE_REPO_PATH" && while [ ! -e "$GATE" ]; do sleep 0.05; done && ' + DONE.split("&& ", 1)[1]
+ISSUE = "Clean up"
 
 
 @pytest.fixture
 def repo(tmp_path: Path):
     path = make_repo(tmp_path / "repo")
-    agents = {
-        "done": {"command": ["bash", "-c", DONE], "env": GIT_ENV},
-        "wip": {"command": ["bash", "-c", WIP], "env": GIT_ENV},
-        "empty": {"command": ["bash", "-c", "exit 1"], "env": GIT_ENV},
-        "gated": {"command": ["bash", "-c", GATED], "env": {**GIT_ENV, "GATE": str(tmp_path / "gate")}},
-    }
-    (path / ".cocode").mkdir(mode=0o700)
-    (path / ".cocode" / "config.yaml").write_text(json.dumps({"agents": agents}))
+    write_config(path, {"agents": {
+        "done": {"command": ["bash", "-c", DONE], "env": AGENT_GIT_ENV},
+        "wip": {"command": ["bash", "-c", WIP], "env": AGENT_GIT_ENV},
+        "empty": {"command": ["bash", "-c", "exit 1"], "env": AGENT_GIT_ENV},
+        "gated": {"command": ["bash", "-c", GATED], "env": {**AGENT_GIT_ENV, "GATE": str(tmp_path / "gate")}},
+    }})
     return path
 
 
@@ -109,27 +44,9 @@ def ok(repo: Path, *args: str, input: str | None = None):
     return proc.stdout
 
 
-def submit(repo: Path, *agents: str) -> str:
-    args = [a for name in agents for a in ("--agent", name)]
-    return json.loads(ok(repo, "submit", "--json", "--text", "Clean up", *args))["job"]
-
-
-def status(repo: Path) -> list[dict]:
-    return json.loads(ok(repo, "status", "--json"))
-
-
 def wait_done(repo: Path, job: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        j = json.loads(ok(repo, "status", job, "--json"))
-        if j["state"] == "done":
-            return {r["agent"]: r for r in j["runs"]}
-        time.sleep(0.1)
-    raise AssertionError(f"job {job} not done after {timeout}s")
-
-
-def events(repo: Path, *args: str) -> list[dict]:
-    return [json.loads(line) for line in ok(repo, "events", "--json", *args).splitlines() if line.strip()]
+    """The job's runs by agent, once it is done."""
+    return runs_of(wait_job(repo, job, timeout))
 
 
 def branch_sha(repo: Path, branch: str) -> str | None:
@@ -145,7 +62,7 @@ def git_maybe(repo: Path, *args: str) -> str:
 
 
 def test_clean_dry_run_removes_nothing_and_clean_keeps_branches(repo, running):
-    job = submit(repo, "done", "wip", "empty")
+    job = submit(repo, *agents("done", "wip", "empty"), text=ISSUE)
     runs = wait_done(repo, job)
     assert [runs[a]["state"] for a in ("done", "wip", "empty")] == ["ready", "failed", "failed"], runs
     wt = {a: Path(runs[a]["worktree"]) for a in runs}
@@ -165,13 +82,13 @@ def test_clean_dry_run_removes_nothing_and_clean_keeps_branches(repo, running):
     assert f"delete branch {br['done']}" not in out_hard, "a merged branch is kept"
     assert all(p.is_dir() for p in wt.values()), "--dry-run removed something"
     assert {a: branch_sha(repo, b) for a, b in br.items()} == shas
-    assert events(repo, "--type", "worktree_removed") == []
+    assert events(repo, "worktree_removed") == []
 
     out = ok(repo, "clean", "--older-than", "0")
     assert not wt["done"].exists() and not wt["empty"].exists()
     assert (wt["wip"] / "notes.txt").exists(), "uncommitted work is never removed without --hard"
     assert {a: branch_sha(repo, b) for a, b in br.items()} == shas, "branches and commits stay"
-    removed = events(repo, "--type", "worktree_removed")
+    removed = events(repo, "worktree_removed")
     assert sorted(e["path"] for e in removed) == sorted([str(wt["done"]), str(wt["empty"])])
     assert {e["reason"] for e in removed} == {"cocode clean"}
     assert str(wt["done"]) not in git(repo, "worktree", "list")
@@ -184,32 +101,29 @@ def test_clean_dry_run_removes_nothing_and_clean_keeps_branches(repo, running):
     assert not wt["wip"].exists()
     assert branch_sha(repo, br["wip"]) is None and branch_sha(repo, br["empty"]) is None
     assert branch_sha(repo, br["done"]) == shas["done"], "the picked branch stays"
-    deleted = {e["agent"]: e["message"] for e in events(repo, "--type", "warning") if e["code"] == "branch_deleted"}
+    deleted = {e["agent"]: e["message"] for e in events(repo, "warning") if e["code"] == "branch_deleted"}
     assert shas["wip"][:12] in deleted["wip"], "the deletion says how to restore it"
     git(repo, "cat-file", "-e", shas["wip"])  # the commit still exists, restorable
     assert {r["agent"] for r in status(repo)[0]["runs"]} == {"done", "wip", "empty"}
 
     # What the monitor runs hourly (with worktree_idle_days): silent, never --hard.
-    later = submit(repo, "done", "wip")
+    later = submit(repo, *agents("done", "wip"), text=ISSUE)
     runs = wait_done(repo, later)
     assert ok(repo, "clean", "--auto", "--older-than", "0") == ""
     assert not Path(runs["done"]["worktree"]).exists() and not Path(runs["wip"]["worktree"]).exists()
     assert branch_sha(repo, f"cocode/{later}/wip"), "the unmerged branch stays"
-    idle = [e for e in events(repo, "--type", "worktree_removed") if e["job"] == later]
+    idle = [e for e in events(repo, "worktree_removed") if e["job"] == later]
     assert len(idle) == 2 and {e["reason"] for e in idle} == {"idle"}
 
 
 def test_compact_keeps_status_and_replay_and_archives_readably(repo, tmp_path):
     up(repo)
     try:
-        old = [submit(repo, "done", "wip") for _ in range(2)]
+        old = [submit(repo, *agents("done", "wip"), text=ISSUE) for _ in range(2)]
         for job in old:
             wait_done(repo, job)
-        live = submit(repo, "gated")
-        deadline = time.monotonic() + 10
-        while json.loads(ok(repo, "status", live, "--json"))["runs"][0]["state"] != "running":
-            assert time.monotonic() < deadline, "the gated run did not start"
-            time.sleep(0.1)
+        live = submit(repo, *agents("gated"), text=ISSUE)
+        wait_run(repo, live, "gated", "running", timeout=10)
         before = status(repo)
         all_before = events(repo)
         out = ok(repo, "compact", "--older-than", "0")
@@ -225,11 +139,11 @@ def test_compact_keeps_status_and_replay_and_archives_readably(repo, tmp_path):
         live_now = events(repo)
         assert not {e["job"] for e in live_now} & set(old), "archived events left the live table"
         assert any(e["type"] == "compacted" for e in live_now)
-        everything = events(repo, "--archived")
+        everything = events(repo, archived=True)
         seqs = [e["seq"] for e in everything]
         assert seqs == sorted(seqs) and {e["seq"] for e in all_before} <= set(seqs)
         assert [e for e in everything if e["seq"] <= all_before[-1]["seq"]] == all_before
-        only = events(repo, "--archived", "--type", "run_finished")
+        only = events(repo, "run_finished", archived=True)
         assert len(only) == 4 and {e["job"] for e in only} == set(old)
 
         db = sqlite3.connect(repo / ".cocode" / "events.db")
@@ -251,7 +165,7 @@ def test_compact_keeps_status_and_replay_and_archives_readably(repo, tmp_path):
         assert status(repo) == after
         assert "identical" in ok(repo, "replay", "--verify")
         assert "nothing to compact" in ok(repo, "compact", "--older-than", "0")
-        job = submit(repo, "done")  # and it still runs jobs
+        job = submit(repo, *agents("done"), text=ISSUE)  # and it still runs jobs
         assert wait_done(repo, job)["done"]["state"] == "ready"
     finally:
         down(repo)

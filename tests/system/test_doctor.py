@@ -1,9 +1,9 @@
-"""`cocode doctor`: its table, its exit code, and the event-log check."""
+"""`cocode doctor` beside a running cocode: its table, its exit code, and the event-log
+check. Without services: tests/unit/test_doctor_checks.py."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from support import cocode
 
@@ -21,13 +21,3 @@ def test_doctor_reports_the_log_and_services(running, repo):
     assert found["agent demo"]["ok"] and not found["agent claude"]["required"]
 
 
-def test_doctor_fails_on_a_log_that_lost_its_triggers(repo):
-    db = repo / ".cocode" / "events.db"
-    db.parent.mkdir()
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, ts FLOAT, type TEXT, job TEXT, run TEXT, payload BLOB)")
-    conn.commit()
-    conn.close()
-    code, found = checks(repo)
-    assert code == 1
-    assert not found["event log"]["ok"] and "events_no_delete" in found["event log"]["detail"]

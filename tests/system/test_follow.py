@@ -23,16 +23,10 @@ from cocode.core.appender import Appender
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop
 from cocode.paths import Paths
-from support import cocode, down, make_repo, up
+from support import cocode, down, make_repo, ps, up, wait_until
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def ps(repo) -> dict[str, dict]:
-    proc = cocode(repo, "ps", "--json", timeout=20)
-    assert proc.returncode == 0, proc.stderr
-    return {row["name"]: row for row in json.loads(proc.stdout)}
 
 
 def db_head(paths: Paths) -> int:
@@ -84,6 +78,15 @@ def append_acked(ctx, paths: Paths, events: list[ev.Event]) -> None:
         app.append(e)
     assert app.wait(10), f"{app.pending} not acked"
     app.close()
+
+
+def settle(ctx, paths: Paths, f: Following) -> None:
+    """Instead of running the follower a while to see that nothing more (a duplicate,
+    a stray) comes: append a marker and run until it is delivered; whatever the
+    follower still had coming from before arrives ahead of it."""
+    append_acked(ctx, paths, [ev.BenchTick(job="marker", n=0)])
+    head = db_head(paths)
+    assert f.run_until_seq(head, 10), f"the marker never came: stuck at {f.follower.last} of {head}"
 
 
 # -- tests ---------------------------------------------------------------------------------
@@ -161,13 +164,14 @@ def test_follower_delivers_each_event_once_in_order_from_a_checkpoint(shared, ct
     f = Following(ctx, shared, after=checkpoint)
     try:
         producer.start()
-        time.sleep(0.1)  # the producer is already appending when the follower syncs
+        # The producer is already appending when the follower syncs.
+        wait_until(lambda: produced["n"] > 0, 5, what="the producer to start", interval=0.01)
         f.start()
         producer.join(20)
         assert not producer.is_alive() and not errors, errors
         head = db_head(shared)
         assert f.run_until_seq(head, 10), f"follower stuck at {f.follower.last} of {head}"
-        f.loop.run(timeout=0.3)  # anything extra would show up as a duplicate
+        settle(ctx, shared, f)  # anything extra would show up as a duplicate
     finally:
         f.close()
     assert f.seqs == list(range(checkpoint + 1, checkpoint + 1 + len(f.seqs))), "every seq once, in order"
@@ -181,13 +185,31 @@ def test_a_seq_gap_makes_the_follower_fetch_the_missing_range(shared, ctx):
     # Only gap detection may save it: no store heartbeats, no liveness timeout in time.
     f.follower.sub.setsockopt(zmq.UNSUBSCRIBE, b"hb.store")
     bus = shared.endpoint("bus")
+    # A witness that stays on the bus: once it has the last of the 200, a follower
+    # still connected would have had them too.
+    witness = ctx.socket(zmq.SUB)
+    witness.setsockopt(zmq.LINGER, 0)
+    witness.connect(bus)
+    witness.setsockopt(zmq.SUBSCRIBE, b"evt.")
+    witness.setsockopt(zmq.SUBSCRIBE, b"hb.")
     try:
         f.start()
+        assert witness.poll(5000), "the witness heard nothing on the bus"  # subscribed
         start, n0 = f.follower.last, len(f.got)
         # Cut this subscriber off the bus while 200 events are committed and published.
         f.follower.sub.disconnect(bus)
         append_acked(ctx, shared, [ev.BenchTick(job="missed", n=i) for i in range(200)])
-        f.loop.run(timeout=0.2)
+        last_missed = db_head(shared)
+
+        def witnessed() -> bool:
+            while witness.poll(50):
+                topic, payload = witness.recv_multipart()
+                if topic.startswith(b"evt.") and msgspec.msgpack.decode(payload)["seq"] >= last_missed:
+                    return True
+            return False
+
+        wait_until(witnessed, 10, what="the witness to see the 200 published", interval=0)
+        f.loop.run_once(0)  # handle whatever reached the follower's socket
         assert f.follower.last == start, "it could not have seen them"
         f.follower.sub.connect(bus)
         # Live events resume; the first one it sees is past a gap of >= 200.
@@ -198,6 +220,7 @@ def test_a_seq_gap_makes_the_follower_fetch_the_missing_range(shared, ctx):
         head = db_head(shared)
         assert f.run_until_seq(head, 3), f"stuck at {f.follower.last} of {head}"
     finally:
+        witness.close(0)
         f.close()
     assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
     assert f.seqs[-1] >= head
@@ -233,7 +256,7 @@ def test_kill9_of_the_bus_loses_nothing_durable(repo, ctx):
         assert app.wait(10), f"{app.pending} not acked"
         head = db_head(paths)
         assert f.run_until_seq(head, 10), f"follower stuck at {f.follower.last} of {head}"
-        f.loop.run(timeout=0.3)
+        settle(ctx, paths, f)
         bus = ps(repo)["bus"]
         assert bus["pid"] != old_pid and bus["restarts"] >= 1 and bus["state"] == "ready"
     finally:
@@ -277,7 +300,7 @@ def test_garbage_on_the_bus_is_dropped_counted_and_ignored(shared, ctx):
         append_acked(ctx, shared, [ev.BenchTick(job="after-garbage", n=i) for i in range(20)])
         head = db_head(shared)
         assert f.run_until_seq(head, 5)
-        f.loop.run(timeout=0.2)
+        settle(ctx, shared, f)
         assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
         assert f.seqs[-1] >= head
         assert [e.n for e in f.got if e.job == "after-garbage"] == list(range(20))
@@ -328,7 +351,7 @@ def test_an_event_with_an_impossible_seq_on_the_bus_does_not_wedge_followers(sha
         append_acked(ctx, shared, [ev.BenchTick(job="after-forged", n=i) for i in range(10)])
         head = db_head(shared)
         assert f.run_until_seq(head, 5)
-        f.loop.run(timeout=0.2)
+        settle(ctx, shared, f)
         assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
         assert f.seqs[-1] >= head
         assert not [e for e in f.got if e.seq >= 10**9]

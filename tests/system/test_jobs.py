@@ -10,7 +10,6 @@ the test checks that no agent process (nothing working in a worktree) is left.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -19,107 +18,23 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cocode import client, render
 from cocode.jobs.agents import READY_MARKER
-from cocode.paths import Paths
-from support import AGENTS_DIR, cocode, cocode_processes, git, make_repo, reap
+from support import (
+    AGENTS_DIR, ISSUE, PASSED, SECRET, agent_processes, cocode, cocode_processes, events, git, one_line_error,
+    rev_parse, runs_of, sleeps_of, status, subjects, submit, two_scheduler_decisions, wait_job, wait_run, wait_until,
+)
 
-ISSUE = "Fix the greeting\n\nThe greeting says Helo; it should say Hello."
-SECRET = "x-secret-value-7731"
-PASSED = "passed-value-7731"
-
-# Agents commit with a fixed identity and without the user's git config (hooks, signing).
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
-    "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-}
 RUN_KEYS = {"agent", "state", "reason", "exit_code", "ready_commit", "commits", "branch",
             "worktree", "started_at", "ended_at", "attempt"}
 
 
-def agent_table(tmp: Path) -> dict:
-    def bash(script: str, *args: str, **env: str) -> dict:
-        return {"command": ["bash", str(AGENTS_DIR / script), *args], "env": {**GIT_ENV, **env}}
-
-    return {
-        "adr003": bash("adr003_example.sh"),
-        "marker_in_file": bash("marker_in_file.sh"),
-        "exit1": bash("exit_with.sh", "1"),
-        "exit3": bash("exit_with.sh", "3"),
-        "sleeper": bash("sleeper.sh"),
-        "sleeper_big": bash("sleeper.sh", "150"),
-        "gate": bash("gate.sh", GATE_FILE=str(tmp / "gate")),
-        "resumable": bash("resumable.sh"),
-        "lingerer": bash("ready_then_hang.sh"),
-        "ticker": bash("ticker.sh", "25"),
-        # A binary of its own that a test creates, and may delete before dispatch.
-        "vanish": {"command": [str(tmp / "bin" / "vanish.sh")], "env": GIT_ENV},
-        "envdump": {
-            "command": ["{python}", str(AGENTS_DIR / "env_dump.py")],
-            "env": {**GIT_ENV, "DUMP_FILE": str(tmp / "dump-{job}.json"), "AGENT_FLAVOUR": "vanilla"},
-        },
-        **{f"c{i}": bash("counted.sh", ACTIVE_DIR=str(tmp / "active")) for i in range(1, 5)},
-    }
-
-
 @pytest.fixture
-def limits() -> dict:
-    """`performance:` for the test's config; override with parametrize."""
-    return {}
-
-
-@pytest.fixture
-def repo(tmp_path: Path, limits: dict, monkeypatch):
-    """A real repository whose .cocode/config.yaml names the test agents, written
-    before `running` starts cocode. The environment `cocode up` inherits holds a
-    secret-looking variable and one listed in env_passthrough."""
-    path = make_repo(tmp_path / "repo")
-    (tmp_path / "active").mkdir()
-    config = {"agents": agent_table(tmp_path), "env_passthrough": ["MY_PASSED"]}
-    if limits:
-        config["performance"] = limits
-    (path / ".cocode").mkdir(mode=0o700)
-    (path / ".cocode" / "config.yaml").write_text(json.dumps(config, indent=1))
-    monkeypatch.setenv("MY_SECRET", SECRET)
-    monkeypatch.setenv("MY_PASSED", PASSED)
-    yield path
-    reap(agent_processes(path), "agent processes outlived the test")
+def repo(jobs_repo: Path) -> Path:
+    """conftest's jobs_repo: the agents of support.agent_table, written before `running`."""
+    return jobs_repo
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def agent_processes(repo: Path) -> list[psutil.Process]:
-    """Live processes working inside the repository's worktrees (agents and their children)."""
-    where = str(repo / ".cocode" / "worktrees")
-    found = []
-    for p in psutil.process_iter(["cmdline", "status", "cwd"]):
-        try:
-            if p.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if (p.info["cwd"] or "").startswith(where) or any(where in a for a in p.info["cmdline"] or []):
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-def procs_with_argv(*argv: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if p.info["cmdline"] == list(argv) and p.info["status"] != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return out
-
-
-def sleeps_of(job: str, *prefixes: str) -> list[psutil.Process]:
-    """The `sleep P.N` processes of a job's agent (N = the job id in decimal)."""
-    n = int(job, 16)
-    return [p for prefix in prefixes for p in procs_with_argv("sleep", f"{prefix}.{n}")]
 
 
 class Spotter:
@@ -151,91 +66,8 @@ class Spotter:
         self.thread.join(5)
 
 
-def wait_until(pred, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def submit(repo: Path, *args: str, text: str | None = ISSUE) -> str:
-    """`cocode submit --json`; returns the job id."""
-    source = ("--text", text) if text is not None and not {"--issue", "--issue-file"} & set(args) else ()
-    proc = cocode(repo, "submit", "--json", *source, *args, timeout=30)
-    assert proc.returncode == 0, f"submit failed ({proc.returncode}): {proc.stderr}"
-    out = json.loads(proc.stdout)
-    assert [r["agent"] for r in out["runs"]] == [args[i + 1] for i, a in enumerate(args) if a == "--agent"]
-    return out["job"]
-
-
-def status(repo: Path, job: str | None = None):
-    proc = cocode(repo, "status", *([job] if job else []), "--json", timeout=30)
-    assert proc.returncode == 0, f"status failed ({proc.returncode}): {proc.stderr}"
-    return json.loads(proc.stdout)
-
-
-def runs_of(job_json: dict) -> dict[str, dict]:
-    return {r["agent"]: r for r in job_json["runs"]}
-
-
-def job_now(repo: Path, job: str) -> dict | None:
-    """The job as `status --json` shows it, read in-process through the running store:
-    cheap enough to poll (the CLI then confirms what the wait found)."""
-    j = client.current_state(Paths(repo)).jobs.get(job)
-    return render.job_json(j) if j is not None else None
-
-
-def wait_job(repo: Path, job: str, timeout: float = 20, until=lambda j: j["state"] == "done") -> dict:
-    last = None
-
-    def check():
-        nonlocal last
-        last = job_now(repo, job)
-        return last is not None and until(last)
-
-    try:
-        wait_until(check, timeout, 0.05, f"job {job}")
-    except AssertionError as err:
-        raise AssertionError(f"{err}; last status: {json.dumps(last)}") from None
-    shown = status(repo, job)
-    assert until(shown), f"cocode status disagrees: {json.dumps(shown)}"
-    return shown
-
-
-def wait_run(repo: Path, job: str, agent: str, state: str, timeout: float = 20) -> dict:
-    return runs_of(wait_job(repo, job, timeout, lambda j: runs_of(j)[agent]["state"] == state))[agent]
-
-
-def events(repo: Path, *types: str) -> list[dict]:
-    args = [a for t in types for a in ("--type", t)]
-    proc = cocode(repo, "events", "--json", *args, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-
-
-def rev_parse(repo: Path, ref: str) -> str:
-    return git(repo, "rev-parse", "--verify", ref)
-
-
 def commit_message(repo: Path, sha: str) -> str:
     return git(repo, "log", "-1", "--format=%B", sha)
-
-
-def subjects(repo: Path, base: str, ref: str) -> list[str]:
-    return git(repo, "log", "--format=%s", f"{base}..{ref}").splitlines()
-
-
-def one_line_error(proc) -> str:
-    """A user error: non-zero exit, exactly one line on stderr, no traceback."""
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode != 0, f"expected a failure, got exit 0: {proc.stdout}"
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 # ------------------------------------------------------------------- the agent protocol
@@ -480,7 +312,7 @@ def test_max_worktrees_waits_for_a_live_run_then_reclaims_a_finished_one(repo, r
     second = submit(repo, "--agent", "adr003")
     run = runs_of(wait_job(repo, second, 10, lambda j: runs_of(j)["adr003"]["reason"] == "max_worktrees"))["adr003"]
     assert run["state"] == "queued" and run["worktree"] == ""
-    time.sleep(0.5)
+    two_scheduler_decisions(repo, "adr003", "max_worktrees")  # would have dispatched it by now
     assert runs_of(status(repo, second))["adr003"]["state"] == "queued"
     assert not [e for e in events(repo, "run_dispatched") if e["job"] == second]
     assert not (repo / ".cocode" / "worktrees" / f"{second}-adr003").exists()
@@ -516,30 +348,6 @@ def test_bad_input_is_one_line_and_queues_nothing(repo, running, tmp_path):
         assert word in line, f"submit {args}: {line!r} does not mention {word!r}"
     assert status(repo) == []
     assert events(repo, "job_submitted") == []
-
-
-def test_agent_with_a_missing_binary_is_refused_at_submit(repo, tmp_path):
-    config = repo / ".cocode" / "config.yaml"
-    cfg = json.loads(config.read_text())
-    cfg["agents"]["ghost"] = {"command": ["no-such-binary-4242", "--go"]}
-    config.write_text(json.dumps(cfg))
-    line = one_line_error(cocode(repo, "submit", "--text", ISSUE, "--agent", "ghost", timeout=30))
-    assert "no-such-binary-4242" in line
-
-
-def test_submit_when_not_running_says_cocode_up(repo):
-    line = one_line_error(cocode(repo, "submit", "--text", ISSUE, "--agent", "adr003", timeout=30))
-    assert "cocode up" in line
-    assert status(repo) == []
-    assert not cocode_processes(repo)
-
-
-def test_not_a_git_repository(tmp_path):
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    line = one_line_error(cocode(plain, "submit", "--text", ISSUE, "--agent", "demo", timeout=30))
-    assert "git" in line and str(plain.resolve()) in line
-    assert not (plain / ".cocode").exists()
 
 
 # ------------------------------------------------------------------------------ demo

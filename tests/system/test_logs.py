@@ -7,7 +7,6 @@ exact bytes each mode writes, to compare what was stored against.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -24,16 +23,14 @@ import pytest
 import zmq
 
 from cocode import client
-from cocode.config import Limits, load_config
-from cocode.logs.files import ATTEMPT_SPAN, RunFiles
-from cocode.logs.runlog import RunLog
+from cocode.config import load_config
+from cocode.logs.files import RunFiles
+from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
-from support import AGENTS_DIR, cocode, cocode_processes, kill_all, make_repo
+from support import agent_module, cocode, down, make_repo, up, wait_until, write_config
 
-AGENT = AGENTS_DIR / "logs_agent.py"
-_spec = importlib.util.spec_from_file_location("logs_agent", AGENT)
-logs_agent = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(logs_agent)
+logs_agent = agent_module("logs_agent")
+AGENT = Path(logs_agent.__file__)
 
 TOKEN = logs_agent.TOKEN
 AGENTS = {
@@ -49,20 +46,13 @@ AGENTS = {
 
 
 @pytest.fixture
-def limits() -> dict:
-    """`performance:` for the test's config; override with parametrize."""
-    return {}
-
-
-@pytest.fixture
 def repo(tmp_path: Path, limits: dict):
     """A repository whose config names the log agents, written before `running` starts."""
     path = make_repo(tmp_path / "repo")
     config = {"agents": {name: {"command": ["{python}", str(AGENT), *args]} for name, args in AGENTS.items()}}
     if limits:
         config["performance"] = limits
-    (path / ".cocode").mkdir(mode=0o700)
-    (path / ".cocode" / "config.yaml").write_text(json.dumps(config, indent=1))
+    write_config(path, config)
     return path
 
 
@@ -76,24 +66,20 @@ def submit(repo: Path, *agents: str) -> str:
 
 
 def wait_final(paths: Paths, job: str, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def done():
         view = client.current_state(paths).jobs.get(job)
-        if view is not None and view.done:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} did not finish in {timeout:.0f} s")
+        return view is not None and view.done
+
+    wait_until(done, timeout, what=f"job {job} to finish", interval=0.2)
 
 
 def wait_spool_empty(paths: Paths, timeout: float = 20.0) -> None:
     """Every byte acked by the collector: the worker deleted its spool files."""
     spool = paths.home / "spool"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not list(spool.glob("*.spool")):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"spool not drained: {sorted(p.name for p in spool.glob('*'))}")
+    try:
+        wait_until(lambda: not list(spool.glob("*.spool")), timeout, what="the spool to drain")
+    except AssertionError as err:
+        raise AssertionError(f"{err}: {sorted(p.name for p in spool.glob('*'))}") from None
 
 
 def retained(paths: Paths, job: str, agent: str) -> tuple[bytes, list[Path], bytes]:
@@ -116,7 +102,7 @@ def logs_of(repo: Path, job: str, agent: str) -> bytes:
     return proc.stdout
 
 
-def service_pid(paths: Paths, name: str) -> int:
+def pidfile_pid(paths: Paths, name: str) -> int:
     return int((paths.run / f"{name}.pid").read_text())
 
 
@@ -184,14 +170,19 @@ def test_a_token_never_reaches_a_file_the_bus_or_tail(running, repo):
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    time.sleep(0.3)
     try:
+        # Subscribed once anything arrives (heartbeats come every second).
+        wait_until(lambda: seen, 10, what="the first message on the bus")
         job = submit(repo, "secret")
         wait_final(running, job)
         wait_spool_empty(running)
         tail = cocode(repo, "tail", job, check=True)
         tail_json = cocode(repo, "tail", job, "--json", check=True)
-        time.sleep(0.3)
+        # Whatever the collector and the store published before now is on its way: their
+        # next heartbeats (each on the same socket, behind it) prove it has all arrived.
+        mark = len(seen)
+        wait_until(lambda: {b"hb.logs", b"hb.store"} <= set(seen[mark:]), 10,
+                   what="the next heartbeats of the collector and the store")
     finally:
         stop.set()
         listener.join(5)
@@ -219,13 +210,8 @@ def test_a_token_never_reaches_a_file_the_bus_or_tail(running, repo):
 def test_tail_follow_started_half_way_shows_every_line_once(running, repo):
     job = submit(repo, "lines_a", "lines_b")
     files = RunFiles(running.logs, job, "lines_a")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # half of lines_a's 2000 lines are out
-        if files.live.exists() and files.live.read_bytes().count(b"\n") >= 1000:
-            break
-        time.sleep(0.02)
-    else:
-        raise AssertionError("lines_a never got half way")
+    wait_until(lambda: files.live.exists() and files.live.read_bytes().count(b"\n") >= 1000, 20,
+               what="half of lines_a's 2000 lines", interval=0.02)
     proc = cocode(repo, "tail", job, "-f", timeout=40)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
@@ -248,30 +234,34 @@ def test_kill_9_of_the_collector_mid_stream_loses_nothing(running, repo):
     follower = subprocess.Popen([sys.executable, "-m", "cocode", "-C", str(repo), "tail", job, "-f",
                                  "-n", "10000000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    files = RunFiles(running.logs, job, "stream")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (files.live.exists() and files.live.stat().st_size > 2 * 2**20):
-        time.sleep(0.02)
-    first = service_pid(running, "logs")
-    os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # the supervisor restarts it
-    while time.monotonic() < deadline:
-        try:
-            second = service_pid(running, "logs")
-            if second != first and psutil.pid_exists(second):
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    time.sleep(1.0)
-    os.kill(service_pid(running, "logs"), signal.SIGKILL)  # and once more, later in the stream
-    wait_final(running, job)
-    wait_spool_empty(running, timeout=30)
-    expected = logs_agent.expected("stream", "12", "4")
-    rotated_bytes, rotated, live = retained(running, job, "stream")
-    assert rotated_bytes + live == expected
-    assert logs_of(repo, job, "stream") == expected
-    out, err = follower.communicate(timeout=30)
+    try:
+        files = RunFiles(running.logs, job, "stream")
+        wait_until(lambda: files.live.exists() and files.live.stat().st_size > 2 * 2**20, 20,
+                   what="2 MiB of the stream stored", interval=0.02)
+        first = pidfile_pid(running, "logs")
+        os.kill(first, signal.SIGKILL)
+
+        def restarted() -> bool:  # by the supervisor
+            try:
+                second = pidfile_pid(running, "logs")
+            except (OSError, ValueError):
+                return False
+            return second != first and psutil.pid_exists(second)
+
+        wait_until(restarted, 10, what="the collector to be restarted", interval=0.05)
+        time.sleep(1.0)  # pacing: the second kill lands later in the stream
+        os.kill(pidfile_pid(running, "logs"), signal.SIGKILL)  # and once more, later in the stream
+        wait_final(running, job)
+        wait_spool_empty(running, timeout=30)
+        expected = logs_agent.expected("stream", "12", "4")
+        rotated_bytes, rotated, live = retained(running, job, "stream")
+        assert rotated_bytes + live == expected
+        assert logs_of(repo, job, "stream") == expected
+        out, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate(timeout=5)
     assert follower.returncode == 0, err
     lines = out.splitlines()
     assert lines[-1].startswith(b"-- failed"), lines[-1]
@@ -293,11 +283,11 @@ def test_bad_bytes_are_stored_faithfully_and_shown_safely(running, repo):
     assert "after the long line" in shown
     jl = [json.loads(line) for line in cocode(repo, "tail", job, "--json", check=True).stdout.splitlines()]
     assert jl[0] == {"job": job, "agent": "weird", "offset": 0, "line": "valid line"}
-    assert psutil.pid_exists(service_pid(running, "logs"))
+    assert psutil.pid_exists(pidfile_pid(running, "logs"))
 
 
 def test_a_stopped_collector_never_blocks_the_worker(running, repo):
-    collector = psutil.Process(service_pid(running, "logs"))
+    collector = psutil.Process(pidfile_pid(running, "logs"))
     collector.suspend()  # SIGSTOP: alive, but reading nothing
     try:
         t0 = time.monotonic()
@@ -313,74 +303,13 @@ def test_a_stopped_collector_never_blocks_the_worker(running, repo):
     assert logs_of(repo, job, "bulk8") == logs_agent.expected("bulk", "8")
 
 
-# ------------------------------ storage (no services), and a spool a dead worker left behind
-
-SMALL = Limits(log_buffer_size_mb=1, log_max_buffer_mb=1, rotated_logs_keep=3)
-
-
-def store_all(run: RunLog, data: bytes, step: int = 4096) -> list:
-    events: list = []
-    for i in range(0, len(data), step):
-        run.store(data[i : i + step], events)
-    return events
-
-
-def test_a_restarted_collector_finds_each_run_where_it_was(tmp_path):
-    data = logs_agent.bulk_bytes(2.5)
-    first = RunLog(tmp_path, "j1", "a", SMALL)
-    store_all(first, data[: 1_500_000])
-    first.flush()  # what the OS has; a kill -9 keeps it (no close, no sync)
-    second = RunLog(tmp_path, "j1", "a", SMALL)
-    assert second.end == 1_500_000
-    start, backlog = second.backlog(0)  # refilled from the files, across the rotation
-    assert backlog == data[start:1_500_000] and len(backlog) > 600_000
-    events = store_all(second, data[1_500_000:])  # its next rotation compresses from the file
-    second.close()
-    assert [type(e).__name__ for e in events].count("LogRotated") == 1
-    assert b"".join(RunFiles(tmp_path, "j1", "a").iter_all()) == data
-
-
-def test_an_interrupted_rotation_is_finished_or_undone_on_load(tmp_path):
-    data = logs_agent.bulk_bytes(1.5)
-    run = RunLog(tmp_path, "j2", "a", SMALL)
-    store_all(run, data)
-    run.close()
-    files = RunFiles(tmp_path, "j2", "a")
-    m = files.read_manifest()
-    # Killed after the lz4 file got its name but before the manifest said so: dropped.
-    orphan = tmp_path / "agent_j2-a_20250101T000000.000000.log.lz4"
-    orphan.write_bytes(b"not listed")
-    # Killed after the commit but before the live file was emptied: emptied on load.
-    live = files.live.read_bytes()
-    m.rotated.append(type(m.rotated[0])(file=files.new_rotated_path().name, start=m.start, end=m.start + len(live)))
-    files.write_lz4([live], tmp_path / m.rotated[-1].file)
-    m.start += len(live)
-    m.truncate_live = True
-    files.write_manifest(m)
-    again = RunLog(tmp_path, "j2", "a", SMALL)
-    assert not orphan.exists() and again.end == len(data) and files.live.stat().st_size == 0
-    assert not files.read_manifest().truncate_live
-    again.close()
-    assert b"".join(files.iter_all()) == data
-
-
-def test_a_new_attempt_continues_the_log_at_its_own_offsets(tmp_path):
-    run = RunLog(tmp_path, "j3", "a", SMALL)
-    store_all(run, b"attempt one\n")
-    events: list = []
-    run.jump(ATTEMPT_SPAN, events)
-    store_all(run, b"attempt two\n")
-    assert run.end == ATTEMPT_SPAN + len(b"attempt two\n")
-    assert run.backlog(10) == (ATTEMPT_SPAN, b"attempt two\n")
-    run.close()
-    assert b"".join(RunFiles(tmp_path, "j3", "a").iter_all()) == b"attempt one\nattempt two\n"
+# ------------------------------------------------------------- a spool a dead worker left behind
+# (the run log's storage without services: tests/unit/test_runlog.py)
 
 
 def test_a_spool_left_behind_is_resent_by_the_next_worker(repo):
     """Output spooled while no collector ran (its worker died before an ack) is
     stored once cocode runs again: the new worker resends spools it finds."""
-    from cocode.logs.shipper import Shipper
-
     paths = Paths(repo)
     paths.ensure_private_dirs()
     ctx = zmq.Context.instance()
@@ -391,13 +320,9 @@ def test_a_spool_left_behind_is_resent_by_the_next_worker(repo):
         run.output("stdout", i, data[i : i + 1000])
     shipper.close(timeout=0.2)  # nobody acked: the spool stays
     assert len(list((paths.home / "spool").glob("*.spool"))) == 1
-    up = cocode(repo, "up", "--detach", timeout=60)
-    assert up.returncode == 0, up.stderr
+    up(repo)
     try:
         wait_spool_empty(paths)
         assert logs_of(repo, "0ld0ne", "gone") == data
     finally:
-        cocode(repo, "down", timeout=60)
-        left = cocode_processes(repo)
-        kill_all(repo)
-        assert not left
+        down(repo)

@@ -7,7 +7,6 @@ process is orphaned, and the commits agents made are kept.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -17,18 +16,16 @@ import pytest
 
 from cocode import client
 from cocode.paths import Paths
-from support import cocode
-from test_jobs import (  # noqa: F401  (limits and repo are fixtures)
-    events, job_now, limits, repo, rev_parse, runs_of, sleeps_of, status, submit, subjects,
-    wait_job, wait_run, wait_until,
+from support import (
+    alive, cocode, events, job_now, rev_parse, runs_of, service_pid, sleeps_of, status, submit, subjects, wait_job,
+    wait_run, wait_until,
 )
 
 
-def service_pid(repo, name: str) -> int:
-    proc = cocode(repo, "ps", "--json", timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    (row,) = [r for r in json.loads(proc.stdout) if r["name"] == name]
-    return row["pid"] if row["state"] == "ready" else 0
+@pytest.fixture
+def repo(jobs_repo):
+    """conftest's jobs_repo: the agents of support.agent_table, written before `running`."""
+    return jobs_repo
 
 
 def kill9(pid: int) -> None:
@@ -38,14 +35,7 @@ def kill9(pid: int) -> None:
 
 def restarted(repo, name: str, old_pid: int, timeout: float = 15) -> int:
     return wait_until(lambda: (p := service_pid(repo, name)) not in (0, old_pid) and p, timeout,
-                      0.2, f"{name} to be restarted")
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+                      interval=0.2, what=f"{name} to be restarted")
 
 
 def run_events(repo, job: str, agent: str) -> list[dict]:
@@ -115,11 +105,11 @@ def test_kill9_worker_mid_run(repo, running):
     worker = service_pid(repo, "worker")
     linger = submit(repo, "--agent", "lingerer")
     # Killed while it is ready but not yet finished (its agent lingers; 3 s grace).
-    wait_until(lambda: (j := job_now(repo, linger)) and j["runs"][0]["state"] == "ready", 10, 0.02,
-               "the lingerer's ready commit")
+    wait_until(lambda: (j := job_now(repo, linger)) and j["runs"][0]["state"] == "ready", 10, interval=0.02,
+               what="the lingerer's ready commit")
     kill9(worker)
     sha = rev_parse(repo, f"cocode/{linger}/lingerer")
-    wait_until(lambda: interruptions(repo, job), 20, 0.05, "run_interrupted")
+    wait_until(lambda: interruptions(repo, job), 20, what="run_interrupted")
     # By the time the run is recorded interrupted, its process group is dead: no orphan.
     assert not alive(start1["pid"]), "the first attempt's agent outlived its worker"
     assert not alive(sleeping.pid) and sleeps_of(job, "60") == [], "the first attempt's child is an orphan"
@@ -158,7 +148,7 @@ def test_worker_killed_on_both_attempts_fails_interrupted(repo, running):
         wait_until(lambda: len(sleeps_of(job, "999", "1000")) == 2, 20, what=f"attempt {attempt}'s sleeps")
         assert runs_of(status(repo, job))["sleeper"]["attempt"] == attempt
         kill9(service_pid(repo, "worker"))
-        wait_until(lambda: interruptions(repo, job) == attempt, 20, 0.05, f"interruption {attempt}")
+        wait_until(lambda: interruptions(repo, job) == attempt, 20, what=f"interruption {attempt}")
         assert sleeps_of(job, "999", "1000") == [], "an interrupted agent's process is still alive"
     run = runs_of(wait_job(repo, job, timeout=20))["sleeper"]
     assert (run["state"], run["reason"], run["attempt"]) == ("failed", "interrupted", 2), run
@@ -199,7 +189,6 @@ def test_down_and_up_keep_status(repo, running, tmp_path):
     assert_no_ghost_runs(repo)
 
 
-
 def test_a_paused_worker_keeps_its_runs(repo, running):
     """A worker stopped (SIGSTOP: a debugger, a swap storm, a starved CPU) for longer
     than the scheduler's silence limit is slow, not dead: its pid is still there, so
@@ -207,14 +196,14 @@ def test_a_paused_worker_keeps_its_runs(repo, running):
     base = rev_parse(repo, "HEAD")
     job = submit(repo, "--agent", "ticker")
     wait_until(lambda: any(e.job == job for e in client.events(Paths(repo), types={"run_started"})),
-               20, 0.05, "the ticker's run_started")
-    wait_until(lambda: "tick 2 of" in cocode(repo, "tail", job, timeout=30).stdout, 20, 0.2, "two ticks")
+               20, interval=0.05, what="the ticker's run_started")
+    wait_until(lambda: "tick 2 of" in cocode(repo, "tail", job, timeout=30).stdout, 20, interval=0.2, what="two ticks")
     worker = service_pid(repo, "worker")
     os.kill(worker, signal.SIGSTOP)
     try:
         # Past the scheduler's 10 s of silence: on the old code the run was interrupted
         # here and its agent killed. The pause is the stimulus, not a wait for nothing.
-        time.sleep(12)
+        time.sleep(12)  # pacing: past the scheduler's silence limit (the stimulus, not a wait)
         assert psutil.Process(worker).status() == psutil.STATUS_STOPPED
     finally:
         os.kill(worker, signal.SIGCONT)

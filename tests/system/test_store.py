@@ -20,16 +20,10 @@ from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
-from support import cocode, cocode_processes, down, kill_all, make_repo, up, wait_until
+from support import cocode, cocode_processes, down, kill_all, make_repo, ps, up, wait_none, wait_until
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def ps(repo) -> dict[str, dict]:
-    proc = cocode(repo, "ps", "--json", timeout=20)
-    assert proc.returncode == 0, proc.stderr
-    return {row["name"]: row for row in json.loads(proc.stdout)}
 
 
 def rows(paths: Paths) -> list[tuple[int, str, str, dict]]:
@@ -224,7 +218,7 @@ def test_garbage_frames_are_dropped_and_the_store_keeps_serving(shared, ctx):
     assert isinstance(reply, wire.Ack) and reply.count == 1, reply
     assert len(tagged(shared, tag)) == 1
     # Counted: the store's heartbeat reports every dropped request.
-    assert wait_until(lambda: store_dropped() >= base + len(junk) + 200, 5)
+    wait_until(lambda: store_dropped() >= base + len(junk) + 200, 5, what="the store's heartbeat to count them")
     assert ps(shared.root)["store"]["pid"] == pid, "the store did not restart"
     log = (shared.home / "logs" / "services" / "store.log").read_text()
     assert log.count("dropped an undecodable request") < 10, "logged once per kind, not per message"
@@ -259,10 +253,22 @@ def test_disk_full_refuses_and_keeps_events_unacked(repo, ctx):
         assert app.pending == 1 and len(acked) == sent - 1 > 0
 
         # A whole batch arriving now is refused as a whole, and kept by the producer.
+        # Not "unacked after a pause": wait for the store's answer to this batch. The
+        # appender forgets the last refusal, sends, and drives its socket (a Nack makes
+        # it resend everything pending) until the store refuses again or acks.
         for i in range(5):
             app.append(ev.BenchTick(job="after-full", n=i))
-        assert not app.wait(1.5), "appends were acked on a full disk"
-        assert app.pending == 6 and app.refused
+        app.refused = None
+        app.flush()
+
+        def answered() -> bool:
+            if app.sock.poll(50):
+                app.on_readable()
+            app.tick()
+            return bool(app.refused) or app.pending < 6
+
+        wait_until(answered, 10, what="the store's answer to the batch", interval=0)
+        assert app.pending == 6 and app.refused, "appends were acked on a full disk"
 
         all_rows = rows(paths)
         assert_contiguous(all_rows)
@@ -348,7 +354,7 @@ def test_corrupt_database_fails_fast_with_one_line(repo):
         assert err[0].count("cocode:") == 1 and err[0].count("start-up failed") == 1, err[0]
         assert "Traceback" not in proc.stderr + proc.stdout
         assert elapsed < 10, f"took {elapsed:.1f}s to give up on a corrupt database"
-        assert wait_until(lambda: not cocode_processes(repo), 5), "something is left running"
+        wait_none(lambda: cocode_processes(repo), 5, what="nothing left running")
         assert not paths.socket_files()
     finally:
         kill_all(repo)

@@ -1,6 +1,7 @@
 """The supervisor and the CLI around it, driven through the real `cocode` command:
-up/ps/down, a second up, restarts after kill -9, the private socket directory, a bad
-config, no repository, `events --json`, `replay --verify`, and Ctrl-C in the foreground."""
+up/ps/down, a second up, restarts after kill -9, the private socket directory,
+`events --json`, `replay --verify`, and Ctrl-C in the foreground. A bad config and no
+repository (nothing starts): tests/unit/test_cli_errors.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import subprocess
 import sys
 import time
 
-import psutil
 import zmq
 
 from cocode.core import events as ev
@@ -22,7 +22,7 @@ from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
 from cocode.supervisor import SERVICE_NAMES
-from support import cocode, cocode_processes, kill_all, wait_until
+from support import alive, cocode, cocode_processes, kill_all, ps, wait_none, wait_until
 
 KEYS = {"name", "pid", "state", "uptime_s", "restarts"}
 
@@ -31,10 +31,6 @@ def ps_rows(repo) -> list[dict]:
     proc = cocode(repo, "ps", "--json", timeout=20)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def ps(repo) -> dict[str, dict]:
-    return {row["name"]: row for row in ps_rows(repo)}
 
 
 def one_line(stderr: str) -> str:
@@ -47,13 +43,6 @@ def one_line(stderr: str) -> str:
 def ipc_files(paths: Paths) -> list[str]:
     d = paths.socket_dir
     return sorted(p.name for p in d.glob("*.ipc")) if d.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def append(paths: Paths, events: list[ev.Event]) -> None:
@@ -102,8 +91,7 @@ def test_up_ps_second_up_and_down(repo):
 
         stopped = cocode(repo, "down", timeout=40)
         assert stopped.returncode == 0, stopped.stderr
-        assert wait_until(lambda: not cocode_processes(repo), 3), [
-            p.info["cmdline"] for p in cocode_processes(repo)]
+        wait_none(lambda: cocode_processes(repo), 3, what="every process of cocode to end")
         assert not any(alive(pid) for pid in pids.values())
         assert ipc_files(paths) == []
         assert ps_rows(repo) == []
@@ -124,8 +112,7 @@ def test_kill9_of_a_service_restarts_it_and_records_the_crash(running):
         m = ps(repo)["monitor"]
         return m if m["pid"] not in (None, old) and m["state"] == "ready" else None
 
-    m = wait_until(restarted, 10, interval=0.1)
-    assert m, ps(repo)["monitor"]
+    m = wait_until(restarted, 10, what="the monitor to be restarted and ready")
     assert m["restarts"] >= 1
     assert not alive(old)
     after = ps(repo)
@@ -138,46 +125,11 @@ def test_kill9_of_a_service_restarts_it_and_records_the_crash(running):
         assert out.returncode == 0, out.stderr
         return [json.loads(line) for line in out.stdout.splitlines()]
 
-    found = wait_until(crashed, 5, interval=0.2)
-    assert found, "no service_crashed event"
+    found = wait_until(crashed, 5, what="a service_crashed event", interval=0.2)
     assert all(e["type"] == "service_crashed" for e in found)
     (crash,) = [e for e in found if e["service"] == "monitor"]
     assert crash["pid"] == old and crash["exit_code"] == -signal.SIGKILL
     assert crash["restarts"] >= 1
-
-
-def test_bad_config_exits_2_with_one_line_and_starts_nothing(repo):
-    paths = Paths(repo)
-    paths.home.mkdir()
-    paths.config.write_text("performance:\n  max_concurrent_agents: 50\n")
-    try:
-        for args in (("up", "--detach"), ("up",)):
-            proc = cocode(repo, *args, timeout=20)
-            assert proc.returncode == 2, (proc.returncode, proc.stderr)
-            line = one_line(proc.stderr)
-            assert "performance.max_concurrent_agents = 50 is above the maximum 20" in line
-            assert "config.yaml" in line
-            assert not cocode_processes(repo)
-            assert ipc_files(paths) == []
-            assert not paths.db.exists()
-    finally:
-        kill_all(repo)
-
-
-def test_outside_a_git_repository_exits_2_with_one_line(tmp_path):
-    plain = tmp_path / "not-a-repo"
-    plain.mkdir()
-    probe = subprocess.run(["git", "-C", str(plain), "rev-parse"], capture_output=True)
-    assert probe.returncode != 0, "precondition: the temp dir is outside any git repository"
-    for args in (("ps",), ("events", "--json"), ("up", "--detach"), ("down",)):
-        proc = cocode(plain, *args, timeout=20)
-        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
-        assert "git" in one_line(proc.stderr)
-    # The same without -C, from inside the directory.
-    proc = subprocess.run([sys.executable, "-m", "cocode", "ps"], cwd=plain,
-                          capture_output=True, text=True, timeout=20)
-    assert proc.returncode == 2 and str(plain) in one_line(proc.stderr)
-    assert not (plain / ".cocode").exists()
 
 
 def test_events_json_and_replay_verify(repo):
@@ -246,8 +198,7 @@ def test_foreground_up_stops_cleanly_on_sigint(repo):
             rows = ps_rows(repo)
             return rows if len(rows) == 6 and all(r["state"] == "ready" for r in rows) else None
 
-        rows = wait_until(all_ready, 15, interval=0.1)
-        assert rows, f"not all ready: {ps_rows(repo)}"
+        rows = wait_until(all_ready, 15, what="all six services ready")
         pids = [r["pid"] for r in rows]
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does to the terminal's foreground group
@@ -255,7 +206,7 @@ def test_foreground_up_stops_cleanly_on_sigint(repo):
         assert proc.returncode == 0, (proc.returncode, err)
         assert "Traceback" not in err
         assert not any(alive(pid) for pid in pids)
-        assert wait_until(lambda: not cocode_processes(repo), 3)
+        wait_none(lambda: cocode_processes(repo), 3, what="every process of cocode to end")
         assert ipc_files(paths) == []
     finally:
         if proc.poll() is None:

@@ -1,6 +1,7 @@
-"""The process-tree sampler's two readers (resources/procread.py) on a real tree of
-processes: the Linux /proc fast path and the portable psutil path (what macOS
-uses), forced here on Linux, must see the same processes with the same numbers."""
+"""The process-tree sampler (cocode.resources.proctree) on real processes, no service:
+its two readers (resources/procread.py), the Linux /proc fast path and the portable
+psutil path (what macOS uses, forced here on Linux), see the same processes with the
+same numbers; a run's session, its group, what left both, and killing all of it."""
 
 from __future__ import annotations
 
@@ -54,14 +55,19 @@ def tree(tmp_path):
 
 
 def _both_see_the_tree(fast: Sampler, portable: Sampler, want: int, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    seen = None
+
+    def both():
+        nonlocal seen
         now = time.monotonic()
-        a = fast.sample(now)["j/a"]
-        b = portable.sample(now)["j/a"]
-        if (a.procs >= want and b.procs >= want) or time.monotonic() > deadline:
-            return a, b
-        time.sleep(0.05)
+        seen = fast.sample(now)["j/a"], portable.sample(now)["j/a"]
+        return seen[0].procs >= want and seen[1].procs >= want
+
+    try:
+        wait_until(both, timeout, what=f"both samplers to see {want} processes", interval=0.05)
+    except AssertionError as err:
+        raise AssertionError(f"{err}; saw {[(s.procs, s.pids) for s in seen]}") from None
+    return seen
 
 
 @pytest.mark.skipif(not procread.has_procfs(), reason="the fast path needs /proc")
@@ -74,7 +80,7 @@ def test_fast_and_portable_samplers_agree_on_a_real_tree(tree, tmp_path):
         a, b = _both_see_the_tree(fast, portable, want=5)
         assert a.pids == b.pids and len(a.pids) == 5, (a.pids, b.pids)
         assert a.escaped == b.escaped == 1  # the setsid one: its own group
-        time.sleep(0.5)  # one CPU interval for both, the burner running through it
+        time.sleep(0.5)  # pacing: one CPU interval for both, the burner running through it
         now = time.monotonic()
         a, b = fast.sample(now)["j/a"], portable.sample(now)["j/a"]
         assert a.pids == b.pids
@@ -101,7 +107,7 @@ def test_portable_reader_is_chosen_by_env_or_argument(monkeypatch):
 def test_readers_say_gone_for_a_dead_process():
     p = subprocess.Popen(["sleep", "60"])
     # Between fork and exec the child is a copy of us with no RSS of its own yet: wait for the exec.
-    assert wait_until(lambda: psutil.Process(p.pid).cmdline() == ["sleep", "60"], 10), "sleep never exec'd"
+    wait_until(lambda: psutil.Process(p.pid).cmdline() == ["sleep", "60"], 10, what="sleep's exec")
     readers = [procread.PsutilStat()] + ([procread.ProcStat()] if procread.has_procfs() else [])
     try:
         for r in readers:
@@ -114,3 +120,49 @@ def test_readers_say_gone_for_a_dead_process():
     for r in readers:
         assert r.stat(p.pid) is None, r.kind
         r.close()
+
+
+def test_sampler_counts_session_children_and_escaped(tmp_path):
+    """A real session: the leader, a child in its group, a child that setsid'd, and an
+    orphan that left both but works in the worktree with the run's COCODE_JOB_ID."""
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    script = (
+        "sleep 300 & setsid sleep 301 & "
+        "setsid sh -c 'sleep 302 &' ; "
+        "exec sleep 303"
+    )
+    env = {**os.environ, "COCODE_JOB_ID": "abc123", "COCODE_AGENT_NAME": "x"}
+    leader = subprocess.Popen(["bash", "-c", script], cwd=worktree, env=env, start_new_session=True)
+    sampler = Sampler(scan_every=1)
+    try:
+        tree = sampler.track("abc123", "x", leader.pid, str(worktree))
+        want = {("sleep", "300"), ("sleep", "301"), ("sleep", "302"), ("sleep", "303")}
+        deadline = time.monotonic() + 10
+        while True:
+            s = sampler.sample(time.monotonic())["abc123/x"]
+            argv = set()
+            for pid in s.pids:
+                try:
+                    argv.add(tuple(psutil.Process(pid).cmdline()))
+                except psutil.Error:
+                    pass
+            if want <= argv or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert want <= argv, argv
+        assert s.escaped >= 2 and s.rss > 0  # 301 and 302 are out of the group
+        sampler.signal(tree, signal.SIGKILL)
+        gone = [p for p in map(psutil.Process, s.pids) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        deadline = time.monotonic() + 5
+        while gone and time.monotonic() < deadline:
+            time.sleep(0.05)
+            gone = [p for p in gone if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not gone, f"survived the run's SIGKILL: {[p.cmdline() for p in gone]}"
+    finally:
+        for p in psutil.process_iter(["cmdline"]):
+            if (p.info["cmdline"] or [])[:1] == ["sleep"] and (p.info["cmdline"] or [""])[-1] in ("300", "301", "302", "303"):
+                p.kill()
+        leader.wait(5)
+
+
