@@ -21,12 +21,17 @@ from pathlib import Path
 from types import ModuleType
 
 import psutil
+import pytest
 
 from cocode import client, render
 from cocode.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent  # the project
 AGENTS_DIR = ROOT / "tests" / "agents"  # small real agent scripts
+
+# pytest-timeout's 60 s (pyproject) bounds every test; one that takes over ~10 s alone
+# gets 180 s: room for a machine loaded three-fold, still bounded.
+heavy = pytest.mark.timeout(180)
 
 # Agents commit with a fixed identity and without the user's git config (hooks, signing).
 AGENT_GIT_ENV = {

@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from support import (
-    AGENT_GIT_ENV, agents, cocode, down, events, git, make_repo, runs_of, status, submit, up, wait_job, wait_run,
-    write_config,
+    AGENT_GIT_ENV, agents, cocode, down, events, git, heavy, make_repo, runs_of, status, submit, up, wait_job,
+    wait_run, write_config,
 )
 
 DONE = 'cd "$COCODE_REPO_PATH" && echo d >> done.txt && git add done.txt && ' \
@@ -61,6 +61,7 @@ def git_maybe(repo: Path, *args: str) -> str:
         return ""
 
 
+@heavy
 def test_clean_dry_run_removes_nothing_and_clean_keeps_branches(repo, running):
     job = submit(repo, *agents("done", "wip", "empty"), text=ISSUE)
     runs = wait_done(repo, job)
@@ -116,6 +117,7 @@ def test_clean_dry_run_removes_nothing_and_clean_keeps_branches(repo, running):
     assert len(idle) == 2 and {e["reason"] for e in idle} == {"idle"}
 
 
+@heavy
 def test_compact_keeps_status_and_replay_and_archives_readably(repo, tmp_path):
     up(repo)
     try:

@@ -20,8 +20,9 @@ import pytest
 
 from cocode.jobs.agents import READY_MARKER
 from support import (
-    AGENTS_DIR, ISSUE, PASSED, SECRET, agent_processes, cocode, cocode_processes, events, git, one_line_error,
-    rev_parse, runs_of, sleeps_of, status, subjects, submit, two_scheduler_decisions, wait_job, wait_run, wait_until,
+    AGENTS_DIR, ISSUE, PASSED, SECRET, agent_processes, cocode, cocode_processes, events, git, heavy,
+    one_line_error, rev_parse, runs_of, sleeps_of, status, subjects, submit, two_scheduler_decisions,
+    wait_job, wait_run, wait_until,
 )
 
 RUN_KEYS = {"agent", "state", "reason", "exit_code", "ready_commit", "commits", "branch",
@@ -173,6 +174,7 @@ def test_agent_environment_is_the_protocol_and_an_allowlist(repo, running, tmp_p
 # ----------------------------------------------------------------- stopping an agent
 
 
+@heavy
 def test_timeouts_and_ready_grace_stop_the_whole_group(repo, running):
     """Timed-out agents (and the child each left that ignores SIGTERM) leave no process,
     their partial commits recorded; the budget doubles for medium complexity and grows
@@ -267,6 +269,7 @@ def test_never_more_than_max_concurrent_agents(repo, running, tmp_path):
     assert len(counts) == 8 and max(counts) <= 2, counts
 
 
+@heavy
 @pytest.mark.parametrize("limits", [{"max_concurrent_agents": 1}], ids=["max1"])
 def test_queue_order_priority_then_fifo(repo, running, tmp_path):
     """Behind a running job: higher --priority first, FIFO within a priority; a queued
@@ -305,6 +308,7 @@ def test_queue_order_priority_then_fifo(repo, running, tmp_path):
     assert [order[j] for j in started[1:]] == ["b", "d", "a", "c", "e"]
 
 
+@heavy
 @pytest.mark.parametrize("limits", [{"max_worktrees": 1}], ids=["wt1"])
 def test_max_worktrees_waits_for_a_live_run_then_reclaims_a_finished_one(repo, running, tmp_path):
     first = submit(repo, "--agent", "gate")

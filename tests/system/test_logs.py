@@ -27,7 +27,7 @@ from cocode.config import load_config
 from cocode.logs.files import RunFiles
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
-from support import agent_module, cocode, down, make_repo, up, wait_until, write_config
+from support import agent_module, cocode, down, heavy, make_repo, up, wait_until, write_config
 
 logs_agent = agent_module("logs_agent")
 AGENT = Path(logs_agent.__file__)
@@ -112,6 +112,7 @@ needs_lz4 = pytest.mark.skipif(shutil.which("lz4") is None, reason="the lz4 comm
 # ---------------------------------------------------------------------------------- acceptance
 
 
+@heavy
 @needs_lz4
 def test_30_mb_rotates_to_lz4_files_that_hold_the_output_exactly(running, repo):
     job = submit(repo, "bulk30")
@@ -225,6 +226,7 @@ def test_tail_follow_started_half_way_shows_every_line_once(running, repo):
         assert got[-1].startswith("-- failed") or got[-1].startswith("-- ready"), got[-1]
 
 
+@heavy
 @needs_lz4
 def test_kill_9_of_the_collector_mid_stream_loses_nothing(running, repo):
     job = submit(repo, "stream")

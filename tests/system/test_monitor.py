@@ -23,8 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from cocode.resources import cpushare
 from cocode.jobs.timeouts import MEMORY_GRACE_S
 from support import (
-    AGENT_GIT_ENV, AGENTS_DIR, cocode, down, events, git, make_repo, procs_matching, reap, submit as submit_args,
-    two_scheduler_decisions, up, wait_none, wait_until, write_config as write_config_json,
+    AGENTS_DIR, AGENT_GIT_ENV, cocode, down, events, git, heavy, make_repo, procs_matching, reap,
+    submit as submit_args, two_scheduler_decisions, up, wait_none, wait_until,
+    write_config as write_config_json,
 )
 
 AGENTS = AGENTS_DIR
@@ -116,6 +117,7 @@ def test_memory_limit_kills_soon_after_crossing_and_keeps_commits(repo, running,
     assert not list((repo / ".cocode" / "tmp").glob(f"{job}-*"))
 
 
+@heavy
 def test_process_ignoring_sigterm_gets_sigkill_on_time(repo, running, tmp_path):
     job = submit(repo, "hog_stubborn")
     run = wait_final(repo, job, timeout=30)
@@ -181,6 +183,7 @@ def test_monitor_kill9_runs_go_on_and_limits_are_enforced_after_restart(repo, ru
     assert_work_kept(repo, job, "hog_gated")
 
 
+@heavy
 def test_memory_pressure_holds_new_runs_until_it_clears(repo, tmp_path):
     write_config(repo, tmp_path, memory_pressure_percent=1)  # every machine is over 1%
     up(repo)

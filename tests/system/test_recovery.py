@@ -17,8 +17,8 @@ import pytest
 from cocode import client
 from cocode.paths import Paths
 from support import (
-    alive, cocode, events, job_now, rev_parse, runs_of, service_pid, sleeps_of, status, submit, subjects, wait_job,
-    wait_run, wait_until,
+    alive, cocode, events, heavy, job_now, rev_parse, runs_of, service_pid, sleeps_of, status, subjects,
+    submit, wait_job, wait_run, wait_until,
 )
 
 
@@ -159,6 +159,7 @@ def test_worker_killed_on_both_attempts_fails_interrupted(repo, running):
     assert_no_ghost_runs(repo)
 
 
+@heavy
 def test_down_and_up_keep_status(repo, running, tmp_path):
     done = submit(repo, "--agent", "adr003", "--agent", "exit1")
     wait_job(repo, done)

@@ -20,7 +20,7 @@ from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
-from support import cocode, cocode_processes, down, kill_all, make_repo, ps, up, wait_none, wait_until
+from support import cocode, cocode_processes, down, heavy, kill_all, make_repo, ps, up, wait_none, wait_until
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -290,6 +290,7 @@ def test_disk_full_refuses_and_keeps_events_unacked(repo, ctx):
         down(repo)
 
 
+@heavy
 def test_kill9_store_while_appending_loses_and_duplicates_nothing(repo, ctx):
     paths = up(repo)
     try:

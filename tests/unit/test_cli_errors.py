@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from cocode.paths import Paths
-from support import ISSUE, agent_table, cocode, cocode_processes, kill_all, make_repo, one_line_error, status, write_config
+from support import (
+    ISSUE, agent_table, cocode, cocode_processes, kill_all, make_repo, one_line_error, status, write_config,
+)
 
 
 def one_line(stderr: str) -> str:

@@ -11,7 +11,7 @@ import zipfile
 
 from cocode.core import schema as sch
 from cocode.supervisor import SERVICE_NAMES, SERVICES, procfile_text
-from support import ROOT, cocode
+from support import ROOT, cocode, heavy
 
 
 
@@ -66,6 +66,7 @@ def test_pyproject_maps_services_under_cocode():
         assert dep in deps, dep
 
 
+@heavy
 def test_built_wheel_has_only_the_cocode_top_level(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
