@@ -11,7 +11,7 @@ import pytest
 import zmq
 
 from support import (
-    PASSED, SECRET, GitRepo, agent_processes, agent_table, down, make_repo, reap, up, write_config,
+    PASSED, SECRET, GitRepo, agent_processes, agent_table, down, live, make_repo, reap, up, write_config,
 )
 
 
@@ -23,17 +23,10 @@ def leaves_no_process(request):
     tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     me = psutil.Process()
-    children = [p for p in me.children(recursive=True) if _live(p)]
+    children = [p for p in me.children(recursive=True) if live(p)]
     reap(children, "child processes outlived the test")
     if tmp is not None:
         reap(agent_processes(tmp), "processes working in the test's directory outlived it")
-
-
-def _live(p: psutil.Process) -> bool:
-    try:
-        return p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.fixture

@@ -138,12 +138,13 @@ def cocode_processes(repo: Path) -> list[psutil.Process]:
 
 def reap(procs: list[psutil.Process], what: str) -> None:
     """Kill processes a test left behind, then fail the test for having left them."""
+    shown = [_describe(p) for p in procs]
     for p in procs:
         try:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    assert not procs, f"{what}: {[p.info['cmdline'] for p in procs]}"
+    assert not procs, f"{what}: {shown}"
 
 
 def kill_all(repo: Path) -> None:
@@ -217,7 +218,15 @@ def _short(value, limit: int = 800) -> str:
 
 def alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return live(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
+
+
+def live(p: psutil.Process) -> bool:
+    """The very process `p` (not a later one with its pid) still runs and is not a zombie."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 

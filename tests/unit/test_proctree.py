@@ -17,7 +17,7 @@ import pytest
 from cocode import envnames
 from cocode.resources import procread
 from cocode.resources.proctree import Sampler
-from support import wait_until
+from support import agent_processes, live, wait_none, wait_until
 
 # A leader (its own session), two sleepers in its session, one that leaves the
 # session by setsid (found as a descendant outside the group), and one that burns
@@ -153,16 +153,11 @@ def test_sampler_counts_session_children_and_escaped(tmp_path):
         assert want <= argv, argv
         assert s.escaped >= 2 and s.rss > 0  # 301 and 302 are out of the group
         sampler.signal(tree, signal.SIGKILL)
-        gone = [p for p in map(psutil.Process, s.pids) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        deadline = time.monotonic() + 5
-        while gone and time.monotonic() < deadline:
-            time.sleep(0.05)
-            gone = [p for p in gone if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert not gone, f"survived the run's SIGKILL: {[p.cmdline() for p in gone]}"
+        procs = [psutil.Process(pid) for pid in s.pids]
+        wait_none(lambda: [p for p in procs if live(p)], 5, what="the run's SIGKILL to kill every process")
     finally:
-        for p in psutil.process_iter(["cmdline"]):
-            if (p.info["cmdline"] or [])[:1] == ["sleep"] and (p.info["cmdline"] or [""])[-1] in ("300", "301", "302", "303"):
-                p.kill()
+        for p in agent_processes(worktree):  # only this test's: others' `sleep 300` are not ours
+            p.kill()
         leader.wait(5)
 
 
