@@ -11,7 +11,8 @@ import pytest
 import zmq
 
 from support import (
-    PASSED, SECRET, GitRepo, agent_processes, agent_table, down, live, make_repo, reap, up, write_config,
+    AGENT_GIT_ENV, AGENTS_DIR, PASSED, SECRET, GitRepo, agent_processes, down, live, make_repo, reap, up,
+    write_config,
 )
 
 
@@ -65,10 +66,36 @@ def limits() -> dict:
     return {}
 
 
+def agent_table(tmp: Path) -> dict:
+    """The job tests' agents (scripts in tests/agents/), keyed by name."""
+    def bash(script: str, *args: str, **env: str) -> dict:
+        return {"command": ["bash", str(AGENTS_DIR / script), *args], "env": {**AGENT_GIT_ENV, **env}}
+
+    return {
+        "adr003": bash("adr003_example.sh"),
+        "marker_in_file": bash("marker_in_file.sh"),
+        "exit1": bash("exit_with.sh", "1"),
+        "exit3": bash("exit_with.sh", "3"),
+        "sleeper": bash("sleeper.sh"),
+        "sleeper_big": bash("sleeper.sh", "150"),
+        "gate": bash("gate.sh", GATE_FILE=str(tmp / "gate")),
+        "resumable": bash("resumable.sh"),
+        "lingerer": bash("ready_then_hang.sh"),
+        "ticker": bash("ticker.sh", "25"),
+        # A binary of its own that a test creates, and may delete before dispatch.
+        "vanish": {"command": [str(tmp / "bin" / "vanish.sh")], "env": AGENT_GIT_ENV},
+        "envdump": {
+            "command": ["{python}", str(AGENTS_DIR / "env_dump.py")],
+            "env": {**AGENT_GIT_ENV, "DUMP_FILE": str(tmp / "dump-{job}.json"), "AGENT_FLAVOUR": "vanilla"},
+        },
+        **{f"c{i}": bash("counted.sh", ACTIVE_DIR=str(tmp / "active")) for i in range(1, 5)},
+    }
+
+
 @pytest.fixture
 def jobs_repo(tmp_path: Path, limits: dict, monkeypatch) -> Path:
     """A real repository whose .cocode/config.yaml names the job tests' agents
-    (support.agent_table), written before `running` starts cocode. The environment
+    (agent_table above), written before `running` starts cocode. The environment
     `cocode up` inherits holds a secret-looking variable and one listed in
     env_passthrough. A module uses it as its `repo`:
     `@pytest.fixture` `def repo(jobs_repo): return jobs_repo`."""

@@ -147,6 +147,11 @@ def reap(procs: list[psutil.Process], what: str) -> None:
     assert not procs, f"{what}: {shown}"
 
 
+def ipc_files(paths: Paths) -> list[str]:
+    """The socket files of a repository's cocode (none once it is down)."""
+    return sorted(p.name for p in paths.socket_dir.glob("*.ipc")) if paths.socket_dir.exists() else []
+
+
 def kill_all(repo: Path) -> None:
     for p in cocode_processes(repo):
         try:
@@ -345,39 +350,14 @@ def subjects(repo: Path, base: str, ref: str) -> list[str]:
 
 def one_line_error(proc) -> str:
     """A user error: non-zero exit, exactly one line on stderr, no traceback."""
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0, f"expected a failure, got exit 0: {proc.stdout}"
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
     return lines[0]
 
 
-# --------------------------------------------------------------- the job tests' agents
-
-def agent_table(tmp: Path) -> dict:
-    """The agents of the job tests (scripts in tests/agents/), keyed by name."""
-    def bash(script: str, *args: str, **env: str) -> dict:
-        return {"command": ["bash", str(AGENTS_DIR / script), *args], "env": {**AGENT_GIT_ENV, **env}}
-
-    return {
-        "adr003": bash("adr003_example.sh"),
-        "marker_in_file": bash("marker_in_file.sh"),
-        "exit1": bash("exit_with.sh", "1"),
-        "exit3": bash("exit_with.sh", "3"),
-        "sleeper": bash("sleeper.sh"),
-        "sleeper_big": bash("sleeper.sh", "150"),
-        "gate": bash("gate.sh", GATE_FILE=str(tmp / "gate")),
-        "resumable": bash("resumable.sh"),
-        "lingerer": bash("ready_then_hang.sh"),
-        "ticker": bash("ticker.sh", "25"),
-        # A binary of its own that a test creates, and may delete before dispatch.
-        "vanish": {"command": [str(tmp / "bin" / "vanish.sh")], "env": AGENT_GIT_ENV},
-        "envdump": {
-            "command": ["{python}", str(AGENTS_DIR / "env_dump.py")],
-            "env": {**AGENT_GIT_ENV, "DUMP_FILE": str(tmp / "dump-{job}.json"), "AGENT_FLAVOUR": "vanilla"},
-        },
-        **{f"c{i}": bash("counted.sh", ACTIVE_DIR=str(tmp / "active")) for i in range(1, 5)},
-    }
+# ------------------------------------------------------------------ agents' processes
 
 
 def write_config(repo: Path, config: dict) -> None:
@@ -416,11 +396,8 @@ def procs_matching(pred) -> list[psutil.Process]:
     return out
 
 
-def procs_with_argv(*argv: str) -> list[psutil.Process]:
-    return procs_matching(lambda cmd: cmd == list(argv))
-
-
 def sleeps_of(job: str, *prefixes: str) -> list[psutil.Process]:
     """The `sleep P.N` processes of a job's agent (N = the job id in decimal)."""
     n = int(job, 16)
-    return [p for prefix in prefixes for p in procs_with_argv("sleep", f"{prefix}.{n}")]
+    wanted = [["sleep", f"{prefix}.{n}"] for prefix in prefixes]
+    return procs_matching(lambda argv: argv in wanted)

@@ -22,7 +22,9 @@ from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
 from cocode.supervisor import SERVICE_NAMES
-from support import alive, cocode, cocode_processes, kill_all, ps, wait_none, wait_until
+from support import (
+    alive, cocode, cocode_processes, ipc_files, kill_all, one_line_error, ps, wait_none, wait_until,
+)
 
 KEYS = {"name", "pid", "state", "uptime_s", "restarts"}
 
@@ -31,18 +33,6 @@ def ps_rows(repo) -> list[dict]:
     proc = cocode(repo, "ps", "--json", timeout=20)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert "Traceback" not in stderr
-    return lines[0]
-
-
-def ipc_files(paths: Paths) -> list[str]:
-    d = paths.socket_dir
-    return sorted(p.name for p in d.glob("*.ipc")) if d.exists() else []
 
 
 def append(paths: Paths, events: list[ev.Event]) -> None:
@@ -86,7 +76,7 @@ def test_up_ps_second_up_and_down(repo):
         for args in (("up", "--detach"), ("up",)):
             again = cocode(repo, *args, timeout=20)
             assert again.returncode != 0
-            assert "already running" in one_line(again.stderr)
+            assert "already running" in one_line_error(again)
         assert {r["name"]: r["pid"] for r in ps_rows(repo)} == pids, "a second up disturbs nothing"
 
         stopped = cocode(repo, "down", timeout=40)
@@ -181,7 +171,7 @@ def test_events_json_and_replay_verify(repo):
             conn.close()
         bad = cocode(repo, "replay", "--verify", timeout=20)
         assert bad.returncode != 0, bad.stdout
-        assert "differs" in one_line(bad.stderr)
+        assert "differs" in one_line_error(bad)
     finally:
         cocode(repo, "down", timeout=40)
         kill_all(repo)

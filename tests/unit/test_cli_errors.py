@@ -6,37 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from cocode.paths import Paths
-from support import (
-    ISSUE, agent_table, cocode, cocode_processes, kill_all, make_repo, one_line_error, status, write_config,
-)
+from support import ISSUE, cocode, cocode_processes, ipc_files, kill_all, make_repo, one_line_error, status
 
 
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert "Traceback" not in stderr
-    return lines[0]
-
-
-def ipc_files(paths: Paths) -> list[str]:
-    d = paths.socket_dir
-    return sorted(p.name for p in d.glob("*.ipc")) if d.exists() else []
-
-
-@pytest.fixture
-def agents_repo(repo: Path, tmp_path: Path) -> Path:
-    """A repository whose config names the job tests' agents; cocode is not running."""
-    write_config(repo, {"agents": agent_table(tmp_path)})
-    return repo
-
-
-def test_agent_with_a_missing_binary_is_refused_at_submit(agents_repo):
-    repo = agents_repo
+def test_agent_with_a_missing_binary_is_refused_at_submit(jobs_repo):
+    repo = jobs_repo
     config = repo / ".cocode" / "config.yaml"
     cfg = json.loads(config.read_text())
     cfg["agents"]["ghost"] = {"command": ["no-such-binary-4242", "--go"]}
@@ -45,8 +23,8 @@ def test_agent_with_a_missing_binary_is_refused_at_submit(agents_repo):
     assert "no-such-binary-4242" in line
 
 
-def test_submit_when_not_running_says_cocode_up(agents_repo):
-    repo = agents_repo
+def test_submit_when_not_running_says_cocode_up(jobs_repo):
+    repo = jobs_repo
     line = one_line_error(cocode(repo, "submit", "--text", ISSUE, "--agent", "adr003", timeout=30))
     assert "cocode up" in line
     assert status(repo) == []
@@ -69,7 +47,7 @@ def test_bad_config_exits_2_with_one_line_and_starts_nothing(repo):
         for args in (("up", "--detach"), ("up",)):
             proc = cocode(repo, *args, timeout=20)
             assert proc.returncode == 2, (proc.returncode, proc.stderr)
-            line = one_line(proc.stderr)
+            line = one_line_error(proc)
             assert "performance.max_concurrent_agents = 50 is above the maximum 20" in line
             assert "config.yaml" in line
             assert not cocode_processes(repo)
@@ -87,11 +65,11 @@ def test_outside_a_git_repository_exits_2_with_one_line(tmp_path):
     for args in (("ps",), ("events", "--json"), ("up", "--detach"), ("down",)):
         proc = cocode(plain, *args, timeout=20)
         assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
-        assert "git" in one_line(proc.stderr)
+        assert "git" in one_line_error(proc)
     # The same without -C, from inside the directory.
     proc = subprocess.run([sys.executable, "-m", "cocode", "ps"], cwd=plain,
                           capture_output=True, text=True, timeout=20)
-    assert proc.returncode == 2 and str(plain) in one_line(proc.stderr)
+    assert proc.returncode == 2 and str(plain) in one_line_error(proc)
     assert not (plain / ".cocode").exists()
 
 
