@@ -390,10 +390,11 @@ def test_events_without_follow_ends_while_producers_keep_appending(shared, ctx, 
             app.close()
             pctx.destroy(linger=0)
 
+    head0 = db_head(shared)
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: db_head(shared) > head0, 10, what="the producer's appends to be committed")
         head_before = db_head(shared)
         t0 = time.monotonic()
         proc = cocode(shared.root, "events", "--json", "--type", "warning", timeout=30)

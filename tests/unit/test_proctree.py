@@ -138,19 +138,23 @@ def test_sampler_counts_session_children_and_escaped(tmp_path):
     try:
         tree = sampler.track("abc123", "x", leader.pid, str(worktree))
         want = {("sleep", "300"), ("sleep", "301"), ("sleep", "302"), ("sleep", "303")}
-        deadline = time.monotonic() + 10
-        while True:
-            s = sampler.sample(time.monotonic())["abc123/x"]
+        argv: set[tuple[str, ...]] = set()
+
+        def sampled_all():
+            nonlocal argv
+            sample = sampler.sample(time.monotonic())["abc123/x"]
             argv = set()
-            for pid in s.pids:
+            for pid in sample.pids:
                 try:
                     argv.add(tuple(psutil.Process(pid).cmdline()))
                 except psutil.Error:
                     pass
-            if want <= argv or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert want <= argv, argv
+            return want <= argv and sample
+
+        try:
+            s = wait_until(sampled_all, 10, what="a sample holding all four sleeps")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; sampled {argv}") from None
         assert s.escaped >= 2 and s.rss > 0  # 301 and 302 are out of the group
         sampler.signal(tree, signal.SIGKILL)
         procs = [psutil.Process(pid) for pid in s.pids]
