@@ -31,7 +31,7 @@ RUN_KEYS = {"agent", "state", "reason", "exit_code", "ready_commit", "commits", 
 
 @pytest.fixture
 def repo(jobs_repo: Path) -> Path:
-    """conftest's jobs_repo: the agents of support.agent_table, written before `running`."""
+    """conftest's jobs_repo: the job agents (conftest.agent_table), written before `running`."""
     return jobs_repo
 
 

@@ -24,7 +24,7 @@ from support import (
 
 @pytest.fixture
 def repo(jobs_repo):
-    """conftest's jobs_repo: the agents of support.agent_table, written before `running`."""
+    """conftest's jobs_repo: the job agents (conftest.agent_table), written before `running`."""
     return jobs_repo
 
 
@@ -109,7 +109,7 @@ def test_kill9_worker_mid_run(repo, running):
                what="the lingerer's ready commit")
     kill9(worker)
     sha = rev_parse(repo, f"cocode/{linger}/lingerer")
-    wait_until(lambda: interruptions(repo, job), 20, what="run_interrupted")
+    wait_until(lambda: interruptions(repo, job), 20, what="run_interrupted", interval=0.05)
     # By the time the run is recorded interrupted, its process group is dead: no orphan.
     assert not alive(start1["pid"]), "the first attempt's agent outlived its worker"
     assert not alive(sleeping.pid) and sleeps_of(job, "60") == [], "the first attempt's child is an orphan"
@@ -148,7 +148,7 @@ def test_worker_killed_on_both_attempts_fails_interrupted(repo, running):
         wait_until(lambda: len(sleeps_of(job, "999", "1000")) == 2, 20, what=f"attempt {attempt}'s sleeps")
         assert runs_of(status(repo, job))["sleeper"]["attempt"] == attempt
         kill9(service_pid(repo, "worker"))
-        wait_until(lambda: interruptions(repo, job) == attempt, 20, what=f"interruption {attempt}")
+        wait_until(lambda: interruptions(repo, job) == attempt, 20, what=f"interruption {attempt}", interval=0.05)
         assert sleeps_of(job, "999", "1000") == [], "an interrupted agent's process is still alive"
     run = runs_of(wait_job(repo, job, timeout=20))["sleeper"]
     assert (run["state"], run["reason"], run["attempt"]) == ("failed", "interrupted", 2), run
