@@ -55,6 +55,7 @@ def assert_no_ghost_runs(repo) -> None:
                 assert pid is None or alive(pid), f"{job['job']}/{run['agent']} is running with no process"
 
 
+@heavy
 @pytest.mark.parametrize("limits", [{"max_concurrent_agents": 1}], ids=["max1"])
 def test_kill9_scheduler_mid_run(repo, running, tmp_path):
     base = rev_parse(repo, "HEAD")
