@@ -89,6 +89,19 @@ def settle(ctx, paths: Paths, f: Following) -> None:
     assert f.run_until_seq(head, 10), f"the marker never came: stuck at {f.follower.last} of {head}"
 
 
+def still_follows(ctx, paths: Paths, f: Following, job: str, n: int) -> None:
+    """After whatever came before, n fresh events reach the follower, each once, in
+    order, right after what it had."""
+    start, n0 = f.follower.last, len(f.got)
+    append_acked(ctx, paths, [ev.BenchTick(job=job, n=i) for i in range(n)])
+    head = db_head(paths)
+    assert f.run_until_seq(head, 5), f"stuck at {f.follower.last} of {head}"
+    settle(ctx, paths, f)
+    assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
+    assert f.seqs[-1] >= head
+    assert [e.n for e in f.got if e.job == job] == list(range(n))
+
+
 # -- tests ---------------------------------------------------------------------------------
 
 
@@ -296,14 +309,7 @@ def test_garbage_on_the_bus_is_dropped_counted_and_ignored(shared, ctx):
         assert f.seqs == list(range(f.follower.last - len(f.got) + 1, f.follower.last + 1))
         assert not [e for e in f.got if e.type != "service_started"], "garbage delivered as an event"
 
-        start, n0 = f.follower.last, len(f.got)
-        append_acked(ctx, shared, [ev.BenchTick(job="after-garbage", n=i) for i in range(20)])
-        head = db_head(shared)
-        assert f.run_until_seq(head, 5)
-        settle(ctx, shared, f)
-        assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
-        assert f.seqs[-1] >= head
-        assert [e.n for e in f.got if e.job == "after-garbage"] == list(range(20))
+        still_follows(ctx, shared, f, "after-garbage", 20)
     finally:
         pub.close(0)
         f.close()
@@ -347,13 +353,7 @@ def test_an_event_with_an_impossible_seq_on_the_bus_does_not_wedge_followers(sha
         seqs = [json.loads(line)["seq"] for line in out_path.read_text().splitlines()]
         assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] >= head_before
 
-        start, n0 = f.follower.last, len(f.got)
-        append_acked(ctx, shared, [ev.BenchTick(job="after-forged", n=i) for i in range(10)])
-        head = db_head(shared)
-        assert f.run_until_seq(head, 5)
-        settle(ctx, shared, f)
-        assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
-        assert f.seqs[-1] >= head
+        still_follows(ctx, shared, f, "after-forged", 10)
         assert not [e for e in f.got if e.seq >= 10**9]
     finally:
         if reader is not None and reader.poll() is None:
