@@ -191,6 +191,7 @@ def test_down_and_up_keep_status(repo, running, tmp_path):
     assert_no_ghost_runs(repo)
 
 
+@heavy
 def test_a_paused_worker_keeps_its_runs(repo, running):
     """A worker stopped (SIGSTOP: a debugger, a swap storm, a starved CPU) for longer
     than the scheduler's silence limit is slow, not dead: its pid is still there, so
