@@ -24,6 +24,8 @@ import psutil
 import pytest
 
 from cocode import client, render
+from cocode.core import events as ev
+from cocode.core import state as st
 from cocode.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent  # the project
@@ -96,17 +98,12 @@ class GitRepo:
 
 
 def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=isolated_env())
-    return out.stdout.strip()
+    return GitRepo(repo).git(*args)
 
 
 def make_repo(path: Path, files: int = 3) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    for i in range(files):
-        (path / f"file{i}.txt").write_text(f"line {i}\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
+    """A repository on `main` with one commit of `files` small files."""
+    GitRepo.init(path, {f"file{i}.txt": f"line {i}\n" for i in range(files)})
     return path
 
 
@@ -242,6 +239,16 @@ def agent_module(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def state_with(jobs: list[tuple[str, int]], agents=("a",)) -> st.State:
+    """A folded state holding these (job, priority) submissions, queued, for pure
+    scheduler tests."""
+    s = st.State()
+    for seq, (job, priority) in enumerate(jobs, 1):
+        st.apply(s, ev.JobSubmitted(seq=seq, job=job, title="t", body="b", agents=list(agents),
+                                    base_sha="x", priority=priority))
+    return s
 
 
 # ------------------------------------------------------------------ driving a running cocode

@@ -5,14 +5,7 @@ from __future__ import annotations
 from cocode.jobs import dispatch
 from cocode.core import events as ev
 from cocode.core import state as st
-
-
-def state_with(jobs: list[tuple[str, int]], agents=("a",)) -> st.State:
-    s = st.State()
-    for seq, (job, priority) in enumerate(jobs, 1):
-        st.apply(s, ev.JobSubmitted(seq=seq, job=job, title="t", body="b", agents=list(agents),
-                                    base_sha="x", priority=priority))
-    return s
+from support import state_with
 
 
 def finish(s: st.State, job: str, ts: float, agent: str = "a") -> None:

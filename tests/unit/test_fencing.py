@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.jobs import liveness
-
-from test_dispatch import state_with
+from support import state_with, wait_until
 
 
 def started(attempt: int) -> ev.RunStarted:
@@ -71,19 +69,16 @@ def test_a_stopped_process_is_alive_a_dead_or_zombie_one_is_not():
     proc = subprocess.Popen(["sleep", "30"])
     try:
         cmdline = Path(f"/proc/{proc.pid}/cmdline")
-        deadline = time.monotonic() + 5
-        while b"sleep" not in cmdline.read_bytes() and time.monotonic() < deadline:
-            time.sleep(0.005)  # between fork and exec its cmdline is empty
+        # Between fork and exec its cmdline is empty.
+        wait_until(lambda: b"sleep" in cmdline.read_bytes(), 5, what="the exec of sleep", interval=0.005)
         assert liveness.pid_alive(proc.pid, "sleep")
         proc.send_signal(signal.SIGSTOP)
         assert liveness.pid_alive(proc.pid, "sleep"), "a paused process is not dead"
         assert not liveness.pid_alive(proc.pid, "worker"), "a pid reused by another program"
         proc.kill()
         # Killed but not yet reaped: a zombie, gone for our purposes.
-        deadline = time.monotonic() + 5
-        while liveness.pid_alive(proc.pid, "sleep") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not liveness.pid_alive(proc.pid, "sleep")
+        wait_until(lambda: not liveness.pid_alive(proc.pid, "sleep"), 5, what="the killed sleep to be gone",
+                   interval=0.01)
     finally:
         proc.kill()
         proc.wait(10)

@@ -8,8 +8,7 @@ from cocode.core import wire
 from cocode.jobs import dispatch
 from cocode.jobs.inflight import InflightTable
 from cocode.runkey import RunKey
-
-from test_dispatch import state_with
+from support import state_with
 
 RUN = RunKey("j1", "a")
 
