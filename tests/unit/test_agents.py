@@ -175,6 +175,7 @@ def run_setup(gitrepo: GitRepo, tmp_path: Path):
     issue.write_text("Crash on empty input\n\nIt crashes.\n")
     home = tmp_path / "home"  # no ~/.gitconfig: agents must cope without a git identity
     home.mkdir()
+    started: list[subprocess.Popen] = []
 
     def start(cmd: list[str], parent_extra: dict[str, str] | None = None) -> subprocess.Popen:
         parent = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", **(parent_extra or {})}
@@ -185,14 +186,20 @@ def run_setup(gitrepo: GitRepo, tmp_path: Path):
         )
         rendered = agents.render_command(cmd, agents.build_prompt("Crash", issue.read_text()))
         assert agents.missing_binary(rendered, env["PATH"]) is None
-        return subprocess.Popen(rendered, cwd=wt, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(rendered, cwd=wt, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        return proc
 
     def run(cmd: list[str], parent_extra: dict[str, str] | None = None, timeout: float = 10):
         proc = start(cmd, parent_extra)
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, out, err
 
-    return {"base": base, "wt": wt, "repo": gitrepo, "run": run, "start": start}
+    yield {"base": base, "wt": wt, "repo": gitrepo, "run": run, "start": start}
+    for proc in started:  # a test that failed half way still reaps its agent
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
 
 
 def _head(s) -> str:
@@ -247,7 +254,7 @@ def test_demo_agent_interrupted_exits_130(run_setup):
     proc = s["start"]([*agents.PRESETS["demo-slow"].command, "--seconds", "20"])
     assert "working on issue" in proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=10)
+    proc.wait(timeout=30)  # bounded, with room for a loaded machine
     assert agents.reason_for_exit(proc.returncode, None) == "interrupted"
 
 
