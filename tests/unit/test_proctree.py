@@ -106,8 +106,14 @@ def test_portable_reader_is_chosen_by_env_or_argument(monkeypatch):
 
 def test_readers_say_gone_for_a_dead_process():
     p = subprocess.Popen(["sleep", "60"])
-    # Between fork and exec the child is a copy of us with no RSS of its own yet: wait for the exec.
-    wait_until(lambda: psutil.Process(p.pid).cmdline() == ["sleep", "60"], 10, what="sleep's exec")
+    # Between fork and exec the child is a copy of us with no RSS of its own yet, and
+    # right after the exec (not yet run, on a loaded machine) it may hold no page:
+    # wait until the kernel shows the exec'd sleep resident.
+    def resident() -> bool:
+        proc = psutil.Process(p.pid)
+        return proc.cmdline() == ["sleep", "60"] and proc.memory_info().rss > 0
+
+    wait_until(resident, 10, what="sleep's exec and its first resident page")
     readers = [procread.PsutilStat()] + ([procread.ProcStat()] if procread.has_procfs() else [])
     try:
         for r in readers:
