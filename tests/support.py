@@ -118,6 +118,27 @@ def cocode(repo: Path, *args: str, timeout: float = 60, check: bool = False, env
     return proc
 
 
+COCODE_BIN = Path(sys.executable).parent / "cocode"  # completion keys on the program's name
+
+
+def complete(repo: Path | None, words: str, shell: str = "bash", cwd: Path | None = None) -> str:
+    """What the shell's TAB gets for the line `words` (the cursor at its end)."""
+    line = f"cocode -C {repo} {words}" if repo else f"cocode {words}"
+    env = {**os.environ, "_COCODE_COMPLETE": f"{shell}_complete", "COMP_WORDS": line,
+           "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1))}
+    if shell == "fish":
+        env["COMP_CWORD"] = "" if line.endswith(" ") else line.split()[-1]
+    proc = subprocess.run([str(COCODE_BIN)], env=env, capture_output=True, text=True, timeout=30,
+                          cwd=cwd or repo)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def bash_values(out: str) -> list[str]:
+    """The values in bash completion output."""
+    return [line.split(",", 1)[1] for line in out.splitlines() if line.startswith("plain,")]
+
+
 def cocode_processes(repo: Path) -> list[psutil.Process]:
     """Live processes started for this repository's cocode (services, supervisor)."""
     found = []

@@ -13,19 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
-import subprocess
 
 import pytest
 
 from cocode import client
 from cocode.paths import Paths
-from support import cocode, down, git, make_repo, wait_until
+from support import bash_values, cocode, complete, down, git, make_repo, wait_until
 
 ISSUE = "Greet politely\n\nThe greeting says Helo; it should say Hello."
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-COCODE_BIN = Path(sys.executable).parent / "cocode"  # completion keys on the program's name
 
 
 def ok(repo: Path, *args: str, env=None) -> str:
@@ -54,23 +51,6 @@ def live(tmp_path_factory):
         yield repo, job, started
     finally:
         down(repo)
-
-
-def complete(repo: Path | None, words: str, shell: str = "bash", cwd: Path | None = None):
-    """What the shell's TAB gets for the line `words` (the cursor at its end)."""
-    line = f"cocode -C {repo} {words}" if repo else f"cocode {words}"
-    env = {**os.environ, "_COCODE_COMPLETE": f"{shell}_complete", "COMP_WORDS": line,
-           "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1))}
-    if shell == "fish":
-        env["COMP_CWORD"] = "" if line.endswith(" ") else line.split()[-1]
-    proc = subprocess.run([str(COCODE_BIN)], env=env, capture_output=True, text=True, timeout=30,
-                          cwd=cwd or repo)
-    assert proc.returncode == 0 and not proc.stderr, proc.stderr
-    return proc.stdout
-
-
-def bash_values(out: str) -> list[str]:
-    return [line.split(",", 1)[1] for line in out.splitlines() if line.startswith("plain,")]
 
 
 # ------------------------------------------------------------------------------ start-up
@@ -120,7 +100,8 @@ def test_status_active_limit_and_cancel_json(live):
 
     napping = json.loads(ok(repo, "submit", "--text", ISSUE, "--agent", "napper", "--json"))["job"]
     assert [j["job"] for j in as_json(repo, "status", "--active")] == [napping]
-    assert wait_until(lambda: as_json(repo, "status", napping)["runs"][0]["state"] == "running", 20)
+    wait_until(lambda: as_json(repo, "status", napping)["runs"][0]["state"] == "running", 20,
+               what="the napper to run")
     assert [j["job"] for j in as_json(repo, "status", "--limit", "1")] == [napping]  # active jobs first
     assert {j["job"] for j in as_json(repo, "status", "--limit", "5")} == {napping, job}
     assert cocode(repo, "status", "--limit", "0", timeout=30).returncode == 2
@@ -181,11 +162,6 @@ def test_clean_dry_run_and_compact_json(live):
     assert again["archive"] is None and again["events"] == 0 and again["jobs"] == []
 
 
-def test_schema_check_json():
-    out = json.loads(cocode(Path.cwd(), "schema", "--check", "--json", check=True).stdout)
-    assert out["stale"] == [] and Path(out["dir"]).is_dir()
-
-
 # ------------------------------------------------------------------------------ completion
 
 
@@ -220,11 +196,3 @@ def test_down_json_then_completion_from_the_file(live):
     assert bash_values(complete(repo, f"diff {job} ")) == ["demo", "demo-fail"]
 
 
-def test_completion_never_raises_on_a_broken_log(tmp_path):
-    repo = make_repo(tmp_path / "broken")
-    db = Paths(repo).db
-    db.parent.mkdir(parents=True, exist_ok=True)
-    db.write_bytes(b"this is not a SQLite database" * 100)
-    assert bash_values(complete(repo, "status ")) == []  # complete() checks: exit 0, nothing on stderr
-    (repo / ".cocode" / "config.yaml").write_text("agents: [not, a, mapping\n")
-    assert "demo" in bash_values(complete(repo, "submit --agent "))  # the presets still complete
