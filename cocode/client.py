@@ -27,6 +27,7 @@ from cocode.core.loop import Loop
 from cocode.core.sockets import dealer
 from cocode.errors import CocodeError, NotRunningError
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 
 
 def running_pid(paths: Paths) -> int | None:
@@ -187,3 +188,39 @@ def db_bytes(paths: Paths) -> int:
         except OSError:
             pass
     return total
+
+
+def find_run(state, job_id: str, agent: str | None = None):
+    """The job (and agent) named on a command line or picked in `cocode top`, or a
+    one-line error naming where the right names are."""
+    job = state.jobs.get(job_id)
+    if job is None:
+        raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
+    if agent and agent not in job.runs:
+        raise CocodeError(f"job {job_id} has no agent {agent!r} (it has {', '.join(job.agents)})")
+    return job
+
+
+def cancel(paths: Paths, job_id: str, agent: str | None = None, state=None):
+    """Record a cancel of one run, or of every run of the job; returns the job view.
+    `cocode cancel` and `cocode top` both stop runs through this."""
+    job = find_run(state if state is not None else current_state(paths), job_id, agent)
+    if not is_running(paths):
+        raise not_running(paths)
+    append_one(paths, ev.CancelRequested(job=job_id, agent=agent or ""))
+    return job
+
+
+def run_diff(paths: Paths, job_id: str, agent: str, state=None) -> tuple[str, str]:
+    """(the branch's head, the patch from the job's base to it): `cocode diff`, and the
+    diff view of `cocode top`."""
+    from cocode import gitops
+
+    state = state if state is not None else current_state(paths)
+    job = state.jobs.get(job_id)
+    if job is None or agent not in job.runs:
+        raise CocodeError(f"no run {job_id}/{agent}; `cocode status` lists them")
+    head = gitops.BranchWatcher(paths.root, RunKey(job_id, agent).branch).head()
+    if head is None:
+        raise CocodeError(f"run {job_id}/{agent} has no branch yet (state {job.runs[agent].state})")
+    return head, gitops.diff_text(paths.root, job.base_sha, head)

@@ -146,16 +146,8 @@ def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_jso
 def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool, as_json: bool) -> None:
     """Stop a job's runs (SIGTERM, 5 s, SIGKILL); their work is kept."""
     from cocode import client, render
-    from cocode.core import events as ev
 
-    state = client.current_state(env.paths)
-    job = state.jobs.get(job_id)
-    if job is None:
-        raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
-    if agent and agent not in job.runs:
-        raise CocodeError(f"job {job_id} has no agent {agent!r} (it has {', '.join(job.agents)})")
-    require_running(env.paths)
-    client.append_one(env.paths, ev.CancelRequested(job=job_id, agent=agent or ""))
+    job = client.cancel(env.paths, job_id, agent)
     if not no_wait:
         state = _wait_runs(env.paths, job_id, [agent] if agent else job.agents)
     elif as_json:
@@ -189,19 +181,13 @@ def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):
 @pass_env
 def diff(env: Env, job_id: str, agent: str, as_json: bool) -> None:
     """The diff of a run's branch against its base."""
-    from cocode import client, gitops
+    from cocode import client
 
-    state = client.current_state(env.paths)
-    job = state.jobs.get(job_id)
-    if job is None or agent not in job.runs:
-        raise CocodeError(f"no run {job_id}/{agent}; `cocode status` lists them")
-    head = gitops.BranchWatcher(env.paths.root, RunKey(job_id, agent).branch).head()
-    if head is None:
-        raise CocodeError(f"run {job_id}/{agent} has no branch yet (state {job.runs[agent].state})")
-    text = gitops.diff_text(env.paths.root, job.base_sha, head)
+    head, text = client.run_diff(env.paths, job_id, agent)
     if as_json:
+        base = client.current_state(env.paths).jobs[job_id].base_sha
         print_json({"job": job_id, "agent": agent, "branch": RunKey(job_id, agent).branch,
-                    "base_sha": job.base_sha, "head_sha": head, "diff": text})
+                    "base_sha": base, "head_sha": head, "diff": text})
     else:
         click.echo(text, nl=False)
 

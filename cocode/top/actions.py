@@ -1,0 +1,61 @@
+"""What a key in `cocode top` does to cocode: the same calls the CLI commands make
+(`cocode submit`, `cancel`, `diff`), so the view can do nothing a command cannot.
+Blocking; the app runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+from cocode import client
+from cocode.errors import CocodeError
+from cocode.paths import Paths
+
+
+def agent_names(config) -> list[str]:
+    """The agents a job may name, configured ones first (the submit picker's list)."""
+    from cocode.jobs import agents
+
+    names = list(config.default_agents) if config is not None else []
+    table = agents.merge_agents(config.agents) if config is not None else {}
+    return names + [n for n in table if n not in names]
+
+
+def submit(paths: Paths, config, text: str, names: list[str]) -> str:
+    """`cocode submit --text TEXT --agent A ...`; returns the new job's id."""
+    from cocode.jobs import submit as sub
+
+    issue = sub.issue_from_text(text, source="the issue")
+    resolved = sub.resolve_agents(tuple(names), config)
+    event, _warnings = sub.build_job(paths, config, issue, resolved)
+    if not client.is_running(paths):
+        raise client.not_running(paths)
+    client.append_one(paths, event)
+    return event.job
+
+
+def cancel(paths: Paths, job: str, agent: str | None) -> str:
+    """`cocode cancel JOB [AGENT] --no-wait`."""
+    client.cancel(paths, job, agent)
+    return f"cancel of {job}{'/' + agent if agent else ''} recorded"
+
+
+def diff(paths: Paths, job: str, agent: str) -> str:
+    """`cocode diff JOB AGENT`."""
+    return client.run_diff(paths, job, agent)[1]
+
+
+def editor_command(path: str) -> list[str]:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise CocodeError("set $EDITOR (or $VISUAL) to open a worktree; `y` copies its path instead")
+    return [*shlex.split(editor), path]
+
+
+def open_in_editor(path: str) -> int:
+    """Run $EDITOR on the path, in the foreground (the app is suspended meanwhile)."""
+    if not path or not os.path.isdir(path):
+        raise CocodeError(f"the worktree {path or '(none yet)'} does not exist (not started, or cleaned)")
+    return subprocess.call(editor_command(path))

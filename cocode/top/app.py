@@ -1,0 +1,326 @@
+"""`cocode top`: the Textual app. Widgets and keys only: what to show comes from
+cocode/top/model.py (a pure fold), what to read from cocode/top/feed.py (a thread
+that hands over batches), what a key does to cocode from cocode/top/actions.py.
+
+One batch from the feed is one repaint: tables change only when events came,
+panes append only the lines they have not shown yet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container, Horizontal
+from textual.widgets import DataTable, Footer, Log, Static, TabbedContent, TabPane
+
+from cocode.errors import CocodeError
+from cocode.paths import Paths
+from cocode.top import actions
+from cocode.top import model as vm
+from cocode.top.feed import Batch, Feed
+from cocode.top.panes import PaneLog
+from cocode.top.screens import DiffScreen, SubmitScreen
+
+MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
+
+
+class AgentPane(Log):
+    """One agent's output; scrolling back pauses its follow (End resumes it)."""
+
+    def __init__(self, agent: str, pane: PaneLog, keep: int, **kw) -> None:
+        super().__init__(max_lines=keep, highlight=False, **kw)
+        self.agent, self.pane = agent, pane
+        self.generation, self.shown, self.version = -1, 0, -1
+        self.border_title = agent
+
+    def sync(self) -> None:
+        if self.version == self.pane.version:
+            return
+        if self.generation != self.pane.generation:
+            self.clear()
+            self.generation, self.shown = self.pane.generation, 0
+        new = self.pane.since(self.shown)
+        self.shown = self.pane.total_lines
+        self.version = self.pane.version
+        if new:
+            self.write_lines(new)
+        self.border_subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
+
+
+class TopApp(App):
+    TITLE = "cocode top"
+    CSS = """
+    #status { height: 1; background: $boost; padding: 0 1; }
+    #status.down { background: $error; color: $text; }
+    #warnings { height: auto; max-height: 3; color: $warning; padding: 0 1; }
+    #tables { height: 40%; min-height: 4; }
+    #jobs { width: 1fr; }
+    #runs { width: 1fr; }
+    #panes { height: 1fr; }
+    #panes > Horizontal { height: 1fr; }
+    AgentPane { border: round $primary-darken-2; width: 1fr; height: 1fr; scrollbar-size-vertical: 1; }
+    #empty { padding: 1 2; color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("s", "submit", "Submit"),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("C", "cancel_job", "Cancel job"),
+        Binding("d", "diff", "Diff"),
+        Binding("y", "copy_path", "Copy path"),
+        Binding("o", "open_path", "Open in $EDITOR"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
+                 feed_factory: Callable = Feed) -> None:
+        super().__init__()
+        self.paths, self.config, self.keep = paths, config, keep_lines
+        self.model = vm.Model()
+        self.feed = feed_factory(paths, self._from_feed, keep_lines)
+        self.job: str | None = None
+        self.agents: list[str] = []
+        self.panes: dict[str, PaneLog] = {}
+        self.widgets: dict[str, AgentPane] = {}
+        self.job_rows: list = []
+        self.run_rows: list = []
+        self.batches = 0
+        self.on_visible: Callable[[list[float]], None] | None = None  # the bench's probe
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("connecting…", id="status")
+        yield Static("", id="warnings")
+        with Horizontal(id="tables"):
+            yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="runs", cursor_type="row")
+        yield Container(Static("no job selected", id="empty"), id="panes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.paths.root)
+        jobs = self.query_one("#jobs", DataTable)
+        jobs.add_columns("job", "state", "age", "runs", "title")
+        self.query_one("#runs", DataTable).add_columns(
+            "agent", "state", "reason", "time", "commits", "queue", "cpu", "mem")
+        jobs.focus()
+        self.set_interval(1.0, self.refresh_clock)
+        self.feed.start()
+
+    def on_unmount(self) -> None:
+        self.feed.stop()
+
+    # -- the feed's batches -----------------------------------------------------------------------
+
+    def _from_feed(self, batch: Batch) -> None:
+        """Called in the feed's thread: run apply() in the app's, wait for it (back-pressure)."""
+        try:
+            self.call_from_thread(self.apply, batch)
+        except RuntimeError:
+            pass  # the app is closing
+
+    def apply(self, b: Batch) -> None:
+        self.batches += 1
+        m = self.model
+        if b.state is not None:
+            m.state = b.state
+        for e in b.events:
+            m.apply(e)
+        for topic, sample in b.metrics:
+            m.apply_metric(topic, sample)
+        if b.beat:
+            m.beat(b.beat)
+        if b.started is not None:
+            m.link.started = b.started
+        if b.error is not None:
+            m.link.error = b.error
+        m.dropped += b.dropped
+        stamps = []
+        for c in b.chunks:
+            pane = self.panes.get(c.agent)
+            if pane is None or c.job != self.job:
+                continue
+            if c.kind == "reset":
+                pane.reset()
+            elif c.kind == "notice":
+                pane.notice(c.text)
+            else:
+                pane.feed(c.data)
+                if c.ts:
+                    stamps.append(c.ts)
+        if b.state is not None or b.events:
+            self.refresh_tables()
+        if b.metrics and self.job:
+            self.refresh_runs()
+        self.refresh_header()
+        for w in self.widgets.values():
+            w.sync()
+        if stamps and self.on_visible is not None:
+            probe = self.on_visible
+            self.call_after_refresh(lambda: probe(stamps))
+
+    # -- tables ----------------------------------------------------------------------------------
+
+    def refresh_clock(self) -> None:
+        self.refresh_tables()
+        self.refresh_header()
+
+    def refresh_header(self) -> None:
+        h = vm.header(self.model, time.monotonic(), str(self.paths.root))
+        status = self.query_one("#status", Static)
+        status.update(h.text)
+        status.set_class(not h.up, "down")
+        self.query_one("#warnings", Static).update("\n".join(f"⚠ {w}" for w in h.warnings))
+
+    def refresh_tables(self) -> None:
+        rows = vm.job_rows(self.model, time.time())
+        if rows != self.job_rows:
+            self.job_rows = rows
+            table = self.query_one("#jobs", DataTable)
+            _fill(table, [(r.job, (r.job, r.state, r.age, r.runs, r.title)) for r in rows])
+            if self.job is None and rows:
+                self.select_job(rows[0].job)
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        rows = vm.run_rows(self.model, self.job, time.time())
+        if rows == self.run_rows:
+            return
+        self.run_rows = rows
+        _fill(self.query_one("#runs", DataTable),
+              [(r.agent, (r.agent, r.state, r.reason, r.time, r.commits, r.queue, r.cpu, r.mem)) for r in rows])
+        job = self.model.state.jobs.get(self.job or "")
+        if job is not None:
+            for a, pane in self.panes.items():
+                if job.runs[a].final and pane.partial:
+                    pane.flush()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "jobs" and event.row_key.value and event.row_key.value != self.job:
+            self.select_job(event.row_key.value)
+
+    def select_job(self, job_id: str) -> None:
+        job = self.model.state.jobs.get(job_id)
+        if job is None:
+            return
+        self.job, self.agents = job_id, list(job.agents)
+        self.panes = {a: PaneLog(self.keep) for a in self.agents}
+        self.build_panes()
+        self.run_rows = []
+        self.refresh_runs()
+        self.feed.watch(job_id, self.agents)
+
+    def build_panes(self) -> None:
+        box = self.query_one("#panes", Container)
+        box.remove_children()
+        self.widgets = {a: AgentPane(a, p, self.keep) for a, p in self.panes.items()}
+        if len(self.widgets) <= MAX_SIDE_BY_SIDE:
+            box.mount(Horizontal(*self.widgets.values()))
+        else:
+            box.mount(TabbedContent(*[TabPane(a, w) for a, w in self.widgets.items()]))
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def selected_run(self) -> tuple[str, str] | None:
+        runs = self.query_one("#runs", DataTable)
+        if self.job is None or not self.run_rows:
+            return None
+        row = min(max(runs.cursor_row, 0), len(self.run_rows) - 1)
+        return self.job, self.run_rows[row].agent
+
+    def _do(self, fn, *args, then=None) -> None:
+        """Run a blocking call to cocode off the UI thread; say what came of it."""
+        def work() -> None:
+            try:
+                result = fn(*args)
+            except CocodeError as err:
+                self.call_from_thread(self.notify, err.message, severity="error", timeout=8)
+                return
+            if then is not None:
+                self.call_from_thread(then, result)
+        self.run_worker(work, thread=True, exit_on_error=False)
+
+    def action_submit(self) -> None:
+        names = actions.agent_names(self.config)
+        chosen = list(self.config.default_agents) if self.config is not None else names[:1]
+
+        def done(result) -> None:
+            if result:
+                text, agents = result
+                self._do(actions.submit, self.paths, self.config, text, agents,
+                         then=lambda job: self.notify(f"job {job} queued ({', '.join(agents)})"))
+        self.push_screen(SubmitScreen(names, chosen), done)
+
+    def action_cancel_run(self) -> None:
+        sel = self.selected_run()
+        if sel is None:
+            self.notify("no run selected", severity="warning")
+            return
+        self._do(actions.cancel, self.paths, sel[0], sel[1], then=self.notify)
+
+    def action_cancel_job(self) -> None:
+        if self.job is None:
+            self.notify("no job selected", severity="warning")
+            return
+        self._do(actions.cancel, self.paths, self.job, None, then=self.notify)
+
+    def action_diff(self) -> None:
+        sel = self.selected_run()
+        if sel is None:
+            self.notify("no run selected", severity="warning")
+            return
+        self._do(actions.diff, self.paths, *sel,
+                 then=lambda text: self.push_screen(DiffScreen(f"diff {sel[0]}/{sel[1]}", text)))
+
+    def worktree(self) -> str | None:
+        sel = self.selected_run()
+        path = ""
+        if sel is not None:
+            path = next((r.worktree for r in self.run_rows if r.agent == sel[1]), "")
+        if not path:
+            self.notify("this run has no worktree (not started yet, or cleaned)", severity="warning")
+            return None
+        return path
+
+    def action_copy_path(self) -> None:
+        if path := self.worktree():
+            self.copy_to_clipboard(path)
+            self.notify(f"copied {path}")
+
+    def action_open_path(self) -> None:
+        if path := self.worktree():
+            try:
+                with self.suspend():
+                    actions.open_in_editor(path)
+            except CocodeError as err:
+                self.notify(err.message, severity="error")
+            except Exception as err:  # no terminal to suspend (the browser): say so
+                self.notify(f"cannot open an editor here ({err}); `y` copies {path}", severity="error")
+
+    def get_system_commands(self, screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for b in self.BINDINGS:
+            if b.action != "quit":
+                yield SystemCommand(b.description, f"key {b.key}", getattr(self, f"action_{b.action}"))
+
+
+def _fill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
+    """Show `rows` (key, cells): cells updated in place when the keys are the same, the
+    table rebuilt (keeping the cursor on the same key) when they are not."""
+    keys = [k for k, _ in rows]
+    current = [rk.value for rk in table.rows]
+    if keys == current:
+        for key, cells in rows:
+            for col, value in zip(table.columns, cells):
+                if table.get_cell(key, col) != value:
+                    table.update_cell(key, col, value)
+        return
+    at = current[table.cursor_row] if current and 0 <= table.cursor_row < len(current) else None
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if at in keys:
+        table.move_cursor(row=keys.index(at), animate=False)

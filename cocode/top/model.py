@@ -1,0 +1,187 @@
+"""What `cocode top` shows, as a pure fold: events, metric samples and the link's
+health in; rows of plain values out. No widgets, sockets or clocks here (`now` is
+passed in), so the unit tests fold hand-made events and read the rows.
+
+The job/run state itself is core/state.py's fold, the same one `cocode status` and
+the scheduler use; this module adds only what a viewer needs on top of it: order,
+ages, queue positions, per-run CPU/memory history, and whether cocode is up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from cocode.core import events as ev
+from cocode.core import state as st
+
+SPARK = "▁▂▃▄▅▆▇█"
+HISTORY = 30  # metric samples kept per run (one a second): the sparkline's width
+DOWN_AFTER_S = 3.5  # no heartbeat this long (they come every second): cocode is down
+DISK_WARNINGS = ("disk_low", "disk")
+
+
+@dataclass
+class RunMetrics:
+    cpu: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    rss: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+
+@dataclass
+class Link:
+    """Is cocode up, as a dashboard can tell: heartbeats heard on the bus."""
+
+    started: bool = False  # a supervisor held the lock when last looked
+    last_beat: float = 0.0  # monotonic time of the last heartbeat, 0 if none yet
+    synced: bool = False  # the store answered the follower at least once
+    error: str = ""  # why the view may be stale (read error, old events.db, ...)
+
+
+@dataclass
+class Model:
+    state: st.State = field(default_factory=st.State)
+    metrics: dict[str, RunMetrics] = field(default_factory=dict)
+    host: dict | None = None
+    link: Link = field(default_factory=Link)
+    dropped: int = 0  # undecodable frames seen (a newer or older cocode?)
+
+    def apply(self, event: ev.Event) -> None:
+        st.apply(self.state, event)
+
+    def apply_metric(self, topic: bytes, sample: dict) -> None:
+        if topic == b"metric.host":
+            self.host = sample
+            return
+        if topic != b"metric.run" or "job" not in sample or "agent" not in sample:
+            return
+        m = self.metrics.setdefault(f"{sample['job']}/{sample['agent']}", RunMetrics())
+        m.cpu.append(float(sample.get("cpu", 0.0)))
+        m.rss.append(int(sample.get("rss", 0)))
+
+    def beat(self, now: float) -> None:
+        self.link.last_beat = now
+
+    def is_up(self, now: float) -> bool:
+        return bool(self.link.last_beat) and now - self.link.last_beat < DOWN_AFTER_S
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job: str
+    title: str
+    state: str
+    age: str
+    runs: str  # "2/3 ready"
+    cost: str  # "" until some event carries a cost
+
+
+@dataclass(frozen=True)
+class RunRow:
+    agent: str
+    state: str
+    reason: str
+    time: str
+    commits: str
+    queue: str  # "#3" for a queued run: its place in the dispatch order
+    cpu: str  # sparkline and the latest value
+    mem: str
+    worktree: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Header:
+    up: bool
+    text: str  # the line shown under the title
+    warnings: tuple[str, ...]
+
+
+def age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def sparkline(values, top: float | None = None) -> str:
+    vals = list(values)
+    if not vals:
+        return ""
+    hi = top if top else max(vals) or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int(v / hi * (len(SPARK) - 1)))] for v in vals)
+
+
+def mib(n: float) -> str:
+    return f"{n / 1048576:.0f}M"
+
+
+def job_rows(model: Model, now: float) -> list[JobRow]:
+    """Every job, newest first."""
+    rows = []
+    for job in sorted(model.state.jobs.values(), key=lambda j: j.seq, reverse=True):
+        ready = sum(1 for r in job.runs.values() if r.state == "ready")
+        rows.append(JobRow(
+            job=job.job, title=job.title, state=job.state, age=age(now - job.ts),
+            runs=f"{ready}/{len(job.runs)} ready", cost="",
+        ))
+    return rows
+
+
+def queue_positions(model: Model) -> dict[tuple[str, str], int]:
+    return {(j.job, r.agent): i + 1 for i, (j, r) in enumerate(st.iter_queued(model.state))}
+
+
+def run_rows(model: Model, job_id: str | None, now: float) -> list[RunRow]:
+    job = model.state.jobs.get(job_id or "")
+    if job is None:
+        return []
+    places = queue_positions(model)
+    rows = []
+    for agent in job.agents:
+        r = job.runs[agent]
+        m = model.metrics.get(f"{job.job}/{agent}")
+        took = "-" if r.started_at is None else age((r.ended_at or now) - r.started_at)
+        reason = r.reason or ("cancelling" if r.cancel_requested and not r.final else "")
+        place = places.get((job.job, agent))
+        live = m is not None and r.live
+        rows.append(RunRow(
+            agent=agent, state=r.state, reason=reason, time=took, commits=str(r.commits),
+            queue=f"#{place}" if place else "",
+            cpu=f"{sparkline(m.cpu, 100.0)} {m.cpu[-1]:.0f}%" if live and m.cpu else "",
+            mem=f"{sparkline(m.rss)} {mib(m.rss[-1])}" if live and m.rss else "",
+            worktree="" if r.worktree_removed else r.worktree, detail=r.detail,
+        ))
+    return rows
+
+
+def header(model: Model, mono: float, root: str = "") -> Header:
+    """`mono` is time.monotonic() (heartbeats are timed by it, not the wall clock)."""
+    jobs = model.state.jobs.values()
+    running = sum(1 for j in jobs for r in j.runs.values() if r.live)
+    queued = sum(1 for _ in st.iter_queued(model.state))
+    up = model.is_up(mono)
+    if up:
+        status = "up"
+    elif model.link.last_beat:
+        status = f"cocode is DOWN (no heartbeat for {age(mono - model.link.last_beat)}); reconnecting"
+    elif model.link.started:
+        status = "cocode is starting (no heartbeat yet)"
+    else:
+        status = f"cocode is not started in {root}: run `cocode up` (this view connects by itself)"
+    pressure = "memory pressure" if model.state.pressure else "memory ok"
+    if model.host and "mem_percent" in model.host:
+        pressure += f" ({model.host['mem_percent']:.0f}%)"
+    text = f"{running} running · {queued} queued · {pressure} · {status}"
+    warnings = [w.message for w in model.state.warnings if w.code.startswith(DISK_WARNINGS)][-2:]
+    if model.link.error:
+        warnings.append(model.link.error)
+    if model.dropped:
+        warnings.append(f"{model.dropped} messages could not be read (a different cocode version?)")
+    return Header(up=up, text=text, warnings=tuple(warnings))
