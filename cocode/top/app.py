@@ -75,8 +75,10 @@ class TopApp(App):
     ]
 
     def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
-                 feed_factory: Callable = Feed) -> None:
+                 feed_factory: Callable = Feed, wall: Callable[[], float] = time.time,
+                 mono: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self.wall, self.mono = wall, mono  # clocks (fixed ones make snapshots repeatable)
         self.paths, self.config, self.keep = paths, config, keep_lines
         self.model = vm.Model()
         self.feed = feed_factory(paths, self._from_feed, keep_lines)
@@ -169,14 +171,14 @@ class TopApp(App):
         self.refresh_header()
 
     def refresh_header(self) -> None:
-        h = vm.header(self.model, time.monotonic(), str(self.paths.root))
+        h = vm.header(self.model, self.mono(), str(self.paths.root))
         status = self.query_one("#status", Static)
         status.update(h.text)
         status.set_class(not h.up, "down")
         self.query_one("#warnings", Static).update("\n".join(f"⚠ {w}" for w in h.warnings))
 
     def refresh_tables(self) -> None:
-        rows = vm.job_rows(self.model, time.time())
+        rows = vm.job_rows(self.model, self.wall())
         if rows != self.job_rows:
             self.job_rows = rows
             table = self.query_one("#jobs", DataTable)
@@ -186,7 +188,7 @@ class TopApp(App):
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        rows = vm.run_rows(self.model, self.job, time.time())
+        rows = vm.run_rows(self.model, self.job, self.wall())
         if rows == self.run_rows:
             return
         self.run_rows = rows

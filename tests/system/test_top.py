@@ -1,0 +1,245 @@
+"""`cocode top` driven by Textual's pilot against a real running cocode: real
+services, real agents (the demo presets and tests/agents/), real sockets.
+
+Each scenario runs in asyncio.run under a deadline; the app's feed thread and
+every cocode started here are stopped by the fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from cocode import client
+from cocode.config import load_config
+from cocode.paths import Paths
+from cocode.top.app import TopApp
+from cocode.top.screens import DiffScreen
+from support import AGENTS_DIR, cocode, down, make_repo, up
+
+LOGS_AGENT = str(AGENTS_DIR / "logs_agent.py")
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
+    "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+}
+AGENTS = {
+    "lines": {"command": ["{python}", LOGS_AGENT, "lines", "400", "8"]},
+    "weird": {"command": ["{python}", LOGS_AGENT, "weird"]},
+    "sleeper": {"command": ["bash", str(AGENTS_DIR / "sleeper.sh")], "env": GIT_ENV},
+}
+NOTICE = re.compile(r"^-- ")
+
+
+def top_repo(path: Path) -> Path:
+    repo = make_repo(path)
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({"agents": AGENTS}, indent=1))
+    return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return top_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def running(repo: Path):
+    paths = up(repo)
+    try:
+        yield paths
+    finally:
+        down(repo)
+
+
+def submit(repo: Path, *agents: str, text: str = "Top test") -> str:
+    args = [a for name in agents for a in ("--agent", name)]
+    proc = cocode(repo, "submit", "--text", text, *args, "--json", check=True)
+    return json.loads(proc.stdout)["job"]
+
+
+def make_app(paths: Paths) -> TopApp:
+    config = load_config(paths.config)
+    return TopApp(paths, config, config.limits.tui_log_lines)
+
+
+async def until(pilot, cond, timeout: float = 30.0, what: str = "condition"):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = cond()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def drive(scenario, timeout: float = 90.0, size=(140, 40)):
+    """Run `scenario(app, pilot)` with the app headless, bounded in time."""
+    async def main(app):
+        async with app.run_test(size=size) as pilot:
+            await asyncio.wait_for(scenario(app, pilot), timeout)
+    return main
+
+
+def pane_text(app: TopApp, agent: str) -> list[str]:
+    return list(app.widgets[agent].lines) if agent in app.widgets else []
+
+
+def stored_lines(repo: Path, job: str, agent: str) -> list[str]:
+    proc = cocode(repo, "logs", job, agent)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def status_text(app: TopApp) -> str:
+    return str(app.query_one("#status").render())
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+
+def test_selecting_a_job_shows_its_runs_and_its_agents_output(running, repo):
+    older = submit(repo, "demo", "demo-fail", text="Older job")
+    newer = submit(repo, "weird", text="Newer job")
+    paths = running
+    app = make_app(paths)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: [r.job for r in app.job_rows] == [newer, older], what="both jobs, newest first")
+        await until(pilot, lambda: app.job == newer, what="the newest job selected")
+        await until(pilot, lambda: any("after the long line" in l for l in pane_text(app, "weird")),
+                    what="the weird agent's output")
+        weird = pane_text(app, "weird")
+        assert any("\\x1b[31mred" in l for l in weird), weird  # escapes shown, not obeyed
+        assert any("\ufffd" in l for l in weird)
+        assert any(l.startswith("XXXX") and l.endswith("bytes)") for l in weird), "the 1 MB line is cut"
+        await pilot.press("down")
+        await until(pilot, lambda: app.job == older, what="the older job selected")
+        await until(pilot, lambda: [r.agent for r in app.run_rows] == ["demo", "demo-fail"], what="its runs")
+        await until(pilot, lambda: {r.state for r in app.run_rows} == {"ready", "failed"}, what="final states")
+        failed = app.run_rows[1]
+        assert failed.reason == "exit_1" and "cannot reproduce" in failed.detail
+        await until(pilot, lambda: pane_text(app, "demo") == stored_lines(repo, older, "demo"),
+                    what="the demo pane holding exactly its stored output")
+        assert list(app.widgets) == ["demo", "demo-fail"]
+        assert "up" in status_text(app)
+
+    asyncio.run(drive(scenario)(app))
+
+
+def test_output_has_no_gap_or_duplicate_across_down_and_up(running, repo):
+    job = submit(repo, "lines")
+    app = make_app(running)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: len(pane_text(app, "lines")) >= 40, what="some of the agent's lines")
+        stopped = await asyncio.to_thread(cocode, repo, "down", timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        await until(pilot, lambda: "DOWN" in status_text(app) or "not started" in status_text(app),
+                    what="the view saying cocode is down")
+        held = pane_text(app, "lines")
+        assert held == stored_lines(repo, job, "lines")[: len(held)]
+        restarted = await asyncio.to_thread(cocode, repo, "up", "--detach", timeout=60)
+        assert restarted.returncode == 0, restarted.stderr
+        await until(pilot, lambda: status_text(app).endswith("up"), what="the view reconnected")
+        await until(pilot, lambda: app.model.state.jobs[job].done, timeout=60, what="the requeued run ending")
+        want = stored_lines(repo, job, "lines")
+        await until(pilot, lambda: [l for l in pane_text(app, "lines") if not NOTICE.match(l)] == want,
+                    what="the pane equal to the stored log, line for line")
+        shown = pane_text(app, "lines")
+        assert any(l == "-- attempt 2" for l in shown), "the second attempt is marked"
+        assert len(want) > 400, "both attempts' output is there"
+
+    asyncio.run(drive(scenario, timeout=120)(app))
+
+
+def test_cancel_and_diff_go_through_the_same_calls_as_the_cli(running, repo):
+    ready = submit(repo, "demo", text="Ready one")
+    paths = running
+    app = make_app(paths)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: app.model.state.jobs.get(ready) and app.model.state.jobs[ready].done,
+                    what="the demo job done")
+        await until(pilot, lambda: app.run_rows and app.run_rows[0].state == "ready", what="its run row")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the diff view")
+        want = client.run_diff(paths, ready, "demo")[1]
+        assert app.screen.text == want and "COCODE_DEMO.md" in want
+        await pilot.press("pagedown", "escape")
+        await until(pilot, lambda: not isinstance(app.screen, DiffScreen), what="the diff closed")
+
+        slow = await asyncio.to_thread(submit, repo, "sleeper", text="Slow one")
+        await until(pilot, lambda: app.job == slow or [r.job for r in app.job_rows][:1] == [slow],
+                    what="the new job listed")
+        focused = app.focused.id if app.focused else None
+        await pilot.press("up")
+        await until(pilot, lambda: app.job == slow, what=f"the new job selected (focus {focused}, cursor {app.query_one('#jobs').cursor_row})")
+        await until(pilot, lambda: app.run_rows and app.run_rows[0].state == "running", what="the sleeper running")
+        await pilot.press("d")  # a diff of a run with only a partial commit works too
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the sleeper's diff")
+        assert "partial.txt" in app.screen.text
+        await pilot.press("escape")
+        await pilot.press("c")
+        await until(pilot, lambda: app.run_rows[0].state == "cancelled", timeout=30, what="the run cancelled")
+        assert client.current_state(paths).jobs[slow].runs["sleeper"].state == "cancelled"
+
+    asyncio.run(drive(scenario)(app))
+
+
+def test_not_started_then_up_connects_by_itself(repo):
+    app = make_app(Paths(repo))
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: "not started" in status_text(app), what="the not-started notice")
+        assert "cocode up" in status_text(app)
+        await asyncio.to_thread(up, repo)
+        try:
+            await until(pilot, lambda: status_text(app).endswith("up"), what="the view connecting")
+            job = await asyncio.to_thread(submit, repo, "demo")
+            await until(pilot, lambda: app.job == job, what="the job appearing and selected")
+        finally:
+            await asyncio.to_thread(down, repo)
+
+    asyncio.run(drive(scenario, size=(40, 10))(app))
+
+
+def test_submit_from_the_view_queues_a_job(running, repo):
+    app = make_app(running)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: status_text(app).endswith("up"), what="connected")
+        await pilot.press("s")
+        await pilot.pause()
+        app.screen.query_one("#issue").text = "Typed in top\n\nbody"
+        agents = app.screen.query_one("#agents")
+        agents.deselect_all()
+        agents.select("demo")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.job_rows and app.job_rows[0].title == "Typed in top", what="the job listed")
+        job = app.job_rows[0].job
+        assert client.current_state(running).jobs[job].agents == ["demo"]
+
+    asyncio.run(drive(scenario)(app))
+
+
+def test_top_outside_a_terminal_or_repository_says_what_to_do(repo, tmp_path):
+    proc = cocode(repo, "top")  # stdout is a pipe here
+    assert proc.returncode == 2 and "needs a terminal" in proc.stderr and "Traceback" not in proc.stderr
+    bad = cocode(repo, "top", "--web", "--port", "0")
+    assert bad.returncode == 2 and "--port 0" in bad.stderr
+    nowhere = subprocess_in(tmp_path)
+    assert nowhere.returncode != 0 and "Traceback" not in nowhere.stderr
+
+
+def subprocess_in(directory: Path):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "cocode", "top"], cwd=directory, capture_output=True,
+                          text=True, timeout=30)
