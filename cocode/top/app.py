@@ -46,7 +46,11 @@ class AgentPane(Log):
         self.shown = self.pane.total_lines
         self.version = self.pane.version
         if new:
-            self.write_lines(new)
+            # Before its first layout a pane has no end to be at: it follows then too.
+            following = self.size.height == 0 or self.is_vertical_scroll_end
+            self.write_lines(new, scroll_end=False)
+            if following:
+                self.scroll_end(animate=False, x_axis=False)
         self.border_subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
 
 
@@ -56,12 +60,14 @@ class TopApp(App):
     #status { height: 1; background: $boost; padding: 0 1; }
     #status.down { background: $error; color: $text; }
     #warnings { height: auto; max-height: 3; color: $warning; padding: 0 1; }
-    #tables { height: 40%; min-height: 4; }
-    #jobs { width: 1fr; }
-    #runs { width: 1fr; }
+    #tables { height: auto; max-height: 45%; min-height: 4; }
+    #jobs { width: 2fr; height: auto; max-height: 100%; }
+    #runs { width: 3fr; height: auto; max-height: 100%; }
     #panes { height: 1fr; }
     #panes > Horizontal { height: 1fr; }
-    AgentPane { border: round $primary-darken-2; width: 1fr; height: 1fr; scrollbar-size-vertical: 1; }
+    AgentPane { border: round $primary-darken-2; width: 1fr; height: 1fr; scrollbar-size-vertical: 1;
+                overflow: auto auto; }
+    TabbedContent, ContentSwitcher, TabPane { height: 1fr; }
     #empty { padding: 1 2; color: $text-muted; }
     """
     BINDINGS = [
@@ -175,7 +181,9 @@ class TopApp(App):
         status = self.query_one("#status", Static)
         status.update(h.text)
         status.set_class(not h.up, "down")
-        self.query_one("#warnings", Static).update("\n".join(f"⚠ {w}" for w in h.warnings))
+        warnings = self.query_one("#warnings", Static)
+        warnings.update("\n".join(f"⚠ {w}" for w in h.warnings))
+        warnings.display = bool(h.warnings)
 
     def refresh_tables(self) -> None:
         rows = vm.job_rows(self.model, self.wall())
@@ -222,7 +230,10 @@ class TopApp(App):
         if len(self.widgets) <= MAX_SIDE_BY_SIDE:
             box.mount(Horizontal(*self.widgets.values()))
         else:
-            box.mount(TabbedContent(*[TabPane(a, w) for a, w in self.widgets.items()]))
+            tabs = TabbedContent()
+            for a, w in self.widgets.items():
+                tabs.compose_add_child(TabPane(a, w))  # what `with TabbedContent():` does
+            box.mount(tabs)
 
     # -- actions ---------------------------------------------------------------------------------
 

@@ -178,7 +178,7 @@ def header(model: Model, mono: float, root: str = "") -> Header:
     pressure = "memory pressure" if model.state.pressure else "memory ok"
     if model.host and "mem_percent" in model.host:
         pressure += f" ({model.host['mem_percent']:.0f}%)"
-    text = f"{running} running · {queued} queued · {pressure} · {status}"
+    text = f"{status} · {running} running · {queued} queued · {pressure}"  # status first: cut last
     warnings = [w.message for w in model.state.warnings if w.code.startswith(DISK_WARNINGS)][-2:]
     if model.link.error:
         warnings.append(model.link.error)

@@ -147,7 +147,7 @@ def test_output_has_no_gap_or_duplicate_across_down_and_up(running, repo):
         assert held == stored_lines(repo, job, "lines")[: len(held)]
         restarted = await asyncio.to_thread(cocode, repo, "up", "--detach", timeout=60)
         assert restarted.returncode == 0, restarted.stderr
-        await until(pilot, lambda: status_text(app).endswith("up"), what="the view reconnected")
+        await until(pilot, lambda: status_text(app).startswith("up "), what="the view reconnected")
         await until(pilot, lambda: app.model.state.jobs[job].done, timeout=60, what="the requeued run ending")
         want = stored_lines(repo, job, "lines")
         await until(pilot, lambda: [l for l in pane_text(app, "lines") if not NOTICE.match(l)] == want,
@@ -201,7 +201,7 @@ def test_not_started_then_up_connects_by_itself(repo):
         assert "cocode up" in status_text(app)
         await asyncio.to_thread(up, repo)
         try:
-            await until(pilot, lambda: status_text(app).endswith("up"), what="the view connecting")
+            await until(pilot, lambda: status_text(app).startswith("up "), what="the view connecting")
             job = await asyncio.to_thread(submit, repo, "demo")
             await until(pilot, lambda: app.job == job, what="the job appearing and selected")
         finally:
@@ -214,7 +214,7 @@ def test_submit_from_the_view_queues_a_job(running, repo):
     app = make_app(running)
 
     async def scenario(app, pilot):
-        await until(pilot, lambda: status_text(app).endswith("up"), what="connected")
+        await until(pilot, lambda: status_text(app).startswith("up "), what="connected")
         await pilot.press("s")
         await pilot.pause()
         app.screen.query_one("#issue").text = "Typed in top\n\nbody"

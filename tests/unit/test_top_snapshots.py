@@ -1,0 +1,141 @@
+"""Snapshots of `cocode top`'s main screens (pytest-textual-snapshot), so a layout
+change shows in review as an SVG diff. Update with `--snapshot-update`.
+
+The screens are fed fixed batches by a scripted feed (the app's one input is the
+feed's batches) and fixed clocks, so the pictures repeat; the same app against a
+real cocode is tests/system/test_top.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from cocode.config import load_config
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.paths import Paths
+from cocode.top.app import TopApp
+from cocode.top.feed import Batch, Chunk
+from cocode.top.screens import DiffScreen
+
+T0 = 1_700_000_000.0
+MONO = 5_000.0
+SHA = "0" * 40
+
+
+class ScriptedFeed:
+    """The feed's interface, delivering fixed batches from a thread as the real one does."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __call__(self, paths, on_batch, keep_lines):
+        self.on_batch = on_batch
+        return self
+
+    def start(self) -> None:
+        def run():
+            for b in self.batches:
+                self.on_batch(b)
+        threading.Thread(target=run, daemon=True).start()
+
+    def watch(self, job, agents) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def started(job, agent, seq, ts):
+    return ev.RunStarted(job=job, agent=agent, seq=seq, ts=ts, worker="w1", pid=10 + seq, pgid=10 + seq,
+                         worktree=f"/repo/.cocode/worktrees/{job}-{agent}", branch=f"cocode/{job}/{agent}",
+                         base_sha=SHA)
+
+
+def main_batches(up: bool = True) -> list[Batch]:
+    events = [
+        ev.JobSubmitted(job="a1b2c3", seq=1, ts=T0 - 3600, title="Older: tidy the README", body="",
+                        agents=["demo"], base_sha=SHA),
+        ev.RunFinished(job="a1b2c3", agent="demo", seq=2, ts=T0 - 3500, state="ready", commits=1),
+        ev.JobSubmitted(job="f00d42", seq=3, ts=T0 - 95, title="greet() says Helo instead of Hello", body="",
+                        agents=["claude", "codex", "demo-slow"], base_sha=SHA),
+        started("f00d42", "claude", 4, T0 - 90), started("f00d42", "codex", 5, T0 - 89),
+        ev.RunProgress(job="f00d42", agent="claude", seq=6, head="1" * 40, commits=2),
+        ev.RunFinished(job="f00d42", agent="codex", seq=7, ts=T0 - 20, state="failed", reason="exit_1",
+                       detail="cannot reproduce"),
+        ev.RunWaiting(job="f00d42", agent="demo-slow", seq=8, reason="max_worktrees"),
+    ]
+    state = st.replay(events)
+    metrics = [(b"metric.run", {"job": "f00d42", "agent": "claude", "cpu": c, "rss": r << 20})
+               for c, r in ((5, 80), (40, 120), (90, 160), (60, 150))]
+    metrics.append((b"metric.host", {"mem_percent": 41.0}))
+    chunks = [Chunk("f00d42", "claude", "reset"),
+              Chunk("f00d42", "claude", "data", b"".join(b"claude: step %d of the fix\n" % i for i in range(30))),
+              Chunk("f00d42", "codex", "reset"),
+              Chunk("f00d42", "codex", "data", b"codex: reading greet.py\n\xff\xfe binary \x1b[31m\n"),
+              Chunk("f00d42", "codex", "notice", text="attempt 2"),
+              Chunk("f00d42", "demo-slow", "reset")]
+    return [Batch(state=state, beat=MONO if up else 0.0, started=up), Batch(metrics=metrics), Batch(chunks=chunks)]
+
+
+def make_app(batches, config=None, mono=MONO + 1) -> TopApp:
+    return TopApp(Paths(Path("/repo")), config, 2000, feed_factory=ScriptedFeed(batches),
+                  wall=lambda: T0, mono=lambda: mono)
+
+
+def settled(count: int):
+    async def run_before(pilot) -> None:
+        for _ in range(200):
+            if pilot.app.batches >= count:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+    return run_before
+
+
+@pytest.mark.timeout(60)
+def test_main_screen(snap_compare):
+    assert snap_compare(make_app(main_batches()), terminal_size=(130, 36), run_before=settled(3))
+
+
+@pytest.mark.timeout(60)
+def test_down_in_a_40_by_10_terminal(snap_compare):
+    app = make_app(main_batches(up=False))
+    app.model.link.last_beat = MONO - 30  # heard once, silent since: down
+    assert snap_compare(app, terminal_size=(40, 10), run_before=settled(3))
+
+
+@pytest.mark.timeout(60)
+def test_twenty_runs_go_to_tabs(snap_compare):
+    agents = [f"agent{i:02d}" for i in range(20)]
+    state = st.replay([ev.JobSubmitted(job="bead01", seq=1, ts=T0 - 30, title="Twenty at once", body="",
+                                       agents=agents, base_sha=SHA)])
+    chunks = [Chunk("bead01", "agent00", "data", b"first agent's line\n")]
+    assert snap_compare(make_app([Batch(state=state, beat=MONO), Batch(chunks=chunks)]),
+                        terminal_size=(110, 34), run_before=settled(2))
+
+
+@pytest.mark.timeout(60)
+def test_diff_view(snap_compare):
+    diff = ("diff --git a/greet.py b/greet.py\n--- a/greet.py\n+++ b/greet.py\n@@ -1,2 +1,2 @@\n"
+            " def greet(name: str) -> str:\n-    return f\"Helo, {name}!\"\n+    return f\"Hello, {name}!\"\n")
+
+    async def run_before(pilot) -> None:
+        await settled(3)(pilot)
+        await pilot.app.push_screen(DiffScreen("diff f00d42/claude", diff))
+        await pilot.pause()
+    assert snap_compare(make_app(main_batches()), terminal_size=(100, 24), run_before=run_before)
+
+
+@pytest.mark.timeout(60)
+def test_submit_screen(snap_compare, tmp_path):
+    config = load_config(tmp_path / "none.yaml")
+
+    async def run_before(pilot) -> None:
+        await settled(3)(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+    assert snap_compare(make_app(main_batches(), config), terminal_size=(100, 30), run_before=run_before)
