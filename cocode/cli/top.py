@@ -4,6 +4,7 @@ hand over to cocode/top/.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -38,7 +39,7 @@ def top(env: Env, web: bool, port: int) -> None:
         if not _port_free(port):
             raise ConfigError(f"--port {port}: 127.0.0.1:{port} is in use; pick another with --port N")
         sys.exit(serve.serve(paths, port, env.profile, click.echo))
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() and "TEXTUAL_DRIVER" not in os.environ:  # textual-serve sets it
         raise ConfigError("`cocode top` needs a terminal; `cocode status --json` suits a pipe, "
                           "`cocode top --web` a browser")
     from cocode.top.app import TopApp
