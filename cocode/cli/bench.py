@@ -1,4 +1,4 @@
-"""`cocode bench jobs|events|logs|monitor`: the benchmarks, each printing same-run
+"""`cocode bench jobs|events|logs|monitor|top`: the benchmarks, each printing same-run
 ratios against a baseline (or --json). The measuring lives in cocode.bench.
 """
 
@@ -65,3 +65,13 @@ def bench_monitor(seconds: float, as_json: bool) -> None:
     from cocode.bench import monitor as bench_mon
 
     _show(bench_mon.run(seconds=seconds, progress=not as_json), as_json, bench_mon.report)
+
+
+@bench.command("top")
+@click.option("--seconds", default=10.0, show_default=True, help="How long the 5 agents stream 1 MB/s each.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_top(seconds: float, as_json: bool) -> None:
+    """key -> screen and agent output -> visible in `cocode top`, its RSS and CPU."""
+    from cocode.bench import top as bench_top_mod
+
+    _show(bench_top_mod.run(seconds=seconds, progress=not as_json), as_json, bench_top_mod.report)

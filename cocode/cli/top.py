@@ -45,3 +45,4 @@ def top(env: Env, web: bool, port: int) -> None:
     from cocode.top.app import TopApp
 
     TopApp(paths, config, config.limits.tui_log_lines).run()
+

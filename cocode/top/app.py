@@ -36,9 +36,15 @@ class AgentPane(Log):
         self.generation, self.shown, self.version = -1, 0, -1
         self.border_title = agent
 
+    def on_show(self) -> None:
+        self.sync()
+
+    def on_resize(self) -> None:
+        self.sync()
+
     def sync(self) -> None:
-        if self.version == self.pane.version:
-            return
+        if self.version == self.pane.version or not self.region.area:
+            return  # unchanged, or hidden (another tab): caught up when shown
         if self.generation != self.pane.generation:
             self.clear()
             self.generation, self.shown = self.pane.generation, 0
@@ -95,7 +101,7 @@ class TopApp(App):
         self.job_rows: list = []
         self.run_rows: list = []
         self.batches = 0
-        self.on_visible: Callable[[list[float]], None] | None = None  # the bench's probe
+        self.on_visible: Callable[[list], None] | None = None  # the bench's probe: chunks, once painted
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -146,7 +152,7 @@ class TopApp(App):
         if b.error is not None:
             m.link.error = b.error
         m.dropped += b.dropped
-        stamps = []
+        shown = []
         for c in b.chunks:
             pane = self.panes.get(c.agent)
             if pane is None or c.job != self.job:
@@ -157,8 +163,7 @@ class TopApp(App):
                 pane.notice(c.text)
             else:
                 pane.feed(c.data)
-                if c.ts:
-                    stamps.append(c.ts)
+                shown.append(c)
         if b.state is not None or b.events:
             self.refresh_tables()
         if b.metrics and self.job:
@@ -166,9 +171,9 @@ class TopApp(App):
         self.refresh_header()
         for w in self.widgets.values():
             w.sync()
-        if stamps and self.on_visible is not None:
+        if shown and self.on_visible is not None:
             probe = self.on_visible
-            self.call_after_refresh(lambda: probe(stamps))
+            self.call_after_refresh(lambda: probe(shown))
 
     # -- tables ----------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class Chunk:
     kind: str  # "reset" (backlog start: drop what the pane holds), "data", "notice"
     data: bytes = b""
     text: str = ""
-    at: float = 0.0  # when the chunk reached this process (the bench's latency probe)
+    at: float = 0.0  # wall-clock time the chunk reached this process (the bench's baseline)
     ts: float = 0.0  # when the shipper read it from the agent (wall clock)
 
 
@@ -236,14 +236,14 @@ class Feed:
     # -- input ----------------------------------------------------------------------------------
 
     def on_sub(self) -> None:
-        now = time.monotonic()
+        now = time.time()
         for frames in drain(self.sub, multipart=True):
             if len(frames) != 2:
                 self.batch.dropped += 1
                 continue
             topic, payload = frames
             if topic.startswith(wire.HEARTBEAT_TOPIC):
-                self.beat(now)
+                self.beat(time.monotonic())
             elif topic.startswith(b"metric."):
                 try:
                     self.batch.metrics.append((topic, self.metric_decoder.decode(payload)))
@@ -288,7 +288,7 @@ class Feed:
             self.batch.chunks.append(Chunk(self.job or "", s.agent, "data", data, at=now, ts=ts))
 
     def on_reply(self) -> None:
-        now = time.monotonic()
+        now = time.time()
         for raw in drain(self.req):
             try:
                 msg = wire.logs_decoder.decode(raw)
