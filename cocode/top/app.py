@@ -36,6 +36,10 @@ class AgentPane(Log):
         self.generation, self.shown, self.version = -1, 0, -1
         self.border_title = agent
 
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.border_subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
+
     def on_show(self) -> None:
         self.sync()
 
@@ -57,7 +61,8 @@ class AgentPane(Log):
             self.write_lines(new, scroll_end=False)
             if following:
                 self.scroll_end(animate=False, x_axis=False)
-        self.border_subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
+                self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)  # once laid out
+
 
 
 class TopApp(App):
@@ -101,6 +106,7 @@ class TopApp(App):
         self.job_rows: list = []
         self.run_rows: list = []
         self.batches = 0
+        self.shown_header = None
         self.on_visible: Callable[[list], None] | None = None  # the bench's probe: chunks, once painted
 
     # -- layout ---------------------------------------------------------------------------------
@@ -183,6 +189,9 @@ class TopApp(App):
 
     def refresh_header(self) -> None:
         h = vm.header(self.model, self.mono(), str(self.paths.root))
+        if h == self.shown_header:
+            return  # an unchanged Static is not repainted
+        self.shown_header = h
         status = self.query_one("#status", Static)
         status.update(h.text)
         status.set_class(not h.up, "down")

@@ -37,7 +37,8 @@ from cocode.paths import Paths
 FLUSH_S = 0.015  # at most ~66 batches a second: redraws are batched, not per line
 ASK_AGAIN_S = 2.0
 SETTLE_S = 0.3  # a watched run finished: check with the collector that we hold its end
-SUB_SETTLE_S = 0.05  # new subscriptions reach the bus before the backlog is cut
+SUB_SETTLE_S = 0.05
+BEAT_EVERY_S = 1.0  # liveness handed to the app at most this often  # new subscriptions reach the bus before the backlog is cut
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Feed:
         self.streams: dict[str, Stream] = {}
         self.was_up = False
         self.last_beat = 0.0
+        self.batch_beat = 0.0
 
     # -- the app's side ------------------------------------------------------------------------
 
@@ -165,7 +167,7 @@ class Feed:
         self.loop.add(self.sub, self.on_sub)
         self.loop.add(self.req, self.on_reply)
         self.loop.add(self.cmd_in, self.on_cmd)
-        self.loop.every(0.1, self.tick)
+        self.loop.every(0.2, self.tick)
         self.loop.every(1.0, self.check_started)
         last_flush = 0.0
         try:
@@ -256,7 +258,9 @@ class Feed:
         if not self.was_up:
             self.was_up = True
             self.check_all()  # back up: fetch what was written while we could not hear
-        self.last_beat = self.batch.beat = now
+        self.last_beat = now
+        if now - self.batch_beat >= BEAT_EVERY_S:  # six services beat each second: one repaint will do
+            self.batch.beat = self.batch_beat = now
 
     def on_log(self, topic: bytes, payload: bytes, now: float) -> None:
         try:
