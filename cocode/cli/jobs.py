@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cocode.cli.complete import complete_agent, complete_job, complete_run_agent
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running
+from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
 from cocode.errors import CocodeError, ConfigError
 from cocode.runkey import RunKey
 
@@ -195,20 +195,28 @@ def diff(env: Env, job_id: str, agent: str, as_json: bool) -> None:
 @main.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
+@click.option("--top", "in_top", is_flag=True, help="Watch it in `cocode top` (q quits and stops the demo).")
 @pass_env
-def demo(env: Env, directory: Path | None, timeout: float) -> None:
+def demo(env: Env, directory: Path | None, timeout: float, in_top: bool) -> None:
     """Run the whole job on a sample repository with three built-in demo agents."""
     from cocode import client
     from cocode import demo as demo_mod
     from cocode.jobs import submit as sub
 
     directory = (directory or demo_mod.default_directory()).absolute()
+    if in_top and not terminal():
+        raise ConfigError("`cocode demo --top` needs a terminal; plain `cocode demo` prints the run instead")
 
     def submit_and_watch(paths, config):
         issue = sub.issue_from_text(demo_mod.ISSUE)
         event, _ = sub.build_job(paths, config, issue, demo_mod.DEMO_AGENTS)
         client.append_one(paths, event)
         click.echo(f"job {event.job}: {', '.join(demo_mod.DEMO_AGENTS)}")
+        if in_top:
+            from cocode.top.app import TopApp
+
+            TopApp(paths, config, config.limits.tui_log_lines).run()
+            return client.current_state(paths).jobs[event.job]
         return _watch(paths, event.job, stream=True, timeout=timeout, colour=env.colour)
 
     sys.exit(demo_mod.run(directory, click.echo, submit_and_watch))

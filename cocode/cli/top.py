@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 
 import click
 
@@ -26,11 +27,27 @@ def _port_free(port: int) -> bool:
 @main.command("top")
 @click.option("--web", is_flag=True, help="Serve the view to a browser on 127.0.0.1 instead.")
 @click.option("--port", default=8000, show_default=True, metavar="N", help="The --web port.")
+@click.option("--screenshot", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.svg",
+              help="Draw the view off-screen, save it as SVG after --wait seconds, and exit.")
+@click.option("--wait", default=3.0, show_default=True, help="Seconds before --screenshot is taken.")
+@click.option("--size", default="140x40", show_default=True, metavar="COLSxROWS", help="The --screenshot size.")
 @pass_env
-def top(env: Env, web: bool, port: int) -> None:
+def top(env: Env, web: bool, port: int, screenshot: Path | None, wait: float, size: str) -> None:
     """The live view: jobs, runs and the agents' output side by side."""
     paths = env.paths  # a clear error outside a repository
     config = env.config
+    if screenshot is not None:
+        from cocode.top.app import TopApp
+
+        try:
+            cols, rows = (int(n) for n in size.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--size {size!r}: give COLSxROWS, e.g. 140x40") from None
+        app = TopApp(paths, config, config.limits.tui_log_lines)
+        app.screenshot_to = (screenshot.absolute(), wait)
+        app.run(headless=True, size=(cols, rows))
+        click.echo(f"wrote {screenshot}")
+        return
     if web:
         from cocode.top import serve
 

@@ -9,6 +9,7 @@ panes append only the lines they have not shown yet.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -107,6 +108,7 @@ class TopApp(App):
         self.run_rows: list = []
         self.batches = 0
         self.shown_header = None
+        self.screenshot_to: tuple[Path, float] | None = None  # (file, after seconds): `--screenshot`
         self.on_visible: Callable[[list], None] | None = None  # the bench's probe: chunks, once painted
 
     # -- layout ---------------------------------------------------------------------------------
@@ -128,6 +130,9 @@ class TopApp(App):
             "agent", "state", "reason", "time", "commits", "queue", "cpu", "mem")
         jobs.focus()
         self.set_interval(1.0, self.refresh_clock)
+        if self.screenshot_to is not None:
+            path, after = self.screenshot_to
+            self.set_timer(after, lambda: (self.save_screenshot(path.name, str(path.parent)), self.exit()))
         self.feed.start()
 
     def on_unmount(self) -> None:
