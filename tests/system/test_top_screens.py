@@ -103,6 +103,31 @@ def test_a_person_in_a_real_terminal_sees_jobs_and_moves_between_them(running, r
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10)
 
 
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_demo_runs_inside_the_view_and_q_stops_everything(tmp_path):
+    from support import cocode_processes
+
+    where = tmp_path / "demo"
+    tmux = ["tmux", "-L", f"cocode-demo-test-{os.getpid()}"]
+    env = {**os.environ, "TERM": "xterm-256color"}
+    subprocess.run([*tmux, "new-session", "-d", "-s", "demo", "-x", "130", "-y", "34",
+                    f"{sys.executable} -m cocode demo --top {where}; sleep 30"], check=True, env=env, timeout=30)
+    try:
+        def screen() -> str:
+            return subprocess.run([*tmux, "capture-pane", "-p", "-t", "demo"], capture_output=True, text=True,
+                                  timeout=10).stdout
+
+        wait_until(lambda: "demo-slow" in screen() and "thinking" in screen(), 60, what="the demo in the view")
+        wait_until(lambda: "2/3 ready" in screen(), 30, what="the job done: demo and demo-slow ready")
+        subprocess.run([*tmux, "send-keys", "-t", "demo", "q"], check=True, timeout=10)
+        wait_until(lambda: "cocode down: stopped" in screen(), 30, what="the demo stopping cocode")
+        assert "pick a result" in screen()
+        wait_until(lambda: not cocode_processes(where), 15, what="every service gone")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10)
+        subprocess.run([sys.executable, "-m", "cocode", "-C", str(where), "down"], capture_output=True, timeout=60)
+
+
 # ----------------------------------------------------------------------------------------- web
 
 
