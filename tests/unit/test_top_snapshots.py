@@ -139,3 +139,33 @@ def test_submit_screen(snap_compare, tmp_path):
         await pilot.press("s")
         await pilot.pause()
     assert snap_compare(make_app(main_batches(), config), terminal_size=(100, 30), run_before=run_before)
+
+
+# -- faults the view must survive (not pictures, but the same scripted app) ---------------------
+
+
+def test_a_resize_storm_leaves_the_view_up_and_drawn():
+    import asyncio
+
+    async def main():
+        app = make_app(main_batches())
+        async with app.run_test(size=(130, 36)) as pilot:
+            await settled(3)(pilot)
+            for i in range(60):
+                await pilot.resize_terminal(40 + (i * 37) % 120, 8 + (i * 13) % 40)
+            await pilot.resize_terminal(120, 30)
+            await pilot.pause()
+            assert app.is_running and app.screen.size == (120, 30)
+            assert list(app.widgets["claude"].lines)[-1] == "claude: step 29 of the fix"
+            assert "up" in str(app.query_one("#status").render())
+    asyncio.run(asyncio.wait_for(main(), 50))
+
+
+def test_an_unreadable_events_db_is_named_and_the_view_goes_on(tmp_path):
+    from cocode.top.feed import initial_state
+
+    paths = Paths(tmp_path)
+    paths.home.mkdir()
+    paths.db.write_bytes(b"not a database, or one from another cocode" * 100)
+    state, error = initial_state(paths)
+    assert state.jobs == {} and str(paths.db) in error and "live events only" in error
