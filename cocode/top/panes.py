@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from cocode.jobs.watch import safe_text
+from cocode.logs.printer import safe_text
 
 MAX_CHARS = 2000  # shown of one line; the rest is counted, not drawn
 HOLD_PARTIAL = 65536  # an unterminated line this long is shown as it is

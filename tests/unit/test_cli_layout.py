@@ -85,7 +85,7 @@ def test_import_is_light_and_registers_every_command():
         "import json, sys\n"
         "from cocode.cli import main\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('zmq', 'pygit2', 'sqlite_utils', 'psutil', 'lz4', 'yaml', 'rich')"
+        "('zmq', 'pygit2', 'sqlite_utils', 'psutil', 'lz4', 'yaml', 'rich', 'textual')"
         " or m.startswith(('cocode.bench', 'cocode.client', 'cocode.core', 'cocode.jobs')))\n"
         "print(json.dumps({'heavy': heavy, 'commands': sorted(main.commands),"
         " 'bench': sorted(main.commands['bench'].commands)}))\n"
@@ -98,6 +98,6 @@ def test_import_is_light_and_registers_every_command():
     assert got["commands"] == sorted([
         "bench", "cancel", "clean", "compact", "demo", "diff", "doctor", "down", "endpoints",
         "events", "init", "logs", "metrics", "ps", "replay", "schema", "service", "status",
-        "submit", "tail", "up",
+        "submit", "tail", "top", "up",
     ])
-    assert got["bench"] == ["events", "jobs", "logs", "monitor"]
+    assert got["bench"] == ["events", "jobs", "logs", "monitor", "top"]
