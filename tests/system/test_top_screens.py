@@ -95,7 +95,7 @@ def test_a_person_in_a_real_terminal_sees_jobs_and_moves_between_them(running, r
         assert "committed" in first and "ready marker" in first, "the demo agent's output is in its pane"
         subprocess.run([*tmux, "send-keys", "-t", "top", "Down"], check=True, timeout=10)
         wait_until(lambda: "exit_1" in screen() and "demo-fail" in screen(), 20, what="the older job's runs")
-        assert "cannot reproduce the bug" in screen()
+        wait_until(lambda: "cannot reproduce the bug" in screen(), 20, what="the failed agent's output in its pane")
         subprocess.run([*tmux, "send-keys", "-t", "top", "q"], check=True, timeout=10)
         wait_until(lambda: subprocess.run([*tmux, "has-session", "-t", "top"], capture_output=True,
                                           timeout=10).returncode != 0, 15, what="q to quit")
