@@ -45,16 +45,8 @@ def top_repo(path: Path) -> Path:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    """The test agents' config, written before conftest's `running` starts cocode here."""
     return top_repo(tmp_path / "repo")
-
-
-@pytest.fixture
-def running(repo: Path):
-    paths = up(repo)
-    try:
-        yield paths
-    finally:
-        down(repo)
 
 
 def submit(repo: Path, *agents: str, text: str = "Top test") -> str:
