@@ -34,7 +34,7 @@ class AgentPane(Log):
     def __init__(self, agent: str, pane: PaneLog, keep: int, **kw) -> None:
         super().__init__(max_lines=keep, highlight=False, **kw)
         self.agent, self.pane = agent, pane
-        self.generation, self.shown, self.version = -1, 0, -1
+        self.generation, self.version = -1, -1
         self.border_title = agent
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
@@ -52,9 +52,8 @@ class AgentPane(Log):
             return  # unchanged, or hidden (another tab): caught up when shown
         if self.generation != self.pane.generation:
             self.clear()
-            self.generation, self.shown = self.pane.generation, 0
-        new = self.pane.since(self.shown)
-        self.shown = self.pane.total_lines
+            self.generation = self.pane.generation
+        new = self.pane.take()
         self.version = self.pane.version
         if new:
             # Before its first layout a pane has no end to be at: it follows then too.
@@ -182,6 +181,7 @@ class TopApp(App):
         self.refresh_header()
         for w in self.widgets.values():
             w.sync()
+        self.call_after_refresh(self.feed.on_painted)
         if shown and self.on_visible is not None:
             probe = self.on_visible
             self.call_after_refresh(lambda: probe(shown))

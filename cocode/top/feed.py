@@ -9,7 +9,8 @@ dashboard can, and hands the app batches.
   chunk past the expected offset, or cocode coming back up, asks the collector
   for what was missed, and bytes below the expected offset are dropped.
 
-Batches go out at most every FLUSH_S (one repaint each, however many lines came);
+Batches go out at most every FLUSH_S, and not before the app painted the last one
+(one repaint each, however many lines came; a slow screen gets fewer, bigger ones);
 the app's commands (watch this job) come in over an inproc PAIR socket.
 """
 
@@ -34,7 +35,8 @@ from cocode.errors import CocodeError
 from cocode.logs.files import ATTEMPT_SPAN
 from cocode.paths import Paths
 
-FLUSH_S = 0.015  # at most ~66 batches a second: redraws are batched, not per line
+FLUSH_S = 0.04  # at most 25 batches a second: redraws are batched, not per line
+PAINT_WAIT_S = 1.0  # the next batch waits for the last one's repaint, at most this long
 ASK_AGAIN_S = 2.0
 SETTLE_S = 0.3  # a watched run finished: check with the collector that we hold its end
 SUB_SETTLE_S = 0.05
@@ -106,6 +108,8 @@ class Feed:
         self.cmd_out.connect(self.cmd_addr)
         self.thread = threading.Thread(target=self._run, name="cocode-top-feed", daemon=True)
         self.running = False
+        self.painted = threading.Event()  # the app drew the last batch: a slow screen gets bigger batches
+        self.painted.set()
         self.batch = Batch()
         self.job: str | None = None
         self.streams: dict[str, Stream] = {}
@@ -122,6 +126,10 @@ class Feed:
     def watch(self, job: str | None, agents: list[str]) -> None:
         """Show this job's agents from now on (their backlog first)."""
         self.cmd_out.send(msgspec.msgpack.encode(["watch", job or "", agents]))
+
+    def on_painted(self) -> None:
+        """The app's thread: the last batch is on the screen."""
+        self.painted.set()
 
     def recheck(self) -> None:
         self.cmd_out.send(msgspec.msgpack.encode(["recheck", "", []]))
@@ -172,9 +180,11 @@ class Feed:
         last_flush = 0.0
         try:
             while self.running:
-                wait = 0.25 if not self.batch else max(0.0, FLUSH_S - (time.monotonic() - last_flush))
+                wait = 0.25 if not self.batch else max(0.002, FLUSH_S - (time.monotonic() - last_flush))
                 self.loop.run_once(wait)
-                if self.batch and time.monotonic() - last_flush >= FLUSH_S:
+                since = time.monotonic() - last_flush
+                if self.batch and since >= FLUSH_S and (self.painted.is_set() or since > PAINT_WAIT_S):
+                    self.painted.clear()
                     self.follower_dropped_into_batch()
                     batch, self.batch = self.batch, Batch()
                     last_flush = time.monotonic()
@@ -238,8 +248,8 @@ class Feed:
     # -- input ----------------------------------------------------------------------------------
 
     def on_sub(self) -> None:
-        now = time.time()
         for frames in drain(self.sub, multipart=True):
+            now = time.time()  # per frame: a long drain reads frames sent after it began
             if len(frames) != 2:
                 self.batch.dropped += 1
                 continue

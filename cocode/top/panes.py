@@ -1,5 +1,5 @@
-"""An agent's output as lines for a pane: bytes at offsets in, at most `keep` safe
-lines out. Pure: the feed hands it contiguous bytes (it owns the offsets and the
+"""An agent's output as lines for a pane: bytes in, safe lines out, at most `keep`
+of them waiting for the pane (a hidden tab takes them when shown). Pure: the feed hands it contiguous bytes (it owns the offsets and the
 collector), this turns them into what a person can read.
 
 A line is made safe once (invalid UTF-8 replaced, control characters visible,
@@ -27,7 +27,7 @@ def display(raw: bytes) -> str:
 
 
 class PaneLog:
-    """The last `keep` lines of one run's output, plus the line being written."""
+    """One run's output not yet shown (the last `keep` lines), plus the line being written."""
 
     def __init__(self, keep: int) -> None:
         self.lines: deque[str] = deque(maxlen=keep)
@@ -71,11 +71,12 @@ class PaneLog:
         self.generation += 1
         self.version += 1
 
-    def since(self, shown: int) -> list[str]:
-        """The lines added after the first `shown` (as many as are still kept)."""
-        new = min(self.total_lines - shown, len(self.lines))
-        n = len(self.lines)
-        return [self.lines[i] for i in range(n - new, n)] if new > 0 else []
+    def take(self) -> list[str]:
+        """The lines not shown yet (at most `keep`), handed over once: the widget keeps
+        what it shows, so a line is held twice only until its pane is drawn."""
+        out = list(self.lines)
+        self.lines.clear()
+        return out
 
     def visible(self) -> list[str]:
         """Complete lines, then the unterminated one (an agent's prompt, a bar)."""

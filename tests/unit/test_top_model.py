@@ -113,7 +113,9 @@ def test_pane_joins_split_lines_and_keeps_the_last_n():
     assert list(p.lines) == ["one"] and p.partial == b"tw"
     p.feed(b"o\nthree\nfour\nfive\n")
     assert list(p.lines) == ["three", "four", "five"] and p.total_lines == 5
-    assert p.since(3) == ["four", "five"] and p.since(0) == ["three", "four", "five"] and p.since(5) == []
+    assert p.take() == ["three", "four", "five"] and p.take() == []  # handed over once
+    p.feed(b"six\n")
+    assert p.take() == ["six"] and p.total_lines == 6
 
 
 def test_pane_makes_binary_and_huge_lines_safe_and_short():

@@ -45,6 +45,9 @@ class ScriptedFeed:
     def watch(self, job, agents) -> None:
         pass
 
+    def on_painted(self) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 
