@@ -96,6 +96,7 @@ def settled(count: int):
                 break
             await pilot.pause(0.02)
         await pilot.pause()
+        await pilot.pause(0.1)  # the panes' scroll to the end comes after their layout
     return run_before
 
 
@@ -140,7 +141,11 @@ def test_submit_screen(snap_compare, tmp_path):
     async def run_before(pilot) -> None:
         await settled(3)(pilot)
         await pilot.press("s")
-        await pilot.pause()
+        for _ in range(100):
+            if type(pilot.app.screen).__name__ == "SubmitScreen":
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
     assert snap_compare(make_app(main_batches(), config), terminal_size=(100, 30), run_before=run_before)
 
 
