@@ -235,3 +235,14 @@ def subprocess_in(directory: Path):
 
     return subprocess.run([sys.executable, "-m", "cocode", "top"], cwd=directory, capture_output=True,
                           text=True, timeout=30)
+
+
+def test_screenshot_draws_the_view_off_screen(repo, tmp_path):
+    out = tmp_path / "top.svg"
+    proc = cocode(repo, "top", "--screenshot", str(out), "--wait", "1", "--size", "100x30", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    svg = out.read_text()
+    assert svg.lstrip().startswith("<svg")
+    assert "not&#160;started" in svg, "the view says cocode is not started"
+    bad = cocode(repo, "top", "--screenshot", str(out), "--size", "wide")
+    assert bad.returncode == 2 and "--size 'wide'" in bad.stderr and "Traceback" not in bad.stderr
