@@ -22,11 +22,7 @@ import psutil
 import pytest
 
 from cocode import client
-from support import cocode, wait_until as _wait
-
-
-def wait_until(cond, timeout: float, what: str):
-    assert _wait(cond, timeout), f"timed out after {timeout:.0f} s waiting for {what}"
+from support import cocode, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
