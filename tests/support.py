@@ -30,6 +30,21 @@ from cocode.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent  # the project
 AGENTS_DIR = ROOT / "tests" / "agents"  # small real agent scripts
+# The real agent CLIs, pinned: `.ci/run` installs them here (npm install --prefix .ci/node).
+CLI_BIN = ROOT / ".ci" / "node" / "node_modules" / ".bin"
+CLI_INSTALL = "npm install --prefix .ci/node @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0"
+
+
+def agent_cli(name: str) -> str:
+    """The directory holding the real `name` CLI (.ci/node first, then PATH); skips
+    the test, saying how to install it, when there is none."""
+    import pytest
+    import shutil
+
+    found = shutil.which(name, path=f"{CLI_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not found:
+        pytest.skip(f"the real `{name}` CLI is not installed; `{CLI_INSTALL}` (bash .ci/run does it)")
+    return str(Path(found).parent)
 
 # pytest-timeout's 60 s (pyproject) bounds every test; one that takes over ~10 s alone
 # gets 180 s: room for a machine loaded three-fold, still bounded.
