@@ -14,7 +14,7 @@ Effective limits resolve, later winning: built-in defaults < the active profile
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
 import msgspec
 import msgspec.inspect as mi
@@ -97,22 +97,39 @@ BUILTIN_PROFILES: dict[str, dict[str, int]] = {
 }
 
 
+FORMATS = ("text", "claude-stream-json", "codex-json")
+AgentFormat = Literal["text", "claude-stream-json", "codex-json"]
+COMMAND_HELP = "the agent's command line as a list, e.g. [claude, -p, \"{prompt}\"]"
+
+
 class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One entry under `agents:`; timeout and memory_limit_mb override the limits for it."""
+    """One entry under `agents:`; timeout and memory_limit_mb override the limits for it.
+
+    `command` is required, except for an entry named like a built-in preset: that
+    entry changes only the keys it gives (jobs.agents.merge_agents)."""
 
     command: Annotated[
         list[Annotated[str, Meta(min_length=1)]],
-        Meta(
-            min_length=1,
-            description="the agent's command line as a list, e.g. [claude, --print]",
-        ),
-    ]
+        Meta(description=COMMAND_HELP),
+    ] = []
     env: dict[str, str] = {}
     timeout: Annotated[int, Meta(ge=1, le=3600)] | None = None
     memory_limit_mb: _MemoryMb | None = None
     # Names (or patterns such as AWS_*) of the user's variables this agent may read.
     passthrough: list[str] = []
     description: str = ""
+    # How its stdout is read: text as is, or a CLI's JSON lines made readable (logs/formats.py).
+    format: AgentFormat = "text"
+    # Filled into `{allowed_tools}` (comma-separated): the Claude preset's pre-approved tools.
+    allowed_tools: list[str] = []
+
+
+class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """US dollars per million tokens, for agents that report tokens but not cost."""
+
+    input: Annotated[float, Meta(ge=0)] = 0.0
+    cached_input: Annotated[float, Meta(ge=0)] = 0.0
+    output: Annotated[float, Meta(ge=0)] = 0.0
 
 
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -123,6 +140,7 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_agents: list[str] = []
     env_passthrough: list[Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
     redact_patterns: list[str] = []
+    prices: dict[str, Price] = {}
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -134,7 +152,8 @@ class Config(msgspec.Struct, frozen=True):
     default_agents: list[str]
     env_passthrough: list[str]
     redact_patterns: list[str]
-    path: str | None  # the file as the caller named it; None when none was read
+    path: str | None
+    prices: dict[str, Price] = {}  # the file as the caller named it; None when none was read
 
 
 def limit_bounds(key: str) -> tuple[int, int]:
@@ -186,6 +205,10 @@ def load_config(
         **(profiles[profile_override] if profile_override else {}),
     }
 
+    builtin_agents = list(builtin_agents)
+    for name, spec in file.agents.items():
+        if not spec.command and name not in builtin_agents:
+            raise ConfigError(f"{label}: agents.{name}.command is missing ({COMMAND_HELP})")
     agents = list(file.agents) + [a for a in builtin_agents if a not in file.agents]
     for i, name in enumerate(file.default_agents):
         if name not in agents:
@@ -211,6 +234,7 @@ def load_config(
         env_passthrough=file.env_passthrough,
         redact_patterns=file.redact_patterns,
         path=None if path is None else label,
+        prices=file.prices,
     )
 
 
@@ -249,14 +273,21 @@ def default_config_text() -> str:
     m_lo, m_hi = _bounds(AgentSpec, "memory_limit_mb")
     lines += [
         "",
-        "# Agents by name. command is required, env adds variables, and timeout",
+        "# Agents by name. command is required ({prompt} is replaced by the issue and",
+        "# the rules for finishing), env adds variables, and timeout",
         f"# ({t_lo}..{t_hi} seconds) and memory_limit_mb ({m_lo}..{m_hi}) override the limits",
-        "# for that agent.",
+        f"# for that agent. format ({', '.join(FORMATS)}) says how its output is shown.",
+        "# An entry named like a built-in (claude, codex) changes only the keys it gives;",
+        "# allowed_tools lists what the claude preset pre-approves (Bash(git:*), Bash(pytest:*), ...).",
         "agents:",
         "#   claude:",
-        "#     command: [claude, --print]",
-        "#     env: {ANTHROPIC_LOG: info}",
+        "#     allowed_tools: [Read, Edit, Write, Glob, Grep, 'Bash(git:*)', 'Bash(make test:*)']",
         "#     timeout: 1800",
+        "#   my-claude:",
+        "#     command: [claude, -p, '{prompt}', --output-format, stream-json, --verbose,",
+        "#               --allowedTools, 'Bash(git:*),Edit,Write']",
+        "#     format: claude-stream-json",
+        "#     env: {ANTHROPIC_LOG: info}",
         "",
         "# Agents started when none are named: names under agents: or built-in presets.",
         "default_agents: []",
@@ -266,6 +297,11 @@ def default_config_text() -> str:
         "",
         "# Regular expressions (Python syntax) whose matches are hidden in logs.",
         "redact_patterns: []",
+        "",
+        "# US dollars per million tokens, for agents that report tokens only (codex), keyed",
+        "# by the model when the agent names it, else by the agent's name.",
+        "prices: {}",
+        "#   codex: {input: 1.25, cached_input: 0.125, output: 10.0}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -360,6 +396,14 @@ def _check(value: Any, t: mi.Type, path: str) -> Any:
             raise _Invalid(f"{path} = {shown} is below the minimum {t.ge}")
         if value > t.le:
             raise _Invalid(f"{path} = {shown} is above the maximum {t.le}")
+    if isinstance(t, mi.LiteralType):
+        if value not in t.values:
+            raise _Invalid(f"{path} = {shown} is not one of {', '.join(sorted(map(str, t.values)))}")
+        return value
+    if isinstance(t, mi.FloatType):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < (t.ge or 0):
+            raise _Invalid(f"{path} = {shown} is not a number >= {t.ge or 0}")
+        return value
     if isinstance(t, mi.StrType):
         if not isinstance(value, str):
             quote = " (quote it)" if isinstance(value, (int, float)) else ""

@@ -19,6 +19,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 
+import msgspec
 
 from cocode.config import AgentSpec
 from cocode import envnames
@@ -54,30 +55,45 @@ def reason_for_exit(code: int | None, signaled: int | None) -> str:
 # ----------------------------------------------------------------------- presets
 
 
-# Claude Code's commits need the Bash tool; only git is pre-approved, the rest of
-# Bash stays denied in -p mode. stream-json (which -p requires --verbose for) is
-# what makes progress visible live; plain -p prints nothing until the very end.
+# What the Claude preset pre-approves (config: agents.claude.allowed_tools). In -p mode
+# anything else is denied, so this is what lets it work unattended: read and edit files
+# in its worktree, run the usual test commands, and commit. stream-json (which -p
+# requires --verbose for) makes progress visible live; plain -p prints only at the end.
+CLAUDE_ALLOWED_TOOLS = [
+    "Read", "Edit", "Write", "Glob", "Grep",
+    "Bash(git:*)",
+    "Bash(pytest:*)", "Bash(python -m pytest:*)", "Bash(python3 -m pytest:*)", "Bash(uv run pytest:*)",
+    "Bash(python -m unittest:*)", "Bash(python3 -m unittest:*)",
+    "Bash(npm test:*)", "Bash(npm run test:*)", "Bash(make test:*)", "Bash(make check:*)",
+    "Bash(cargo test:*)", "Bash(go test:*)",
+]
+
 _CLAUDE = AgentSpec(
     command=[
         "claude", "-p", "{prompt}",
         "--permission-mode", "acceptEdits",
         "--output-format", "stream-json", "--verbose",
-        "--allowedTools", "Bash(git:*)",
+        "--allowedTools", "{allowed_tools}",
     ],
     passthrough=["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL"],
     description="Claude Code, non-interactive (claude -p)",
+    format="claude-stream-json",
+    allowed_tools=CLAUDE_ALLOWED_TOOLS,
 )
 
-# A worktree's commits are written to the main repository's .git, outside the
-# workspace-write sandbox: without that writable root codex can edit but not commit.
+# A worktree's commits write to the main repository's .git (objects, refs) and to its
+# own git directory, .git/worktrees/<name> (index, HEAD): codex's workspace-write
+# sandbox keeps a workspace's git directory read-only unless it is named as a
+# writable root, so both are. --json gives one event per line (format codex-json).
 _CODEX = AgentSpec(
     command=[
-        "codex", "exec", "--sandbox", "workspace-write",
-        "-c", 'sandbox_workspace_write.writable_roots=["{git_common_dir}"]',
+        "codex", "exec", "--json", "--sandbox", "workspace-write",
+        "-c", 'sandbox_workspace_write.writable_roots=["{git_common_dir}","{git_dir}"]',
         "{prompt}",
     ],
     passthrough=["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME"],
     description="OpenAI Codex CLI, non-interactive (codex exec)",
+    format="codex-json",
 )
 
 
@@ -97,9 +113,19 @@ PRESETS: Mapping[str, AgentSpec] = {
 
 
 def merge_agents(configured: Mapping[str, AgentSpec] | None) -> dict[str, AgentSpec]:
-    """PRESETS with a config's `agents:` applied: an entry replaces a preset of the
-    same name whole (its command is required), a new name adds an agent."""
-    return {**PRESETS, **(configured or {})}
+    """PRESETS with a config's `agents:` applied: an entry with a command replaces a
+    preset of the same name whole; one without changes only the keys it gives (e.g.
+    `claude: {allowed_tools: [...]}`); a new name adds an agent."""
+    merged = dict(PRESETS)
+    blank = AgentSpec()
+    for name, spec in (configured or {}).items():
+        base = PRESETS.get(name)
+        if spec.command or base is None:
+            merged[name] = spec
+        else:
+            given = {f: getattr(spec, f) for f in spec.__struct_fields__ if getattr(spec, f) != getattr(blank, f)}
+            merged[name] = msgspec.structs.replace(base, **given)
+    return merged
 
 
 # ------------------------------------------------------------------ command line
@@ -107,8 +133,10 @@ def merge_agents(configured: Mapping[str, AgentSpec] | None) -> dict[str, AgentS
 # `{name}` with a lowercase identifier, not preceded by `$` so shell `${var}` survives.
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_][a-z0-9_]*)\}")
 # What a worker fills in: {prompt} and {python} always; the rest through `values`
-# (the codex preset needs {git_common_dir}). Config validation can check against it.
-PLACEHOLDERS = ("prompt", "python", "worktree", "git_common_dir", "issue_body_file", "marker")
+# (the codex preset needs {git_common_dir} and {git_dir}, the worktree's own git
+# directory; claude's {allowed_tools}). Config validation can check against it.
+PLACEHOLDERS = ("prompt", "python", "worktree", "git_common_dir", "git_dir", "issue_body_file", "marker",
+                "allowed_tools")
 
 
 def render_command(cmd: list[str], prompt: str, values: Mapping[str, str] | None = None) -> list[str]:
@@ -124,6 +152,18 @@ def render_command(cmd: list[str], prompt: str, values: Mapping[str, str] | None
         return str(known[m.group(1)]) if m.group(1) in known else m.group(0)
 
     return [_PLACEHOLDER.sub(fill, arg) for arg in cmd]
+
+
+def workspace_git_dir(worktree: os.PathLike | str) -> str:
+    """A workspace's own git directory: a linked worktree's `.git` file names it
+    (`gitdir: <common>/worktrees/<name>`), a clone's `.git` is that directory."""
+    dot = os.path.join(worktree, ".git")
+    if os.path.isfile(dot):
+        with open(dot, encoding="utf-8") as f:
+            line = f.readline().strip()
+        if line.startswith("gitdir:"):
+            return os.path.normpath(os.path.join(worktree, line[len("gitdir:"):].strip()))
+    return dot
 
 
 def missing_binary(command: list[str], path: str | None) -> str | None:

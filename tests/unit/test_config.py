@@ -160,7 +160,7 @@ ALL_LIMITS = (
     "memory_pressure_percent, worktree_idle_days, rotated_logs_keep, log_max_buffer_mb, "
     "monitor_interval_ms"
 )
-COMMAND_FIX = "the agent's command line as a list, e.g. [claude, --print]"
+from cocode.config import COMMAND_HELP as COMMAND_FIX
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ COMMAND_FIX = "the agent's command line as a list, e.g. [claude, --print]"
         (
             "perf: 1\n",
             "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns)",
+            "env_passthrough, redact_patterns, prices)",
         ),
         (
             "performance:\n  agent_timeout: 900\n    max: 1\n",
@@ -207,14 +207,16 @@ COMMAND_FIX = "the agent's command line as a list, e.g. [claude, --print]"
         ("- a\n- b\n", "top level = ['a', 'b'] is not a mapping"),
         ("performance: 5\n", "performance = 5 is not a mapping"),
         ("agents:\n  x: {env: {}}\n", f"agents.x.command is missing ({COMMAND_FIX})"),
-        ("agents:\n  x: {command: []}\n", f"agents.x.command = [] is empty ({COMMAND_FIX})"),
+        ("agents:\n  x: {command: []}\n", f"agents.x.command is missing ({COMMAND_FIX})"),
+        ("agents:\n  x: {command: [a], format: json}\n",
+         "agents.x.format = 'json' is not one of claude-stream-json, codex-json, text"),
         (
             "agents:\n  x: {command: [a], env: {A: 1}}\n",
             "agents.x.env.A = 1 is not a string (quote it)",
         ),
         (
             "agents:\n  x: {command: [a], cmd: b}\n",
-            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description)",
+            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description, format, allowed_tools)",
         ),
         (
             "agents:\n  x: {command: [a], memory_limit_mb: 32}\n",
