@@ -7,6 +7,7 @@ import time
 import msgspec
 
 from cocode.core import events as ev
+from cocode.core.state import Usage
 from cocode.runkey import RunKey
 
 _SKIP = {"seq", "ts", "job", "agent", "type"}
@@ -33,19 +34,30 @@ def event_line(event: ev.Event) -> str:
 
 
 RUN_KEYS = ("agent", "state", "reason", "exit_code", "ready_commit", "commits", "branch",
-            "worktree", "started_at", "ended_at", "attempt", "detail")
+            "worktree", "started_at", "ended_at", "attempt", "detail", "session_id", "model")
 
 
 def run_json(run) -> dict:
-    return {k: getattr(run, k) for k in RUN_KEYS}
+    return {**{k: getattr(run, k) for k in RUN_KEYS}, "usage": msgspec.to_builtins(run.usage)}
 
 
 def job_json(job) -> dict:
+    runs = [job.runs[a] for a in job.agents]
     return {
         "job": job.job, "state": job.state, "title": job.title, "priority": job.priority,
         "base_sha": job.base_sha, "submitted_at": job.ts,
-        "runs": [run_json(job.runs[a]) for a in job.agents],
+        "runs": [run_json(r) for r in runs],
+        "usage": msgspec.to_builtins(sum((r.usage for r in runs), Usage())),
     }
+
+
+def usage_text(u) -> str:
+    """`3,120 tokens · $0.0123 · 4 tool calls`, or '' when nothing was reported."""
+    tokens = u.input_tokens + u.cached_input_tokens + u.output_tokens
+    if not (tokens or u.tool_calls):
+        return ""
+    cost = f" · ${u.cost_usd:.4f}" if u.cost_usd is not None else ""
+    return f"{tokens:,} tokens{cost} · {u.tool_calls} tool calls"
 
 
 def _ago(ts: float | None, end: float | None = None) -> str:
@@ -63,7 +75,7 @@ def status_table(jobs, colour: bool = False, width: int | None = None, titles: b
     if not jobs:
         return "no jobs yet; `cocode submit --text '...' --agent demo` queues one"
     headers = ["JOB", *(["TITLE"] if titles else []), "AGENT", "STATE", "REASON", "COMMITS", "TIME", "READY"]
-    rows, styles, notes = [], [], {}
+    rows, styles, notes, after = [], [], {}, []
     for job in jobs:
         for i, agent in enumerate(job.agents):
             r = job.runs[agent]
@@ -71,10 +83,16 @@ def status_table(jobs, colour: bool = False, width: int | None = None, titles: b
             rows.append([job.job, *title, agent, r.state, r.reason or "-", r.commits,
                          _ago(r.started_at, r.ended_at), (r.ready_commit or "-")[:12]])
             styles.append(["bold", *([""] if titles else []), "", style.STATE_STYLES.get(r.state, "")])
-            if r.detail and r.state == "failed":
-                notes[len(rows) - 1] = f"└ {r.detail[:100]}"
-    return style.table(headers, rows, colour, styles, right=("COMMITS", "TIME"), width=width,
-                       max_widths={"TITLE": 40}, notes=notes, note_column="STATE")
+            notes_of = [r.detail[:100]] if r.detail and r.state == "failed" else []
+            if used := usage_text(r.usage):
+                notes_of.append(used)
+            if notes_of:
+                notes[len(rows) - 1] = "└ " + " · ".join(notes_of)
+        if len(job.agents) > 1 and (used := usage_text(sum((r.usage for r in job.runs.values()), Usage()))):
+            after.append(f"job {job.job}: {used}")
+    table = style.table(headers, rows, colour, styles, right=("COMMITS", "TIME"), width=width,
+                        max_widths={"TITLE": 40}, notes=notes, note_column="STATE")
+    return "\n".join([table, *after])
 
 
 def run_event_summary(event: ev.Event) -> str | None:

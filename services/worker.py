@@ -197,6 +197,8 @@ class Worker(Service):
         command = agents.render_command(
             spec.command, agents.build_prompt(job.title, job.body),
             {"worktree": str(worktree), "git_common_dir": str(gitops.git_common_dir(root)),
+             "git_dir": str(agents.workspace_git_dir(worktree)),
+             "allowed_tools": ",".join(spec.allowed_tools),
              "issue_body_file": str(body_file), "marker": agents.READY_MARKER},
         )
         missing = agents.missing_binary(command, env.get("PATH"))
@@ -208,7 +210,7 @@ class Worker(Service):
             branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,
             base_timeout_s=job.timeout_s or spec.timeout or self.config.limits.agent_timeout,
             complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light,
-            worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000,
+            worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000, format=spec.format,
         )
 
     @staticmethod
@@ -283,11 +285,16 @@ class Worker(Service):
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
         # Output is redacted, spooled and shipped to the logs collector (cocode/logs/shipper.py).
-        ship = self.shipper.open(job, agent, plan.attempt)
+        ship = self.shipper.open(job, agent, plan.attempt, plan.format)
+        if ship.structured is not None:  # a CLI's JSON output: its facts become events
+            ship.structured.on_events = lambda events: [self.append(e) for e in events]
 
         def emit(event: ev.Event) -> None:
-            if isinstance(event, ev.RunFinished) and event.detail:
-                event.detail = ship.scrub(event.detail)  # the agent's last line: redacted like its output
+            if isinstance(event, ev.RunFinished):
+                ship.finishing()  # the last lines and usage are recorded before the end
+                # The agent's own last words if its output says them, else its last line:
+                # redacted like its output.
+                event.detail = ship.summary() or ship.scrub(event.detail)
             self.append(event)
 
         from cocode.jobs.runner import RunProcess

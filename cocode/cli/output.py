@@ -36,9 +36,12 @@ def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, 
 @click.argument("job_id", shell_complete=complete_job)
 @click.argument("agent", shell_complete=complete_run_agent)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as `tail --json`.")
+@click.option("--raw", is_flag=True, help="The agent's original stdout (JSON lines), not the readable lines.")
 @pass_env
-def logs_cmd(env: Env, job_id: str, agent: str, as_json: bool) -> None:
+def logs_cmd(env: Env, job_id: str, agent: str, as_json: bool, raw: bool) -> None:
     """All retained output of one run, oldest first (rotated lz4 files, then the live file)."""
     from cocode.logs import tail as tail_mod
 
+    if raw:
+        sys.exit(tail_mod.print_raw(env.paths, job_id, agent))
     sys.exit(tail_mod.print_logs(env.paths, job_id, agent, terminal=terminal(), as_json=as_json))

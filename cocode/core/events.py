@@ -163,6 +163,29 @@ class RunRequeued(Event, tag="run_requeued"):
     attempt: int
 
 
+class AgentSession(Event, tag="agent_session"):
+    """The agent CLI's own session (claude's session_id, codex's thread_id): what a
+    follow-up resumes. Read from its structured output (logs/formats.py)."""
+
+    session_id: str
+    model: str = ""
+    attempt: int = 1
+
+
+class RunUsage(Event, tag="run_usage"):
+    """A run attempt's totals so far, as its agent reported them; each replaces the
+    last for the same attempt. cost_usd is None when neither the agent nor config
+    prices give one."""
+
+    attempt: int = 1
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    tool_calls: int = 0
+    turns: int = 0
+
+
 class CancelRequested(Event, tag="cancel_requested"):
     """`agent` empty means every run of the job."""
 
@@ -238,6 +261,8 @@ EventUnion = Union[
     RunFinished,
     RunInterrupted,
     RunRequeued,
+    AgentSession,
+    RunUsage,
     CancelRequested,
     MemoryPressure,
     LimitHit,

@@ -20,6 +20,25 @@ FOLD_VERSION = 4
 FINAL = ("ready", "failed", "cancelled")
 
 
+class Usage(msgspec.Struct):
+    """Tokens, cost and tool calls: one attempt's (RunUsage) or a sum of them."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    tool_calls: int = 0
+    turns: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        cost = None if self.cost_usd is None and other.cost_usd is None else \
+            (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(self.input_tokens + other.input_tokens,
+                     self.cached_input_tokens + other.cached_input_tokens,
+                     self.output_tokens + other.output_tokens, cost,
+                     self.tool_calls + other.tool_calls, self.turns + other.turns)
+
+
 class RunView(msgspec.Struct):
     agent: str
     state: str = "queued"  # queued, running, ready, failed, cancelled
@@ -44,6 +63,13 @@ class RunView(msgspec.Struct):
     detail: str = ""
     interrupted: bool = False  # its worker vanished; the scheduler decides what next
     worktree_removed: bool = False  # the directory is gone; branch and commits stay
+    session_id: str = ""  # the agent CLI's own session, latest attempt's
+    model: str = ""
+    usage_by_attempt: dict[int, Usage] = {}
+
+    @property
+    def usage(self) -> Usage:
+        return sum(self.usage_by_attempt.values(), Usage())
 
 
 class JobView(msgspec.Struct):
@@ -203,6 +229,17 @@ def _run_requeued(state: State, e: ev.RunRequeued) -> None:
         r.interrupted = False
 
 
+def _agent_session(state: State, e: ev.AgentSession) -> None:
+    if r := _run(state, e):
+        r.session_id, r.model = e.session_id, e.model or r.model
+
+
+def _run_usage(state: State, e: ev.RunUsage) -> None:
+    if r := _run(state, e):
+        r.usage_by_attempt[e.attempt] = Usage(e.input_tokens, e.cached_input_tokens, e.output_tokens,
+                                              e.cost_usd, e.tool_calls, e.turns)
+
+
 def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
     job = state.jobs.get(e.job)
     if job:
@@ -238,6 +275,8 @@ FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
     ev.RunFinished: _run_finished,
     ev.RunInterrupted: _run_interrupted,
     ev.RunRequeued: _run_requeued,
+    ev.AgentSession: _agent_session,
+    ev.RunUsage: _run_usage,
     ev.CancelRequested: _cancel_requested,
     ev.MemoryPressure: _memory_pressure,
     ev.WorktreeRemoved: _worktree_removed,

@@ -53,6 +53,7 @@ class RunPlan:
     light: bool = False
     worker: str = ""
     worktree_ms: float = 0.0
+    format: str = "text"  # how its stdout is read (config AgentSpec.format)
 
     @property
     def run(self) -> RunKey:

@@ -14,6 +14,12 @@ offset (go-back-N; the collector drops what it already has). A run that ended
 stays until its last byte is acked, then its spool is deleted. A spool left by a
 dead worker (the collector was down) is resent by the next Shipper that starts
 on this host; one locked by a live process is not touched.
+
+An agent with a structured `format` (logs/formats.py) has its stdout made readable
+here, before redaction, so the spool, the collector, tail and logs all carry the
+readable lines; the original bytes, redacted on their own, go to a `.raw` file
+beside the collector's logs (`cocode logs --raw`), and the facts the lines carry
+become events (logs/structured.py).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import zmq
 
 from cocode.core.loop import drain
 from cocode.logs import redact
+from cocode.logs.structured import RawFile, Structured, raw_path
 from cocode.core import wire
 from cocode.logs.files import attempt_base
 from cocode.runkey import RunKey
@@ -157,6 +164,8 @@ class Spool:
 
 
 class RunShipper:
+    structured: Structured | None = None  # stdout in a JSON format, made readable here
+
     def __init__(self, shipper: "Shipper", spool: Spool, recovered: bool = False) -> None:
         self.shipper = shipper
         self.spool = spool
@@ -184,6 +193,10 @@ class RunShipper:
 
     def output(self, stream: str, _raw_offset: int, data: bytes) -> None:
         """RunProcess's output callback: every chunk the agent wrote, in order."""
+        if self.structured is not None and stream == "stdout":
+            data = self.structured.feed(data)
+            if not data:
+                return
         r = self.redactors.get(stream)
         if r is None:
             r = self.redactors[stream] = redact.Redactor(self.shipper.patterns)
@@ -195,10 +208,32 @@ class RunShipper:
     def scrub(self, text: str) -> str:
         return redact.scrub(text, self.shipper.patterns)
 
+    def summary(self) -> str:
+        """The agent's own last words (its error or final message), redacted; '' for text."""
+        return self.scrub(self.structured.summary()) if self.structured else ""
+
+    def finishing(self) -> None:
+        """The run is about to be recorded finished: its last lines and facts go first."""
+        if self.structured is not None:
+            self._feed_redacted("stdout", self.structured.finish())
+
+    def _feed_redacted(self, stream: str, data: bytes) -> None:
+        if not data:
+            return
+        r = self.redactors.get(stream)
+        if r is None:
+            r = self.redactors[stream] = redact.Redactor(self.shipper.patterns)
+        out = r.feed(data)
+        if out:
+            self._append(stream, out)
+
     def close(self) -> None:
         """The run is over: release every held byte; the spool goes once all is acked."""
         if self.closing:
             return
+        if self.structured is not None:
+            self._feed_redacted("stdout", self.structured.finish())
+            self.structured.close()
         for stream, r in self.redactors.items():
             out = r.close()
             if out:
@@ -304,6 +339,9 @@ class Shipper:
         self.spool_dir = paths.home / "spool"
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.patterns = redact.compile_patterns(config.redact_patterns)
+        self.prices = dict(getattr(config, "prices", {}) or {})
+        self.raw_dir = paths.logs / "raw"
+        self.raw_limit = config.limits.log_rotation_size_mb * 1024 * 1024 * (config.limits.rotated_logs_keep + 1)
         self.runs: list[RunShipper] = []  # oldest first
         self.loop = None
         self.armed = False
@@ -327,10 +365,13 @@ class Shipper:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def open(self, job: str, agent: str, attempt: int = 1) -> RunShipper:
+    def open(self, job: str, agent: str, attempt: int = 1, fmt: str = "text") -> RunShipper:
         # Unique to this process and open: never an older spool's name.
         stem = f"{RunKey(job, agent).file_stem}.a{attempt}.p{os.getpid()}-{os.urandom(3).hex()}"
         run = RunShipper(self, Spool.create(self.spool_dir, stem, job, agent, attempt_base(attempt)))
+        if fmt != "text":
+            raw = RawFile(raw_path(self.raw_dir, job, agent, attempt), self.patterns, self.raw_limit)
+            run.structured = Structured(fmt, raw, job, agent, attempt, self.prices)
         self.runs.append(run)
         self.arm()
         return run

@@ -386,6 +386,27 @@ def print_logs(paths: Paths, job_id: str, agent: str, terminal: bool = False,
     return 0
 
 
+def print_raw(paths: Paths, job_id: str, agent: str) -> int:
+    """A formatted run's original stdout (redacted), every attempt's, oldest first."""
+    from cocode.logs.structured import raw_files
+
+    found = raw_files(paths.logs / "raw", job_id, agent)
+    if not found:
+        resolve(paths, job_id, (agent,))  # a clear error for a wrong job or agent
+        raise CocodeError(f"{job_id}/{agent} has no raw output: only agents with a format "
+                          f"other than text keep one (`cocode logs {job_id} {agent}` shows its output)")
+    try:
+        out = sys.stdout.buffer
+        for path in found:
+            with open(path, "rb") as f:
+                while block := f.read(1 << 20):
+                    out.write(block)
+        out.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    return 0
+
+
 def _quiet_stdout() -> None:
     """The reader went away (`| head`): exit without a BrokenPipeError at shutdown."""
     devnull = os.open(os.devnull, os.O_WRONLY)
