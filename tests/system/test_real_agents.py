@@ -1,0 +1,211 @@
+"""The real `claude` and `codex` CLIs through cocode, against scripted model servers.
+
+Each test starts a scripted model server on 127.0.0.1 (tests/modelservers.py), a
+real cocode whose environment points the agent at it (claude: ANTHROPIC_BASE_URL,
+passed through by the preset; codex: $CODEX_HOME/config.toml naming a provider), and
+submits with the preset unchanged. The CLIs come from `.ci/run`'s pinned npm install;
+without them the tests skip and say how to install them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelservers import AnthropicServer, ResponsesServer, Turn, bash, shell
+from support import GitRepo, agent_cli, cocode, down, isolated_env, up
+
+PROJECT = {
+    "greet.py": "def greet():\n    return 'Helo'\n",
+    # unittest: codex runs commands in a login shell, whose PATH has the system python3 only.
+    "test_greet.py": "import unittest\n\nfrom greet import greet\n\n\nclass T(unittest.TestCase):\n"
+                     "    def test_greet(self):\n        self.assertEqual(greet(), 'Hello')\n",
+    ".gitignore": "__pycache__/\n.pytest_cache/\n",
+}
+ISSUE = "Fix the greeting\n\ngreet() says Helo; it should say Hello."
+TOKEN = "ghp_" + "Q7" * 18  # looks like a GitHub token: the built-in patterns hide it
+COMMIT = "git add -A && git commit -q -m 'fix greeting' -m 'cocode ready for check'"
+JSON_LINE = re.compile(r"^\S+\s*\|\s*\{")
+WAIT_S = 120
+
+
+def start(tmp: Path, agent: str, server) -> Path:
+    """A project repository and a running cocode whose agent talks to `server`."""
+    repo = GitRepo.init(tmp / "repo", {**PROJECT, "config.env": f"TOKEN={TOKEN}\n"}).path
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({
+        "env_passthrough": ["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"],
+        "prices": {"codex": {"input": 1.0, "output": 10.0}},  # codex does not say its model
+    }))
+    home = tmp / "home"
+    home.mkdir()
+    path = os.pathsep.join([agent_cli(agent), os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = isolated_env(HOME=str(home), PATH=path)
+    if agent == "claude":
+        env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY="test-key-not-secret",
+                   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+    else:
+        codex_home = tmp / "codex-home"
+        codex_home.mkdir()
+        (codex_home / "config.toml").write_text(
+            'model_provider = "scripted"\nmodel = "gpt-test"\n'
+            "[model_providers.scripted]\n"
+            f'name = "scripted"\nbase_url = "{server.url}/v1"\nenv_key = "OPENAI_API_KEY"\n'
+            'wire_api = "responses"\nstream_max_retries = 0\nrequest_max_retries = 0\n'
+        )
+        env.update(CODEX_HOME=str(codex_home), OPENAI_API_KEY="test-key-not-secret")
+    up(repo, env=env)
+    ENVS[repo] = env
+    return repo
+
+
+ENVS: dict[Path, dict] = {}  # each test repository's environment, for every cocode call
+
+
+def cli(repo: Path, *args: str):
+    return cocode(repo, *args, timeout=30, env=ENVS[repo])
+
+
+def submit_wait(repo: Path, agent: str) -> tuple[str, dict]:
+    proc = cli(repo, "submit", "--json", "--text", ISSUE, "--agent", agent)
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)["job"]
+    return job, wait_final(repo, job)
+
+
+def wait_final(repo: Path, job: str) -> dict:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        proc = cli(repo, "status", job, "--json")
+        assert proc.returncode == 0, proc.stderr
+        j = json.loads(proc.stdout)
+        j = j[0] if isinstance(j, list) else j
+        if all(r["ended_at"] for r in j["runs"]):  # a ready run is recorded finished a little later
+            return j
+        time.sleep(0.2)
+    raise AssertionError(f"job {job} not final within {WAIT_S}s: {j}")
+
+
+def run_output(repo: Path, job: str, agent: str) -> dict[str, str]:
+    """What a person and a program see of a finished run: tail, logs, raw, events."""
+    out = {}
+    for name, args in {"tail": ("tail", job, "-n", "500"), "logs": ("logs", job, agent),
+                       "raw": ("logs", job, agent, "--raw"), "events": ("events", "--json")}.items():
+        proc = cli(repo, *args)
+        assert proc.returncode == 0, f"{args}: {proc.stderr}"
+        out[name] = proc.stdout
+    return out
+
+
+@pytest.fixture
+def session(tmp_path: Path):
+    """start(...) in a test; cocode is always brought down and the server stopped."""
+    started: list = []
+
+    def go(agent: str, server_cls, script):
+        server = server_cls(script).__enter__()
+        started.append(server)
+        repo = start(tmp_path, agent, server)
+        started.append(repo)
+        return server, repo
+
+    yield go
+    for thing in reversed(started):
+        if isinstance(thing, Path):
+            down(thing)
+            ENVS.pop(thing, None)
+        else:
+            thing.stop()
+
+
+CLAUDE_FIX = [
+    Turn(text="Let me look.", tools=[("Read", {"file_path": "greet.py"})]),
+    Turn(tools=[("Edit", {"file_path": "greet.py", "old_string": "Helo", "new_string": "Hello"})]),
+    bash("python3 -m unittest -v"),
+    bash(COMMIT),
+    Turn(text="Fixed the greeting; the tests pass."),
+]
+CODEX_FIX = [
+    shell("sed -i s/Helo/Hello/ greet.py", text="Editing greet.py."),
+    shell("python3 -m unittest -v"),
+    shell(COMMIT),
+    Turn(text="Fixed the greeting; the tests pass."),
+]
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_edit_test_commit_is_ready_and_readable(session, agent):
+    server, repo = session(agent, *((AnthropicServer, CLAUDE_FIX) if agent == "claude" else (ResponsesServer, CODEX_FIX)))
+    job, j = submit_wait(repo, agent)
+    run = j["runs"][0]
+    assert (run["state"], run["reason"]) == ("ready", None), run
+    shown = GitRepo(repo).git("show", "--stat", run["ready_commit"])
+    assert "greet.py" in shown and "cocode ready for check" in shown
+    assert "Hello" in GitRepo(repo).git("show", f"{run['ready_commit']}:greet.py")
+    # The tests ran inside the agent's session, and passed: their output reached the model.
+    outputs = [i.get("output") or i.get("content") for r in server.requests for i in (r.get("messages") or r.get("input") or [])
+               if isinstance(i, dict) and i.get("type") in ("function_call_output", "tool_result", None)]
+    assert "Ran 1 test" in json.dumps(outputs) and "FAILED" not in json.dumps(outputs), json.dumps(outputs)[-3000:]
+    # Facts: the session, tokens, cost (claude reports it; codex's from config prices), tool calls.
+    assert run["session_id"]
+    u = run["usage"]
+    assert u["input_tokens"] > 0, u
+    assert u["input_tokens"] > 0 and u["output_tokens"] > 0 and u["cost_usd"] > 0, u
+    assert u["tool_calls"] == (4 if agent == "claude" else 3), u
+    assert j["usage"]["cost_usd"] == pytest.approx(u["cost_usd"])
+    out = run_output(repo, job, agent)
+    # Readable: no JSON object lines in tail or logs; tool calls one line each.
+    assert not [line for line in out["tail"].splitlines() if JSON_LINE.match(line)], out["tail"]
+    assert not [line for line in out["logs"].splitlines() if line.startswith("{")], out["logs"]
+    assert "Fixed the greeting; the tests pass." in out["logs"]
+    assert ("Bash: " if agent == "claude" else "Shell: ") + "python3 -m unittest -v" in out["logs"]
+    if agent == "claude":
+        assert "Edit: greet.py" in out["logs"] and "✓ done" in out["logs"]
+    # --raw gives the CLI's own JSON lines.
+    raw = [json.loads(line) for line in out["raw"].splitlines() if line.strip()]
+    assert raw and all(isinstance(obj, dict) for obj in raw)
+    status = cli(repo, "status", job).stdout
+    assert "tokens" in status and "tool calls" in status, status
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_model_gives_up_fails_with_its_reason(session, agent):
+    give_up = Turn(text="I cannot fix this: the greeting is defined by a vendored library.")
+    server, repo = session(agent, AnthropicServer if agent == "claude" else ResponsesServer, [give_up])
+    job, j = submit_wait(repo, agent)
+    run = j["runs"][0]
+    assert (run["state"], run["reason"]) == ("failed", "no_ready_marker"), run
+    assert "defined by a vendored library" in run["detail"], run
+    assert "vendored library" in cli(repo, "status", job).stdout
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_model_server_dies_mid_stream(session, agent):
+    dying = [Turn(text="Let me", die=True) for _ in range(8)]
+    server, repo = session(agent, AnthropicServer if agent == "claude" else ResponsesServer, dying)
+    job, j = submit_wait(repo, agent)
+    run = j["runs"][0]
+    assert run["state"] == "failed", run
+    assert re.search(r"stream|disconnect|connection|closed|error", run["detail"], re.I), run
+    assert server.requests, "the agent never reached the model server"
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_secret_in_tool_result_is_redacted_everywhere(session, agent):
+    read = Turn(tools=[("Read", {"file_path": "config.env"})]) if agent == "claude" else shell("cat config.env")
+    script = [read, Turn(text="I found the token in config.env and stop here.")]
+    server, repo = session(agent, AnthropicServer if agent == "claude" else ResponsesServer, script)
+    job, j = submit_wait(repo, agent)
+    # It did reach the model: the redaction is cocode's, on what it shows and records.
+    assert TOKEN in json.dumps(server.requests)
+    out = run_output(repo, job, agent)
+    out["status"] = json.dumps(j)
+    for name, text in out.items():
+        assert TOKEN not in text, f"the token is in {name}"
+    assert "[REDACTED:github-token]" in out["logs"] and "[REDACTED:github-token]" in out["raw"]
