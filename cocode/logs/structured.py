@@ -23,12 +23,11 @@ def raw_path(raw_dir: Path, job: str, agent: str, attempt: int) -> Path:
     return raw_dir / f"{run_name(job, agent)}.a{attempt}.raw"
 
 
-
 def raw_files(raw_dir: Path, job: str, agent: str) -> list[Path]:
     """A run's raw files, oldest attempt first."""
     stem = run_name(job, agent)
-    found = [p for p in raw_dir.glob('*.raw') if p.name.rsplit('.', 2)[0] == stem]
-    return sorted(found, key=lambda p: int(p.name.rsplit('.', 2)[1][1:]))
+    found = [p for p in raw_dir.glob("*.raw") if p.name.rsplit(".", 2)[0] == stem]
+    return sorted(found, key=lambda p: int(p.name.rsplit(".", 2)[1][1:]))
 
 
 class RawFile:

@@ -45,6 +45,13 @@ class RunStats(msgspec.Struct):
     ready_detect_ms: float | None = None
     starts: int = 0
     limit_hits: int = 0
+    usage: dict[int, ev.RunUsage] = {}  # each attempt's latest totals
+
+    def usage_sum(self) -> tuple[int, float | None, int]:
+        """(tokens, cost in USD or None, tool calls) over the attempts."""
+        tokens = sum(u.input_tokens + u.cached_input_tokens + u.output_tokens for u in self.usage.values())
+        costs = [u.cost_usd for u in self.usage.values() if u.cost_usd is not None]
+        return tokens, (round(sum(costs), 6) if costs else None), sum(u.tool_calls for u in self.usage.values())
 
 
 class Totals(msgspec.Struct):
@@ -118,6 +125,10 @@ def _worktree_removed(t: Totals, e: ev.WorktreeRemoved) -> None:
     t.worktrees_removed += 1
 
 
+def _run_usage(t: Totals, e: ev.RunUsage) -> None:
+    _run(t, e).usage[e.attempt] = e
+
+
 FOLDS: dict[type, Callable[[Totals, ev.Event], None]] = {
     ev.RunStarted: _run_started,
     ev.RunProgress: _run_progress,
@@ -129,6 +140,7 @@ FOLDS: dict[type, Callable[[Totals, ev.Event], None]] = {
     ev.MemoryPressure: _memory_pressure,
     ev.WarningEvent: _warning,
     ev.WorktreeRemoved: _worktree_removed,
+    ev.RunUsage: _run_usage,
 }
 
 
@@ -166,7 +178,9 @@ def summary(t: Totals, samples: Mapping[str, dict], host: dict | None,
         secs = (r.ended or now) - r.started
         s = samples.get(key) if r.ended is None else None
         nbytes = log_bytes.get(key, 0)
+        tokens, cost, tools = r.usage_sum()
         row = {
+            "tokens": tokens, "cost_usd": cost, "tool_calls": tools,
             "job": r.job, "agent": r.agent, "state": r.state, "reason": r.reason,
             "started_at": r.started, "ended_at": r.ended, "execution_s": round(secs, 3), "worktree_ms": r.worktree_ms,
             "ready_checks": r.ready_checks, "ready_detect_ms": r.ready_detect_ms,
@@ -181,7 +195,11 @@ def summary(t: Totals, samples: Mapping[str, dict], host: dict | None,
             "runs": 0, "finished": 0, "execution_s_sum": 0.0, "worktree_ms_sum": 0.0,
             "worktree_count": 0, "ready_checks": 0, "ready_detect_ms_sum": 0.0, "ready_count": 0,
             "log_bytes": 0, "log_seconds": 0.0, "timeouts": 0, "limit_hits": 0, "rss": 0,
+            "tokens": 0, "cost_usd": 0.0, "tool_calls": 0,
         })
+        a["tokens"] += tokens
+        a["cost_usd"] = round(a["cost_usd"] + (cost or 0.0), 6)
+        a["tool_calls"] += tools
         a["runs"] += 1
         if r.ended is not None:
             a["finished"] += 1

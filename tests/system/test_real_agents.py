@@ -172,6 +172,10 @@ def test_edit_test_commit_is_ready_and_readable(session, agent):
     assert raw and all(isinstance(obj, dict) for obj in raw)
     status = cli(repo, "status", job).stdout
     assert "tokens" in status and "tool calls" in status, status
+    metrics = json.loads(cli(repo, "metrics", "--json").stdout)
+    row = next(r for r in metrics["runs"] if r["job"] == job)
+    assert row["cost_usd"] == pytest.approx(u["cost_usd"]) and row["tokens"] > 0, row
+    assert metrics["agents"][agent]["tool_calls"] == u["tool_calls"]
 
 
 @pytest.mark.parametrize("agent", ["claude", "codex"])

@@ -277,3 +277,49 @@ def test_marker_in_file_is_not_ready(run_setup):
     assert READY_MARKER in s["repo"].git("show", f"{head}:STATUS.txt")
     assert gitops.find_ready_commit(s["repo"].path, s["base"], head, READY_MARKER) is None
     assert agents.reason_for_exit(code, None) == "no_ready_marker"
+
+
+def test_preset_entry_without_command_changes_only_its_keys(tmp_path):
+    from cocode.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("agents:\n  claude:\n    allowed_tools: [Read, 'Bash(make test:*)']\n    timeout: 120\n")
+    merged = agents.merge_agents(load_config(path, builtin_agents=agents.PRESETS).agents)
+    claude = merged["claude"]
+    assert claude.command == agents.PRESETS["claude"].command and claude.format == "claude-stream-json"
+    assert (claude.allowed_tools, claude.timeout) == (["Read", "Bash(make test:*)"], 120)
+    rendered = agents.render_command(claude.command, "p", {"allowed_tools": ",".join(claude.allowed_tools)})
+    assert rendered[rendered.index("--allowedTools") + 1] == "Read,Bash(make test:*)"
+
+
+def test_default_claude_tools_run_tests_and_commit():
+    tools = agents.PRESETS["claude"].allowed_tools
+    assert {"Edit", "Bash(git:*)", "Bash(python -m pytest:*)", "Bash(npm test:*)"} <= set(tools)
+
+
+def test_init_examples_work_as_written(tmp_path):
+    """Every commented agent example in the default file loads and gets the prompt."""
+    from cocode.config import default_config_text, load_config
+
+    text = default_config_text()
+    block = text[text.index("\nagents:\n") + 1:text.index("\n# Agents started when none")]
+    # "#   key: ..." is an example to uncomment; "# words" is prose.
+    uncommented = "\n".join(line[1:] if line.startswith("#  ") else line for line in block.splitlines()
+                            if not (line.startswith("# ") and not line.startswith("#  ")))
+    path = tmp_path / "config.yaml"
+    path.write_text(uncommented + "\n")
+    specs = agents.merge_agents(load_config(path, builtin_agents=agents.PRESETS).agents)
+    assert {"claude", "my-claude"} <= set(specs)
+    for name in ("claude", "my-claude"):
+        rendered = agents.render_command(specs[name].command, "THE ISSUE",
+                                         {"allowed_tools": ",".join(specs[name].allowed_tools)})
+        assert "THE ISSUE" in rendered, (name, rendered)
+
+
+def test_workspace_git_dir_of_a_worktree_and_a_clone(tmp_path):
+    from support import GitRepo
+
+    repo = GitRepo.init(tmp_path / "r")
+    repo.git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "b1")
+    assert agents.workspace_git_dir(tmp_path / "wt") == str(tmp_path / "r" / ".git" / "worktrees" / "wt")
+    assert agents.workspace_git_dir(tmp_path / "r") == str(tmp_path / "r" / ".git")
