@@ -48,12 +48,13 @@ def bench_events(env: Env, count: int, producers: int, rate: int, as_json: bool)
 @bench.command("logs")
 @click.option("--seconds", default=10.0, show_default=True, help="How long the 5 agents write 1 MB/s each.")
 @click.option("--mb", "total_mb", default=200, show_default=True, help="MB pushed through the collector.")
+@click.option("--format", "fmt", is_flag=True, help="Also 5 agents writing claude stream-json, made readable.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_logs(seconds: float, total_mb: int, as_json: bool) -> None:
+def bench_logs(seconds: float, total_mb: int, fmt: bool, as_json: bool) -> None:
     """agent -> `cocode tail` latency, collector throughput against `cat > file`, collector RSS."""
     from cocode.bench import logs as bench_logs_mod
 
-    _show(bench_logs_mod.run(seconds=seconds, total_mb=total_mb, progress=not as_json), as_json,
+    _show(bench_logs_mod.run(seconds=seconds, total_mb=total_mb, progress=not as_json, fmt=fmt), as_json,
           bench_logs_mod.report)
 
 

@@ -22,6 +22,8 @@ import json
 import shlex
 from dataclasses import dataclass
 
+import msgspec
+
 from cocode.core import events as ev
 
 MAX_LINE = 1024 * 1024  # a longer line is cut: its first HEAD bytes and its length are shown
@@ -90,6 +92,9 @@ def _result_text(content: object) -> str:
     return "" if content is None else str(content)
 
 
+_decode = msgspec.json.Decoder().decode
+
+
 class Formatter:
     """One run's stdout in a structured format -> readable lines and Facts."""
 
@@ -104,6 +109,20 @@ class Formatter:
     # -- streaming -------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:
+        if self.skipping or len(self.buf) + len(data) > MAX_LINE:
+            return self._feed_long(data)
+        parts = data.split(b"\n")
+        if self.buf:
+            parts[0] = bytes(self.buf) + parts[0]
+            self.buf.clear()
+        self.buf += parts.pop()
+        out: list[str] = []
+        for line in parts:
+            out.extend(self.line(line))
+        return "".join(f"{s}\n" for s in out).encode("utf-8", errors="replace") if out else b""
+
+    def _feed_long(self, data: bytes) -> bytes:
+        """feed() for a line that grows past MAX_LINE: its head is shown, the rest skipped."""
         out: list[str] = []
         start = 0
         while True:
@@ -151,21 +170,19 @@ class Formatter:
 
     def line(self, raw: bytes) -> list[str]:
         """One complete line (without its newline) -> zero or more readable lines."""
-        text = raw.decode("utf-8", errors="replace")
-        stripped = text.strip()
-        if not stripped.startswith("{"):
-            return [text] if stripped else []
+        if not raw.lstrip().startswith(b"{"):
+            return [raw.decode("utf-8", errors="replace")] if raw.strip() else []
         try:
-            obj = json.loads(stripped)
-        except ValueError:
-            return [text]
+            obj = _decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            obj = None
         if not isinstance(obj, dict):
-            return [text]
+            return [raw.decode("utf-8", errors="replace")]
         try:
             lines = self.render(obj)
         except (KeyError, TypeError, AttributeError, ValueError):
             lines = None  # a known type with an unexpected shape: show it as it came
-        return [text] if lines is None else lines
+        return [raw.decode("utf-8", errors="replace")] if lines is None else lines
 
     # -- claude -p --output-format stream-json --verbose --------------------------------------
 
@@ -186,7 +203,10 @@ class Formatter:
             mid = msg.get("id") or ""
             usage = msg.get("usage")
             if isinstance(usage, dict) and mid not in self.seen_messages:
-                # One API message can arrive as several lines (a block each), same usage.
+                # One API message can arrive as several lines (a block each), same usage;
+                # they come together, so a few recent ids are enough to remember.
+                if len(self.seen_messages) > 1024:
+                    self.seen_messages.clear()
                 self.seen_messages.add(mid)
                 f.turns += 1
                 f.input_tokens += int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0)
