@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import msgspec
@@ -48,7 +49,28 @@ def job_json(job) -> dict:
         "base_sha": job.base_sha, "submitted_at": job.ts,
         "runs": [run_json(r) for r in runs],
         "usage": msgspec.to_builtins(sum((r.usage for r in runs), Usage())),
+        "groups": best_of_groups(job.agents),
     }
+
+
+_COPY = re.compile(r"^(.+)-([1-9][0-9]*)$")
+
+
+def best_of_groups(names: list[str]) -> dict[str, list[str]]:
+    """Runs of one agent submitted as NAME:N (NAME-1..NAME-N), by NAME; 2 or more only."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if m := _COPY.match(name):
+            groups.setdefault(m.group(1), []).append(name)
+    return {base: runs for base, runs in groups.items() if len(runs) > 1}
+
+
+def _group_line(job, base: str, names: list[str]) -> str:
+    states: dict[str, int] = {}
+    for name in names:
+        states[job.runs[name].state] = states.get(job.runs[name].state, 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    return f"job {job.job}: {base} x{len(names)}, best of {len(names)}: {counts}"
 
 
 def usage_text(u) -> str:
@@ -88,6 +110,8 @@ def status_table(jobs, colour: bool = False, width: int | None = None, titles: b
                 notes_of.append(used)
             if notes_of:
                 notes[len(rows) - 1] = "└ " + " · ".join(notes_of)
+        for base, names in best_of_groups(job.agents).items():
+            after.append(_group_line(job, base, names))
         if len(job.agents) > 1 and (used := usage_text(sum((r.usage for r in job.runs.values()), Usage()))):
             after.append(f"job {job.job}: {used}")
     table = style.table(headers, rows, colour, styles, right=("COMMITS", "TIME"), width=width,

@@ -154,7 +154,8 @@ class Monitor(Service):
             if not is_session_leader(run.pgid):
                 continue  # not started yet, or already gone: the worker settles it
             self.sampler.track(job, agent, run.pgid, run.worktree)
-            limit_mb = policy.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
+            limit_mb = policy.memory_limit_mb(agents.base_name(agent, self.specs), self.specs,
+                                              self.config.limits.memory_limit_mb)
             self.limits[key] = limit_mb * MIB
         for key in [k for k in self.sampler.trees if k not in self.live]:
             self.settle(key)

@@ -171,7 +171,7 @@ class Worker(Service):
 
         t0 = time.perf_counter()
         job = self.fetch_job(msg.job_seq)
-        spec = self.agents.get(msg.agent)
+        spec = self.agents.get(agents.base_name(msg.agent, self.agents))  # claude-2 of claude:3 is claude
         if spec is None:
             raise PrepareFailed("bad_config", f"agent {msg.agent!r} is not configured on this worker")
         root = self.paths.root

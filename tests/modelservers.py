@@ -49,8 +49,11 @@ class ScriptedServer:
 
     path = "/"
 
-    def __init__(self, script: list[Turn]) -> None:
-        self.script = list(script)
+    def __init__(self, script: list[Turn] | None = None, respond=None) -> None:
+        """`script` is played in order; `respond(request body) -> Turn`, if given, answers
+        instead (for several sessions at once, whose requests interleave)."""
+        self.script = list(script or [])
+        self.respond = respond
         self.requests: list[dict] = []
         self.other: list[str] = []  # requests to paths this server does not speak
         self.lock = threading.Lock()
@@ -75,7 +78,10 @@ class ScriptedServer:
                 except ValueError:
                     return self._json(400, {"error": {"type": "invalid_request", "message": "bad json"}})
                 with outer.lock:
-                    turn = outer.script.pop(0) if outer.script else Turn(text="done")
+                    if outer.respond is not None:
+                        turn = outer.respond(body)
+                    else:
+                        turn = outer.script.pop(0) if outer.script else Turn(text="done")
                     outer.requests.append(body)
                 if turn.hang:
                     outer.stopping.wait(HANG_S)

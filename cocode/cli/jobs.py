@@ -22,7 +22,7 @@ from cocode.runkey import RunKey
 @click.option("--issue", "issue_ref", metavar="NUMBER|URL", help="A GitHub issue, through `gh`.")
 @click.option("--issue-number", type=int, help="COCODE_ISSUE_NUMBER for a local issue (default 0).")
 @click.option("--agent", "agent_names", multiple=True, metavar="NAME", shell_complete=complete_agent,
-              help="An agent to run (repeatable).")
+              help="An agent to run (repeatable); NAME:N runs N copies, NAME-1..NAME-N (best-of-N).")
 @click.option("--priority", default=0, show_default=True, help="Higher runs first (-100..100).")
 @click.option("--complexity", default="simple", type=click.Choice(["simple", "medium", "complex"]),
               show_default=True)

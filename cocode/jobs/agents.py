@@ -128,6 +128,31 @@ def merge_agents(configured: Mapping[str, AgentSpec] | None) -> dict[str, AgentS
     return merged
 
 
+# ------------------------------------------------------------------- best-of-N
+
+BEST_OF_MAX = 10
+_COPY = re.compile(r"^(.+)-([1-9][0-9]*)$")
+
+
+def expand_best_of(name: str) -> list[str]:
+    """`claude:3` -> [claude-1, claude-2, claude-3] (one run each, own worktree);
+    a plain name -> [name]. ValueError, worded for the user, for a bad count."""
+    base, sep, count = name.rpartition(":")
+    if not sep:
+        return [name]
+    if not base or not count.isdigit() or not 1 <= int(count) <= BEST_OF_MAX:
+        raise ValueError(f"--agent {name!r}: write NAME:N with N from 1 to {BEST_OF_MAX} (e.g. claude:3)")
+    return [f"{base}-{i}" for i in range(1, int(count) + 1)]
+
+
+def base_name(run: str, table: Mapping[str, AgentSpec]) -> str:
+    """The agent a run is of: its own name, or `claude` for best-of-N's `claude-2`."""
+    if run in table:
+        return run
+    m = _COPY.match(run)
+    return m.group(1) if m and m.group(1) in table else run
+
+
 # ------------------------------------------------------------------ command line
 
 # `{name}` with a lowercase identifier, not preceded by `$` so shell `${var}` survives.

@@ -87,11 +87,17 @@ def resolve_agents(requested: tuple[str, ...], config: Config) -> list[str]:
         raise ConfigError(
             "no agent named: pass --agent NAME (e.g. --agent demo) or set default_agents in .cocode/config.yaml"
         )
+    try:
+        names = [run for name in names for run in agents.expand_best_of(name)]
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     seen = set()
     for name in names:
         if name in seen:
-            raise ConfigError(f"agent {name!r} is named twice; each agent runs once per job")
+            raise ConfigError(f"agent {name!r} is named twice; each agent runs once per job "
+                              "(NAME:N runs N copies)")
         seen.add(name)
+        name = agents.base_name(name, table)
         spec = table.get(name)
         if spec is None:
             raise ConfigError(f"unknown agent {name!r} (choose {', '.join(sorted(table))}, or define it under agents:)")

@@ -108,8 +108,8 @@ def session(tmp_path: Path):
     """start(...) in a test; cocode is always brought down and the server stopped."""
     started: list = []
 
-    def go(agent: str, server_cls, script):
-        server = server_cls(script).__enter__()
+    def go(agent: str, server_cls, script=None, respond=None):
+        server = server_cls(script, respond).__enter__()
         started.append(server)
         repo = start(tmp_path, agent, server)
         started.append(repo)
@@ -213,3 +213,28 @@ def test_secret_in_tool_result_is_redacted_everywhere(session, agent):
     for name, text in out.items():
         assert TOKEN not in text, f"the token is in {name}"
     assert "[REDACTED:github-token]" in out["logs"] and "[REDACTED:github-token]" in out["raw"]
+
+
+def test_best_of_three_claude_runs_in_three_worktrees(session):
+    """`--agent claude:3`: claude-1..claude-3, each its own session, worktree and branch."""
+    def respond(request: dict) -> Turn:
+        answered = "tool_result" in json.dumps(request.get("messages", [])[-1:])
+        return Turn(text="Committed.") if answered else bash(
+            "git commit -q --allow-empty -m 'try' -m 'cocode ready for check'")
+
+    server, repo = session("claude", AnthropicServer, respond=respond)
+    proc = cli(repo, "submit", "--json", "--text", ISSUE, "--agent", "claude:3")
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)["job"]
+    j = wait_final(repo, job)
+    runs = {r["agent"]: r for r in j["runs"]}
+    assert list(runs) == ["claude-1", "claude-2", "claude-3"]
+    assert j["groups"] == {"claude": ["claude-1", "claude-2", "claude-3"]}
+    assert all(r["state"] == "ready" for r in runs.values()), runs
+    assert len({r["worktree"] for r in runs.values()}) == 3
+    assert len({r["branch"] for r in runs.values()}) == 3 and len({r["session_id"] for r in runs.values()}) == 3
+    for r in runs.values():
+        assert "cocode ready for check" in GitRepo(repo).git("log", "-1", "--format=%B", r["branch"])
+    assert "best of 3: 3 ready" in cli(repo, "status", job).stdout
+    bad = cli(repo, "submit", "--text", ISSUE, "--agent", "claude:0")
+    assert bad.returncode == 2 and "NAME:N with N from 1 to 10" in bad.stderr

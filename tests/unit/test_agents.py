@@ -323,3 +323,15 @@ def test_workspace_git_dir_of_a_worktree_and_a_clone(tmp_path):
     repo.git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "b1")
     assert agents.workspace_git_dir(tmp_path / "wt") == str(tmp_path / "r" / ".git" / "worktrees" / "wt")
     assert agents.workspace_git_dir(tmp_path / "r") == str(tmp_path / "r" / ".git")
+
+
+def test_best_of_names():
+    assert agents.expand_best_of("claude:3") == ["claude-1", "claude-2", "claude-3"]
+    assert agents.expand_best_of("claude") == ["claude"]
+    for bad in ("claude:0", "claude:11", "claude:x", ":2"):
+        with pytest.raises(ValueError, match="NAME:N"):
+            agents.expand_best_of(bad)
+    table = agents.merge_agents(None)
+    assert agents.base_name("claude-2", table) == "claude"
+    assert agents.base_name("demo-fail", table) == "demo-fail"  # a name of its own wins
+    assert agents.base_name("nobody-2", table) == "nobody-2"
