@@ -141,6 +141,8 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     env_passthrough: list[Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
     redact_patterns: list[str] = []
     prices: dict[str, Price] = {}
+    setup: list[Annotated[str, Meta(min_length=1)]] = []
+    copy: list[Annotated[str, Meta(min_length=1)]] = []
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -153,7 +155,9 @@ class Config(msgspec.Struct, frozen=True):
     env_passthrough: list[str]
     redact_patterns: list[str]
     path: str | None
-    prices: dict[str, Price] = {}  # the file as the caller named it; None when none was read
+    prices: dict[str, Price] = {}
+    setup: list[str] = []  # shell commands run in each new workspace before its agent
+    copy: list[str] = []  # files copied from the main checkout into each new workspace  # the file as the caller named it; None when none was read
 
 
 def limit_bounds(key: str) -> tuple[int, int]:
@@ -235,6 +239,8 @@ def load_config(
         redact_patterns=file.redact_patterns,
         path=None if path is None else label,
         prices=file.prices,
+        setup=file.setup,
+        copy=file.copy,
     )
 
 
@@ -302,6 +308,12 @@ def default_config_text() -> str:
         "# by the model when the agent names it, else by the agent's name.",
         "prices: {}",
         "#   codex: {input: 1.25, cached_input: 0.125, output: 10.0}",
+        "",
+        "# Commands run (sh -c) in every new worktree before its agent starts, e.g. [npm ci];",
+        "# one that fails ends the run failed/setup_failed. Their output opens the run's log.",
+        "setup: []",
+        "# Files copied from this checkout into every new worktree (kept out of commits), e.g. [.env].",
+        "copy: []",
     ]
     return "\n".join(lines) + "\n"
 

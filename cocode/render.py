@@ -35,7 +35,7 @@ def event_line(event: ev.Event) -> str:
 
 
 RUN_KEYS = ("agent", "state", "reason", "exit_code", "ready_commit", "commits", "branch",
-            "worktree", "started_at", "ended_at", "attempt", "detail", "session_id", "model")
+            "worktree", "started_at", "ended_at", "attempt", "detail", "session_id", "model", "setup_ms")
 
 
 def run_json(run) -> dict:
@@ -108,6 +108,8 @@ def status_table(jobs, colour: bool = False, width: int | None = None, titles: b
             notes_of = [r.detail[:100]] if r.detail and r.state == "failed" else []
             if used := usage_text(r.usage):
                 notes_of.append(used)
+            if r.setup_ms:
+                notes_of.append(f"setup {r.setup_ms / 1000:.1f}s before the agent's time")
             if notes_of:
                 notes[len(rows) - 1] = "└ " + " · ".join(notes_of)
         for base, names in best_of_groups(job.agents).items():

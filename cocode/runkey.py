@@ -51,6 +51,10 @@ class RunKey(NamedTuple):
         """The bus topic of the run's output."""
         return f"{LOG_TOPIC_PREFIX}{self.job}.{self.agent}".encode()
 
+    def raw_log(self, logs: Path, attempt: int) -> Path:
+        """A formatted run's original stdout, one file per attempt (logs/structured.py)."""
+        return logs / "raw" / f"{self.file_stem}.a{attempt}.raw"
+
     def worktree(self, paths: Paths) -> Path:
         return paths.worktrees / self.dir_name
 

@@ -35,6 +35,7 @@ from cocode.config import Config
 from cocode import envnames
 from cocode.errors import CocodeError
 from cocode.jobs.timeouts import MEMORY_GRACE_S
+from cocode.logs import redact
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
@@ -50,9 +51,9 @@ SHUTDOWN_GRACE_S = 3.0
 
 
 class PrepareFailed(Exception):
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, output: bytes = b"", attempt: int = 1):
         super().__init__(message)
-        self.reason = reason
+        self.reason, self.output, self.attempt = reason, output, attempt
 
 
 class Worker(Service):
@@ -205,13 +206,32 @@ class Worker(Service):
         if missing:
             body_file.unlink(missing_ok=True)
             raise PrepareFailed("missing_dependency", f"{missing} is not on PATH")
+        setup_out, setup_ms = self.setup_workspace(gitops, root, worktree, env, body_file, msg.attempt)
         return RunPlan(
             job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
             branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,
             base_timeout_s=job.timeout_s or spec.timeout or self.config.limits.agent_timeout,
             complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light,
-            worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000, format=spec.format,
+            worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000 - setup_ms, format=spec.format,
+            setup_output=setup_out, setup_ms=setup_ms,
         )
+
+    def setup_workspace(self, gitops, root: Path, worktree: Path, env: dict, body_file: Path,
+                        attempt: int) -> tuple[bytes, float]:
+        """Config copy: and setup: in the new workspace; (output, ms)."""
+        if not (self.config.copy or self.config.setup):
+            return b"", 0.0
+        from cocode.jobs import setup
+
+        t0 = time.perf_counter()
+        try:
+            out = setup.copy_files(root, worktree, list(self.config.copy),
+                                   gitops.git_common_dir(root) / "info" / "exclude")
+            ran, _ = setup.run_commands(list(self.config.setup), worktree, env, self.config.limits.agent_timeout)
+        except setup.SetupFailed as err:
+            body_file.unlink(missing_ok=True)
+            raise PrepareFailed("setup_failed", str(err), err.output, attempt) from None
+        return out + ran, (time.perf_counter() - t0) * 1000
 
     @staticmethod
     def make_workspace(gitops, job: ev.JobSubmitted, root: Path, worktree: Path, branch: str) -> None:
@@ -275,8 +295,13 @@ class Worker(Service):
             plan = fut.result()
         except PrepareFailed as err:
             self.log.warning("run %s cannot start: %s", key, err)
+            if err.output:  # setup's output: in the run's log like an agent's
+                ship = self.shipper.open(job, agent, attempt)
+                ship.output("stderr", 0, err.output)
+                ship.close()
             self.append(ev.WarningEvent(job=job, agent=agent, code=err.reason, message=str(err)))
-            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason=err.reason, attempt=attempt))
+            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason=err.reason, attempt=attempt,
+                                       detail=redact.scrub(str(err), self.shipper.patterns)))
             return
         except Exception as err:  # a bug must not leave the run in no definite state
             self.log.exception("run %s failed to prepare", key)
@@ -299,6 +324,8 @@ class Worker(Service):
 
         from cocode.jobs.runner import RunProcess
 
+        if plan.setup_output:
+            ship.output("stderr", 0, plan.setup_output)
         rp = RunProcess(plan, emit, ship.output)
         rp.log_ship = ship  # type: ignore[attr-defined]
         try:

@@ -116,6 +116,7 @@ class RunStarted(Event, tag="run_started"):
     timeout_s: int = 0
     worktree_ms: float = 0.0
     worker_pid: int = 0  # the worker process running it: the run is lost only once it is gone
+    setup_ms: float = 0.0  # config setup: and copy: before the agent started
 
 
 class RunProgress(Event, tag="run_progress"):

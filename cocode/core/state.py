@@ -63,6 +63,7 @@ class RunView(msgspec.Struct):
     detail: str = ""
     interrupted: bool = False  # its worker vanished; the scheduler decides what next
     worktree_removed: bool = False  # the directory is gone; branch and commits stay
+    setup_ms: float = 0.0  # the latest attempt's setup: and copy:, apart from the agent's time
     session_id: str = ""  # the agent CLI's own session, latest attempt's
     model: str = ""
     usage_by_attempt: dict[int, Usage] = {}
@@ -188,7 +189,7 @@ def _run_started(state: State, e: ev.RunStarted) -> None:
         r.state, r.live = "running", True
         r.worker, r.pid, r.pgid, r.worker_pid = e.worker, e.pid, e.pgid, e.worker_pid
         r.worktree, r.branch, r.attempt = e.worktree, e.branch, e.attempt
-        r.timeout_s = e.timeout_s
+        r.timeout_s, r.setup_ms = e.timeout_s, e.setup_ms
         if r.started_at is None:
             r.started_at = e.ts
 

@@ -54,6 +54,8 @@ class RunPlan:
     worker: str = ""
     worktree_ms: float = 0.0
     format: str = "text"  # how its stdout is read (config AgentSpec.format)
+    setup_output: bytes = b""  # config setup:'s output, the first thing in the run's log
+    setup_ms: float = 0.0
 
     @property
     def run(self) -> RunKey:
@@ -108,6 +110,7 @@ class RunProcess:
             job=p.job, agent=p.agent, worker=p.worker, pid=self.proc.pid, pgid=self.pgid,
             worktree=str(p.worktree), branch=p.branch, base_sha=p.base_sha, attempt=p.attempt,
             timeout_s=self.timeout_s, worktree_ms=p.worktree_ms, worker_pid=os.getpid(),
+            setup_ms=p.setup_ms,
         ))
 
     @property

@@ -14,18 +14,18 @@ import time
 from pathlib import Path
 
 from cocode.logs import formats, redact
-from cocode.logs.files import run_name
+from cocode.runkey import RunKey
 
 USAGE_EVERY_S = 1.0  # a run's usage events at most this often (and once at its end)
 
 
 def raw_path(raw_dir: Path, job: str, agent: str, attempt: int) -> Path:
-    return raw_dir / f"{run_name(job, agent)}.a{attempt}.raw"
+    return RunKey(job, agent).raw_log(raw_dir.parent, attempt)
 
 
 def raw_files(raw_dir: Path, job: str, agent: str) -> list[Path]:
     """A run's raw files, oldest attempt first."""
-    stem = run_name(job, agent)
+    stem = RunKey(job, agent).file_stem
     found = [p for p in raw_dir.glob("*.raw") if p.name.rsplit(".", 2)[0] == stem]
     return sorted(found, key=lambda p: int(p.name.rsplit(".", 2)[1][1:]))
 

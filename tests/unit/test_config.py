@@ -193,7 +193,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         (
             "perf: 1\n",
             "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns, prices)",
+            "env_passthrough, redact_patterns, prices, setup, copy)",
         ),
         (
             "performance:\n  agent_timeout: 900\n    max: 1\n",

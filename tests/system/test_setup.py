@@ -1,0 +1,94 @@
+"""Config `setup:` and `copy:`: run in every new worktree before its agent, with a real
+running cocode and a real agent that commits everything it finds (`git add -A`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from support import GitRepo, cocode, down, up
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
+    "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+}
+# Commits whatever is in its worktree, so a copied file would land in the commit
+# unless cocode keeps it out.
+ADDER = ["bash", "-c", "echo agent found: $(cat built.txt); git add -A && "
+                       "git commit -q -m work -m 'cocode ready for check'"]
+
+
+def start(tmp: Path, setup: list[str], copy: list[str]) -> Path:
+    repo = GitRepo.init(tmp / "repo", {"README.md": "hi\n"}).path
+    (repo / ".env").write_text("API_TOKEN=local-only\n")  # untracked, as .env files are
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({
+        "agents": {"adder": {"command": ADDER, "env": GIT_ENV}}, "setup": setup, "copy": copy,
+    }))
+    up(repo)
+    return repo
+
+
+def finished(repo: Path, job: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        j = json.loads(cocode(repo, "status", job, "--json", check=True).stdout)
+        j = j[0] if isinstance(j, list) else j
+        if all(r["ended_at"] for r in j["runs"]):
+            return j["runs"][0]
+        time.sleep(0.1)
+    raise AssertionError(f"job {job} did not finish: {j}")
+
+
+@pytest.fixture
+def repos():
+    made: list[Path] = []
+    yield made
+    for repo in made:
+        down(repo)
+
+
+def submit(repo: Path) -> str:
+    return json.loads(cocode(repo, "submit", "--json", "--text", "Build it", "--agent", "adder", check=True).stdout)["job"]
+
+
+def test_setup_and_copy_run_before_the_agent(tmp_path, repos):
+    repo = start(tmp_path, ["echo preparing", "cat .env > built.txt"], [".env"])
+    repos.append(repo)
+    job = submit(repo)
+    run = finished(repo, job)
+    assert (run["state"], run["reason"]) == ("ready", None), run
+    assert run["setup_ms"] > 0
+    files = GitRepo(repo).git("show", "--name-only", "--format=", run["ready_commit"]).split()
+    assert files == ["built.txt"], files  # the copied .env stayed out of the commit
+    log = cocode(repo, "logs", job, "adder", check=True).stdout
+    # Setup's output first, then the agent's, which saw what setup made from the copy.
+    assert log.index("[setup] copied .env") < log.index("[setup] $ echo preparing") < log.index("preparing\n") \
+        < log.index("agent found: API_TOKEN=local-only")
+    assert "setup" in cocode(repo, "status", job, check=True).stdout
+
+
+def test_failing_setup_ends_the_run_setup_failed_with_its_last_line(tmp_path, repos):
+    repo = start(tmp_path, ["echo step one", "echo installing; echo 'npm ERR! missing package.json' >&2; exit 3",
+                            "echo never"], [])
+    repos.append(repo)
+    job = submit(repo)
+    run = finished(repo, job)
+    assert (run["state"], run["reason"]) == ("failed", "setup_failed"), run
+    assert "exited 3: npm ERR! missing package.json" in run["detail"], run
+    assert run["commits"] == 0 and run["ready_commit"] is None
+    log = cocode(repo, "logs", job, "adder", check=True).stdout
+    assert "step one" in log and "npm ERR! missing package.json" in log and "never" not in log
+
+
+def test_copy_of_a_missing_file_fails_the_run_saying_which(tmp_path, repos):
+    repo = start(tmp_path, [], [".env.local"])
+    repos.append(repo)
+    run = finished(repo, submit(repo))
+    assert (run["state"], run["reason"]) == ("failed", "setup_failed")
+    assert ".env.local does not exist" in run["detail"]
