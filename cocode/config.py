@@ -122,6 +122,7 @@ class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     format: AgentFormat = "text"
     # Filled into `{allowed_tools}` (comma-separated): the Claude preset's pre-approved tools.
     allowed_tools: list[str] = []
+    max_cost_usd: Annotated[float, Meta(ge=0)] | None = None
 
 
 class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -143,6 +144,7 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     prices: dict[str, Price] = {}
     setup: list[Annotated[str, Meta(min_length=1)]] = []
     copy: list[Annotated[str, Meta(min_length=1)]] = []
+    max_cost_usd: Annotated[float, Meta(ge=0)] | None = None
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -157,7 +159,8 @@ class Config(msgspec.Struct, frozen=True):
     path: str | None
     prices: dict[str, Price] = {}
     setup: list[str] = []  # shell commands run in each new workspace before its agent
-    copy: list[str] = []  # files copied from the main checkout into each new workspace  # the file as the caller named it; None when none was read
+    copy: list[str] = []  # files copied from the main checkout into each new workspace
+    max_cost_usd: float | None = None  # a run whose model cost passes this is stopped  # the file as the caller named it; None when none was read
 
 
 def limit_bounds(key: str) -> tuple[int, int]:
@@ -241,6 +244,7 @@ def load_config(
         prices=file.prices,
         setup=file.setup,
         copy=file.copy,
+        max_cost_usd=file.max_cost_usd,
     )
 
 
@@ -307,6 +311,10 @@ def default_config_text() -> str:
         "# US dollars per million tokens, for agents that report tokens only (codex), keyed",
         "# by the model when the agent names it, else by the agent's name.",
         "prices: {}",
+        "# A run whose cost passes this many dollars is stopped (failed/budget_exceeded, commits",
+        "# kept); agents.NAME.max_cost_usd and `submit --max-cost` override it. Claude reports its",
+        "# cost when a session ends: for a budget that acts sooner, give its model's prices.",
+        "max_cost_usd: null",
         "#   codex: {input: 1.25, cached_input: 0.125, output: 10.0}",
         "",
         "# Commands run (sh -c) in every new worktree before its agent starts, e.g. [npm ci];",

@@ -214,6 +214,7 @@ class Worker(Service):
             complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light,
             worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000 - setup_ms, format=spec.format,
             setup_output=setup_out, setup_ms=setup_ms,
+            max_cost_usd=job.max_cost_usd or spec.max_cost_usd or self.config.max_cost_usd or 0.0,
         )
 
     def setup_workspace(self, gitops, root: Path, worktree: Path, env: dict, body_file: Path,
@@ -313,6 +314,8 @@ class Worker(Service):
         ship = self.shipper.open(job, agent, plan.attempt, plan.format)
         if ship.structured is not None:  # a CLI's JSON output: its facts become events
             ship.structured.on_events = lambda events: [self.append(e) for e in events]
+            ship.structured.budget = plan.max_cost_usd
+            ship.structured.on_budget = lambda: self.over_budget(key)
 
         def emit(event: ev.Event) -> None:
             if isinstance(event, ev.RunFinished):
@@ -344,6 +347,13 @@ class Worker(Service):
         for fd in rp.fds:
             self.fd_owner[fd] = rp
             self.loop.add(fd, lambda fd=fd: self.on_output(fd))
+
+    def over_budget(self, key: str) -> None:
+        """The run's cost passed its max_cost_usd: stopped like a timeout, commits kept
+        (a run already ready stays ready)."""
+        rp = self.runs.get(key)
+        if rp is not None and not rp.ready_commit:
+            rp.stop("failed", "budget_exceeded")
 
     def on_output(self, fd: int) -> None:
         rp = self.fd_owner.get(fd)

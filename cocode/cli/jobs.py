@@ -27,6 +27,8 @@ from cocode.runkey import RunKey
 @click.option("--complexity", default="simple", type=click.Choice(["simple", "medium", "complex"]),
               show_default=True)
 @click.option("--timeout", type=int, help="Base timeout in seconds for each run (1..3600).")
+@click.option("--max-cost", "max_cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="Stop a run whose model cost passes this (reason budget_exceeded).")
 @click.option("--base", default="HEAD", show_default=True, help="The commit the agents start from.")
 @click.option("--force", is_flag=True, help="Go on although the repository is over max_repo_size_mb.")
 @click.option("--sparse", multiple=True, metavar="PATH", help="Sparse checkout of PATH (monorepos).")
@@ -34,7 +36,7 @@ from cocode.runkey import RunKey
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
 def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, priority, complexity,
-           timeout, base, force, sparse, wait, as_json) -> None:
+           timeout, max_cost, base, force, sparse, wait, as_json) -> None:
     """Queue one issue for one or more agents."""
     from cocode import client
     from cocode.jobs import submit as sub
@@ -52,6 +54,7 @@ def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, pri
     event, warnings = sub.build_job(
         env.paths, env.config, issue, names, priority=priority, complexity=complexity,
         timeout=timeout, base=base, force=force, sparse=sparse, issue_number=issue_number,
+        max_cost_usd=max_cost,
     )
     require_running(env.paths)
     for w in warnings:

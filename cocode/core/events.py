@@ -91,6 +91,7 @@ class JobSubmitted(Event, tag="job_submitted"):
     light: bool = False
     sparse: list[str] = []
     worktree_mb: float = 0.0
+    max_cost_usd: float = 0.0  # per run; 0: the agent's or config's budget, if any
 
 
 class RunWaiting(Event, tag="run_waiting"):

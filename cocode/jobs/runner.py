@@ -56,6 +56,7 @@ class RunPlan:
     format: str = "text"  # how its stdout is read (config AgentSpec.format)
     setup_output: bytes = b""  # config setup:'s output, the first thing in the run's log
     setup_ms: float = 0.0
+    max_cost_usd: float = 0.0  # 0: no budget
 
     @property
     def run(self) -> RunKey:

@@ -113,6 +113,7 @@ def build_job(
     paths: Paths, config: Config, issue: Issue, agent_names: list[str], *, priority: int = 0,
     complexity: str = "simple", timeout: int | None = None, base: str = "HEAD",
     force: bool = False, sparse: tuple[str, ...] = (), issue_number: int | None = None,
+    max_cost_usd: float | None = None,
 ) -> tuple[ev.JobSubmitted, list[str]]:
     """The event to append, and warnings to show. Raises on anything wrong."""
     check_range("--priority", priority, PRIORITY_RANGE)
@@ -127,7 +128,7 @@ def build_job(
         issue_number=issue.number if issue_number is None else issue_number,
         issue_url=issue.url, labels=issue.labels, priority=priority, complexity=complexity,
         timeout_s=timeout or 0, light=policy.light or bool(sparse), sparse=list(sparse),
-        worktree_mb=round(size.worktree_bytes / gitops.MB, 1),
+        worktree_mb=round(size.worktree_bytes / gitops.MB, 1), max_cost_usd=max_cost_usd or 0.0,
     )
     return event, list(policy.warnings)
 

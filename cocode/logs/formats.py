@@ -338,6 +338,14 @@ def cost_of(facts: Facts, price) -> float | None:
             + facts.output_tokens * price.output) / 1e6
 
 
+def price_for(prices, model: str, agent: str):
+    """Config prices for a run: by its model, else by its agent's name (claude-2 of
+    claude:3 takes claude's)."""
+    prices = prices or {}
+    base = agent.rsplit("-", 1)[0] if agent.rsplit("-", 1)[-1].isdigit() else agent
+    return prices.get(model) or prices.get(agent) or prices.get(base)
+
+
 def to_events(job: str, agent: str, attempt: int, facts: Facts, prices, with_session: bool) -> list:
     """The facts as events: the session (when new) and the attempt's usage so far.
     Prices (config `prices:`) are looked up by the model, then by the agent's name."""
@@ -346,7 +354,7 @@ def to_events(job: str, agent: str, attempt: int, facts: Facts, prices, with_ses
         out.append(ev.AgentSession(job=job, agent=agent, attempt=attempt, session_id=facts.session_id,
                                    model=facts.model))
     if facts.turns or facts.tool_calls or facts.input_tokens or facts.output_tokens:
-        price = (prices or {}).get(facts.model) or (prices or {}).get(agent)
+        price = price_for(prices, facts.model, agent)
         out.append(ev.RunUsage(
             job=job, agent=agent, attempt=attempt, input_tokens=facts.input_tokens,
             cached_input_tokens=facts.cached_input_tokens, output_tokens=facts.output_tokens,

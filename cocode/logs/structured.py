@@ -73,13 +73,23 @@ class Structured:
         self.on_events = None  # the worker's: callable(list of events)
         self.reported_at = 0.0
         self.session_sent = ""
+        self.budget = 0.0  # dollars; 0: none
+        self.on_budget = None  # called once when the cost passes the budget
 
     def feed(self, data: bytes) -> bytes:
         self.raw.feed(data)
         out = self.formatter.feed(data)
         if self.formatter.changed:
-            self.report(final=False)
+            over = self.budget and self.on_budget is not None and (self.cost() or 0.0) >= self.budget
+            self.report(final=bool(over))  # the crossing is recorded before the stop
+            if over:
+                self.on_budget()
+                self.on_budget = None
         return out
+
+    def cost(self) -> float | None:
+        f = self.formatter.facts
+        return formats.cost_of(f, formats.price_for(self.prices, f.model, self.agent))
 
     def finish(self) -> bytes:
         """End of output: the held partial line, and the last facts reported."""

@@ -41,7 +41,8 @@ def start(tmp: Path, agent: str, server) -> Path:
     (repo / ".cocode").mkdir(mode=0o700)
     (repo / ".cocode" / "config.yaml").write_text(json.dumps({
         "env_passthrough": ["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"],
-        "prices": {"codex": {"input": 1.0, "output": 10.0}},  # codex does not say its model
+        # codex does not say its model; claude's name prices it mid-session (for budgets)
+        "prices": {"codex": {"input": 1.0, "output": 10.0}, "claude": {"input": 5000.0}},
     }))
     home = tmp / "home"
     home.mkdir()
@@ -238,3 +239,18 @@ def test_best_of_three_claude_runs_in_three_worktrees(session):
     assert "best of 3: 3 ready" in cli(repo, "status", job).stdout
     bad = cli(repo, "submit", "--text", ISSUE, "--agent", "claude:0")
     assert bad.returncode == 2 and "NAME:N with N from 1 to 10" in bad.stderr
+
+
+def test_budget_stops_the_run_and_keeps_its_commits(session):
+    """5000 $/Mtok: the first request (100 tokens) costs $0.50, the second passes $1."""
+    script = [bash("git commit -q --allow-empty -m 'work in progress'"), bash("sleep 60"), Turn(text="done")]
+    server, repo = session("claude", AnthropicServer, script)
+    proc = cli(repo, "submit", "--json", "--text", ISSUE, "--agent", "claude", "--max-cost", "1")
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)["job"]
+    t0 = time.monotonic()
+    run = wait_final(repo, job)["runs"][0]
+    assert (run["state"], run["reason"]) == ("failed", "budget_exceeded"), run
+    assert time.monotonic() - t0 < 50  # stopped, not waiting out `sleep 60`
+    assert run["commits"] == 1 and run["usage"]["cost_usd"] >= 1.0, run
+    assert "work in progress" in GitRepo(repo).git("log", "-1", "--format=%s", run["branch"])

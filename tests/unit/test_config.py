@@ -193,7 +193,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         (
             "perf: 1\n",
             "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns, prices, setup, copy)",
+            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd)",
         ),
         (
             "performance:\n  agent_timeout: 900\n    max: 1\n",
@@ -216,7 +216,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         ),
         (
             "agents:\n  x: {command: [a], cmd: b}\n",
-            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description, format, allowed_tools)",
+            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description, format, allowed_tools, max_cost_usd)",
         ),
         (
             "agents:\n  x: {command: [a], memory_limit_mb: 32}\n",
