@@ -123,6 +123,9 @@ class AgentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Filled into `{allowed_tools}` (comma-separated): the Claude preset's pre-approved tools.
     allowed_tools: list[str] = []
     max_cost_usd: Annotated[float, Meta(ge=0)] | None = None
+    # How to continue the agent's own session (`cocode say`, a requeued run): a command
+    # line with {session_id} and {prompt}. Empty: a follow-up gets a new full prompt.
+    resume: list[str] = []
 
 
 class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

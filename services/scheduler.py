@@ -94,7 +94,7 @@ class Scheduler(Service):
                     self.append(ev.RunFinished(
                         job=job.job, agent=run.agent, state="cancelled", reason="cancelled",
                         commits=run.commits, head=run.head, attempt=run.attempt))
-                elif run.attempt < MAX_ATTEMPTS:
+                elif run.attempt - run.follow_ups < MAX_ATTEMPTS:  # follow-ups are not retries
                     self.append(ev.RunRequeued(job=job.job, agent=run.agent, attempt=run.attempt + 1))
                 else:
                     self.append(ev.RunFinished(

@@ -168,6 +168,7 @@ class Worker(Service):
     def prepare(self, msg: wire.Dispatch) -> RunPlan:
         # pygit2 costs ~18 MiB of RSS: an idle worker never loads it.
         from cocode import gitops
+        from cocode.jobs import followup, setup
         from cocode.jobs.runner import RunPlan
 
         t0 = time.perf_counter()
@@ -195,9 +196,11 @@ class Worker(Service):
             passthrough=list(self.config.env_passthrough) + list(spec.passthrough),
             parent_env=os.environ,
         )
+        turn = followup.plan_for(gitops, spec, self.run_view(msg), msg.attempt, job, root, branch, self.paths.logs)
         command = agents.render_command(
-            spec.command, agents.build_prompt(job.title, job.body),
+            turn.command, turn.prompt,
             {"worktree": str(worktree), "git_common_dir": str(gitops.git_common_dir(root)),
+             "session_id": turn.session_id,
              "git_dir": str(agents.workspace_git_dir(worktree)),
              "allowed_tools": ",".join(spec.allowed_tools),
              "issue_body_file": str(body_file), "marker": agents.READY_MARKER},
@@ -206,7 +209,11 @@ class Worker(Service):
         if missing:
             body_file.unlink(missing_ok=True)
             raise PrepareFailed("missing_dependency", f"{missing} is not on PATH")
-        setup_out, setup_ms = self.setup_workspace(gitops, root, worktree, env, body_file, msg.attempt)
+        try:
+            setup_out, setup_ms = setup.prepare(self.config, gitops, root, worktree, env)
+        except setup.SetupFailed as err:
+            body_file.unlink(missing_ok=True)
+            raise PrepareFailed("setup_failed", str(err), err.output, msg.attempt) from None
         return RunPlan(
             job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
             branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,
@@ -215,24 +222,20 @@ class Worker(Service):
             worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000 - setup_ms, format=spec.format,
             setup_output=setup_out, setup_ms=setup_ms,
             max_cost_usd=job.max_cost_usd or spec.max_cost_usd or self.config.max_cost_usd or 0.0,
+            watch_from=turn.watch_from,
         )
 
-    def setup_workspace(self, gitops, root: Path, worktree: Path, env: dict, body_file: Path,
-                        attempt: int) -> tuple[bytes, float]:
-        """Config copy: and setup: in the new workspace; (output, ms)."""
-        if not (self.config.copy or self.config.setup):
-            return b"", 0.0
-        from cocode.jobs import setup
-
-        t0 = time.perf_counter()
-        try:
-            out = setup.copy_files(root, worktree, list(self.config.copy),
-                                   gitops.git_common_dir(root) / "info" / "exclude")
-            ran, _ = setup.run_commands(list(self.config.setup), worktree, env, self.config.limits.agent_timeout)
-        except setup.SetupFailed as err:
-            body_file.unlink(missing_ok=True)
-            raise PrepareFailed("setup_failed", str(err), err.output, attempt) from None
-        return out + ran, (time.perf_counter() - t0) * 1000
+    def run_view(self, msg: wire.Dispatch, wait_s: float = 5.0):
+        """The run as this worker's fold has it, once the fold has seen this attempt
+        (the scheduler may be a few events ahead). Read from a prepare thread: the
+        fold sets a follow-up's fields before its attempt, so this sees them whole."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            job = self.state.jobs.get(msg.job)
+            run = job.runs.get(msg.agent) if job else None
+            if run is not None and run.attempt >= msg.attempt or time.monotonic() > deadline:
+                return run
+            time.sleep(0.02)
 
     @staticmethod
     def make_workspace(gitops, job: ev.JobSubmitted, root: Path, worktree: Path, branch: str) -> None:

@@ -1,5 +1,5 @@
-"""Commands that act on jobs: `submit` (and its `--wait`), `status`, `cancel`, `diff`
-and `demo`. They parse, call cocode.jobs and the client, and print.
+"""Commands that act on jobs: `submit` (and its `--wait`), `status`, `cancel`, `say`,
+`diff` and `demo`. They parse, call cocode.jobs and the client, and print.
 """
 
 from __future__ import annotations
@@ -162,6 +162,27 @@ def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool, as_json: boo
         click.echo(f"cancel of {job_id}{'/' + agent if agent else ''} recorded")
     else:
         click.echo(render.status_table([state.jobs[job_id]], env.colour, env.width), color=env.colour)
+
+
+@main.command()
+@click.argument("job_id")
+@click.argument("agent")
+@click.argument("message")
+@click.option("--wait", is_flag=True, help="Show progress until the run is final again; exit 0 if ready.")
+@pass_env
+def say(env: Env, job_id: str, agent: str, message: str, wait: bool) -> None:
+    """One more turn for a finished run: same worktree and branch, the agent's own session
+    resumed when it can (claude --resume, codex exec resume), as the run's next attempt."""
+    from cocode import client
+    from cocode.jobs import followup
+
+    event = followup.request(client.current_state(env.paths), job_id, agent, message)
+    require_running(env.paths)
+    client.append_one(env.paths, event)
+    click.echo(f"{job_id}/{agent}: follow-up queued as attempt {event.attempt}")
+    if wait:
+        final = _watch(env.paths, job_id)
+        sys.exit(0 if final.runs[agent].state == "ready" else 1)
 
 
 def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):

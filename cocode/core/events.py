@@ -188,6 +188,14 @@ class RunUsage(Event, tag="run_usage"):
     turns: int = 0
 
 
+class FollowUpRequested(Event, tag="follow_up_requested"):
+    """`cocode say`: one more turn for a finished run, as its next attempt, in its
+    worktree and branch, resuming the agent's session when it can (jobs/followup.py)."""
+
+    message: str
+    attempt: int
+
+
 class CancelRequested(Event, tag="cancel_requested"):
     """`agent` empty means every run of the job."""
 
@@ -265,6 +273,7 @@ EventUnion = Union[
     RunRequeued,
     AgentSession,
     RunUsage,
+    FollowUpRequested,
     CancelRequested,
     MemoryPressure,
     LimitHit,

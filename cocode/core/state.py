@@ -67,6 +67,9 @@ class RunView(msgspec.Struct):
     session_id: str = ""  # the agent CLI's own session, latest attempt's
     model: str = ""
     usage_by_attempt: dict[int, Usage] = {}
+    follow_up: str = ""  # the latest `cocode say` message, for attempt follow_up_attempt
+    follow_up_attempt: int = 0
+    follow_ups: int = 0  # attempts that were follow-ups (not crash requeues)
 
     @property
     def usage(self) -> Usage:
@@ -241,6 +244,16 @@ def _run_usage(state: State, e: ev.RunUsage) -> None:
                                               e.cost_usd, e.tool_calls, e.turns)
 
 
+def _follow_up_requested(state: State, e: ev.FollowUpRequested) -> None:
+    if (r := _run(state, e)) and r.final:
+        # The message before the attempt: a worker thread waiting for the attempt then sees both.
+        r.follow_up, r.follow_up_attempt, r.follow_ups = e.message, e.attempt, r.follow_ups + 1
+        r.state, r.final, r.live, r.attempt = "queued", False, False, e.attempt
+        r.reason, r.exit_code, r.ready_commit, r.detail, r.ended_at = None, None, None, "", None
+        r.cancel_requested = r.interrupted = False
+        state.jobs[e.job].done = False
+
+
 def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
     job = state.jobs.get(e.job)
     if job:
@@ -278,6 +291,7 @@ FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
     ev.RunRequeued: _run_requeued,
     ev.AgentSession: _agent_session,
     ev.RunUsage: _run_usage,
+    ev.FollowUpRequested: _follow_up_requested,
     ev.CancelRequested: _cancel_requested,
     ev.MemoryPressure: _memory_pressure,
     ev.WorktreeRemoved: _worktree_removed,

@@ -79,6 +79,12 @@ _CLAUDE = AgentSpec(
     description="Claude Code, non-interactive (claude -p)",
     format="claude-stream-json",
     allowed_tools=CLAUDE_ALLOWED_TOOLS,
+    resume=[
+        "claude", "-p", "{prompt}", "--resume", "{session_id}",
+        "--permission-mode", "acceptEdits",
+        "--output-format", "stream-json", "--verbose",
+        "--allowedTools", "{allowed_tools}",
+    ],
 )
 
 # A worktree's commits write to the main repository's .git (objects, refs) and to its
@@ -94,6 +100,13 @@ _CODEX = AgentSpec(
     passthrough=["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME"],
     description="OpenAI Codex CLI, non-interactive (codex exec)",
     format="codex-json",
+    # `exec resume` takes no --sandbox: the same policy as config values.
+    resume=[
+        "codex", "exec", "resume", "--json",
+        "-c", 'sandbox_mode="workspace-write"',
+        "-c", 'sandbox_workspace_write.writable_roots=["{git_common_dir}","{git_dir}"]',
+        "{session_id}", "{prompt}",
+    ],
 )
 
 
@@ -161,7 +174,7 @@ _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_][a-z0-9_]*)\}")
 # (the codex preset needs {git_common_dir} and {git_dir}, the worktree's own git
 # directory; claude's {allowed_tools}). Config validation can check against it.
 PLACEHOLDERS = ("prompt", "python", "worktree", "git_common_dir", "git_dir", "issue_body_file", "marker",
-                "allowed_tools")
+                "allowed_tools", "session_id")
 
 
 def render_command(cmd: list[str], prompt: str, values: Mapping[str, str] | None = None) -> list[str]:

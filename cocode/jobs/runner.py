@@ -57,6 +57,7 @@ class RunPlan:
     setup_output: bytes = b""  # config setup:'s output, the first thing in the run's log
     setup_ms: float = 0.0
     max_cost_usd: float = 0.0  # 0: no budget
+    watch_from: str = ""  # a follow-up: only commits after this one can be its ready commit
 
     @property
     def run(self) -> RunKey:
@@ -103,7 +104,9 @@ class RunProcess:
         self.deadline = self.started + self.timeout_s
         # From the base, not the branch's head: a requeued run's earlier commits, a ready
         # one included, are counted (and found) on the first tick.
-        self.head = p.base_sha
+        self.head = p.watch_from or p.base_sha
+        if p.watch_from:
+            self.commits = gitops.count_commits(p.worktree if p.light else p.repo_root, p.base_sha, p.watch_from)
         for f, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
             os.set_blocking(f.fileno(), False)
             self.streams[f.fileno()] = name
@@ -189,7 +192,7 @@ class RunProcess:
         p = self.plan
         repo = p.worktree if p.light else p.repo_root
         if not self.ready_commit:
-            sha = gitops.find_ready_commit(repo, p.base_sha, head, agents.READY_MARKER)
+            sha = gitops.find_ready_commit(repo, p.watch_from or p.base_sha, head, agents.READY_MARKER)
             if sha:
                 self.ready_commit, self.ready_at = sha, now
                 self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=sha, attempt=p.attempt,

@@ -79,3 +79,13 @@ def run_commands(commands: list[str], workspace: Path, env: dict[str, str], time
             last = (data.decode("utf-8", errors="replace").strip().splitlines() or ["(no output)"])[-1]
             raise SetupFailed(f"`{cmd}` exited {proc.returncode}: {last.strip()[:300]}", bytes(out))
     return bytes(out), time.monotonic() - t0
+
+
+def prepare(config, gitops, root: Path, workspace: Path, env: dict[str, str]) -> tuple[bytes, float]:
+    """Config copy: then setup: in a new workspace; (output, milliseconds)."""
+    if not (config.copy or config.setup):
+        return b"", 0.0
+    t0 = time.perf_counter()
+    out = copy_files(root, workspace, list(config.copy), gitops.git_common_dir(root) / "info" / "exclude")
+    ran, _ = run_commands(list(config.setup), workspace, env, config.limits.agent_timeout)
+    return out + ran, (time.perf_counter() - t0) * 1000

@@ -254,3 +254,30 @@ def test_budget_stops_the_run_and_keeps_its_commits(session):
     assert time.monotonic() - t0 < 50  # stopped, not waiting out `sleep 60`
     assert run["commits"] == 1 and run["usage"]["cost_usd"] >= 1.0, run
     assert "work in progress" in GitRepo(repo).git("log", "-1", "--format=%s", run["branch"])
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_say_continues_a_finished_run_in_its_session(session, agent):
+    """`cocode say`: the agent's own session resumed (its earlier turns reach the model
+    again), a new commit on the same branch, the run ready again as attempt 2."""
+    step = bash if agent == "claude" else shell
+    script = [step("sed -i s/Helo/Hello/ greet.py && " + COMMIT), Turn(text="Fixed."),
+              step("echo '# greets' >> greet.py && git commit -qam 'comment' -m 'cocode ready for check'"),
+              Turn(text="Added the comment.")]
+    server, repo = session(agent, AnthropicServer if agent == "claude" else ResponsesServer, script)
+    job, j = submit_wait(repo, agent)
+    first = j["runs"][0]
+    assert first["state"] == "ready" and first["attempt"] == 1, first
+    said = cli(repo, "say", job, agent, "Please also add a comment to greet.py.")
+    assert said.returncode == 0 and "attempt 2" in said.stdout, said.stderr
+    run = wait_final(repo, job)["runs"][0]
+    assert (run["state"], run["attempt"]) == ("ready", 2), run
+    assert run["ready_commit"] != first["ready_commit"]
+    log = GitRepo(repo).git("log", "--format=%s", run["branch"]).splitlines()
+    assert log[:2] == ["comment", "fix greeting"], log  # the same branch, on top of the first
+    follow = json.dumps(server.requests[-2])
+    assert "Please also add a comment" in follow
+    assert "sed -i s/Helo/Hello/ greet.py" in follow  # the earlier session came back with it
+    assert run["session_id"] == first["session_id"] or agent == "claude"
+    again = cli(repo, "say", job, "nobody", "hi")
+    assert again.returncode != 0 and "has no agent 'nobody'" in again.stderr

@@ -1,0 +1,78 @@
+"""jobs/followup.py: what `cocode say` records, and which command and prompt each
+attempt gets (a follow-up, a resumed session after a crash, or the issue)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cocode.core import events as ev
+from cocode.core import state as st
+from cocode.errors import CocodeError, ConfigError
+from cocode.jobs import agents, followup
+
+
+def folded(*events) -> st.State:
+    s = st.State()
+    s = st.replay([ev.JobSubmitted(job="j", title="t", body="b", agents=["claude", "mine"], base_sha="x", seq=1),
+                   *events])
+    return s
+
+
+def finished(agent="claude"):
+    return ev.RunFinished(job="j", agent=agent, state="ready", ready_commit="c1", commits=1)
+
+
+def test_request_checks_the_run():
+    s = folded()
+    with pytest.raises(CocodeError, match="is queued; `cocode say` continues a finished run"):
+        followup.request(s, "j", "claude", "more")
+    with pytest.raises(CocodeError, match="no job 'k'"):
+        followup.request(s, "k", "claude", "more")
+    with pytest.raises(CocodeError, match="has no agent 'x'"):
+        followup.request(s, "j", "x", "more")
+    s = folded(finished())
+    with pytest.raises(ConfigError, match="the message is empty"):
+        followup.request(s, "j", "claude", "  ")
+    e = followup.request(s, "j", "claude", " add tests ")
+    assert (e.message, e.attempt) == ("add tests", 2)
+
+
+def test_fold_queues_the_run_again_as_its_next_attempt():
+    s = folded(finished(), ev.AgentSession(job="j", agent="claude", session_id="s1"),
+               ev.FollowUpRequested(job="j", agent="claude", message="more", attempt=2))
+    r = s.jobs["j"].runs["claude"]
+    assert (r.state, r.final, r.attempt, r.ready_commit, r.follow_up, r.follow_ups) == ("queued", False, 2, None, "more", 1)
+    assert not s.jobs["j"].done
+    assert [run.agent for _, run in st.iter_queued(s)] == ["claude", "mine"]
+
+
+def test_a_follow_up_resumes_the_session_when_the_agent_can():
+    spec = agents.PRESETS["claude"]
+    s = folded(finished(), ev.AgentSession(job="j", agent="claude", session_id="s1"),
+               ev.FollowUpRequested(job="j", agent="claude", message="add tests", attempt=2))
+    run = s.jobs["j"].runs["claude"]
+    turn = followup.plan_turn(spec, run, 2, "t", "b", b"", "c1")
+    assert turn.command == spec.resume and turn.resumed and turn.watch_from == "c1"
+    assert turn.prompt.startswith("add tests") and agents.READY_MARKER in turn.prompt
+    rendered = agents.render_command(turn.command, turn.prompt, {"session_id": "s1"})
+    assert rendered[rendered.index("--resume") + 1] == "s1"
+
+
+def test_without_resume_a_follow_up_is_a_new_prompt_with_the_output_so_far():
+    spec = agents.AgentSpec(command=["mine", "{prompt}"])
+    s = folded(finished("mine"), ev.FollowUpRequested(job="j", agent="mine", message="add tests", attempt=2))
+    turn = followup.plan_turn(spec, s.jobs["j"].runs["mine"], 2, "Fix it", "the body", b"x" * 50_000 + b"I changed a.py",
+                              "c1")
+    assert turn.command == spec.command and not turn.resumed
+    assert "Fix it" in turn.prompt and "I changed a.py" in turn.prompt and "add tests" in turn.prompt
+    assert len(turn.prompt) < followup.HISTORY_MAX + 4000
+
+
+def test_a_requeued_run_resumes_its_session_and_a_first_attempt_gets_the_issue():
+    spec = agents.PRESETS["codex"]
+    s = folded(ev.AgentSession(job="j", agent="claude", session_id="s1"))
+    run = s.jobs["j"].runs["claude"]
+    turn = followup.plan_turn(spec, run, 2, "t", "b", b"", "")
+    assert turn.command == spec.resume and "interrupted" in turn.prompt and turn.watch_from == ""
+    first = followup.plan_turn(spec, run, 1, "Fix it", "b", b"", "")
+    assert first.command == spec.command and "Fix it" in first.prompt
