@@ -216,7 +216,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         ),
         (
             "agents:\n  x: {command: [a], cmd: b}\n",
-            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description, format, allowed_tools, max_cost_usd)",
+            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description, format, allowed_tools, max_cost_usd, resume)",
         ),
         (
             "agents:\n  x: {command: [a], memory_limit_mb: 32}\n",
