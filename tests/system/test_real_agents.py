@@ -281,3 +281,13 @@ def test_say_continues_a_finished_run_in_its_session(session, agent):
     assert run["session_id"] == first["session_id"] or agent == "claude"
     again = cli(repo, "say", job, "nobody", "hi")
     assert again.returncode != 0 and "has no agent 'nobody'" in again.stderr
+
+
+def test_model_server_that_hangs_ends_in_the_runs_timeout(session):
+    server, repo = session("claude", AnthropicServer, [Turn(hang=True)])
+    proc = cli(repo, "submit", "--json", "--text", ISSUE, "--agent", "claude", "--timeout", "4")
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)["job"]
+    run = wait_final(repo, job)["runs"][0]
+    assert (run["state"], run["reason"]) == ("failed", "timeout_exceeded"), run
+    assert server.requests  # it was waiting on the model, not failing to start
