@@ -97,7 +97,7 @@ def test_import_is_light_and_registers_every_command():
     assert got["heavy"] == [], "`cocode --help` would load these: " + ", ".join(got["heavy"])
     assert got["commands"] == sorted([
         "bench", "cancel", "clean", "compact", "demo", "diff", "doctor", "down", "endpoints",
-        "events", "init", "logs", "metrics", "ps", "replay", "schema", "service", "status",
+        "events", "init", "logs", "metrics", "ps", "replay", "say", "schema", "service", "status",
         "submit", "tail", "top", "up",
     ])
     assert got["bench"] == ["events", "jobs", "logs", "monitor", "top"]
