@@ -18,7 +18,7 @@ from cocode.errors import CocodeError, ConfigError
 @pass_env
 def init(env: Env, as_json: bool) -> None:
     """Write a commented .cocode/config.yaml and keep .cocode/ out of git."""
-    from cocode.config import init_config
+    from cocode.configfile import init_config
 
     path, created = init_config(env.paths.root)
     if as_json:

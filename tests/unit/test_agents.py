@@ -299,7 +299,8 @@ def test_default_claude_tools_run_tests_and_commit():
 
 def test_init_examples_work_as_written(tmp_path):
     """Every commented agent example in the default file loads and gets the prompt."""
-    from cocode.config import default_config_text, load_config
+    from cocode.config import load_config
+    from cocode.configfile import default_config_text
 
     text = default_config_text()
     block = text[text.index("\nagents:\n") + 1:text.index("\n# Agents started when none")]

@@ -11,11 +11,10 @@ import pytest
 from cocode.config import (
     AgentSpec,
     Limits,
-    default_config_text,
-    init_config,
     limit_bounds,
     load_config,
 )
+from cocode.configfile import default_config_text, init_config
 from cocode.errors import EXIT_CONFIG, ConfigError
 
 REL = Path(".cocode/config.yaml")
