@@ -16,8 +16,8 @@ dead worker (the collector was down) is resent by the next Shipper that starts
 on this host; one locked by a live process is not touched.
 
 An agent with a structured `format` (logs/formats.py) has its stdout made readable
-here, before redaction, so the spool, the collector, tail and logs all carry the
-readable lines; the original bytes, redacted on their own, go to a `.raw` file
+here, after redaction and before the spool, so the collector, tail and logs all carry
+the readable lines; the original bytes, redacted the same once, go to a `.raw` file
 beside the collector's logs (`cocode logs --raw`), and the facts the lines carry
 become events (logs/structured.py).
 """
@@ -193,17 +193,21 @@ class RunShipper:
 
     def output(self, stream: str, _raw_offset: int, data: bytes) -> None:
         """RunProcess's output callback: every chunk the agent wrote, in order."""
-        if self.structured is not None and stream == "stdout":
-            data = self.structured.feed(data)
-            if not data:
-                return
         r = self.redactors.get(stream)
         if r is None:
             r = self.redactors[stream] = redact.Redactor(self.shipper.patterns)
         self.fed_at[stream] = time.monotonic()
         out = r.feed(data)
         if out:
-            self._append(stream, out)
+            self._emit(stream, out)
+
+    def _emit(self, stream: str, redacted: bytes) -> None:
+        """Redacted output to the spool; a structured stdout made readable first (one
+        redaction serves both the raw file and the readable lines)."""
+        if self.structured is not None and stream == "stdout":
+            redacted = self.structured.feed(redacted)
+        if redacted:
+            self._append(stream, redacted)
 
     def scrub(self, text: str) -> str:
         return redact.scrub(text, self.shipper.patterns)
@@ -214,30 +218,25 @@ class RunShipper:
 
     def finishing(self) -> None:
         """The run is about to be recorded finished: its last lines and facts go first."""
-        if self.structured is not None:
-            self._feed_redacted("stdout", self.structured.finish())
-
-    def _feed_redacted(self, stream: str, data: bytes) -> None:
-        if not data:
-            return
-        r = self.redactors.get(stream)
-        if r is None:
-            r = self.redactors[stream] = redact.Redactor(self.shipper.patterns)
-        out = r.feed(data)
-        if out:
-            self._append(stream, out)
+        if self.structured is not None and not self.structured.finished:
+            r = self.redactors.get("stdout")
+            if r is not None:
+                self._emit("stdout", r.close())
+            tail = self.structured.finish()
+            if tail:
+                self._append("stdout", tail)
 
     def close(self) -> None:
         """The run is over: release every held byte; the spool goes once all is acked."""
         if self.closing:
             return
-        if self.structured is not None:
-            self._feed_redacted("stdout", self.structured.finish())
-            self.structured.close()
         for stream, r in self.redactors.items():
             out = r.close()
             if out:
-                self._append(stream, out)
+                self._emit(stream, out)
+        if self.structured is not None:
+            self.finishing()
+            self.structured.close()
         self.closing = True
         self.check_done()
 
@@ -309,7 +308,7 @@ class RunShipper:
                 out = r.flush()
                 self.fed_at[stream] = float("inf")  # once per quiet spell; output() resets it
                 if out:
-                    self._append(stream, out)
+                    self._emit(stream, out)
         if self.acked < self.sent and now - self.last_progress > self.backoff:
             self.sent = self.acked  # nothing acked for a while: go back and resend
             self.last_progress = now
@@ -370,8 +369,8 @@ class Shipper:
         stem = f"{RunKey(job, agent).file_stem}.a{attempt}.p{os.getpid()}-{os.urandom(3).hex()}"
         run = RunShipper(self, Spool.create(self.spool_dir, stem, job, agent, attempt_base(attempt)))
         if fmt != "text":
-            raw = RawFile(raw_path(self.raw_dir, job, agent, attempt), self.patterns, self.raw_limit)
-            run.structured = Structured(fmt, raw, job, agent, attempt, self.prices)
+            raw = RawFile(raw_path(self.raw_dir, job, agent, attempt), self.raw_limit)
+            run.structured = Structured(fmt, raw, job, agent, attempt, self.prices, self.patterns)
         self.runs.append(run)
         self.arm()
         return run

@@ -31,14 +31,13 @@ def raw_files(raw_dir: Path, job: str, agent: str) -> list[Path]:
 
 
 class RawFile:
-    """An agent's original stdout, redacted, for `cocode logs --raw`; capped in size."""
+    """An agent's original stdout (given redacted), for `cocode logs --raw`; capped in size."""
 
-    def __init__(self, path: Path, patterns, limit: int) -> None:
+    def __init__(self, path: Path, limit: int) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self.fd).st_size
         self.limit = limit
-        self.redactor = redact.Redactor(patterns)
 
     def write(self, data: bytes) -> None:
         if self.fd < 0 or not data:
@@ -46,39 +45,40 @@ class RawFile:
         if self.size + len(data) > self.limit:
             data = data[: max(0, self.limit - self.size)] + b"\n[cocode: raw output cut at its size limit]\n"
             os.write(self.fd, data)
-            self.close(flush=False)
+            self.close()
             return
         os.write(self.fd, data)
         self.size += len(data)
 
-    def feed(self, data: bytes) -> None:
-        self.write(self.redactor.feed(data))
-
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         if self.fd >= 0:
-            if flush:
-                self.write(self.redactor.close())
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
+            os.close(self.fd)
+            self.fd = -1
 
 
 class Structured:
-    """One run's structured stdout: feed() -> readable bytes; facts -> on_events."""
+    """One run's structured stdout, already redacted: feed() -> readable bytes (and the
+    raw file); facts -> on_events."""
 
-    def __init__(self, fmt: str, raw: RawFile, job: str, agent: str, attempt: int, prices) -> None:
+    def __init__(self, fmt: str, raw: RawFile, job: str, agent: str, attempt: int, prices, patterns=None) -> None:
         self.formatter = formats.Formatter(fmt)
         self.raw = raw
         self.job, self.agent, self.attempt, self.prices = job, agent, attempt, prices
         self.on_events = None  # the worker's: callable(list of events)
         self.reported_at = 0.0
         self.session_sent = ""
+        self.patterns = patterns
+        self.finished = False
         self.budget = 0.0  # dollars; 0: none
         self.on_budget = None  # called once when the cost passes the budget
 
     def feed(self, data: bytes) -> bytes:
-        self.raw.feed(data)
+        self.raw.write(data)
         out = self.formatter.feed(data)
+        if out and b"\\u" in data:
+            # A \uXXXX escape decodes to characters the redaction of the JSON could not
+            # see as such: the readable lines get a look of their own.
+            out = redact.scrub(out.decode("utf-8", errors="replace"), self.patterns).encode()
         if self.formatter.changed:
             over = self.budget and self.on_budget is not None and (self.cost() or 0.0) >= self.budget
             self.report(final=bool(over))  # the crossing is recorded before the stop
@@ -93,6 +93,7 @@ class Structured:
 
     def finish(self) -> bytes:
         """End of output: the held partial line, and the last facts reported."""
+        self.finished = True
         out = self.formatter.close()
         self.report(final=True)
         return out

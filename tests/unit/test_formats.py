@@ -9,7 +9,7 @@ import os
 
 from cocode.core import events as ev
 from cocode.config import Price
-from cocode.logs import formats
+from cocode.logs import formats, redact
 from cocode.logs.structured import RawFile, Structured, raw_files, raw_path
 
 TOKEN = "ghp_" + "Q7" * 18
@@ -138,31 +138,38 @@ def test_binary_output_becomes_readable_text():
     assert out and "\ufffd" in out.decode()
 
 
-def test_structured_keeps_raw_bytes_redacted_and_reports_facts(tmp_path):
+def test_structured_keeps_raw_bytes_and_reports_facts(tmp_path):
+    """The shipper redacts a structured stdout once: the raw file and the readable
+    lines both come from the redacted bytes; a \\u escape gets a second look."""
     path = raw_path(tmp_path / "raw", "j1", "claude", 2)
     got: list = []
-    s = Structured("claude-stream-json", RawFile(path, None, 1 << 20), "j1", "claude", 2, {})
+    s = Structured("claude-stream-json", RawFile(path, 1 << 20), "j1", "claude", 2, {})
     s.on_events = got.extend
+    redactor = redact.Redactor()
     secret = lines({"type": "user", "message": {"content": [{"type": "tool_result", "content": f"T={TOKEN}"}]}})
-    readable = s.feed(CLAUDE[:200]) + s.feed(CLAUDE[200:] + secret) + s.finish()
+    escaped = TOKEN[:3] + "\\u005f" + TOKEN[4:]  # ghp\u005f...: JSON for ghp_...
+    hidden = b'{"type": "assistant", "message": {"id": "m9", "content": [{"type": "text", "text": "' + \
+        escaped.encode() + b'"}]}}\n'
+    data = CLAUDE + secret + hidden
+    readable = s.feed(redactor.feed(data[:200])) + s.feed(redactor.feed(data[200:]) + redactor.close()) + s.finish()
     s.close()
     raw = path.read_bytes()
-    assert TOKEN not in raw.decode() and b"[REDACTED:github-token]" in raw
+    assert TOKEN.encode() not in raw and b"[REDACTED:github-token]" in raw
     assert json.loads(raw.splitlines()[0])["session_id"] == "s-1"  # the original JSON lines
-    assert b"Bash: pytest -q" in readable  # redaction of the readable lines is the shipper's
+    assert b"Bash: pytest -q" in readable and b"[REDACTED:github-token]" in readable
+    assert TOKEN.encode() not in readable  # the escaped one too
     sessions = [e for e in got if isinstance(e, ev.AgentSession)]
     usage = [e for e in got if isinstance(e, ev.RunUsage)]
     assert [e.session_id for e in sessions] == ["s-1"]
     assert usage[-1].cost_usd == 0.0123 and usage[-1].attempt == 2 and usage[-1].tool_calls == 2
     assert raw_files(tmp_path / "raw", "j1", "claude") == [path]
-    assert s.summary() == "Fixed it."
 
 
 def test_raw_file_is_capped(tmp_path):
     path = tmp_path / "r.raw"
-    raw = RawFile(path, None, 10_000)
+    raw = RawFile(path, 10_000)
     for _ in range(10):
-        raw.feed(b"y" * 3000 + b"\n")
+        raw.write(b"y" * 3000 + b"\n")
     raw.close()
     assert os.path.getsize(path) < 10_100
     assert path.read_bytes().endswith(b"[cocode: raw output cut at its size limit]\n")
