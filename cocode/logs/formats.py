@@ -180,8 +180,8 @@ class Formatter:
             return [raw.decode("utf-8", errors="replace")]
         try:
             lines = self.render(obj)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            lines = None  # a known type with an unexpected shape: show it as it came
+        except Exception:  # a known type with an unexpected shape: shown as it came, never fatal
+            lines = None
         return [raw.decode("utf-8", errors="replace")] if lines is None else lines
 
     # -- claude -p --output-format stream-json --verbose --------------------------------------

@@ -105,9 +105,13 @@ def test_codex_json_reads_as_lines_and_facts():
 def test_unknown_and_malformed_lines_pass_through():
     f = formats.Formatter("claude-stream-json")
     odd = [b"plain text from a hook", b'{"type": "brand_new_kind", "x": 1}', b"[1, 2, 3]", b'{"type": "assistant"',
-           b'{"type": "assistant", "message": 5}', b"42"]
+           b'{"type": "assistant", "message": 5}', b"42", b'{"type": "result", "num_turns": "many"}',
+           b"[" * 5000 + b"]" * 5000]
     out = f.feed(b"\n".join(odd) + b"\n").decode().splitlines()
     assert out == [line.decode() for line in odd]
+    # Odd shapes of known types still give a line each.
+    weird = b'{"type": "user", "message": {"content": [{"type": "tool_result", "content": {"deep": [1]}}]}}\n'
+    assert f.feed(weird) == "  ↳ {'deep': [1]}\n".encode()
 
 
 def test_split_reads_give_the_same_lines():
