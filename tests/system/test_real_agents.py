@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -298,3 +299,28 @@ def test_model_server_that_hangs_ends_in_the_runs_timeout(session):
     run = wait_final(repo, job)["runs"][0]
     assert (run["state"], run["reason"]) == ("failed", "timeout_exceeded"), run
     assert server.requests  # it was waiting on the model, not failing to start
+
+
+def test_run_requeued_after_a_worker_crash_resumes_its_session(session):
+    """kill -9 of the worker mid-session: the run is requeued and claude resumes its own
+    session (the earlier turns reach the model again) instead of starting from nothing."""
+    def respond(request: dict) -> Turn:
+        last = json.dumps(request.get("messages", [])[-1:])
+        if "You were interrupted" in json.dumps(request.get("messages", [])):
+            return Turn(text="Done.") if "tool_result" in last else bash(
+                "git commit -q --allow-empty -m 'finished' -m 'cocode ready for check'")
+        return Turn(hang=True) if "tool_result" in last else bash("git commit -q --allow-empty -m 'wip'")
+
+    server, repo = session("claude", AnthropicServer, respond=respond)
+    proc = cli(repo, "submit", "--json", "--text", ISSUE, "--agent", "claude")
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)["job"]
+    assert server.wait_requests(2, timeout=60), "the session did not reach its second turn"
+    ps = json.loads(cli(repo, "ps", "--json").stdout)
+    (worker,) = [r["pid"] for r in ps if r["name"] == "worker"]
+    os.kill(worker, signal.SIGKILL)
+    run = wait_final(repo, job)["runs"][0]
+    assert (run["state"], run["attempt"]) == ("ready", 2), run
+    assert GitRepo(repo).git("log", "--format=%s", run["branch"]).splitlines()[:2] == ["finished", "wip"]
+    resumed = next(r for r in server.requests if "You were interrupted" in json.dumps(r))
+    assert "git commit -q --allow-empty -m 'wip'" in json.dumps(resumed)  # the earlier session, resumed
