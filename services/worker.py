@@ -351,7 +351,7 @@ class Worker(Service):
             self.fd_owner[fd] = rp
             self.loop.add(fd, lambda fd=fd: self.on_output(fd))
 
-    def over_budget(self, key: str) -> None:
+    def over_budget(self, key: RunKey) -> None:
         """The run's cost passed its max_cost_usd: stopped like a timeout, commits kept
         (a run already ready stays ready)."""
         rp = self.runs.get(key)
