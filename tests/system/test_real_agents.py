@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from modelservers import AnthropicServer, ResponsesServer, Turn, bash, shell
-from support import GitRepo, agent_cli, cocode, down, isolated_env, up
+from support import GitRepo, agent_cli, cocode, down, isolated_env, up, wait_until
 
 PROJECT = {
     "greet.py": "def greet():\n    return 'Helo'\n",
@@ -86,16 +86,14 @@ def submit_wait(repo: Path, agent: str) -> tuple[str, dict]:
 
 
 def wait_final(repo: Path, job: str) -> dict:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
+    def final():
         proc = cli(repo, "status", job, "--json")
         assert proc.returncode == 0, proc.stderr
         j = json.loads(proc.stdout)
         j = j[0] if isinstance(j, list) else j
-        if all(r["ended_at"] for r in j["runs"]):  # a ready run is recorded finished a little later
-            return j
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} not final within {WAIT_S}s: {j}")
+        return j if all(r["ended_at"] for r in j["runs"]) else None  # ready is recorded finished a bit later
+
+    return wait_until(final, WAIT_S, what=f"job {job}'s runs to finish", interval=0.2)
 
 
 def run_output(repo: Path, job: str, agent: str) -> dict[str, str]:

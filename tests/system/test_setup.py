@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
-from support import GitRepo, cocode, down, up
+from support import GitRepo, cocode, down, up, wait_until
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
@@ -35,14 +34,12 @@ def start(tmp: Path, setup: list[str], copy: list[str]) -> Path:
 
 
 def finished(repo: Path, job: str) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def run():
         j = json.loads(cocode(repo, "status", job, "--json", check=True).stdout)
         j = j[0] if isinstance(j, list) else j
-        if all(r["ended_at"] for r in j["runs"]):
-            return j["runs"][0]
-        time.sleep(0.1)
-    raise AssertionError(f"job {job} did not finish: {j}")
+        return j["runs"][0] if all(r["ended_at"] for r in j["runs"]) else None
+
+    return wait_until(run, 60, what=f"job {job}'s run to finish")
 
 
 @pytest.fixture
