@@ -76,6 +76,9 @@ class Limits(_Adr005Limits, frozen=True, kw_only=True):
     monitor_interval_ms: Annotated[
         int, Meta(ge=100, le=60000, description="how often the monitor samples agents and the host")
     ] = 1000
+    worktree_pool: Annotated[
+        int, Meta(ge=0, le=20, description="ready worktrees kept for fast agent starts (count toward max_worktrees)")
+    ] = 2
 
 
 # `performance:` and each profile give any subset of the limits. A key left out is
@@ -91,9 +94,9 @@ _PartialLimits = msgspec.defstruct(
 )
 
 BUILTIN_PROFILES: dict[str, dict[str, int]] = {
-    "low": {"max_concurrent_agents": 2, "log_buffer_size_mb": 5, "agent_timeout": 600},
-    "medium": {"max_concurrent_agents": 5, "log_buffer_size_mb": 10, "agent_timeout": 900},
-    "high": {"max_concurrent_agents": 10, "log_buffer_size_mb": 20, "agent_timeout": 1800},
+    "low": {"max_concurrent_agents": 2, "log_buffer_size_mb": 5, "agent_timeout": 600, "worktree_pool": 1},
+    "medium": {"max_concurrent_agents": 5, "log_buffer_size_mb": 10, "agent_timeout": 900, "worktree_pool": 2},
+    "high": {"max_concurrent_agents": 10, "log_buffer_size_mb": 20, "agent_timeout": 1800, "worktree_pool": 4},
 }
 
 

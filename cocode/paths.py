@@ -71,6 +71,11 @@ class Paths:
         return self.home / "worktrees"
 
     @property
+    def pool(self) -> Path:
+        """Ready worktrees not yet given to a run (gitops/pool.py)."""
+        return self.home / "pool"
+
+    @property
     def archive(self) -> Path:
         return self.home / "archive"
 

@@ -26,6 +26,7 @@ import zmq
 
 from cocode.core.loop import drain
 from cocode.jobs import agents
+from cocode.jobs.pool import PoolKeeper, run_worktrees
 from cocode.resources import cpushare
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -71,6 +72,9 @@ class Worker(Service):
         self.tmp = paths.home / "tmp"
         self.fd_owner: dict[int, RunProcess] = {}
         self.worktree_lock = threading.Lock()
+        limits = config.limits
+        self.pool = PoolKeeper(paths.root, paths.pool, limits.worktree_pool, limits.max_worktrees,
+                               self.worktree_lock, self.executor)
 
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -108,7 +112,10 @@ class Worker(Service):
                 key = RunKey(msg.job, msg.agent)
                 if key not in self.runs and key not in self.preparing:
                     self.reclaim(msg.reclaim)
-                    self.preparing[key] = (msg.attempt, self.executor.submit(self.prepare, msg))
+                    # Room the pool may keep once this run holds a worktree too.
+                    room = (self.config.limits.max_worktrees - run_worktrees(self.state)
+                            - len(self.preparing) - 1 + len(msg.reclaim))
+                    self.preparing[key] = (msg.attempt, self.executor.submit(self.prepare, msg, room))
                     self.beat()
                 else:
                     self.supersede(key, msg.attempt)
@@ -165,7 +172,7 @@ class Worker(Service):
 
     # -- preparing (off the loop: a worktree takes ~0.2 s) ----------------------------------
 
-    def prepare(self, msg: wire.Dispatch) -> RunPlan:
+    def prepare(self, msg: wire.Dispatch, room: int = 0) -> RunPlan:
         # pygit2 costs ~18 MiB of RSS: an idle worker never loads it.
         from cocode import gitops
         from cocode.jobs import followup, setup
@@ -184,7 +191,8 @@ class Worker(Service):
             # git's own worktree bookkeeping (.git/worktrees/) is not safe for concurrent
             # `worktree add` in one repository: prepare threads take turns here.
             with self.worktree_lock:
-                self.make_workspace(gitops, job, root, worktree, branch)
+                if not self.pool.take(worktree, branch, job.base_sha, room, pooled=not job.light):
+                    self.make_workspace(gitops, job, root, worktree, branch)
         except CocodeError as err:
             raise PrepareFailed("worktree_failed", err.message) from None
         body_file = run.issue_file(self.tmp)
@@ -283,6 +291,8 @@ class Worker(Service):
         if not self.recovered and self.follower.caught_up:
             self.recovered = True
             self.recover()
+        if self.recovered and not self.preparing:
+            self.pool.idle(lambda: run_worktrees(self.state))
         for key, (attempt, fut) in list(self.preparing.items()):
             if fut.done():
                 del self.preparing[key]

@@ -157,7 +157,7 @@ ALL_LIMITS = (
     "max_concurrent_agents, agent_timeout, max_repo_size_mb, log_buffer_size_mb, "
     "log_rotation_size_mb, max_worktrees, tui_log_lines, memory_limit_mb, "
     "memory_pressure_percent, worktree_idle_days, rotated_logs_keep, log_max_buffer_mb, "
-    "monitor_interval_ms"
+    "monitor_interval_ms, worktree_pool"
 )
 from cocode.config import COMMAND_HELP as COMMAND_FIX
 

@@ -1,0 +1,214 @@
+"""A pool of ready worktrees, so a run starts without checking out a whole tree.
+
+A fresh `git worktree add` writes every file of the repository (178-620 ms on a
+2,000-file repository); the pool pays that in the background. Each entry is a
+linked worktree under `.cocode/pool/<id>`, detached at the commit the next job most
+likely starts from (the repository's HEAD), and ready once `<id>.ready` exists next
+to it. A run `take`s one: it claims it (the marker goes first), moves it to its
+branch and base with `git checkout --force -b`, removes every untracked and
+ignored file with `git clean -ffdx`, and moves the directory to the run's path with
+`git worktree move`. Only the files that differ between the pool's commit and the
+run's base are written. What the agent sees is what a fresh `git worktree add -b`
+at the base gives: the same files, modes and index (tests/unit/test_pool.py
+compares them file by file, junk left in the entry included).
+
+Crash safety: an entry without its marker is unfinished or half-taken, so
+`recover` deletes it (directory and git's entry for it); nothing else is trusted.
+A half-moved entry cannot happen: `git worktree move` renames the directory and
+then rewrites git's back-pointer; a worktree found at the run's path is used as
+a requeued run's worktree by `worktrees.create_worktree`.
+
+Not pooled: light workspaces (their own clones, sparse and shallow), and runs
+whose branch already exists (a requeued run continues on its branch as it is).
+
+All git goes through `runner.git`; nothing here loads pygit2 (the worker imports it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from cocode.errors import CocodeError
+from cocode.gitops.runner import git, git_dirs, run
+from cocode.gitops.worktrees import _worktree_admin
+
+READY = ".ready"
+
+
+class WorktreePool:
+    """The pool of one repository. Not thread-safe: the worker calls it under its
+    worktree lock (git's worktree bookkeeping does not take concurrent adds)."""
+
+    def __init__(self, repo_root: Path, pool_dir: Path) -> None:
+        self.root = Path(repo_root)
+        self.dir = Path(pool_dir).absolute()
+        self._common: Path | None = None
+
+    # -- what is there ------------------------------------------------------------------
+
+    @property
+    def common(self) -> Path:
+        if self._common is None:
+            self._common = git_dirs(self.root)[1]
+        return self._common
+
+    def ready(self) -> list[Path]:
+        """Ready entries, oldest first (the order they are taken in)."""
+        try:
+            markers = [p for p in self.dir.iterdir() if p.name.endswith(READY)]
+        except FileNotFoundError:
+            return []
+        markers.sort(key=lambda p: (_mtime(p), p.name))
+        return [m.with_name(m.name[: -len(READY)]) for m in markers]
+
+    def entries(self) -> list[Path]:
+        """Every entry directory, ready or not (what counts toward max_worktrees)."""
+        try:
+            return sorted(p for p in self.dir.iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return []
+
+    # -- filling -------------------------------------------------------------------------
+
+    def add(self, base: str = "HEAD") -> Path:
+        """Register one new entry, detached at `base`, without its files (~8 ms).
+
+        Called under the worktree lock; `fill` then checks it out outside the lock."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"p-{uuid.uuid4().hex[:10]}"
+        git(self.root, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), base)
+        return path
+
+    def fill(self, path: Path) -> None:
+        """Check the entry's files out and mark it ready: what the rest of a fresh
+        `git worktree add` does (git runs the same `reset --hard` there). Touches only
+        the entry's own index and files, so it needs no lock."""
+        git(path, "reset", "--quiet", "--hard", "--no-recurse-submodules")
+        marker = path.with_name(path.name + READY)
+        marker.touch()
+
+    def refill(self, base: str = "HEAD") -> Path:
+        """One new ready entry (add + fill), for callers that hold no lock of their own."""
+        path = self.add(base)
+        try:
+            self.fill(path)
+        except CocodeError:
+            self.discard(path)
+            raise
+        return path
+
+    # -- taking --------------------------------------------------------------------------
+
+    def take(self, dest: Path, branch: str, base_sha: str) -> bool:
+        """Make a ready entry the run's worktree at `dest`, on a new `branch` at
+        `base_sha`. False (nothing changed, the caller adds a worktree itself) when
+        the pool is empty, `dest` exists, or the branch exists already."""
+        dest = Path(dest).absolute()
+        if dest.exists() or os.path.lexists(dest):
+            return False
+        for path in self.ready():
+            marker = path.with_name(path.name + READY)
+            try:
+                marker.unlink()  # claimed: a crash from here on makes `recover` delete it
+            except FileNotFoundError:
+                continue
+            if not path.is_dir():
+                self.discard(path)
+                continue
+            # checkout -f, not switch --discard-changes: only it also overwrites untracked
+            # files in the way (a file someone `git rm --cached` in the entry).
+            switched = run(path, "checkout", "--quiet", "--force", "--no-guess", "-b", branch, base_sha)
+            if switched.returncode != 0:
+                if b"already exists" in switched.stderr:
+                    marker.touch()  # untouched: back into the pool; the branch is the caller's case
+                    return False
+                self.discard(path)  # e.g. an entry broken by hand: do not offer it again
+                continue
+            try:
+                git(path, "clean", "--quiet", "-ffdx")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self._move(path, dest)
+            except CocodeError:
+                self.discard(path)
+                # The branch was made by the checkout, at the base: a fresh add would make
+                # it again, so drop it (it holds no commit but the base).
+                run(self.root, "branch", "--quiet", "-D", branch)
+                raise
+            return True
+        return False
+
+    def _move(self, path: Path, dest: Path) -> None:
+        moved = run(self.root, "worktree", "move", str(path), str(dest))
+        if moved.returncode == 0:
+            return
+        if b"submodules" not in moved.stderr:
+            git(self.root, "worktree", "move", str(path), str(dest))  # raises with git's reason
+        # git will not move a worktree whose index has submodules: rename it, then let
+        # git point its entry at the new place.
+        os.rename(path, dest)
+        git(self.root, "worktree", "repair", str(dest))
+
+    # -- shrinking, recovery -------------------------------------------------------------
+
+    def discard(self, path: Path) -> None:
+        """Delete one entry: its directory, its marker, and git's entry for it."""
+        path.with_name(path.name + READY).unlink(missing_ok=True)
+        admin = _worktree_admin(self.common, path)
+        shutil.rmtree(path, ignore_errors=True)
+        if admin is not None:
+            shutil.rmtree(admin, ignore_errors=True)
+
+    def trim(self, keep: int) -> int:
+        """Delete entries until at most `keep` remain (ready ones last); how many went."""
+        entries = self.entries()
+        ready = set(self.ready())
+        entries.sort(key=lambda p: p in ready)
+        gone = 0
+        while len(entries) > max(0, keep):
+            self.discard(entries.pop(0))
+            gone += 1
+        return gone
+
+    def recover(self) -> int:
+        """After a crash: delete entries that are not ready (being filled or taken when
+        the process died), stray markers, and git entries whose pool directory is
+        gone. Returns how many were deleted."""
+        gone = 0
+        ready = set(self.ready())
+        for path in self.entries():
+            if path not in ready:
+                self.discard(path)
+                gone += 1
+        for path in ready:
+            if not path.is_dir():
+                self.discard(path)
+                gone += 1
+        try:
+            admins = list((self.common / "worktrees").iterdir())
+        except OSError:
+            admins = []
+        for admin in admins:
+            try:
+                target = Path((admin / "gitdir").read_text().strip()).parent
+            except (OSError, UnicodeDecodeError):
+                continue
+            if target.parent == self.dir and not target.exists() and not (admin / "locked").exists():
+                shutil.rmtree(admin, ignore_errors=True)
+                gone += 1
+        return gone
+
+    def clear(self) -> int:
+        """Delete every entry (`cocode clean --hard`): the pool refills when needed."""
+        gone = self.trim(0)
+        self.recover()
+        return gone
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

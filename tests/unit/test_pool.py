@@ -1,0 +1,203 @@
+"""The worktree pool (gitops/pool.py) against real git: a taken entry is exactly what
+a fresh `git worktree add -b` gives (files, modes, symlinks, index, HEAD), junk left
+in the entry included, and a pool killed -9 while filling recovers to nothing broken."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cocode.gitops.pool import READY, WorktreePool
+from cocode.jobs.pool import target
+from support import ROOT, GitRepo, isolated_env, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _no_user_git_config(monkeypatch):
+    # cocode's git runner uses our environment: keep the user's hooks and config out.
+    for k, v in isolated_env().items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    r = GitRepo.init(tmp_path / "repo", {
+        "README.md": "hello\n",
+        "src/a.py": "print('a')\n",
+        "src/deep/b.txt": "b\n",
+        "run.sh": "#!/bin/sh\necho run\n",
+        ".gitignore": "*.log\nbuild/\n",
+    })
+    os.chmod(r.path / "run.sh", 0o755)
+    (r.path / "link").symlink_to("src/a.py")
+    # A submodule as a fresh add leaves it: its gitlink in the index, an empty directory.
+    r.write({".gitmodules": '[submodule "sub"]\n\tpath = sub\n\turl = ./sub\n'})
+    r.git("add", "-A")
+    r.git("update-index", "--add", "--cacheinfo", f"160000,{r.head()},sub")
+    r.git("commit", "-q", "-m", "modes, link, submodule")
+    return r
+
+
+def snapshot(wt: Path) -> dict:
+    """Everything an agent could see in a worktree, but git's own pointer file."""
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(wt):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(wt))
+            if rel == ".git":
+                continue
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                files[rel] = ("link", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                files[rel] = ("dir",)
+            else:
+                files[rel] = ("file", stat.S_IMODE(st.st_mode) & 0o111, p.read_bytes())
+    g = GitRepo(wt)
+    return {
+        "files": files,
+        "index": g.git("ls-files", "--stage", "-v", "--eol"),
+        "status": g.git("status", "--porcelain=v2", "--ignored", "--untracked-files=all"),
+        "head": g.git("symbolic-ref", "HEAD"),
+        "commit": g.head(),
+        "staged": g.git("diff", "--cached", "--name-status"),
+    }
+
+
+def fresh(repo: GitRepo, tmp: Path, branch: str, sha: str) -> dict:
+    path = tmp / f"fresh-{branch.replace('/', '-')}"
+    repo.git("worktree", "add", "-q", "-b", branch, str(path), sha)
+    return snapshot(path)
+
+
+def rename_branch(snap: dict, old: str, new: str) -> dict:
+    return {**snap, "head": snap["head"].replace(old, new)}
+
+
+def test_taken_entry_equals_fresh_add_at_the_pool_commit(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    pool.refill()
+    dest = tmp_path / "wt" / "job-a"
+    assert pool.take(dest, "cocode/j/a", repo.head())
+    assert rename_branch(snapshot(dest), "cocode/j/a", "f") == fresh(repo, tmp_path, "f", repo.head())
+    assert pool.entries() == []
+    assert str(dest) in repo.git("worktree", "list")
+
+
+def test_taken_entry_equals_fresh_add_at_another_commit(repo, tmp_path):
+    old = repo.head()
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    pool.refill()
+    pool.refill()
+    os.chmod(repo.path / "run.sh", 0o644)
+    (repo.path / "src/deep/b.txt").unlink()
+    new = repo.commit("later", {"src/a.py": "print('A')\n", "new/c.txt": "c\n"})
+    for branch, sha in (("x/new", new), ("x/old", old)):
+        dest = tmp_path / branch.replace("/", "-")
+        assert pool.take(dest, branch, sha)
+        assert rename_branch(snapshot(dest), branch, "f" + branch) == fresh(repo, tmp_path, "f" + branch, sha)
+
+
+def leave_junk(repo: GitRepo, wt: Path, other: str) -> None:
+    """What a previous user of the directory could leave: every kind of change."""
+    g = GitRepo(wt)
+    g.git("checkout", "-q", "--detach", other)  # a detached HEAD elsewhere
+    (wt / "untracked.txt").write_text("junk\n")
+    (wt / "src/deep/more").mkdir()
+    (wt / "src/deep/more/u.txt").write_text("junk\n")
+    (wt / "debug.log").write_text("ignored\n")
+    (wt / "build").mkdir()
+    (wt / "build/out.o").write_bytes(b"\0ignored")
+    (wt / "README.md").write_text("modified\n")
+    os.chmod(wt / "run.sh", 0o644)
+    (wt / "staged.txt").write_text("staged\n")
+    g.git("add", "staged.txt")
+    g.git("rm", "-q", "--cached", "src/a.py")
+    (wt / "link").unlink()
+    (wt / "nested").mkdir()
+    GitRepo.init(wt / "nested")  # an untracked repository inside: only -ff removes it
+
+
+def test_junk_left_in_an_entry_is_gone_after_take(repo, tmp_path):
+    first = repo.head()
+    second = repo.commit("second", {"src/a.py": "print('2')\n"})
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    leave_junk(repo, entry, first)
+    dest = tmp_path / "run"
+    assert pool.take(dest, "cocode/j/b", second)
+    assert rename_branch(snapshot(dest), "cocode/j/b", "f") == fresh(repo, tmp_path, "f", second)
+
+
+def test_take_leaves_the_pool_alone_when_the_branch_exists(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    repo.git("branch", "cocode/j/c")
+    assert not pool.take(tmp_path / "run", "cocode/j/c", repo.head())
+    assert pool.ready() == [entry]
+    assert not (tmp_path / "run").exists()
+    assert not pool.take(entry, "cocode/j/d", repo.head())  # an existing path: not ours to fill
+    assert WorktreePool(repo.path, tmp_path / "empty").take(tmp_path / "r2", "cocode/j/e", repo.head()) is False
+
+
+def test_trim_and_target_keep_the_pool_within_max_worktrees(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    for _ in range(3):
+        pool.refill()
+    assert pool.trim(1) == 2
+    assert len(pool.entries()) == 1
+    assert pool.clear() == 1
+    assert [ln for ln in repo.git("worktree", "list", "--porcelain").splitlines()
+            if ln.startswith("worktree ")] == [f"worktree {repo.path}"]
+    assert target(size=2, max_worktrees=10, held=3) == 2
+    assert target(size=2, max_worktrees=10, held=9) == 1
+    assert target(size=4, max_worktrees=10, held=12) == 0
+
+
+def test_kill_9_while_filling_leaves_nothing_broken(repo, tmp_path):
+    # A slow smudge filter makes the checkout take seconds, so the kill lands inside it.
+    repo.write({f"slow/f{i}.txt": f"{i}\n" for i in range(40)})
+    repo.write({".gitattributes": "slow/* filter=slow\n"})
+    repo.commit("slow files")
+    repo.git("config", "filter.slow.smudge", "sleep 0.1; cat")
+    repo.git("config", "filter.slow.clean", "cat")
+    pool_dir = tmp_path / "pool"
+    code = ("import sys; from pathlib import Path; from cocode.gitops.pool import WorktreePool; "
+            "WorktreePool(Path(sys.argv[1]), Path(sys.argv[2])).refill()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(repo.path), str(pool_dir)],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    try:
+        pool = WorktreePool(repo.path, pool_dir)
+        wait_until(lambda: any((e / "slow").is_dir() for e in pool.entries()), timeout=30)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert pool.ready() == []  # killed mid-checkout: never marked ready
+    assert pool.recover() >= 1
+    assert pool.entries() == []
+    assert "prunable" not in repo.git("worktree", "list", "--porcelain")
+    assert repo.git("worktree", "prune", "--dry-run", "-v") == ""
+    repo.git("config", "--unset", "filter.slow.smudge")
+    pool.refill()
+    dest = tmp_path / "after"
+    assert pool.take(dest, "cocode/j/k", repo.head())
+    assert rename_branch(snapshot(dest), "cocode/j/k", "f") == fresh(repo, tmp_path, "f", repo.head())
+
+
+def test_a_claimed_but_unfinished_take_is_recovered(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    (entry.with_name(entry.name + READY)).unlink()  # claimed, then the process died
+    GitRepo(entry).git("switch", "-q", "-c", "cocode/j/z")
+    assert pool.recover() == 1
+    assert not entry.exists()
+    # The branch is free again: a fresh add of it works (a requeued run's path).
+    repo.git("worktree", "add", "-q", str(tmp_path / "again"), "cocode/j/z")
