@@ -1,8 +1,12 @@
 """`cocode bench jobs`: the job pipeline on a 2,000-file repository.
 
-Measured in one run, on a fresh sample repository with cocode started there:
-- submit -> agent exec, against bare `git worktree add` of the same repository
-  (interleaved, so both see the same disk);
+Measured in one run, on two identical fresh sample repositories, each with its own
+cocode: one with the worktree pool (`worktree_pool: 2`), one without (0):
+- submit -> agent exec with the pool and without it, against bare `git worktree add`
+  of the same repository, interleaved so all three see the same disk and load; before
+  each round the pool has refilled (a start after an idle moment, the case the pool is
+  for), so no background checkout competes with the measured ones;
+- the worker's prepare time (`run_started.worktree_ms`) with and without the pool;
 - ready commit -> `run_ready` event (the agent stamps the time its commit returned);
 - the worker's CPU per watched run, over its idle CPU;
 - a dispatch decision with 1,000 queued jobs (the pure dispatch.plan).
@@ -25,6 +29,7 @@ from cocode.core import state as st
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.config import load_config
+from cocode.gitops.pool import WorktreePool
 from cocode.gitops.runner import git, init_repo
 from cocode.paths import Paths
 from cocode.jobs.submit import Issue, build_job
@@ -48,10 +53,10 @@ def make_repo(root: Path, files: int = 2000, size: int = 10_000) -> Path:
     return root
 
 
-def write_config(paths: Paths, out: Path) -> None:
+def write_config(paths: Paths, out: Path, pool: int = 2) -> None:
     paths.home.mkdir(mode=0o700, exist_ok=True)
     lines = [
-        "performance:", "  max_worktrees: 50", "  max_concurrent_agents: 10",
+        "performance:", "  max_worktrees: 50", "  max_concurrent_agents: 10", f"  worktree_pool: {pool}",
         "agents:",
     ]
     for name, sleep in (("bench", "0"), ("bench-watch", "6")):
@@ -93,43 +98,82 @@ def dispatch_decision_ms(jobs: int = 1000) -> float:
 def run(jobs: int = 15, watched: int = 5, progress: bool = True) -> dict:
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
     tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-"))
+    started: list[Paths] = []
     try:
-        say("making a 2,000-file repository ...")
-        repo = make_repo(tmp / "repo")
+        say("making two identical 2,000-file repositories ...")
         out = tmp / "out"
         out.mkdir()
-        paths = Paths(repo)
-        write_config(paths, out)
-        config = load_config(paths.config)
-        supervisor.start_detached(paths)
-        try:
-            return measure(paths, config, tmp, out, jobs, watched, say)
-        finally:
-            supervisor.stop(paths)
+        sides = []
+        for name, pool in (("pool", 2), ("nopool", 0)):
+            paths = Paths(make_repo(tmp / name))
+            write_config(paths, out, pool)
+            sides.append(Side(name, paths, load_config(paths.config)))
+        for side in sides:
+            supervisor.start_detached(side.paths)
+            started.append(side.paths)
+        return measure(sides[0], sides[1], tmp, out, jobs, watched, say)
     finally:
+        for paths in started:
+            supervisor.stop(paths)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def measure(paths, config, tmp, out, jobs, watched, say) -> dict:
-    exec_ms, add_ms, ready_ms = [], [], []
-    state = st.State()
-    say(f"{jobs} jobs, each interleaved with a bare `git worktree add` ...")
-    for i in range(jobs):
-        add_ms.append(worktree_add_ms(paths.root, tmp / f"bare-{i}"))
-        job, t_submit = submit(paths, config, "bench", state)
+class Side:
+    """One repository with its own cocode, and what its jobs measured."""
+
+    def __init__(self, name: str, paths: Paths, config) -> None:
+        self.name, self.paths, self.config = name, paths, config
+        self.state = st.State()
+        self.exec_ms: list[float] = []
+        self.prepare_ms: list[float] = []
+        self.ready_ms: list[float] = []
+
+    def one_job(self, out: Path, agent: str = "bench") -> None:
+        job, t_submit = submit(self.paths, self.config, agent, self.state)
         got: dict[str, float] = {}
 
         def on_event(e, got=got):
             if isinstance(e, ev.RunReady):
                 got["ready_ns"] = e.ts * 1e9
+            elif isinstance(e, ev.RunStarted):
+                got["prepare_ms"] = e.worktree_ms
 
-        state = watch.watch_job(paths, job, state, on_event, None, timeout=60)
+        self.state = watch.watch_job(self.paths, job, self.state, on_event, None, timeout=60)
         exec_ns = int((out / f"{job}.exec").read_text())
         commit_ns = int((out / f"{job}.commit").read_text())
-        exec_ms.append((exec_ns - t_submit) / 1e6)
+        self.exec_ms.append((exec_ns - t_submit) / 1e6)
+        self.prepare_ms.append(got.get("prepare_ms", float("nan")))
         if "ready_ns" in got:
             # The ref moves before `git commit` returns; a negative value means seen earlier.
-            ready_ms.append(max(0.0, (got["ready_ns"] - commit_ns) / 1e6))
+            self.ready_ms.append(max(0.0, (got["ready_ns"] - commit_ns) / 1e6))
+
+
+def wait_pool(paths: Paths, size: int, timeout: float = 60.0) -> None:
+    """Until the pool holds `size` ready entries (it refills in the background)."""
+    pool = WorktreePool(paths.root, paths.pool)
+    deadline = time.monotonic() + timeout
+    while len(pool.ready()) < size or len(pool.entries()) != len(pool.ready()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worktree pool of {paths.root} did not refill in {timeout:g}s")
+        time.sleep(0.02)
+
+
+def measure(pooled: Side, bare: Side, tmp, out, jobs, watched, say) -> dict:
+    add_ms: list[float] = []
+    say(f"{jobs} rounds: a bare `git worktree add`, a job with the pool, a job without ...")
+    wait_pool(pooled.paths, 2)
+    for i in range(jobs):
+        # The order rotates, so no side always runs right after another's disk writes.
+        for step in ((0, 1, 2), (1, 2, 0), (2, 0, 1))[i % 3]:
+            if step == 0:
+                add_ms.append(worktree_add_ms(bare.paths.root, tmp / f"bare-{i}"))
+            elif step == 1:
+                pooled.one_job(out)
+                wait_pool(pooled.paths, 2)  # its refill must not slow the other two down
+            else:
+                bare.one_job(out)
+    paths, config, state = pooled.paths, pooled.config, pooled.state
+    ready_ms = pooled.ready_ms + bare.ready_ms
     worker = psutil.Process(int((paths.run / "worker.pid").read_text()))
     say("worker CPU: idle, then watching runs ...")
     idle = cpu_pct(worker, 2.0)
@@ -138,13 +182,20 @@ def measure(paths, config, tmp, out, jobs, watched, say) -> dict:
     busy = cpu_pct(worker, 3.0)
     for job in started:
         state = watch.watch_job(paths, job, state, lambda e: None, None, timeout=60)
-    exec_p50 = percentile(exec_ms, 50)
+    exec_p50 = percentile(pooled.exec_ms, 50)
+    nopool_p50 = percentile(bare.exec_ms, 50)
     add_p50 = percentile(add_ms, 50)
     return {
         "exec_p50_ms": round(exec_p50, 1),
-        "exec_p99_ms": round(percentile(exec_ms, 99), 1),
+        "exec_p99_ms": round(percentile(pooled.exec_ms, 99), 1),
+        "exec_nopool_p50_ms": round(nopool_p50, 1),
+        "exec_nopool_p99_ms": round(percentile(bare.exec_ms, 99), 1),
+        "prepare_p50_ms": round(percentile(pooled.prepare_ms, 50), 1),
+        "prepare_nopool_p50_ms": round(percentile(bare.prepare_ms, 50), 1),
         "worktree_add_p50_ms": round(add_p50, 1),
-        "exec_ratio": round(exec_p50 / add_p50, 2),
+        "worktree_add_p99_ms": round(percentile(add_ms, 99), 1),
+        "exec_ratio": round(exec_p50 / add_p50, 3),
+        "exec_nopool_ratio": round(nopool_p50 / add_p50, 3),
         "ready_p50_ms": round(percentile(ready_ms, 50), 1),
         "ready_p99_ms": round(percentile(ready_ms, 99), 1),
         "dispatch_ms": round(dispatch_decision_ms(), 3),
@@ -164,9 +215,12 @@ def cpu_pct(proc: psutil.Process, seconds: float) -> float:
 
 def report(r: dict) -> str:
     return "\n".join([
-        f"submit -> agent exec     p50 {r['exec_p50_ms']:.0f} ms  p99 {r['exec_p99_ms']:.0f} ms   ({r['jobs']} jobs, 2,000-file repo)",
-        f"bare git worktree add    p50 {r['worktree_add_p50_ms']:.0f} ms",
-        f"ratio                    {r['exec_ratio']:.2f}",
+        f"submit -> agent exec, pool     p50 {r['exec_p50_ms']:.0f} ms  p99 {r['exec_p99_ms']:.0f} ms"
+        f"   ({r['jobs']} jobs each, 2,000-file repo)",
+        f"submit -> agent exec, no pool  p50 {r['exec_nopool_p50_ms']:.0f} ms  p99 {r['exec_nopool_p99_ms']:.0f} ms",
+        f"bare git worktree add          p50 {r['worktree_add_p50_ms']:.0f} ms  p99 {r['worktree_add_p99_ms']:.0f} ms",
+        f"ratio to bare add              pool {r['exec_ratio']:.3f}  no pool {r['exec_nopool_ratio']:.3f}",
+        f"worker prepare                 pool {r['prepare_p50_ms']:.0f} ms  no pool {r['prepare_nopool_p50_ms']:.0f} ms",
         f"ready commit -> event    p50 {r['ready_p50_ms']:.1f} ms  p99 {r['ready_p99_ms']:.1f} ms",
         f"worker CPU per watched run {r['watch_cpu_pct_per_run']:.2f}% of a core (idle worker {r['worker_idle_cpu_pct']:.2f}%)",
         f"dispatch decision, 1,000 queued jobs  {r['dispatch_ms']:.3f} ms",

@@ -6,6 +6,7 @@ is logged and the loop goes on, so one bad message never stops a service.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import logging
 import signal
@@ -27,6 +28,7 @@ class Loop:
         self.running = False
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
+        self._callers: list[socket.socket] = []
 
     def add(self, sock, handler: Callable[[], None]) -> None:
         self.poller.register(sock, zmq.POLLIN)
@@ -61,6 +63,36 @@ class Loop:
             signal.signal(s, self.stop)
         self.poller.register(r.fileno(), zmq.POLLIN)
         self._handlers[r.fileno()] = self._drain_wakeup
+
+    def threadsafe_caller(self) -> Callable[[Callable[[], None]], None]:
+        """A function any thread may call with `fn`: fn then runs in this loop's thread
+        at once, not at its next timer (a worker's prepared run starts without waiting
+        for a tick). Call this once, from the loop's own thread."""
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._callers += [r, w]
+        pending: collections.deque[Callable[[], None]] = collections.deque()
+
+        def run_pending() -> None:
+            try:
+                while r.recv(64):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+            while pending:
+                pending.popleft()()
+
+        def call(fn: Callable[[], None]) -> None:
+            pending.append(fn)
+            try:
+                w.send(b".")
+            except OSError:  # full (a wakeup is pending anyway) or closed (stopping)
+                pass
+
+        self.poller.register(r.fileno(), zmq.POLLIN)
+        self._handlers[r.fileno()] = run_pending
+        return call
 
     def _drain_wakeup(self) -> None:
         try:
@@ -105,6 +137,9 @@ class Loop:
         return bool(until and until())
 
     def close(self) -> None:
+        for s in self._callers:
+            s.close()
+        self._callers = []
         if self._wake_r is not None:
             signal.set_wakeup_fd(-1)
             self._wake_r.close()

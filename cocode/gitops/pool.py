@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -87,6 +88,12 @@ class WorktreePool:
         `git worktree add` does (git runs the same `reset --hard` there). Touches only
         the entry's own index and files, so it needs no lock."""
         git(path, "reset", "--quiet", "--hard", "--no-recurse-submodules")
+        # Files written in the same second as the index are "racily clean": git must
+        # re-read every one of them at the take (measured 74-181 ms vs 21-37 ms for a
+        # 2,000-file entry). Refreshing the index once that second is over records
+        # their stat data for good; it is the background's time, not the run's.
+        time.sleep(1.05 - time.time() % 1.0)
+        git(path, "update-index", "-q", "--refresh")
         marker = path.with_name(path.name + READY)
         marker.touch()
 
