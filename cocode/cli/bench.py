@@ -1,5 +1,7 @@
 """`cocode bench jobs|events|logs|monitor|top`: the benchmarks, each printing same-run
-ratios against a baseline (or --json). The measuring lives in cocode.bench.
+ratios against a baseline (or --json); `scenario N` (ADR-005's load scenarios);
+`all --save` and `compare` (baselines and the regression alarm). The measuring
+lives in cocode.bench.
 """
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import click
 
 from cocode.cli.helpers import Env, WholeHelpGroup, main, pass_env, print_json
+from cocode.errors import EXIT_CONFIG, CocodeError
 
 
 @main.group(cls=WholeHelpGroup)
@@ -76,3 +79,76 @@ def bench_top(seconds: float, as_json: bool) -> None:
     from cocode.bench import top as bench_top_mod
 
     _show(bench_top_mod.run(seconds=seconds, progress=not as_json), as_json, bench_top_mod.report)
+
+
+@bench.command("scenario")
+@click.argument("which", type=click.Choice(["1", "2", "3", "4", "5", "all"]))
+@click.option("--quick", is_flag=True, help="CI sizes: all five in a few minutes.")
+@click.option("--size", "size_mb", type=click.FloatRange(min=1), help="Repository MB (scenarios 1 and 5).")
+@click.option("--minutes", type=click.FloatRange(min=0.1), help="How long agents run (scenario 3).")
+@click.option("--seconds", type=click.FloatRange(min=1), help="How long agents log (scenario 2).")
+def bench_scenario(which: str, quick: bool, size_mb: float | None, minutes: float | None,
+                   seconds: float | None) -> None:
+    """ADR-005's load scenarios as JSON; exit 1 when one misses an ADR-005 target."""
+    from cocode.bench import scenarios
+
+    chosen = list(scenarios.SCENARIOS) if which == "all" else [int(which)]
+    results = []
+    for n in chosen:
+        opts = {1: {"size_mb": size_mb}, 2: {"seconds": seconds}, 3: {"minutes": minutes},
+                4: {}, 5: {"size_mb": size_mb}}[n]
+        result = scenarios.SCENARIOS[n](quick, **opts)
+        print_json(result)
+        results.append(result)
+    if not all(r["ok"] for r in results):
+        missed = [f"{r['scenario']}:{k}" for r in results for k, c in r["adr005"].items() if not c["ok"]]
+        raise CocodeError(f"ADR-005 targets missed: {', '.join(missed)}")
+
+
+@bench.command("all")
+@click.option("--save", "save", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="Write every result, the machine and the ratios to this JSON file.")
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1, 20),
+              help="Runs of each benchmark (their spread is the noise compare allows).")
+@click.option("--quick", is_flag=True, help="Smaller sizes: minutes, not a quarter hour.")
+@click.option("--only", multiple=True, type=click.Choice(["jobs", "events", "logs", "monitor"]))
+def bench_all(save: str, repeat: int, quick: bool, only: tuple[str, ...]) -> None:
+    """Every benchmark `repeat` times, saved as a baseline for `cocode bench compare`."""
+    import json
+    from pathlib import Path
+
+    from cocode.bench import baseline
+
+    result = baseline.run_all(repeat, quick, list(only) or None, say=lambda m: click.echo(m, err=True))
+    Path(save).write_text(json.dumps(result, indent=1) + "\n")
+    click.echo(f"saved {save}: " + ", ".join(f"{k} {sorted(v)}" for k, v in result["ratios"].items()))
+
+
+@bench.command("compare")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def bench_compare(old: str, new: str, as_json: bool) -> None:
+    """Compare two `bench all --save` files by their same-run ratios; exit 1 when one
+    got more than 10% worse beyond its measured noise."""
+    import json
+    from pathlib import Path
+
+    from cocode.bench import baseline
+
+    def load(name: str) -> dict:
+        try:
+            data = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as e:
+            raise CocodeError(f"{name} is not a `cocode bench all --save` file: {e}", EXIT_CONFIG) from None
+        if not isinstance(data, dict) or "ratios" not in data:
+            raise CocodeError(f"{name} has no ratios: write it with `cocode bench all --save`", EXIT_CONFIG)
+        return data
+
+    rows = baseline.compare(load(old), load(new))
+    if not rows:
+        raise CocodeError(f"{old} and {new} share no ratio: save both with `cocode bench all`", EXIT_CONFIG)
+    _show(rows, as_json, baseline.table)
+    bad = [r["ratio"] for r in rows if r["regressed"]]
+    if bad:
+        raise CocodeError(f"regressed more than 10% beyond noise: {', '.join(bad)}")

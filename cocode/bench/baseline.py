@@ -1,0 +1,142 @@
+"""`cocode bench all --save FILE` and `cocode bench compare OLD NEW`: baselines and
+the regression alarm.
+
+A baseline file holds every benchmark's JSON from `repeat` runs each, the machine's
+description, and the RATIOS: each benchmark's result divided by the baseline it
+measured in the same run (bare `git worktree add`, raw SQLite, `cat > file`, a plain
+psutil walk, the sampling interval). Ratios, not absolute times, are compared,
+because absolute times move with the machine and its load; a same-run ratio mostly
+does not.
+
+Noise: each ratio's spread over its repeats, as the half range relative to the
+median ((max - min) / 2 / median), in each file. A ratio regresses when its median
+got worse by more than 10% plus the larger of the two files' noise. A single run
+(repeat 1) has no measured noise, so only the 10% applies.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+THRESHOLD = 0.10
+
+# name -> (benchmark, key in its JSON, "lower" or "higher" is better, what it is against)
+RATIOS: dict[str, tuple[str, str, str, str]] = {
+    "jobs.exec_ratio": ("jobs", "exec_ratio", "lower", "submit->exec with the pool / bare git worktree add"),
+    "jobs.exec_nopool_ratio": ("jobs", "exec_nopool_ratio", "lower", "submit->exec without the pool / bare add"),
+    "events.ratio": ("events", "ratio", "higher", "acked events/s / raw SQLite rows/s"),
+    "logs.ratio": ("logs", "ratio", "higher", "collector MB/s / cat > file MB/s"),
+    "monitor.sample_ratio": ("monitor", "sample_ratio", "lower", "proctree sample / plain psutil walk"),
+    "monitor.limit_over_interval": ("monitor", "limit_to_sigterm_max_over_interval", "lower",
+                                    "limit -> SIGTERM / sampling interval"),
+}
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
+            "python": sys.version.split()[0], "git": git, "load_avg_1m": round(os.getloadavg()[0], 2),
+            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def runners(quick: bool) -> dict[str, Callable[[], dict]]:
+    from cocode.bench import jobs, logs, monitor
+
+    return {
+        "jobs": lambda: jobs.run(jobs=5 if quick else 15, watched=2 if quick else 5, progress=False),
+        "events": lambda: _events(20_000 if quick else 200_000),
+        "logs": lambda: logs.run(seconds=3 if quick else 10, total_mb=40 if quick else 200, progress=False),
+        "monitor": lambda: monitor.run(seconds=3 if quick else 10, hogs=2 if quick else 5, progress=False),
+    }
+
+
+def _events(count: int) -> dict:
+    """bench events needs a running cocode: one on a fresh repository."""
+    import tempfile
+
+    from cocode import supervisor
+    from cocode.bench import events
+    from cocode.gitops.runner import init_repo
+    from cocode.paths import Paths
+
+    tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-events-"))
+    try:
+        (tmp / "README").write_text("bench\n")
+        init_repo(tmp, "bench", name="bench", email="bench@cocode.invalid")
+        paths = Paths(tmp)
+        supervisor.start_detached(paths)
+        try:
+            return events.run(paths, count=count, progress=False)
+        finally:
+            supervisor.stop(paths)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda m: None) -> dict:
+    results: dict[str, list[dict]] = {}
+    for name, fn in runners(quick).items():
+        if only and name not in only:
+            continue
+        for i in range(repeat):
+            say(f"{name} ({i + 1}/{repeat}) ...")
+            results.setdefault(name, []).append(fn())
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+            "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results)}
+
+
+def ratios(results: dict[str, list[dict]]) -> dict[str, list[float]]:
+    out = {}
+    for name, (bench, key, _, _) in RATIOS.items():
+        values = [r[key] for r in results.get(bench, []) if isinstance(r.get(key), (int, float))]
+        if values:
+            out[name] = values
+    return out
+
+
+def noise(values: list[float]) -> float:
+    """Half the range relative to the median: 0 for a single run."""
+    med = statistics.median(values)
+    return (max(values) - min(values)) / 2 / abs(med) if len(values) > 1 and med else 0.0
+
+
+def compare(old: dict, new: dict, threshold: float = THRESHOLD) -> list[dict]:
+    """One row per ratio in both files: medians, change (positive = worse), noise, verdict."""
+    rows = []
+    for name, (_, _, better, against) in RATIOS.items():
+        a, b = old.get("ratios", {}).get(name), new.get("ratios", {}).get(name)
+        if not a or not b:
+            continue
+        ma, mb = statistics.median(a), statistics.median(b)
+        change = (mb - ma) / abs(ma) if ma else 0.0
+        worse = change if better == "lower" else -change
+        allowed = threshold + max(noise(a), noise(b))
+        rows.append({"ratio": name, "against": against, "old": round(ma, 4), "new": round(mb, 4),
+                     "worse_pct": round(worse * 100, 1), "allowed_pct": round(allowed * 100, 1),
+                     "regressed": worse > allowed})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'ratio':30} {'old':>9} {'new':>9} {'worse':>8} {'allowed':>8}  verdict"]
+    for r in rows:
+        verdict = "REGRESSED" if r["regressed"] else ("better" if r["worse_pct"] < 0 else "ok")
+        lines.append(f"{r['ratio']:30} {r['old']:9.4f} {r['new']:9.4f} {r['worse_pct']:7.1f}% {r['allowed_pct']:7.1f}%  {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The regression alarm: `cocode bench compare` fails on a 20% regression of a
+same-run ratio and passes on two runs of the same code (the baseline in
+benchmarks/ and a second run saved beside it), through the real CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cocode.bench import baseline
+from support import ROOT
+
+BASELINE = sorted((ROOT / "benchmarks").glob("baseline-*.json"))[-1]
+SAME_CODE = ROOT / "benchmarks" / "same-code-rerun.json"
+
+
+def compare(tmp: Path, old: dict, new: dict) -> subprocess.CompletedProcess:
+    a, b = tmp / "old.json", tmp / "new.json"
+    a.write_text(json.dumps(old))
+    b.write_text(json.dumps(new))
+    return subprocess.run([sys.executable, "-m", "cocode", "bench", "compare", str(a), str(b)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp)
+
+
+def worsened(data: dict, name: str, by: float) -> dict:
+    out = copy.deepcopy(data)
+    better = baseline.RATIOS[name][2]
+    factor = 1 + by if better == "lower" else 1 / (1 + by)
+    out["ratios"][name] = [v * factor for v in out["ratios"][name]]
+    return out
+
+
+def test_two_runs_of_the_same_code_pass():
+    old, new = json.loads(BASELINE.read_text()), json.loads(SAME_CODE.read_text())
+    rows = baseline.compare(old, new)
+    assert {r["ratio"] for r in rows} == set(old["ratios"]), "every ratio is compared"
+    assert not [r for r in rows if r["regressed"]], baseline.table(rows)
+
+
+@pytest.mark.parametrize("name", sorted(baseline.RATIOS))
+def test_a_20_percent_regression_of_any_ratio_fails(tmp_path, name):
+    old = json.loads(BASELINE.read_text())
+    if name not in old["ratios"]:
+        pytest.skip(f"{BASELINE.name} has no {name}")
+    # 20% worse than the old median, and its noise kept below the 10% the alarm adds.
+    old["ratios"][name] = [statistics_median(old["ratios"][name])] * 3
+    proc = compare(tmp_path, old, worsened(old, name, 0.20))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"regressed more than 10% beyond noise: {name}" in proc.stderr
+    assert "REGRESSED" in proc.stdout
+    same = compare(tmp_path, old, worsened(old, name, 0.05))
+    assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_noise_widens_what_is_allowed():
+    old = {"ratios": {"events.ratio": [0.50, 0.60, 0.70]}}  # noise: 0.1 / 0.6 = 16.7%
+    new = {"ratios": {"events.ratio": [0.48]}}  # 20% lower than 0.60, within 10% + 16.7%
+    (row,) = baseline.compare(old, new)
+    assert row["worse_pct"] == 20.0 and row["allowed_pct"] == 26.7 and not row["regressed"]
+    (row,) = baseline.compare({"ratios": {"events.ratio": [0.6]}}, new)
+    assert row["regressed"]
+
+
+def test_bad_files_are_usage_errors(tmp_path):
+    (tmp_path / "x.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "cocode", "bench", "compare", "x.json", "x.json"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2 and "has no ratios" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def statistics_median(values):
+    import statistics
+
+    return statistics.median(values)
