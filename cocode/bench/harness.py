@@ -33,6 +33,7 @@ from cocode.bench import percentile
 from cocode.client import append_one, current_state
 from cocode.config import load_config
 from cocode.core import wire
+from cocode.errors import EXIT_TIMEOUT, CocodeError
 from cocode.gitops.runner import init_repo
 from cocode.jobs.submit import Issue, build_job
 from cocode.launcher import SERVICE_NAMES
@@ -125,6 +126,7 @@ class Scene:
 
     def __enter__(self) -> "Scene":
         supervisor.start_detached(self.paths)
+        self.warm_pool()
         self._sub = threading.Thread(target=self._listen, daemon=True)
         self._sub.start()
         time.sleep(0.2)  # the subscription is in place before any agent writes
@@ -135,6 +137,19 @@ class Scene:
         if self._sub:
             self._sub.join(timeout=5)
         supervisor.stop(self.paths)
+
+    def warm_pool(self, timeout: float = 120.0) -> None:
+        """Until the worktree pool is full (an idle cocode's state), if it has one."""
+        from cocode.gitops.pool import WorktreePool
+        from cocode.gitops.size import LIGHT_WORKTREE_BYTES, repo_size
+
+        size = self.config.limits.worktree_pool
+        if not size or repo_size(self.paths.root).worktree_bytes > LIGHT_WORKTREE_BYTES:
+            return
+        pool = WorktreePool(self.paths.root, self.paths.pool)
+        deadline = time.monotonic() + timeout
+        while len(pool.ready()) < size and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def submit(self, agents: list[str], sparse: tuple[str, ...] = ()) -> str:
         event, _ = build_job(self.paths, self.config, Issue("bench", "bench"), agents, sparse=sparse)
@@ -171,7 +186,11 @@ class Scene:
             if all(j in state.jobs and until(state.jobs[j]) for j in jobs):
                 return state
             time.sleep(0.1)
-        raise TimeoutError(f"jobs {', '.join(jobs)} not there within {timeout:g}s")
+        runs = [f"{j}/{r.agent} {r.state} {r.reason or ''}".strip()
+                for j in jobs if j in state.jobs for r in state.jobs[j].runs.values()]
+        raise CocodeError(f"scenario: jobs not there within {timeout:g}s (runs: {'; '.join(runs)}; "
+                          f"pressure {'on' if state.pressure else 'off'}): retry on a quieter machine",
+                          EXIT_TIMEOUT)
 
     def runs(self, jobs: list[str]) -> dict:
         """Per run: state, reason, start ms, ready ms (from the stamps and the events)."""

@@ -4,7 +4,8 @@ and a run's workspace made from it (the git of it is gitops/pool.py).
 The pool counts toward `max_worktrees`: it only ever fills the room the runs'
 worktrees leave (`target`), and gives entries back when a run needs that room.
 It refills in the background, one entry at a time, only while no run is being
-prepared, so a refill never competes with a start it could have served.
+prepared, so a refill never competes with a start it could have served. A
+repository big enough for light workspaces gets no pool.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from cocode.core import state as st
 from cocode.gitops.pool import WorktreePool
+from cocode.gitops.size import LIGHT_WORKTREE_BYTES, repo_size
 
 CHECK_S = 0.25  # how often an idle worker looks at its pool (a directory listing)
 
@@ -74,6 +76,10 @@ class PoolKeeper:
     def _recover(self) -> None:
         with self.lock:
             self.pool.recover()
+        # Runs in repositories this big get light workspaces (ADR-005 §3), never a
+        # worktree: a pool there would only hold gigabytes. Measured once per start.
+        if self.size and repo_size(self.pool.root).worktree_bytes > LIGHT_WORKTREE_BYTES:
+            self.size = 0
         self.recovered = True
 
     def _refill(self) -> None:
