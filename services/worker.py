@@ -388,6 +388,7 @@ class Worker(Service):
 
     def teardown(self) -> None:
         """Stopping: agents are stopped and recorded, none is left running."""
+        self.pool.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         for key, (attempt, _) in list(self.preparing.items()):
             job, agent = key

@@ -105,7 +105,7 @@ def three(quick: bool, minutes: float | None = None) -> dict:
         repo = h.generate_repo(tmp / "repo", size_mb=2)
         agents = {f"l{i}": {"env": {"BENCH_SECONDS": mins * 60}} for i in range(5)}
         # A timeout above the run, so the scenario sees the agents end on their own.
-        perf = {"max_concurrent_agents": 5, "agent_timeout": min(3600, int(mins * 60 * 1.5) + 60)}
+        perf = {"max_concurrent_agents": 5, "agent_timeout": min(3600, int(mins * 60 * 1.5) + 60), "worktree_pool": 5}
         with h.Scene(tmp, repo, perf, agents) as sc:
             job = sc.submit(list(agents))
             sc.wait([job], 60, until=lambda j: all(r.live for r in j.runs.values()))

@@ -30,6 +30,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from cocode.errors import CocodeError
@@ -83,19 +84,23 @@ class WorktreePool:
         git(self.root, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), base)
         return path
 
-    def fill(self, path: Path) -> None:
+    def fill(self, path: Path, pause: Callable[[float], object] = time.sleep) -> bool:
         """Check the entry's files out and mark it ready: what the rest of a fresh
         `git worktree add` does (git runs the same `reset --hard` there). Touches only
-        the entry's own index and files, so it needs no lock."""
+        the entry's own index and files, so it needs no lock. `pause` waits (a
+        stopping worker's returns early, true): then the entry is left unready, for
+        `recover` to delete, and False returned."""
         git(path, "reset", "--quiet", "--hard", "--no-recurse-submodules")
         # Files written in the same second as the index are "racily clean": git must
         # re-read every one of them at the take (measured 74-181 ms vs 21-37 ms for a
         # 2,000-file entry). Refreshing the index once that second is over records
         # their stat data for good; it is the background's time, not the run's.
-        time.sleep(1.05 - time.time() % 1.0)
+        if pause(1.05 - time.time() % 1.0):
+            return False
         git(path, "update-index", "-q", "--refresh")
         marker = path.with_name(path.name + READY)
         marker.touch()
+        return True
 
     def refill(self, base: str = "HEAD") -> Path:
         """One new ready entry (add + fill), for callers that hold no lock of their own."""

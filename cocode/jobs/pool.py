@@ -47,6 +47,7 @@ class PoolKeeper:
         self.recovered = False
         self.failures = 0
         self.checked = 0.0
+        self.stopping = threading.Event()
 
     def idle(self, held: Callable[[], int]) -> None:
         """Called from the worker's loop while no run is being prepared: start one
@@ -64,7 +65,7 @@ class PoolKeeper:
         if not self.recovered:
             self.busy = self.executor.submit(self._recover)
             return
-        if self.failures >= 3:  # a repository git cannot add to: stop trying
+        if self.failures >= 3 or self.stopping.is_set():  # a repository git cannot add to: stop trying
             return
         want = target(self.size, self.max_worktrees, held())
         have = len(self.pool.entries())
@@ -87,11 +88,15 @@ class PoolKeeper:
             path = self.pool.add()
         # The checkout (the slow part) touches only the entry: no lock, a start may take another.
         try:
-            self.pool.fill(path)
+            self.pool.fill(path, pause=self.stopping.wait)
         except Exception:
             with self.lock:
                 self.pool.discard(path)
             raise
+
+    def stop(self) -> None:
+        """The worker stops: a refill in progress ends at once (its entry unready)."""
+        self.stopping.set()
 
     def _trim(self, keep: int) -> None:
         with self.lock:
