@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cocode.errors import CocodeError
+
 THRESHOLD = 0.10
 
 # name -> (benchmark, key in its JSON, "lower" or "higher" is better, what it is against)
@@ -92,14 +94,20 @@ def _events(count: int) -> dict:
 
 def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda m: None) -> dict:
     results: dict[str, list[dict]] = {}
+    errors: list[str] = []
     for name, fn in runners(quick).items():
         if only and name not in only:
             continue
         for i in range(repeat):
             say(f"{name} ({i + 1}/{repeat}) ...")
-            results.setdefault(name, []).append(fn())
+            try:
+                results.setdefault(name, []).append(fn())
+            except CocodeError as err:  # one failed repetition costs its numbers, not the file
+                say(f"{name} ({i + 1}/{repeat}) failed: {err.message}")
+                errors.append(f"{name} {i + 1}: {err.message}")
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-            "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results)}
+            "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results),
+            "errors": errors}
 
 
 def ratios(results: dict[str, list[dict]]) -> dict[str, list[float]]:
