@@ -152,3 +152,16 @@ def bench_compare(old: str, new: str, as_json: bool) -> None:
     bad = [r["ratio"] for r in rows if r["regressed"]]
     if bad:
         raise CocodeError(f"regressed more than 10% beyond noise: {', '.join(bad)}")
+
+
+@bench.command("plot")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", default="bench-plots", show_default=True, type=click.Path(file_okay=False))
+def bench_plot(files: tuple[str, ...], out: str) -> None:
+    """PNGs from `bench all --save` files (needs the extra cocode[plots])."""
+    from pathlib import Path
+
+    from cocode.bench import plot
+
+    for path in plot.plot([Path(f) for f in files], Path(out)):
+        click.echo(str(path))

@@ -77,3 +77,14 @@ def statistics_median(values):
     import statistics
 
     return statistics.median(values)
+
+
+def test_plot_renders_pngs_from_the_saved_baselines(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = subprocess.run([sys.executable, "-m", "cocode", "bench", "plot", str(BASELINE), str(SAME_CODE),
+                           "--out", str(tmp_path / "plots")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    made = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert made == ["ratios.png", "start.png"]
+    for name in made:
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
