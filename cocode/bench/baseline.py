@@ -8,10 +8,13 @@ psutil walk, the sampling interval). Ratios, not absolute times, are compared,
 because absolute times move with the machine and its load; a same-run ratio mostly
 does not.
 
-Noise: each ratio's spread over its repeats, as the half range relative to the
-median ((max - min) / 2 / median), in each file. A ratio regresses when its median
-got worse by more than 10% plus the larger of the two files' noise. A single run
-(repeat 1) has no measured noise, so only the 10% applies.
+Noise: each ratio's spread over its repeats, its range relative to its median
+((max - min) / median), in each file. A ratio regresses when its median got worse
+by more than 10% plus both files' noise: each median is uncertain by up to its
+file's spread, so two runs of the same code can differ by their sum. (The half
+range and the larger of the two let two same-code runs on this shared machine
+"regress" by 53-66%: load moved between the files more than within one.) A single
+run (repeat 1) has no measured noise, so only the 10% applies.
 """
 
 from __future__ import annotations
@@ -120,9 +123,9 @@ def ratios(results: dict[str, list[dict]]) -> dict[str, list[float]]:
 
 
 def noise(values: list[float]) -> float:
-    """Half the range relative to the median: 0 for a single run."""
+    """The range relative to the median: 0 for a single run."""
     med = statistics.median(values)
-    return (max(values) - min(values)) / 2 / abs(med) if len(values) > 1 and med else 0.0
+    return (max(values) - min(values)) / abs(med) if len(values) > 1 and med else 0.0
 
 
 def compare(old: dict, new: dict, threshold: float = THRESHOLD) -> list[dict]:
@@ -135,7 +138,7 @@ def compare(old: dict, new: dict, threshold: float = THRESHOLD) -> list[dict]:
         ma, mb = statistics.median(a), statistics.median(b)
         change = (mb - ma) / abs(ma) if ma else 0.0
         worse = change if better == "lower" else -change
-        allowed = threshold + max(noise(a), noise(b))
+        allowed = threshold + noise(a) + noise(b)
         rows.append({"ratio": name, "against": against, "old": round(ma, 4), "new": round(mb, 4),
                      "worse_pct": round(worse * 100, 1), "allowed_pct": round(allowed * 100, 1),
                      "regressed": worse > allowed})
