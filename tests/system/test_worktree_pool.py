@@ -67,21 +67,21 @@ def test_runs_take_ready_worktrees_and_the_pool_stays_within_max_worktrees(tmp_p
     paths = write_config(repo, worktree_pool=2, max_worktrees=3)
     pool = WorktreePool(repo, paths.pool)
     cocode_up(repo)
-    assert wait_until(lambda: len(pool.ready()) == 2, 30), pool.entries()
+    wait_until(lambda: len(pool.ready()) == 2, 30, what="two ready pool entries")
     entries = set(pool.ready())
     job = submit(repo)
-    assert wait_until(lambda: (r := run_of(paths, job)) and r.final, 30)
+    wait_until(lambda: (r := run_of(paths, job)) and r.final, 30, what="the run's end")
     run = run_of(paths, job)
     worktree = paths.worktrees / f"{job}-adr003"
     assert run.state == "ready" and run.worktree == str(worktree)
     assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD") == f"cocode/{job}/adr003"
     assert len(entries - set(pool.entries())) == 1, "the run took one ready entry"
     # One run holds a worktree: the pool refills to min(2, 3 - 1) entries, never more.
-    assert wait_until(lambda: len(pool.ready()) == 2, 30), pool.entries()
+    wait_until(lambda: len(pool.ready()) == 2, 30, what="the pool refilled to 2")
     second = submit(repo)
-    assert wait_until(lambda: (r := run_of(paths, second)) and r.final, 30)
+    wait_until(lambda: (r := run_of(paths, second)) and r.final, 30, what="the second run's end")
     assert run_of(paths, second).state == "ready"
-    assert wait_until(lambda: len(pool.entries()) == 1 and len(pool.ready()) == 1, 30), pool.entries()
+    wait_until(lambda: len(pool.entries()) == 1 and len(pool.ready()) == 1, 30, what="the pool trimmed to 1")
     assert len(registered(repo)) == 1 + 2 + 1  # the checkout, two runs, one pool entry
 
 
@@ -98,16 +98,16 @@ def test_worker_killed_while_refilling_leaves_a_pool_that_recovers(tmp_path, coc
     paths = write_config(repo, worktree_pool=1)
     pool = WorktreePool(repo, paths.pool)
     cocode_up(repo)
-    assert wait_until(lambda: any((e / "slow0.txt").exists() for e in pool.entries()), 30)
+    wait_until(lambda: any((e / "slow0.txt").exists() for e in pool.entries()), 30, what="a refill mid-checkout")
     worker = psutil.Process(int((paths.run / "worker.pid").read_text()))
     os.kill(worker.pid, signal.SIGKILL)
     half = pool.entries()
     assert half and not pool.ready(), "the kill came after the entry was ready"
     git(repo, "config", "--unset", "filter.slow.smudge")
     # The supervisor starts a new worker; it deletes the half-made entry and fills a new one.
-    assert wait_until(lambda: pool.ready() and not set(half) & set(pool.entries()), 60), pool.entries()
-    assert wait_until(lambda: len(registered(repo)) == 2, 30), registered(repo)
+    wait_until(lambda: pool.ready() and not set(half) & set(pool.entries()), 60, what="the half-made entry replaced")
+    wait_until(lambda: len(registered(repo)) == 2, 30, what="one pool entry registered beside the checkout")
     assert git(repo, "worktree", "prune", "--dry-run", "-v") == ""
     job = submit(repo)
-    assert wait_until(lambda: (r := run_of(paths, job)) and r.final, 30)
+    wait_until(lambda: (r := run_of(paths, job)) and r.final, 30, what="the run's end")
     assert run_of(paths, job).state == "ready"

@@ -176,7 +176,7 @@ def test_kill_9_while_filling_leaves_nothing_broken(repo, tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
     try:
         pool = WorktreePool(repo.path, pool_dir)
-        wait_until(lambda: any((e / "slow").is_dir() for e in pool.entries()), timeout=30)
+        wait_until(lambda: any((e / "slow").is_dir() for e in pool.entries()), 30, what="the entry's slow checkout")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
