@@ -19,6 +19,7 @@ run (repeat 1) has no measured noise, so only the 10% applies.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cocode.errors import CocodeError
+from cocode.errors import EXIT_CONFIG, CocodeError
 
 THRESHOLD = 0.10
 
@@ -43,6 +44,17 @@ RATIOS: dict[str, tuple[str, str, str, str]] = {
     "monitor.limit_over_interval": ("monitor", "limit_to_sigterm_max_over_interval", "lower",
                                     "limit -> SIGTERM / sampling interval"),
 }
+
+
+def load(path: Path | str) -> dict:
+    """A `cocode bench all --save` file, or a one-line error (exit 2) naming the fix."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise CocodeError(f"{path} is not a `cocode bench all --save` file: {e}", EXIT_CONFIG) from None
+    if not isinstance(data, dict) or "ratios" not in data:
+        raise CocodeError(f"{path} has no ratios: write it with `cocode bench all --save`", EXIT_CONFIG)
+    return data
 
 
 def machine() -> dict:

@@ -9,11 +9,11 @@ with matplotlib (the optional extra `cocode[plots]`).
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
-from cocode.errors import EXIT_CONFIG, EXIT_MISSING_DEPENDENCY, CocodeError
+from cocode.bench import baseline
+from cocode.errors import EXIT_MISSING_DEPENDENCY, CocodeError
 
 
 def _pyplot():
@@ -28,17 +28,7 @@ def _pyplot():
 
 
 def load(files: list[Path]) -> list[dict]:
-    out = []
-    for f in files:
-        try:
-            data = json.loads(Path(f).read_text())
-        except (OSError, ValueError) as e:
-            raise CocodeError(f"{f} is not a `cocode bench all --save` file: {e}", EXIT_CONFIG) from None
-        if not isinstance(data, dict) or "ratios" not in data:
-            raise CocodeError(f"{f} has no ratios: write it with `cocode bench all --save`", EXIT_CONFIG)
-        data["_name"] = Path(f).stem
-        out.append(data)
-    return out
+    return [{**baseline.load(f), "_name": Path(f).stem} for f in files]
 
 
 def plot(files: list[Path], out: Path) -> list[Path]:

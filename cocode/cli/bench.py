@@ -131,21 +131,9 @@ def bench_all(save: str, repeat: int, quick: bool, only: tuple[str, ...]) -> Non
 def bench_compare(old: str, new: str, as_json: bool) -> None:
     """Compare two `bench all --save` files by their same-run ratios; exit 1 when one
     got more than 10% worse beyond its measured noise."""
-    import json
-    from pathlib import Path
-
     from cocode.bench import baseline
 
-    def load(name: str) -> dict:
-        try:
-            data = json.loads(Path(name).read_text())
-        except (OSError, ValueError) as e:
-            raise CocodeError(f"{name} is not a `cocode bench all --save` file: {e}", EXIT_CONFIG) from None
-        if not isinstance(data, dict) or "ratios" not in data:
-            raise CocodeError(f"{name} has no ratios: write it with `cocode bench all --save`", EXIT_CONFIG)
-        return data
-
-    rows = baseline.compare(load(old), load(new))
+    rows = baseline.compare(baseline.load(old), baseline.load(new))
     if not rows:
         raise CocodeError(f"{old} and {new} share no ratio: save both with `cocode bench all`", EXIT_CONFIG)
     _show(rows, as_json, baseline.table)

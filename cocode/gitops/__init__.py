@@ -3,6 +3,8 @@
 - `runner`: the one way git is run (one environment policy) and where a
   repository's directories are;
 - `worktrees`: a run's worktree or light workspace, created, removed, fetched back;
+- `pool`: ready worktrees a run takes instead of checking out a whole tree
+  (imported directly, by the worker's jobs/pool.py);
 - `refs`: branch heads read cheaply and often (`BranchWatcher`), revisions resolved;
 - `history`: a run's ready commit, commit and line counts, its diff;
 - `size`: a repository's size by ADR-005 §3 and the policy that follows from it;
