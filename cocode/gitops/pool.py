@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,7 +79,7 @@ class WorktreePool:
 
         Called under the worktree lock; `fill` then checks it out outside the lock."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"p-{uuid.uuid4().hex[:10]}"
+        path = self.dir / f"p-{os.urandom(5).hex()}"
         git(self.root, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), base)
         return path
 
