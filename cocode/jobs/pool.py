@@ -59,8 +59,9 @@ class PoolKeeper:
         if self.busy is not None:
             if not self.busy.done():
                 return
-            if self.busy.exception() is not None:
-                self.failures += 1
+            # Failing in a row means git cannot add here; one failure (an entry trimmed
+            # while it filled) must not stop the pool for good.
+            self.failures = self.failures + 1 if self.busy.exception() is not None else 0
             self.busy = None
         if not self.recovered:
             self.busy = self.executor.submit(self._recover)
