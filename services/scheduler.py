@@ -36,6 +36,7 @@ LIVENESS = 3.0  # seconds without a beat before a worker counts as gone
 ORPHAN_AFTER = 10.0  # a silent worker's runs are interrupted after this long, if its pid is gone
 MAX_ATTEMPTS = 2
 REDISPATCH_AFTER = 5.0  # a dispatched run the worker does not report is sent again
+MAX_REDISPATCH = 3  # ... this many times at most, then it fails
 
 
 class WorkerSeen(NamedTuple):
@@ -168,6 +169,14 @@ class Scheduler(Service):
                 elif (ident is not None and not run.pid and now - seen < LIVENESS
                       and key.key not in held
                       and self.inflight.resend_due(key, run.attempt, now, self.born, REDISPATCH_AFTER)):
+                    if self.inflight.resends(key, run.attempt) >= MAX_REDISPATCH:
+                        # The worker takes it and drops it (its start keeps failing): stop.
+                        if self.inflight.settle(key, run.attempt):
+                            self.append(ev.RunFinished(
+                                job=job.job, agent=run.agent, state="failed", reason="dispatch_failed",
+                                attempt=run.attempt,
+                                detail=f"worker {run.worker} did not start it after {MAX_REDISPATCH + 1} dispatches"))
+                        continue
                     self.inflight.sent(key, run.attempt, now)
                     self.router.send_multipart([ident, wire.encoder.encode(wire.Dispatch(
                         job=job.job, agent=run.agent, attempt=run.attempt, job_seq=job.seq))])

@@ -75,6 +75,7 @@ class Worker(Service):
         limits = config.limits
         self.pool = PoolKeeper(paths.root, paths.pool, limits.worktree_pool, limits.max_worktrees,
                                self.worktree_lock, self.executor)
+        self.cancelled: set[tuple[str, str, int]] = set()  # ended here before they started
 
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -111,6 +112,8 @@ class Worker(Service):
                 continue
             if isinstance(msg, wire.Dispatch):
                 key = RunKey(msg.job, msg.agent)
+                if self.cancelled_before_start(msg.job, msg.agent):
+                    continue
                 if key not in self.runs and key not in self.preparing:
                     self.reclaim(msg.reclaim)
                     # Room the pool may keep once this run holds a worktree too.
@@ -147,6 +150,10 @@ class Worker(Service):
             for rp in list(self.runs.values()):
                 if rp.plan.job == event.job and (not event.agent or rp.plan.agent == event.agent):
                     rp.stop("cancelled", "cancelled")
+            job = self.state.jobs.get(event.job)
+            for run in job.runs.values() if job else ():
+                if run.live and run.worker == self.id and RunKey(event.job, run.agent) not in self.runs:
+                    self.cancelled_before_start(event.job, run.agent)
         elif isinstance(event, ev.LimitHit):
             # The monitor recorded this before signalling; the run ends with its reason.
             rp = self.runs.get(RunKey(event.job, event.agent))
@@ -161,6 +168,20 @@ class Worker(Service):
         if rp is not None and attempt > rp.plan.attempt:
             self.log.warning("run %s: attempt %d superseded by %d; stopping it", key, rp.plan.attempt, attempt)
             rp.stop("failed", "superseded")
+
+    def cancelled_before_start(self, job_id: str, agent: str) -> bool:
+        """A run with a cancel recorded that no agent process runs yet (being
+        prepared, its dispatch still on the way, or its start failed): it ends
+        `cancelled` here, and its prepared start, if any, is dropped (start_run)."""
+        job = self.state.jobs.get(job_id)
+        run = job.runs.get(agent) if job else None
+        if run is None or not run.cancel_requested or RunKey(job_id, agent) in self.runs:
+            return False
+        if not run.final and (job_id, agent, run.attempt) not in self.cancelled:
+            self.cancelled.add((job_id, agent, run.attempt))
+            self.append(ev.RunFinished(job=job_id, agent=agent, state="cancelled", reason="cancelled",
+                                       commits=run.commits, head=run.head, attempt=run.attempt))
+        return True
 
     def recover(self) -> None:
         """Runs this host's previous worker left running: kill, then say interrupted."""
@@ -327,6 +348,9 @@ class Worker(Service):
                                        reason="prepare_failed", head=None, attempt=attempt))
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
+        if self.cancelled_before_start(job, agent):
+            plan.body_file.unlink(missing_ok=True)
+            return
         # Output is redacted, spooled and shipped to the logs collector (cocode/logs/shipper.py).
         ship = self.shipper.open(job, agent, plan.attempt, plan.format)
         if ship.structured is not None:  # a CLI's JSON output: its facts become events
@@ -350,11 +374,8 @@ class Worker(Service):
         rp.log_ship = ship  # type: ignore[attr-defined]
         try:
             rp.start()
-        except OSError as err:
-            ship.close()
-            self.append(ev.RunFinished(job=job, agent=agent, state="failed", reason="missing_dependency",
-                                       attempt=attempt))
-            self.append(ev.WarningEvent(job=job, agent=agent, code="exec_failed", message=str(err)))
+        except Exception as err:  # OSError, ValueError (a NUL byte in argv or env), anything
+            self.spawn_failed(rp, ship, err)
             return
         self.runs[key] = rp
         try:
@@ -371,6 +392,21 @@ class Worker(Service):
         rp = self.runs.get(key)
         if rp is not None and not rp.ready_commit:
             rp.stop("failed", "budget_exceeded")
+
+    def spawn_failed(self, rp: RunProcess, ship, err: Exception) -> None:
+        """The agent could not be started: the run ends now, with the reason, and
+        leaves nothing behind (a redispatch would only fail the same way)."""
+        plan = rp.plan
+        if rp.proc is not None:  # it started, and what followed failed
+            rp.kill_group(signal.SIGKILL)
+            rp.proc.wait()
+            rp.close()
+        why = ship.scrub(f"cannot start {plan.command[0] if plan.command else 'the agent'}: {err}")[:500]
+        ship.close()
+        plan.body_file.unlink(missing_ok=True)
+        self.log.warning("run %s/%s %s", plan.job, plan.agent, why)
+        self.append(ev.RunFinished(job=plan.job, agent=plan.agent, state="failed",
+                                   reason="spawn_failed", detail=why, attempt=plan.attempt))
 
     def on_output(self, fd: int) -> None:
         rp = self.fd_owner.get(fd)

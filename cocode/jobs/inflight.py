@@ -42,6 +42,7 @@ class Inflight:
     interrupting: bool = False  # run_interrupted appended, not yet in the log
     settling: bool = False  # run_requeued or run_finished appended, not yet in the log
     reclaiming: bool = False  # its worktree given away, worktree_removed not yet in the log
+    resends: int = 0  # Dispatches sent again in this attempt (bounded by the scheduler)
 
     @property
     def pending(self) -> bool:
@@ -50,6 +51,7 @@ class Inflight:
 
     def end_dispatch(self) -> None:
         self.dispatching, self.msg_id, self.message, self.sent_at = False, 0, None, None
+        self.resends = 0
 
     def end_attempt(self) -> None:
         """The attempt is over (final or requeued): all but a reclaim is settled."""
@@ -96,7 +98,13 @@ class InflightTable:
     def sent(self, run: RunKey, attempt: int, now: float) -> None:
         """A Dispatch went to the worker (after its ack, or again)."""
         rec = self._open(run, attempt)
+        rec.resends += rec.sent_at is not None
         rec.message, rec.sent_at = None, now
+
+    def resends(self, run: RunKey, attempt: int) -> int:
+        """How often this attempt's Dispatch was sent again."""
+        rec = self.records.get(run)
+        return rec.resends if rec is not None and rec.attempt == attempt else 0
 
     def resend_due(self, run: RunKey, attempt: int, now: float, since: float, after: float) -> bool:
         """A dispatched run that has not started: send again `after` seconds from the

@@ -1,0 +1,122 @@
+"""Issue 11, from outside: runs that cannot start end at once and say why, cancel
+ends a run in any state, and nothing a failed start leaves behind stays.
+
+Real running cocode, the real CLI, real agent processes (tests/agents/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cocode import client
+from cocode.paths import Paths
+from support import AGENTS_DIR, cocode, down, make_repo, up, wait_until as _wait_until
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
+    "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def write_config(repo: Path, tmp: Path, **extra) -> None:
+    table = {
+        # {prompt} as an argument: a NUL byte in the issue cannot be passed to exec.
+        "echoer": {"command": ["bash", "-c", "echo \"$1\"", "echoer", "{prompt}"], "env": GIT_ENV},
+        "gate": {"command": ["bash", str(AGENTS_DIR / "gate.sh")],
+                 "env": {**GIT_ENV, "GATE_FILE": str(tmp / "gate")}},
+    }
+    (repo / ".cocode").mkdir(mode=0o700, exist_ok=True)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({"agents": table, **extra}))
+
+
+@pytest.fixture
+def hrepo(tmp_path: Path):
+    repo = make_repo(tmp_path / "repo")
+    write_config(repo, tmp_path, performance={"max_concurrent_agents": 1})
+    up(repo)
+    try:
+        yield repo
+    finally:
+        down(repo)
+
+
+def wait_until(cond, timeout: float, what: str):
+    value = _wait_until(cond, timeout)
+    assert value, f"timed out after {timeout}s waiting for {what}"
+    return value
+
+
+def run_of(repo: Path, job: str, agent: str):
+    j = client.current_state(Paths(repo)).jobs.get(job)
+    return j.runs[agent] if j else None
+
+
+def submit(repo: Path, *args: str) -> str:
+    proc = cocode(repo, "submit", "--json", *args, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["job"]
+
+
+def test_an_agent_that_cannot_be_started_ends_spawn_failed_with_the_reason(hrepo, tmp_path):
+    issue = tmp_path / "i.md"
+    issue.write_bytes(b"# t\nbody\0x\n")
+    job = submit(hrepo, "--issue-file", str(issue), "--agent", "echoer")
+    run = wait_until(lambda: (r := run_of(hrepo, job, "echoer")) and r.final and r, 20,
+                     what="the run to end")
+    assert (run.state, run.reason) == ("failed", "spawn_failed"), run
+    assert "null byte" in run.detail, run.detail
+    dispatched = [e for e in client_events(hrepo, "run_dispatched") if e["job"] == job]
+    assert len(dispatched) == 1, "started once, never redispatched"
+    spool = Paths(hrepo).home / "spool"
+    wait_until(lambda: not list(spool.glob(f"{job}*")), 10, what="no spool file left")
+    tmp = Paths(hrepo).home / "tmp"
+    assert not list(tmp.glob(f"{job}-*")), "the issue file of a run that never started is gone"
+
+
+def client_events(repo: Path, kind: str) -> list[dict]:
+    proc = cocode(repo, "events", "--json", "--type", kind, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_cancel_ends_a_queued_run_and_a_running_one(hrepo, tmp_path):
+    first = submit(hrepo, "--text", "hold the only slot", "--agent", "gate")
+    wait_until(lambda: (r := run_of(hrepo, first, "gate")) and r.started_at, 20, what="the first run")
+    queued = submit(hrepo, "--text", "wait behind it", "--agent", "gate")
+    proc = cocode(hrepo, "cancel", queued, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    run = wait_until(lambda: (r := run_of(hrepo, queued, "gate")) and r.final and r, 10,
+                     what="the queued run to end")
+    assert (run.state, run.started_at) == ("cancelled", None)
+    proc = cocode(hrepo, "cancel", first, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    run = wait_until(lambda: (r := run_of(hrepo, first, "gate")) and r.final and r, 15,
+                     what="the running run to end")
+    assert run.state == "cancelled"
+
+
+def test_cancel_ends_a_run_still_being_prepared_and_it_never_starts(hrepo, tmp_path):
+    # git runs post-checkout inside `git worktree add`: the run's preparation blocks
+    # until the test opens the hold file.
+    hold = tmp_path / "hold"
+    hook = hrepo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\nfor i in $(seq 200); do [ -e {hold} ] && exit 0; sleep 0.1; done\n")
+    hook.chmod(0o755)
+    job = submit(hrepo, "--text", "cancel me early", "--agent", "gate")
+    wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.live, 10, what="the dispatch")
+    proc = cocode(hrepo, "cancel", job, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    run = wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.final and r, 5,
+                     what="the run being prepared to end")
+    assert (run.state, run.reason, run.started_at) == ("cancelled", "cancelled", None)
+    hold.touch()
+    (tmp_path / "gate").touch()
+    # A later run starts on the same worker once the cancelled one's preparation is over.
+    later = submit(hrepo, "--text", "after it", "--agent", "gate")
+    wait_until(lambda: (r := run_of(hrepo, later, "gate")) and r.final, 20, what="the later run")
+    assert not [e for e in client_events(hrepo, "run_started") if e["job"] == job], "it never started"
