@@ -362,8 +362,9 @@ class Worker(Service):
             if isinstance(event, ev.RunFinished):
                 ship.finishing()  # the last lines and usage are recorded before the end
                 # The agent's own last words if its output says them, else its last line:
-                # redacted like its output.
-                event.detail = ship.summary() or ship.scrub(event.detail)
+                # redacted like its output, then clipped for display (the runner keeps it
+                # longer, so a token the clip would cut in two is redacted whole).
+                event.detail = ship.summary() or ship.scrub(event.detail)[-200:].strip()
             self.append(event)
 
         from cocode.jobs.runner import RunProcess

@@ -152,7 +152,9 @@ class RunProcess:
         tail = data[-512:].rstrip()
         if tail:
             line = tail.rsplit(b"\n", 1)[-1]
-            self.last_line = line[-200:].decode("utf-8", errors="replace").strip()
+            # Kept longer than the 200 characters shown: the worker redacts it, then clips,
+            # so a token the clip would cut in two is still seen whole (about 255 at most).
+            self.last_line = line[-512:].decode("utf-8", errors="replace").strip()
 
     # -- watching ----------------------------------------------------------------------
 

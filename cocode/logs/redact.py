@@ -1,7 +1,8 @@
 """Redaction of secrets in an agent's output stream, before any byte leaves the worker.
 
-Owns the patterns (ADR-004's built-in list plus config `redact_patterns`) and the
-streaming logic; pure, no I/O. One Redactor per output stream (stdout, stderr):
+Owns the streaming logic and the compiled patterns (the rules, as data, are in
+redact_rules.py; config `redact_patterns` adds to them); pure, no I/O. One
+Redactor per output stream (stdout, stderr):
 
   feed(data)  -> bytes safe to ship now; a bounded tail is held back, so a secret
                  split across two reads is still seen whole by the next feed;
@@ -23,74 +24,50 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from cocode.logs.redact_rules import RULES
+
 HOLD = 16 * 1024  # the longest secret caught when split inside a very long line
 PEM_MAX = 32 * 1024  # a private key block longer than this is cut off, not shown
 PEM_DISCARD_MAX = 1024 * 1024  # an unterminated key block: drop at most this much
 
-_TOKEN = rb"[A-Za-z0-9_\-]"
-
-# (label, pattern, needles). A group named `secret` means: replace only that part and
-# keep the context (`Bearer `, `postgres://user:`), so the line still reads sensibly.
-# Speed (a worker redacts every byte an agent writes): each pattern starts with a
-# literal, so re's prefix search scans ~1 GB/s (~2 µs for a 2.5 KB chunk), where a
-# leading \b would make it 10-90 MB/s; so instead a token must not follow a word
-# character (checked per match, see WORD_START). Caseless patterns cannot use that
-# search (~15 µs a chunk): they run only if one of their needles is in the
-# lower-cased chunk (`in` is a C memmem). No needles: the pattern always runs.
-BUILTIN: list[tuple[str, bytes, tuple[bytes, ...]]] = [
-    ("github-token", rb"gh[pousr]_[A-Za-z0-9]{30,255}", ()),
-    ("github-token", rb"github_pat_[A-Za-z0-9_]{22,255}", ()),
-    # One scan for both vendors' `sk-` keys; an `sk-ant-` match is labelled Anthropic's.
-    ("openai-key", rb"sk-(?:ant-|proj-|svcacct-|admin-)?" + _TOKEN + rb"{20,}", ()),
-    ("jwt", rb"eyJ" + _TOKEN + rb"{10,}\." + _TOKEN + rb"{5,}\." + _TOKEN + rb"{5,}", ()),
-    ("aws-access-key", rb"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}(?![A-Za-z0-9])", ()),
-    ("aws-secret-key",
-     rb"(?i:secret_?access_?key)[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
-     (b"secret",)),
-    ("private-key",
-     rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
-     ()),
-    ("bearer", rb"(?i:bearer)[ \t]+(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)", (b"bearer",)),
-    # Any URL's password, not only databases': git remotes carry tokens the same way.
-    ("url-password", rb"://[^\s:/@]*:(?P<secret>[^\s@/]+)@", ()),
-]
-WORD_START = {"github-token", "openai-key", "jwt", "aws-access-key", "bearer"}
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 _PEM_BEGIN = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PEM_END = re.compile(rb"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 
 # What may be the beginning of a secret whose rest has not arrived: held by flush().
-_MARKERS = [b"ghp_", b"gho_", b"ghs_", b"ghu_", b"ghr_", b"github_pat_", b"sk-", b"eyJ",
-            b"AKIA", b"ASIA", b"-----BEGIN"]
+_MARKERS = [m for rule in RULES for m in rule.markers]
 
 
 def _suspect_tail() -> re.Pattern:
-    alts = [re.escape(m) + rb"[A-Za-z0-9_\-.]*" for m in _MARKERS]
-    alts += sorted({re.escape(m[:i]) for m in _MARKERS for i in range(2, len(m))}, key=len, reverse=True)
-    alts.append(rb"(?i:bearer)[ \t]*[A-Za-z0-9\-._~+/=]*")
-    alts.append(rb"(?i:aws_?secret_?access_?key|secret_?access_?key)[\"']?\s*[:=]?\s*[\"']?[A-Za-z0-9/+]*")
-    alts.append(rb"://[^\s/@]*(?::[^\s@/]*)?")
-    return re.compile(rb"(?:\b|(?=[-:]))(?:" + rb"|".join(alts) + rb")\Z")
+    # A whole marker is held wherever it is (tokens are caught glued to a word);
+    # a marker's first few bytes only at a word's start, or the tail would often hold.
+    whole = [re.escape(m) + rb"[A-Za-z0-9_\-.]*" for m in _MARKERS]
+    parts = sorted({re.escape(m[:i]) for m in _MARKERS for i in range(2, len(m))}, key=len, reverse=True)
+    parts.append(rb"(?i:bearer)[ \t]*[A-Za-z0-9\-._~+/=]*")
+    parts.append(rb"(?i:aws_?secret_?access_?key|secret_?access_?key)[\"']?\s*[:=]?\s*[\"']?[A-Za-z0-9/+]*")
+    parts.append(rb"://[^\s/@]*(?::[^\s@/]*)?")
+    return re.compile(rb"(?:" + rb"|".join(whole) + rb")\Z|(?:\b|(?=[-:]))(?:" + rb"|".join(parts) + rb")\Z")
 
 
 _SUSPECT = _suspect_tail()
 
 
 class Pattern:
-    def __init__(self, label: str, regex: re.Pattern, needles: tuple[bytes, ...] = ()) -> None:
+    def __init__(self, label: str, regex: re.Pattern, needles: tuple[bytes, ...] = (),
+                 word_start: bool = False) -> None:
         self.label = label
         self.regex = regex
         self.caseless = bool(regex.flags & re.IGNORECASE) or b"(?i" in regex.pattern
         self.needles = needles
-        self.word_start = label in WORD_START
+        self.word_start = word_start
         self.secret = regex.groupindex.get("secret")
         self.replacement = b"[REDACTED:" + label.encode() + b"]"
 
 
 def compile_patterns(extra: Iterable[str] = ()) -> list[Pattern]:
     """The built-in patterns, then config's (Python regex syntax, matched on bytes)."""
-    pats = [Pattern(label, re.compile(p), needles) for label, p, needles in BUILTIN]
+    pats = [Pattern(r.label, re.compile(r.pattern), r.needles, r.word_start) for r in RULES]
     for i, p in enumerate(extra):
         pats.append(Pattern(f"custom-{i + 1}", re.compile(p.encode("utf-8"))))
     return pats
@@ -185,10 +162,7 @@ class Redactor:
                     s0, s1 = m.span(p.secret)
                 else:
                     s0, s1 = m.span()
-                repl = p.replacement
-                if p.label == "openai-key" and buf.startswith(b"sk-ant-", start):
-                    repl = b"[REDACTED:anthropic-key]"
-                found.append((start, m.end(), s0, s1, repl))
+                found.append((start, m.end(), s0, s1, p.replacement))
         if len(found) < 2:
             return found
         found.sort(key=lambda s: (s[0], -s[1]))

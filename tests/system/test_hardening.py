@@ -21,12 +21,15 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "cocode-agent", "GIT_COMMITTER_EMAIL": "agent@cocode.invalid",
     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
 }
+GLUED = "ghp_" + "Zy09" * 9  # a GitHub token; `KEY_ghp_…` hid it from the old rules
 
 
 def write_config(repo: Path, tmp: Path, **extra) -> None:
     table = {
         # {prompt} as an argument: a NUL byte in the issue cannot be passed to exec.
         "echoer": {"command": ["bash", "-c", "echo \"$1\"", "echoer", "{prompt}"], "env": GIT_ENV},
+        # Fails with a token glued to a word as its last line: that line becomes run_finished.detail.
+        "leaky": {"command": ["bash", "-c", f"echo 'auth failed for KEY_{GLUED}' >&2; exit 1"], "env": GIT_ENV},
         "gate": {"command": ["bash", str(AGENTS_DIR / "gate.sh")],
                  "env": {**GIT_ENV, "GATE_FILE": str(tmp / "gate")}},
     }
@@ -120,3 +123,12 @@ def test_cancel_ends_a_run_still_being_prepared_and_it_never_starts(hrepo, tmp_p
     later = submit(hrepo, "--text", "after it", "--agent", "gate")
     wait_until(lambda: (r := run_of(hrepo, later, "gate")) and r.final, 20, what="the later run")
     assert not [e for e in client_events(hrepo, "run_started") if e["job"] == job], "it never started"
+
+
+def test_a_failing_agents_last_line_is_redacted_before_it_is_logged(hrepo):
+    job = submit(hrepo, "--text", "leak a token", "--agent", "leaky")
+    run = wait_until(lambda: (r := run_of(hrepo, job, "leaky")) and r.final and r, 20, what="the run to end")
+    assert run.reason == "exit_1" and "[REDACTED:github-token]" in run.detail, run.detail
+    proc = cocode(hrepo, "events", "--json", timeout=30)
+    assert proc.returncode == 0 and GLUED[4:] not in proc.stdout
+    assert GLUED[4:].encode() not in (Paths(hrepo).home / "events.db").read_bytes()

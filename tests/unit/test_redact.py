@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import pytest
 
-from cocode.logs import redact
+from cocode.logs import redact, redact_rules
 from cocode.logs.redact import Redactor, compile_patterns, scrub
 
 GHP = "ghp_" + "A1b2C3d4E5" * 4  # 44 characters
-SECRETS = {
-    "github-token": [GHP, "gho_" + "z" * 36, "ghs_" + "Q" * 36, "ghu_" + "9" * 36,
-                     "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123"],
-    "openai-key": ["sk-" + "a" * 48, "sk-proj-" + "b1-_" * 12],
-    "anthropic-key": ["sk-ant-api03-" + "c" * 40],
-    "jwt": ["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"],
-    "aws-access-key": ["AKIAIOSFODNN7EXAMPLE", "ASIAY34FZKBOKMUTVV7A"],
+# Per label: tokens that must be redacted, and look-alikes that must not be.
+CORPUS: dict[str, tuple[list[str], list[str]]] = {
+    "github-token": ([GHP, "gho_" + "z" * 36, "ghs_" + "Q" * 36, "ghu_" + "9" * 36, "ghr_" + "R" * 36,
+                      "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123"],
+                     ["ghp_short", "ghx_" + "a" * 36]),
+    "gitlab-token": (["glpat-" + "x1Y2z3" * 4], ["glpat-short"]),
+    "anthropic-key": (["sk-ant-api03-" + "c" * 40, "sk-ant-admin01-" + "Zz09_-" * 6], ["sk-ant-short"]),
+    "openai-key": (["sk-" + "a" * 48, "sk-proj-" + "b1-_" * 12, "sk-svcacct-" + "K" * 30],
+                   ["sk-short", "risk-assessment-for-the-whole-project"]),
+    "slack-token": (["xoxb-123456789012-1234567890123-" + "aB3" * 8, "xoxp-" + "1234567890-" * 3 + "abcd" * 8,
+                     "xoxa-2-" + "f" * 20, "xoxe-1-" + "E" * 30, "xapp-1-A0123456789-1234567890-" + "ab" * 20],
+                    ["xoxb-123", "xoxz-" + "1" * 20]),
+    "slack-webhook": (["hooks.slack.com/services/T00000000/B00000000/" + "X" * 24], ["hooks.slack.com/apps"]),
+    "google-api-key": (["AIza" + "SyA1b2C3d4E5f6G7h8I9j0K_L-mNoPqRsTu"], ["AIzaShort"]),
+    "npm-token": (["npm_" + "aB3dE6gH9j" * 3 + "kLmNoP"], ["npm_install", "npm_" + "a" * 20]),
+    "huggingface-token": (["hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"], ["hf_hub_download", "hf_" + "x" * 10]),
+    "stripe-key": (["sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "rk_test_" + "9" * 24], ["sk_live_"]),
+    "jwt": (["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"],
+            ["eyJhbGciOiJIUzI1NiJ9"]),
+    "aws-access-key": (["AKIAIOSFODNN7EXAMPLE", "ASIAY34FZKBOKMUTVV7A"], ["AKIA123", "AKIAIOSFODNN7EXAMPLE1234"]),
+    "aws-secret-key": (["aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+                       ["secret_access_key = short"]),
+    "private-key": (["-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA=\n-----END OPENSSH PRIVATE KEY-----"],
+                    ["-----BEGIN PUBLIC KEY-----"]),
+    "bearer": (["Authorization: Bearer abc.DEF-123_xyz~+/="], ["a bearer of news"]),
+    "url-password": (["https://user:ghtoken123@github.com/o/r.git"], ["https://github.com/o/r.git"]),
 }
+SECRETS = {label: [s for s in pos if "\n" not in s and " " not in s] for label, (pos, _) in CORPUS.items()}
+SECRETS = {k: v for k, v in SECRETS.items() if v and k not in ("url-password",)}
 
 
 def run(chunks, r=None):
@@ -29,6 +50,39 @@ def test_each_token_kind_is_replaced(label, secret):
     out = run([line])
     assert secret.encode() not in out
     assert out == f"before [REDACTED:{label}] after\n".encode()
+
+
+def test_every_rule_has_a_corpus():
+    assert set(CORPUS) == set(redact_rules.LABELS)
+
+
+@pytest.mark.parametrize("label", list(CORPUS))
+def test_corpus(label):
+    positives, negatives = CORPUS[label]
+    for token in positives:
+        for text in (f"x {token} y\n", f"{token}\n", f"said:{token}.\n"):
+            out = run([text.encode()])
+            assert f"[REDACTED:{label}]".encode() in out, (token, out)
+            secret_part = token.split("= ")[-1].split("Bearer ")[-1].split(":")[-1].split("@")[0]
+            assert secret_part.encode() not in out, (token, out)
+    for text in negatives:
+        assert run([f"x {text} y\n".encode()]) == f"x {text} y\n".encode(), text
+
+
+@pytest.mark.parametrize("glued", ["_" + GHP, "token" + GHP, "KEY=xoxb-" + "1" * 12 + "-abcdefABCDEF",
+                                   "xAIza" + "B" * 35, "my_npm_" + "c" * 36, "TOK_hf_" + "D" * 34,
+                                   "_sk-ant-api03-" + "e" * 30])
+def test_a_distinctive_token_glued_to_a_word_is_redacted(glued):
+    out = run([f"line {glued} end\n".encode()])
+    assert b"[REDACTED:" in out and glued[-12:].encode() not in out, out
+
+
+def test_a_glued_token_split_across_an_idle_flush_is_held():
+    r = Redactor()
+    head = r.feed(b"value=_ghp_") + r.flush()
+    assert head == b"value=_"
+    rest = r.feed(GHP[4:].encode() + b"\n") + r.close()
+    assert GHP[4:].encode() not in head + rest and b"[REDACTED:github-token]" in head + rest
 
 
 def test_context_patterns_keep_their_context():
