@@ -47,6 +47,7 @@ def running_pid(paths: Paths) -> int | None:
 
 def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:
     """Ask the supervisor; None when nobody answers."""
+    paths.check_socket_dir()
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
@@ -61,6 +62,7 @@ def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:
 
 
 def is_running(paths: Paths) -> bool:
+    paths.check_socket_dir()
     return bool(running_pid(paths)) or (paths.socket_dir / "store.ipc").exists()
 
 

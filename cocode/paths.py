@@ -4,17 +4,20 @@ Everything is under `.cocode/` at the top of the enclosing git repository, found
 like git finds its own directory. Sockets are ipc:// files in a directory only the
 user can open; when the path would be too long for a unix socket (the kernel caps
 it near 107 bytes) they move to a private directory under the system temp dir,
-named after the repository so every process finds the same one.
+named after the repository so every process finds the same one; as that name
+is predictable, a directory there that is not the user's own and private is
+refused (check_socket_dir).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocode.errors import CocodeError, EXIT_CONFIG
+from cocode.errors import CocodeError, EXIT_CONFIG, EXIT_ERROR
 
 # sun_path is 108 bytes including the NUL; leave room for the longest socket name.
 _MAX_SOCKET_PATH = 100
@@ -114,9 +117,34 @@ class Paths:
     def ensure_private_dirs(self) -> None:
         """Create .cocode/ and the socket directory, readable by the user only."""
         self.home.mkdir(mode=0o700, exist_ok=True)
-        for d in (self.run, self.socket_dir):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(d, 0o700)
+        self.run.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.run, 0o700)
+        shared = self.socket_dir
+        if shared != self.run:
+            try:
+                shared.mkdir(mode=0o700)
+                os.chmod(shared, 0o700)  # whatever the umask
+            except FileExistsError:
+                pass
+        self.check_socket_dir()
+
+    def check_socket_dir(self) -> None:
+        """Refuse a socket directory in the shared temp dir that someone else could
+        have made (its name is predictable): it must be a real directory of this
+        user's, closed to everyone else. Whoever owns it could answer as cocode."""
+        d = self.socket_dir
+        if d == self.run:
+            return
+        try:
+            st = os.lstat(d)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise CocodeError(
+                f"{d} (cocode's socket directory) is not a private directory of yours "
+                f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}): remove it, "
+                "or set TMPDIR to a directory only you can write", EXIT_ERROR,
+            )
 
     def socket_files(self) -> list[Path]:
         d = self.socket_dir
