@@ -79,6 +79,9 @@ class Limits(_Adr005Limits, frozen=True, kw_only=True):
     worktree_pool: Annotated[
         int, Meta(ge=0, le=20, description="ready worktrees kept for fast agent starts (count toward max_worktrees)")
     ] = 2
+    max_issue_kb: Annotated[
+        int, Meta(ge=1, le=16384, description="a longer issue text is refused at submit")
+    ] = 1024
 
 
 # `performance:` and each profile give any subset of the limits. A key left out is
@@ -174,6 +177,22 @@ def limit_bounds(key: str) -> tuple[int, int]:
     return bounds(Limits, key)
 
 
+AGENT_NAME_MAX = 64
+_AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def agent_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an agent, or None. An agent's name becomes one
+    component of its branch (cocode/JOB/NAME) and of its worktree's directory
+    name, so it must be a safe ref component and file name: no `/`, no `..`."""
+    rule = f"use letters, digits, '.', '_' and '-', at most {AGENT_NAME_MAX} characters"
+    if not _AGENT_NAME.fullmatch(name) or len(name) > AGENT_NAME_MAX:
+        return rule
+    if ".." in name or name.endswith((".", ".lock")):
+        return f"no '..', and no '.' or '.lock' at the end: {rule}"
+    return None
+
+
 def load_config(
     path: Path | None,
     profile_override: str | None = None,
@@ -230,6 +249,10 @@ def load_config(
                 f"{label}: default_agents[{i}] = {name!r} is not an agent "
                 f"({known}define it under agents:)"
             )
+    for name in file.agents:
+        problem = agent_name_problem(name)
+        if problem:
+            raise ConfigError(f"{label}: agents.{name!r} is not a usable agent name ({problem})")
     for i, pattern in enumerate(file.redact_patterns):
         try:
             re.compile(pattern)
@@ -258,13 +281,67 @@ class _Invalid(Exception):
     """One problem in the file, worded for the user; load_config adds the file name."""
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_EXPANDED_NODES = 100_000  # what a config with YAML aliases may expand to
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML says keys are
+    unique; PyYAML would silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # `<<:` merges may be overridden; complex keys fail later
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """Nodes the value has once YAML aliases are expanded (as checking walks it),
+    counted without expanding: each shared object is sized once. Stops past limit."""
+    sizes: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if not isinstance(v, (dict, list)):
+            return 1
+        if id(v) in sizes:
+            return sizes[id(v)]
+        sizes[id(v)] = limit + 1  # a cycle (`&a [*a]`) counts as too big
+        items = list(v.items()) if isinstance(v, dict) else v
+        total = 1
+        for item in items:
+            total += sum(size(x) for x in item) if isinstance(v, dict) else size(item)
+            if total > limit:
+                break
+        sizes[id(v)] = total
+        return total
+
+    return size(value)
+
+
 def _parse(text: str, label: str) -> Any:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{label}: {len(text)} bytes is too big for a config file (at most {MAX_CONFIG_BYTES})")
     try:
-        return yaml.safe_load(text)
+        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        if _expanded_size(value, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+            raise ConfigError(f"{label}: its YAML aliases expand to over {MAX_EXPANDED_NODES} values "
+                              "(an alias bomb?): write the values out")
+        return value
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = e.problem or e.context or "not valid YAML"
+        if problem.startswith("duplicate key"):
+            raise ConfigError(f"{label}: {problem}{at}: give each key once") from None
         raise ConfigError(f"{label}: YAML syntax error{at}: {_one_line(problem)}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{label}: YAML syntax error: {_one_line(str(e))}") from None

@@ -19,7 +19,7 @@ from cocode import gitops
 from cocode.jobs import agents
 from cocode.jobs import timeouts
 from cocode.core import events as ev
-from cocode.config import Config
+from cocode.config import Config, agent_name_problem
 from cocode.errors import EXIT_CONFIG, EXIT_MISSING_DEPENDENCY, CocodeError, ConfigError
 from cocode.paths import Paths
 
@@ -99,6 +99,9 @@ def resolve_agents(requested: tuple[str, ...], config: Config) -> list[str]:
         seen.add(name)
         name = agents.base_name(name, table)
         spec = table.get(name)
+        problem = agent_name_problem(name)
+        if problem:
+            raise ConfigError(f"agent name {name[:80]!r} cannot be used ({problem})")
         if spec is None:
             raise ConfigError(f"unknown agent {name!r} (choose {', '.join(sorted(table))}, or define it under agents:)")
         command = agents.render_command(spec.command, "")
@@ -116,6 +119,11 @@ def build_job(
     max_cost_usd: float | None = None,
 ) -> tuple[ev.JobSubmitted, list[str]]:
     """The event to append, and warnings to show. Raises on anything wrong."""
+    issue_bytes = len(issue.title.encode()) + len(issue.body.encode())
+    if issue_bytes > config.limits.max_issue_kb * 1024:
+        raise ConfigError(
+            f"the issue is {issue_bytes // 1024} KB, over the limit of {config.limits.max_issue_kb} KB: shorten it, "
+            "or raise performance.max_issue_kb in .cocode/config.yaml")
     check_range("--priority", priority, PRIORITY_RANGE)
     check_range("--timeout", timeout, TIMEOUT_RANGE)
     base_sha = gitops.resolve_commit(paths.root, base)

@@ -157,7 +157,7 @@ ALL_LIMITS = (
     "max_concurrent_agents, agent_timeout, max_repo_size_mb, log_buffer_size_mb, "
     "log_rotation_size_mb, max_worktrees, tui_log_lines, memory_limit_mb, "
     "memory_pressure_percent, worktree_idle_days, rotated_logs_keep, log_max_buffer_mb, "
-    "monitor_interval_ms, worktree_pool"
+    "monitor_interval_ms, worktree_pool, max_issue_kb"
 )
 from cocode.config import COMMAND_HELP as COMMAND_FIX
 
@@ -236,6 +236,26 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
             "(missing ), unterminated subpattern at position 0)",
         ),
         ("env_passthrough: HOME\n", "env_passthrough = 'HOME' is not a list"),
+        (
+            "agents:\n  x: {command: [a]}\n  x: {command: [b]}\n",
+            "duplicate key 'x' at line 3, column 3: give each key once",
+        ),
+        ("profile: low\nprofile: high\n", "duplicate key 'profile' at line 2, column 1: give each key once"),
+        *[
+            (f"agents:\n  {name!r}: {{command: [a]}}\n", f"agents.{name!r} is not a usable agent name ({why})")
+            for name, why in [
+                ("../../x", "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("a/b", "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("..", "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("a" * 300, "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("x.lock", "no '..', and no '.' or '.lock' at the end: "
+                           "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("a..b", "no '..', and no '.' or '.lock' at the end: "
+                         "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("-x", "use letters, digits, '.', '_' and '-', at most 64 characters"),
+                ("x y", "use letters, digits, '.', '_' and '-', at most 64 characters"),
+            ]
+        ],
     ],
 )
 def test_error_messages(write, text, message):
@@ -319,3 +339,26 @@ def test_init_config_in_a_worktree_uses_the_common_git_dir(tmp_path):
     init_config(tree)
     assert (tree / ".cocode" / "config.yaml").exists()
     assert _exclude_lines(main / ".git").count(".cocode/") == 1
+
+
+def test_usable_agent_names_load(write):
+    config = load_config(write("agents:\n  claude-3.5_fast: {command: [a]}\n  X9: {command: [b]}\n"))
+    assert set(config.agents) == {"claude-3.5_fast", "X9"}
+
+
+def test_a_yaml_merge_key_may_be_overridden(write):
+    text = "profiles:\n  ci: &ci {max_worktrees: 3}\n  ci2:\n    <<: *ci\n    max_worktrees: 4\n"
+    assert load_config(write(text)).limits.max_worktrees == 10  # profiles load; none is active
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(write):
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    with pytest.raises(ConfigError, match="aliases expand to over 100000 values"):
+        load_config(write("\n".join(lines) + "\n"))
+
+
+def test_an_oversized_config_file_is_refused(write):
+    with pytest.raises(ConfigError, match="too big for a config file"):
+        load_config(write("# x\n" * 400_000))
