@@ -26,6 +26,7 @@ import zmq
 
 from cocode.core import events as ev
 from cocode.core import wire
+from cocode.core.sockets import bind
 from cocode.client import request, running_pid
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
@@ -123,7 +124,7 @@ class Supervisor:
         self.ctx = zmq.Context.instance()
         self.control = self.ctx.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
-        self.control.bind(paths.endpoint("supervisor"))
+        bind(self.control, paths.endpoint("supervisor"))
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.RECONNECT_IVL, 20)

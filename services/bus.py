@@ -16,6 +16,7 @@ import zmq
 from cocode.config import Config
 from cocode.core.service import ServiceBase
 from cocode.paths import Paths
+from cocode.core.sockets import bind
 
 CONTROL = "inproc://bus-control"
 
@@ -29,8 +30,8 @@ def _proxy(ctx: zmq.Context, paths: Paths, bound: threading.Event) -> None:
         s.setsockopt(zmq.RCVHWM, 100_000)
     control = ctx.socket(zmq.PAIR)
     control.connect(CONTROL)
-    xsub.bind(paths.endpoint("bus-in"))
-    xpub.bind(paths.endpoint("bus"))
+    bind(xsub, paths.endpoint("bus-in"))
+    bind(xpub, paths.endpoint("bus"))
     bound.set()
     try:
         zmq.proxy_steerable(xsub, xpub, None, control)

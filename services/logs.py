@@ -35,6 +35,7 @@ import zmq
 
 from cocode.core import events as ev
 from cocode.core import wire
+from cocode.core.sockets import bind
 from cocode.config import Config
 from cocode.logs.fsyncer import Fsyncer
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles
@@ -66,7 +67,7 @@ class Logs(Service):
         # instead of libzmq holding hundreds of MB here.
         self.router.setsockopt(zmq.RCVHWM, 4000)
         self.router.setsockopt(zmq.SNDHWM, 10_000)
-        self.router.bind(self.paths.endpoint("logs"))
+        bind(self.router, self.paths.endpoint("logs"))
         self.loop.add(self.router, self.on_message)
         self.runs: dict[RunKey, RunLog] = {}
         self.fsyncer = Fsyncer(self.ctx, self.loop, self.on_synced)

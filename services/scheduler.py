@@ -21,12 +21,14 @@ import msgspec
 import zmq
 
 from cocode.core.loop import drain
+from cocode.core.logthrottle import Throttled
 from cocode.jobs import dispatch
 from cocode.jobs import liveness
 from cocode.jobs.inflight import InflightTable
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core import wire
+from cocode.core.sockets import bind
 from cocode.config import Config
 from cocode.paths import Paths
 from cocode.runkey import RunKey
@@ -62,9 +64,10 @@ class Scheduler(Service):
         self.dirty = False
         self.born = time.monotonic()
         self.appender.on_ack = self.on_ack
+        self.bad_frame = Throttled(self.log, "dropped an undecodable worker message")
 
     def setup(self) -> None:
-        self.router.bind(self.paths.endpoint("scheduler"))
+        bind(self.router, self.paths.endpoint("scheduler"))
         self.loop.add(self.router, self.on_worker)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
         self.loop.every(1.0, self.interrupt_orphans)
@@ -112,7 +115,7 @@ class Scheduler(Service):
             try:
                 msg = wire.scheduler_decoder.decode(raw)
             except msgspec.MsgspecError:
-                self.log.warning("dropped an undecodable worker message")
+                self.bad_frame()
                 continue
             if isinstance(msg, wire.WorkerBeat):
                 fresh = msg.worker not in self.live_workers()

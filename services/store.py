@@ -27,6 +27,7 @@ from cocode.core.service import ServiceBase
 from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.osutil import release_memory
 from cocode.paths import Paths
+from cocode.core.sockets import bind
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
 SNAPSHOT_EVERY = 10_000
@@ -62,7 +63,7 @@ class Store(ServiceBase):
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.RCVHWM, 100_000)
         self.router.setsockopt(zmq.SNDHWM, 100_000)
-        self.router.bind(paths.endpoint("store"))
+        bind(self.router, paths.endpoint("store"))
         self.dropped = 0
         self.bad_kinds: set[str] = set()
         self.refusing: str | None = None

@@ -25,6 +25,7 @@ import psutil
 import zmq
 
 from cocode.core.loop import drain
+from cocode.core.logthrottle import Throttled
 from cocode.jobs import agents
 from cocode.jobs.pool import PoolKeeper, run_worktrees
 from cocode.resources import cpushare
@@ -76,6 +77,7 @@ class Worker(Service):
         self.pool = PoolKeeper(paths.root, paths.pool, limits.worktree_pool, limits.max_worktrees,
                                self.worktree_lock, self.executor)
         self.cancelled: set[tuple[str, str, int]] = set()  # ended here before they started
+        self.bad_frame = Throttled(self.log, "dropped an undecodable scheduler message")
 
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -108,7 +110,7 @@ class Worker(Service):
             try:
                 msg = wire.scheduler_decoder.decode(raw)
             except msgspec.MsgspecError:
-                self.log.warning("dropped an undecodable scheduler message")
+                self.bad_frame()
                 continue
             if isinstance(msg, wire.Dispatch):
                 key = RunKey(msg.job, msg.agent)

@@ -1,9 +1,23 @@
-"""Socket set-up shared by every process: one place for linger, high-water marks and
-reconnect intervals, so a tuning change reaches every producer and follower."""
+"""Socket set-up shared by every process: one place for linger, high-water marks,
+reconnect intervals and the size limit of what a bound socket accepts, so a tuning
+change reaches every producer, follower and service."""
 
 from __future__ import annotations
 
 import zmq
+
+# The largest message a bound socket takes (ZMQ_MAXMSGSIZE): ZeroMQ drops a peer
+# that announces a bigger frame before allocating it, so one client cannot make a
+# service hold a gigabyte. The largest legitimate message, a job with an issue at
+# the max_issue_kb ceiling (16 MB), fits with room to spare.
+MAX_MSG_BYTES = 64 * 1024 * 1024
+
+
+def bind(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
+    """Bind a service's socket, with the message size limit every bound socket has."""
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MSG_BYTES)
+    sock.bind(endpoint)
+    return sock
 
 
 def dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
