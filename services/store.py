@@ -33,6 +33,7 @@ DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
 SNAPSHOT_EVERY = 10_000
 SNAPSHOTS_KEPT = 2
 TRIM_AFTER_EVENTS = 20_000
+MAX_COMPACT_DAYS = 36500
 INSERT = "INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, ?, ?, ?, ?)"
 UPSERT_PRODUCER = (
     "INSERT INTO producers (producer, last_id) VALUES (?, ?) "
@@ -106,7 +107,12 @@ class Store(ServiceBase):
 
     def answer_other(self, ident: bytes, req) -> None:
         if isinstance(req, wire.Compact):
-            reply = self.compact(req.older_than_days)
+            days = req.older_than_days
+            if not 0 <= days <= MAX_COMPACT_DAYS:  # NaN fails this too
+                reply = wire.Compacted(archive=None, events=0, error=(
+                    f"older than {days!r} days is not a compaction age (0..{MAX_COMPACT_DAYS}); nothing archived"))
+            else:
+                reply = self.compact(days)
         else:
             reply = wire.CompactDone(archive=None, events=0, error=f"{type(req).__name__} is not supported yet")
         self.router.send_multipart([ident, wire.encoder.encode(reply)])

@@ -132,3 +132,25 @@ def test_a_failing_agents_last_line_is_redacted_before_it_is_logged(hrepo):
     proc = cocode(hrepo, "events", "--json", timeout=30)
     assert proc.returncode == 0 and GLUED[4:] not in proc.stdout
     assert GLUED[4:].encode() not in (Paths(hrepo).home / "events.db").read_bytes()
+
+
+@pytest.mark.parametrize("days", [-1.0, float("nan"), float("inf")])
+def test_the_store_refuses_a_compaction_age_that_is_not_one(hrepo, ctx, days):
+    import zmq
+
+    from cocode.core import wire
+    from cocode.core.sockets import dealer
+
+    job = submit(hrepo, "--text", "finish", "--agent", "demo")
+    wait_until(lambda: (r := run_of(hrepo, job, "demo")) and r.final, 30, what="the demo run")
+    sock = dealer(ctx, Paths(hrepo).endpoint("store"))
+    sock.send(wire.encoder.encode(wire.Compact(older_than_days=days)))
+    assert sock.poll(30_000), "the store answers"
+    reply = wire.reply_decoder.decode(sock.recv())
+    sock.close(0)
+    assert isinstance(reply, wire.Compacted) and reply.archive is None, reply
+    assert "is not a compaction age" in reply.error
+    assert not list((Paths(hrepo).home / "archive").glob("*")), "nothing archived"
+    proc = cocode(hrepo, "compact", "--older-than", "nan", timeout=60)
+    assert proc.returncode == 1 and "is not a compaction age" in proc.stderr, proc.stderr
+    assert run_of(hrepo, job, "demo").state == "ready", "the job is still in the log"
