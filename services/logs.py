@@ -61,6 +61,14 @@ class Logs(Service):
 
     def setup(self) -> None:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
+        # No run's log is open yet: an unfinished lz4 frame here is a killed
+        # collector's (its bytes are in the live file) and would stay forever.
+        for stale in self.paths.logs.glob(".*.lz4.partial"):
+            stale.unlink(missing_ok=True)
+        # A finished run's open lz4 frame is given up once its bytes are stored,
+        # not kept (with its file) until the run is evicted after IDLE_EVICT_S.
+        self.finished: set[tuple[str, str]] = set()
+        self.follow(self.on_run_finished, types={"run_finished"})
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         # A modest queue: a shipper that outruns us gets EAGAIN and keeps its spool,
@@ -288,6 +296,23 @@ class Logs(Service):
             self.trimmed_at_bytes = total
             release_memory()
 
+    def on_run_finished(self, event: ev.Event) -> None:
+        key = (event.job, event.agent)
+        if key in self.runs and key not in self.finished:
+            self.finished.add(key)
+            self.loop.call_later(0.5, self.retire_finished)
+
+    def retire_finished(self) -> None:
+        for key in list(self.finished):
+            run = self.runs.get(key)
+            if run is None:
+                self.finished.discard(key)
+            elif run.synced == run.end and not self.fsyncer.busy:
+                run.drop_frame()  # its ring stays for late readers, until idle eviction
+                self.finished.discard(key)
+        if self.finished:
+            self.loop.call_later(1.0, self.retire_finished)
+
     def evict_idle(self) -> None:
         now = time.monotonic()
         for key, run in list(self.runs.items()):
@@ -299,6 +324,7 @@ class Logs(Service):
             self.totals[k] += v
         run.close()
         del self.runs[key]
+        self.finished.discard(key)
 
     def teardown(self) -> None:
         self.fsyncer.close()

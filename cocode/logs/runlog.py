@@ -240,6 +240,16 @@ class RunLog:
         self.synced = self.end
         return True
 
+    def drop_frame(self) -> None:
+        """The run has ended: give up the lz4 frame being built (its hidden file
+        goes; the live file holds its bytes). A later rotation compresses from
+        the live file, as after a restart."""
+        if self.comp_file is not None:
+            self.comp_file.close()
+            self.files.partial.unlink(missing_ok=True)
+        self.comp = self.comp_file = None
+        self.comp_covers = False
+
     def backlog(self, lines: int) -> tuple[int, bytes]:
         ring = self.load_ring()
         start = ring.line_start(lines)

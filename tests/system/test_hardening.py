@@ -154,3 +154,13 @@ def test_the_store_refuses_a_compaction_age_that_is_not_one(hrepo, ctx, days):
     proc = cocode(hrepo, "compact", "--older-than", "nan", timeout=60)
     assert proc.returncode == 1 and "is not a compaction age" in proc.stderr, proc.stderr
     assert run_of(hrepo, job, "demo").state == "ready", "the job is still in the log"
+
+
+def test_a_finished_runs_log_leaves_no_partial_lz4_file(hrepo):
+    job = submit(hrepo, "--text", "say something", "--agent", "demo")
+    wait_until(lambda: (r := run_of(hrepo, job, "demo")) and r.final, 30, what="the demo run")
+    logs = Paths(hrepo).logs
+    assert (logs / f"{job}-demo.log").stat().st_size > 0
+    assert wait_until(lambda: not list(logs.glob(".*.partial")), 10, what="the .lz4.partial to go")
+    proc = cocode(hrepo, "tail", job, "demo", timeout=30)
+    assert proc.returncode == 0 and proc.stdout.strip(), "the log still reads back"
