@@ -49,6 +49,8 @@ def plan(
                 worktrees += 1
                 if r.final:
                     reclaimable.append((j.job, r))
+            elif r.live:
+                worktrees += 1  # dispatched, its worktree not made yet: it will be
     # The worktrees of finished runs are what max_worktrees gives back first, oldest
     # first: only the directory goes, the branch and its commits stay.
     reclaimable.sort(key=lambda jr: jr[1].ended_at or 0.0, reverse=True)

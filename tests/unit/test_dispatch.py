@@ -62,3 +62,13 @@ def test_memory_pressure_holds_every_queued_run():
     assert starts == [] and {reason for *_, reason in waits} == {"memory_pressure"}
     st.apply(s, ev.MemoryPressure(on=False, percent=70, threshold=80))
     assert len(dispatch.plan(s, 5, 10, set(), {"w": 0})[0]) == 2
+
+
+def test_a_dispatched_run_whose_worktree_is_not_made_yet_counts_against_max_worktrees():
+    # Parallel submits: runs dispatched (recorded) but not started have no worktree
+    # in the log yet; they are about to make one each.
+    s = state_with([("j1", 0), ("j2", 0), ("j3", 0)])
+    st.apply(s, ev.RunDispatched(job="j1", agent="a", worker="w"))
+    st.apply(s, ev.RunDispatched(job="j2", agent="a", worker="w"))
+    starts, waits = dispatch.plan(s, 5, 2, set(), {"w": 2})
+    assert starts == [] and [(j.job, reason) for j, _, reason in waits] == [("j3", "max_worktrees")]
