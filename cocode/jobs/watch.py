@@ -13,14 +13,18 @@ from typing import Callable
 import msgspec
 import zmq
 
+from cocode import client
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
+from cocode.errors import NotRunningError
 from cocode.logs.printer import Printer
 from cocode.paths import Paths
 from cocode.runkey import RunKey
+
+SUPERVISOR_CHECK_S = 0.25
 
 
 def watch_job(
@@ -59,8 +63,22 @@ def watch_job(
         job = state.jobs.get(job_id)
         return job is not None and job.state == "done" and follower.caught_up
 
+    # `cocode down` ends the job's runs as interrupted, not final: without this
+    # the wait would last forever. The supervisor's lock is free once it has gone.
+    stopped = False
+
+    def check_running() -> None:
+        nonlocal stopped
+        stopped = client.running_pid(paths) is None
+
+    loop.every(SUPERVISOR_CHECK_S, check_running, first=SUPERVISOR_CHECK_S)
     try:
-        loop.run(until=done, timeout=timeout)
+        loop.run(until=lambda: done() or stopped, timeout=timeout)
+        if stopped and not done():
+            loop.run(until=lambda: follower.caught_up, timeout=1.0)  # the last events, if still served
+            raise NotRunningError(
+                f"cocode stopped before job {job_id} finished (`cocode down`?); "
+                "`cocode up` resumes its runs, `cocode status` shows them")
         if printer is not None:
             end = time.monotonic() + 0.2  # output published just before the end
             while time.monotonic() < end:

@@ -164,3 +164,26 @@ def test_a_finished_runs_log_leaves_no_partial_lz4_file(hrepo):
     assert wait_until(lambda: not list(logs.glob(".*.partial")), 10, what="the .lz4.partial to go")
     proc = cocode(hrepo, "tail", job, "demo", timeout=30)
     assert proc.returncode == 0 and proc.stdout.strip(), "the log still reads back"
+
+
+def test_submit_wait_says_so_and_exits_when_cocode_is_brought_down(hrepo):
+    import subprocess
+    import sys
+
+    waiter = subprocess.Popen(
+        [sys.executable, "-m", "cocode", "-C", str(hrepo), "submit", "--text", "wait for me",
+         "--agent", "gate", "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def started():
+            jobs = client.current_state(Paths(hrepo)).jobs.values()
+            return any(r.started_at for j in jobs for r in j.runs.values())
+
+        wait_until(started, 20, what="the run to start")
+        assert cocode(hrepo, "down", timeout=60).returncode == 0
+        out, err = waiter.communicate(timeout=10)
+    finally:
+        waiter.kill()
+        waiter.wait()
+    lines = err.strip().splitlines()
+    assert waiter.returncode == 1, (out, err)
+    assert len(lines) == 1 and "cocode stopped before job" in lines[0] and "cocode up" in lines[0], err
