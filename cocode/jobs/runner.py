@@ -242,7 +242,11 @@ class RunProcess:
         self.check_branch(time.monotonic())
         code = self.proc.returncode
         p = self.plan
-        if self.ready_commit and (self.stop_reason is None or self.stop_reason[0] == "ready"):
+        lost = self.recheck_ready_commit()
+        if lost:
+            state, reason = "failed", "ready_commit_lost"
+            self.last_line = f"its ready commit {lost[:12]} is no longer on {p.branch}"
+        elif self.ready_commit and (self.stop_reason is None or self.stop_reason[0] == "ready"):
             state, reason = "ready", None
         elif self.stop_reason:
             state, reason = self.stop_reason
@@ -264,6 +268,18 @@ class RunProcess:
             commits=self.commits, ready_commit=self.ready_commit, head=self.head,
             detail="" if state == "ready" else self.last_line, attempt=p.attempt,
         ))
+
+    def recheck_ready_commit(self) -> str | None:
+        """At the end: is the ready commit still on the branch? An agent may reset it
+        away after announcing it (or amend it: then the new one counts). Returns the
+        lost commit, if it was lost."""
+        if not self.ready_commit or not self.head:
+            return None
+        p = self.plan
+        repo = p.worktree if p.light else p.repo_root
+        still = gitops.find_ready_commit(repo, p.base_sha, self.head, agents.READY_MARKER)
+        lost, self.ready_commit = (self.ready_commit if still is None else None), still
+        return lost
 
     def close(self) -> None:
         for f in (self.proc.stdout, self.proc.stderr):

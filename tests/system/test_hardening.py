@@ -30,6 +30,10 @@ def write_config(repo: Path, tmp: Path, **extra) -> None:
         "echoer": {"command": ["bash", "-c", "echo \"$1\"", "echoer", "{prompt}"], "env": GIT_ENV},
         # Fails with a token glued to a word as its last line: that line becomes run_finished.detail.
         "leaky": {"command": ["bash", "-c", f"echo 'auth failed for KEY_{GLUED}' >&2; exit 1"], "env": GIT_ENV},
+        # Announces ready, then resets the ready commit off its branch before exiting.
+        "unready": {"command": ["bash", "-c", 'cd "$COCODE_REPO_PATH" && echo x > f && git add f && '
+                                'git commit -qm done -m "$COCODE_READY_MARKER" && sleep 1 && '
+                                'git reset -q --hard HEAD~1 && echo reset'], "env": GIT_ENV},
         "gate": {"command": ["bash", str(AGENTS_DIR / "gate.sh")],
                  "env": {**GIT_ENV, "GATE_FILE": str(tmp / "gate")}},
     }
@@ -187,3 +191,12 @@ def test_submit_wait_says_so_and_exits_when_cocode_is_brought_down(hrepo):
     lines = err.strip().splitlines()
     assert waiter.returncode == 1, (out, err)
     assert len(lines) == 1 and "cocode stopped before job" in lines[0] and "cocode up" in lines[0], err
+
+
+def test_a_ready_commit_reset_off_its_branch_is_not_ready(hrepo):
+    job = submit(hrepo, "--text", "take it back", "--agent", "unready")
+    run = wait_until(lambda: (r := run_of(hrepo, job, "unready")) and r.final and r, 20, what="the run to end")
+    announced = [e for e in client_events(hrepo, "run_ready") if e["job"] == job]
+    assert announced, "the worker saw the ready commit before it went"
+    assert (run.state, run.reason, run.ready_commit) == ("failed", "ready_commit_lost", None), run
+    assert announced[0]["commit"][:12] in run.detail
