@@ -96,8 +96,20 @@ def event_log_check(paths: Paths) -> Check:
         triggers = {t.name for t in db.triggers}
         count = db["events"].count if "events" in tables else 0
     except sqlite3.DatabaseError as err:
-        return Check("event log", False, f"{paths.db}: {err}; move it aside to start a new log")
+        from cocode.core import eventlog
+
+        return Check("event log", False, f"{paths.db}: corrupt or not a log ({err}); {eventlog.WAY_OUT}")
     missing = {"events_no_update", "events_no_delete"} - triggers
     if "events" not in tables or missing:
         return Check("event log", False, f"{paths.db}: not append-only (missing {', '.join(sorted(missing)) or 'events'})")
-    return Check("event log", True, f"{count:,} events, append-only triggers in place")
+    from cocode.core import eventlog
+
+    try:
+        problems = eventlog.full_check(db.conn, paths.db)
+    except sqlite3.DatabaseError as err:
+        problems = [str(err)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        return Check("event log", False, f"{paths.db}: corrupt: {problems[0]}{more}; {eventlog.WAY_OUT}")
+    return Check("event log", True, f"{count:,} events, append-only triggers in place, "
+                                    "integrity checked, every event decodes")

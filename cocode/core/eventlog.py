@@ -36,21 +36,25 @@ BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
 """
 
 
+WAY_OUT = ("stop cocode and restore .cocode/events.db from a backup, or move it aside "
+           "(and archive/ with it) to start a new log; `cocode doctor` checks it in full")
+
+
 def _unreadable(path: Path, err: Exception) -> CocodeError:
-    return CocodeError(
-        f"{path}: cannot use the event log ({err}); move the file aside to start a new "
-        "log, or restore it from a backup"
-    )
+    return CocodeError(f"{path}: cannot use the event log ({err}); {WAY_OUT}")
 
 
 def open_for_writing(path: Path) -> sqlite3.Connection:
-    """Open (creating if new) the log for the store: WAL, durable commits."""
+    """Open (creating if new) the log for the store: WAL, durable commits. A log
+    that fails SQLite's quick check, or does not continue its archive, is refused."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        quick_check(conn, path)
         conn.executescript(SCHEMA)
         conn.execute("SELECT max(seq) FROM events").fetchone()
+        check_continues_archive(conn, path)
     except sqlite3.DatabaseError as err:
         raise _unreadable(path, err) from None
     return conn
@@ -61,10 +65,76 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
         raise CocodeError(f"{path}: no event log yet; run `cocode up` first")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        quick_check(conn, path)
         conn.execute("SELECT max(seq) FROM events").fetchone()
     except sqlite3.DatabaseError as err:
         raise _unreadable(path, err) from None
     return conn
+
+
+# -- trusting it ------------------------------------------------------------------------------
+
+
+def quick_check(conn: sqlite3.Connection, path: Path) -> None:
+    """SQLite's `PRAGMA quick_check` (the b-trees, not every index entry): a log
+    with damaged pages would otherwise be served with rows silently missing."""
+    rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    if rows != [("ok",)]:
+        found = " ".join(str(rows[0][0]).split()) if rows else "no answer"  # SQLite's has newlines
+        raise CocodeError(f"{path}: the event log is corrupt ({found}); {WAY_OUT}")
+
+
+def log_end(conn: sqlite3.Connection) -> int:
+    """The last seq this log stands for: its newest event, or its newest snapshot
+    (a compaction may have archived the newest events)."""
+    return conn.execute(
+        "SELECT max(coalesce((SELECT max(seq) FROM events), 0), coalesce((SELECT max(seq) FROM snapshots), 0))"
+    ).fetchone()[0]
+
+
+def last_archived_seq(archive: Path) -> int:
+    if not archive.is_dir() or not any(archive.iterdir()):
+        return 0
+    from cocode.core import compaction  # lz4 loads only where an archive exists
+
+    names = (compaction.ARCHIVE_RE.match(p.name) for p in compaction.archive_files(archive))
+    return max((int(m.group(2)) for m in names if m), default=0)
+
+
+def check_continues_archive(conn: sqlite3.Connection, path: Path) -> None:
+    """A log behind its archive (a new, emptied or older events.db beside archive/)
+    would hand out seqs the archive already holds: refused, never restarted at 1."""
+    archived = last_archived_seq(Path(path).parent / "archive")
+    end = log_end(conn)
+    if archived > end:
+        raise CocodeError(
+            f"{path}: the log ends at seq {end} but archive/ holds events up to seq {archived}, "
+            f"so this is not the log that archive continues; {WAY_OUT}")
+
+
+def full_check(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """Everything `cocode doctor` checks: every page and index (integrity_check),
+    every payload decodes as the event its row says, and the archive continuity."""
+    problems = [" ".join(row[0].split()) for row in conn.execute("PRAGMA integrity_check(20)") if row[0] != "ok"]
+    if problems:
+        return problems
+    bad = []
+    for seq, kind, payload in conn.execute("SELECT seq, type, payload FROM events ORDER BY seq"):
+        try:
+            event = ev.decode(payload)
+        except Exception:
+            bad.append(seq)
+            continue
+        if event.seq != seq or event.type != kind:
+            bad.append(seq)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+        problems.append(f"{len(bad)} events do not decode as stored (seq {shown})")
+    try:
+        check_continues_archive(conn, path)
+    except CocodeError as err:
+        problems.append(err.message)
+    return problems
 
 
 def head(conn: sqlite3.Connection) -> int:
