@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -62,8 +63,27 @@ def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:
 
 
 def is_running(paths: Paths) -> bool:
+    """A supervisor holds the lock, or (services run without one, by a Procfile
+    runner) a store listens. A socket file alone proves nothing: a supervisor
+    killed hard leaves them, and waiting on them took seconds to say "not running"."""
     paths.check_socket_dir()
-    return bool(running_pid(paths)) or (paths.socket_dir / "store.ipc").exists()
+    return bool(running_pid(paths)) or _listening(paths.socket_dir / "store.ipc")
+
+
+def _listening(path) -> bool:
+    """Whether a process accepts connections on the unix socket `path` (a refused
+    connect is immediate; ZeroMQ would instead retry quietly forever)."""
+    if not path.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 def not_running(paths: Paths) -> NotRunningError:

@@ -23,7 +23,7 @@ from cocode.core import eventlog
 from cocode.core import state as st
 from cocode.core import wire
 from cocode.config import Config
-from cocode.core.service import ServiceBase
+from cocode.core.service import ServiceBase, other_services_alive
 from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.osutil import release_memory
 from cocode.paths import Paths
@@ -34,6 +34,7 @@ SNAPSHOT_EVERY = 10_000
 SNAPSHOTS_KEPT = 2
 TRIM_AFTER_EVENTS = 20_000
 MAX_COMPACT_DAYS = 36500
+OUTLIVE_MAX_S = 15.0  # the worker's own stop takes up to ~6 s (SIGTERM grace, then acks)
 INSERT = "INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, ?, ?, ?, ?)"
 UPSERT_PRODUCER = (
     "INSERT INTO producers (producer, last_id) VALUES (?, ?) "
@@ -249,6 +250,19 @@ class Store(ServiceBase):
         except sqlite3.Error as err:
             self._rollback()
             self.log.warning("snapshot skipped: %s", err)
+
+    def on_supervisor_gone(self) -> None:
+        """The supervisor died (kill -9): every service stops on its own, and their
+        last events (run_interrupted, service_stopped) need a store to land in. So
+        the store stops last: once the others are gone, or after OUTLIVE_MAX_S."""
+        self.log.warning("the supervisor is gone: stopping once the other services have")
+        deadline = time.monotonic() + OUTLIVE_MAX_S
+
+        def check() -> None:
+            if not other_services_alive(self.paths, "store") or time.monotonic() > deadline:
+                self.loop.stop()
+
+        self.loop.every(0.05, check)
 
     # -- the skeleton's hooks --------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from typing import Callable
 
 import zmq
 
@@ -33,6 +34,7 @@ from cocode.osutil import pid_alive
 from cocode.paths import Paths
 
 HEARTBEAT_INTERVAL = 1.0
+SUPERVISOR_CHECK_S = 0.25  # how soon a service sees that its supervisor died
 EAGER_HEARTBEATS = 3.0  # beat every 50 ms this long after start: readiness is seen at once
 
 
@@ -69,17 +71,39 @@ def setup_logging(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def watch_supervisor(loop: Loop) -> None:
-    """Stop when the supervisor that started us is gone: no orphaned services."""
+def watch_supervisor(loop: Loop, on_gone: Callable[[], None] | None = None) -> None:
+    """Stop (or call on_gone) when the supervisor that started us is gone: no
+    orphaned services."""
     pid = int(os.environ.get(envnames.SUPERVISOR_PID, "0") or 0)
     if not pid:
         return  # run by hand or by a Procfile runner: that runner owns our life
+    gone = False
 
     def check() -> None:
-        if os.getppid() != pid or not pid_alive(pid):
-            loop.stop()
+        nonlocal gone
+        if not gone and (os.getppid() != pid or not pid_alive(pid)):
+            gone = True
+            (on_gone or loop.stop)()
 
-    loop.every(1.0, check)
+    loop.every(SUPERVISOR_CHECK_S, check)
+
+
+def other_services_alive(paths: Paths, me: str) -> list[int]:
+    """Pids of the other services the supervisor started here that still run (by
+    their pid files; a reused pid is not a cocode service and does not count)."""
+    alive = []
+    for pidfile in paths.run.glob("*.pid"):
+        if pidfile.stem == me:
+            continue
+        try:
+            pid = int(pidfile.read_text())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"service" in args and pid_alive(pid):
+            alive.append(pid)
+    return alive
 
 
 class ServiceBase:
@@ -113,11 +137,15 @@ class ServiceBase:
     def record(self, event: ev.Event) -> None:
         """Put one of the service's own events in the log (nothing, for the bus)."""
 
+    def on_supervisor_gone(self) -> None:
+        """The supervisor died without stopping us (kill -9): stop now."""
+        self.loop.stop()
+
     # -- shared -----------------------------------------------------------------------
 
     def run(self) -> int:
         self.loop.stop_on_signals()
-        watch_supervisor(self.loop)
+        watch_supervisor(self.loop, self.on_supervisor_gone)
         self.setup()
         self.record(ev.ServiceStarted(service=self.name, pid=os.getpid(), version=__version__))
         Heartbeater(self.pub, self.name, self.heartbeat_info).attach(self.loop)

@@ -200,3 +200,33 @@ def test_a_ready_commit_reset_off_its_branch_is_not_ready(hrepo):
     assert announced, "the worker saw the ready commit before it went"
     assert (run.state, run.reason, run.ready_commit) == ("failed", "ready_commit_lost", None), run
     assert announced[0]["commit"][:12] in run.detail
+
+
+def test_kill9_of_the_supervisor_loses_no_last_event_and_the_cli_knows_at_once(hrepo):
+    import os
+    import signal
+    import time
+
+    from support import cocode_processes
+
+    job = submit(hrepo, "--text", "be running", "--agent", "gate")
+    wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.started_at, 20, what="the run to start")
+    supervisor = client.running_pid(Paths(hrepo))
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not cocode_processes(hrepo), 30, what="every service to stop on its own")
+    assert (Paths(hrepo).socket_dir / "store.ipc").exists(), "stale socket files were left (as by a real crash)"
+    assert not client.is_running(Paths(hrepo)), "a dead supervisor's stale sockets are not a running cocode"
+    t0 = time.monotonic()
+    proc = cocode(hrepo, "events", "--json", timeout=30)
+    took = time.monotonic() - t0
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    last_start = max(e["seq"] for e in events if e["type"] == "service_started" and e["service"] == "store")
+    stopped = {e["service"] for e in events if e["type"] == "service_stopped" and e["seq"] > last_start}
+    assert stopped >= {"scheduler", "worker", "logs", "monitor", "store"}, stopped
+    assert [e["type"] for e in events if e["type"] == "service_stopped"][-1:] == ["service_stopped"]
+    assert events[-1]["type"] == "service_stopped" and events[-1]["service"] == "store", "the store stopped last"
+    assert any(e["type"] == "run_interrupted" and e["job"] == job for e in events)
+    run = run_of(hrepo, job, "gate")
+    assert run.state != "running" and not run.live, run
+    assert took < 3.0, f"`cocode events` took {took:.1f} s over stale sockets"
