@@ -154,6 +154,8 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     setup: list[Annotated[str, Meta(min_length=1)]] = []
     copy: list[Annotated[str, Meta(min_length=1)]] = []
     max_cost_usd: Annotated[float, Meta(ge=0)] | None = None
+    sandbox: Annotated[str, Meta(pattern=r"^(auto|bwrap|off)$",
+                                 description="auto, bwrap or off: how agent runs are confined")] = "auto"
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -170,6 +172,7 @@ class Config(msgspec.Struct, frozen=True):
     setup: list[str] = []  # shell commands run in each new workspace before its agent
     copy: list[str] = []  # files copied from the main checkout into each new workspace
     max_cost_usd: float | None = None  # a run whose model cost passes this is stopped  # the file as the caller named it; None when none was read
+    sandbox: str = "auto"  # auto, bwrap, off: see cocode/jobs/sandbox.py
 
 
 def limit_bounds(key: str) -> tuple[int, int]:
@@ -211,6 +214,9 @@ def load_config(
         except OSError as e:
             raise ConfigError(f"{label}: cannot read ({e.strerror})") from None
     try:
+        if isinstance(raw, dict) and isinstance(raw.get("sandbox"), bool):
+            # YAML 1.1 reads a bare `off`/`on` as a boolean.
+            raw = {**raw, "sandbox": "auto" if raw["sandbox"] else "off"}
         file = msgspec.convert(_check(raw, mi.type_info(_File), ""), _File)
     except _Invalid as e:
         raise ConfigError(f"{label}: {e}") from None
@@ -274,6 +280,7 @@ def load_config(
         setup=file.setup,
         copy=file.copy,
         max_cost_usd=file.max_cost_usd,
+        sandbox=file.sandbox,
     )
 
 

@@ -85,6 +85,10 @@ def default_config_text() -> str:
         "setup: []",
         "# Files copied from this checkout into every new worktree (kept out of commits), e.g. [.env].",
         "copy: []",
+        "",
+        "# Agent runs in a bubblewrap sandbox: auto (when bwrap works here), bwrap (always,",
+        "# or runs fail), off. Confined: system read-only, own HOME and /tmp, .cocode/ hidden.",
+        "sandbox: auto",
     ]
     return "\n".join(lines) + "\n"
 

@@ -63,6 +63,7 @@ def run_checks(paths: Paths | None, config) -> list[Check]:
         checks.append(services_check(paths))
         checks.append(event_log_check(paths))
         checks.append(cpu_share_check())
+    checks.append(sandbox_check(config.sandbox if config else "auto"))
     return checks
 
 
@@ -76,6 +77,16 @@ def services_check(paths: Paths) -> Check:
         return Check("services", False, "the supervisor does not answer: `cocode down` then `cocode up`")
     bad = [s["name"] for s in reply["services"] if s["state"] != "ready"]
     return Check("services", not bad, "all ready" if not bad else f"not ready: {', '.join(bad)}")
+
+
+def sandbox_check(mode: str) -> Check:
+    """Whether agent runs are confined, and if not, why (issue 11: never silently)."""
+    from cocode.jobs import sandbox
+
+    on, why = sandbox.active(mode)
+    if on:
+        return Check("sandbox", True, f"active ({why})", required=mode == "bwrap")
+    return Check("sandbox", False, f"agent runs are NOT sandboxed: {why}", required=mode == "bwrap")
 
 
 def cpu_share_check() -> Check:

@@ -26,7 +26,7 @@ import zmq
 
 from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
-from cocode.jobs import agents
+from cocode.jobs import agents, sandbox
 from cocode.jobs.pool import PoolKeeper, run_worktrees
 from cocode.resources import cpushare
 from cocode.core import events as ev
@@ -81,6 +81,9 @@ class Worker(Service):
 
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.sandboxed, self.sandbox_why = sandbox.active(self.config.sandbox)
+        if not self.sandboxed and self.config.sandbox == "auto":  # never silently
+            self.append(ev.WarningEvent(code="sandbox_off", message=f"agent runs are not sandboxed: {self.sandbox_why}"))
         self.shipper = Shipper(self.ctx, self.paths, self.config)
         self.shipper.attach(self.loop)
         self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
@@ -232,13 +235,18 @@ class Worker(Service):
             parent_env=os.environ,
         )
         turn = followup.plan_for(gitops, spec, self.run_view(msg), msg.attempt, job, root, branch, self.paths.logs)
+        if self.config.sandbox == "bwrap" and not self.sandboxed:
+            body_file.unlink(missing_ok=True)
+            raise PrepareFailed("sandbox_unavailable", f"sandbox: bwrap, but {self.sandbox_why}")
         command = agents.render_command(
             turn.command, turn.prompt,
             {"worktree": str(worktree), "git_common_dir": str(gitops.git_common_dir(root)),
              "session_id": turn.session_id,
              "git_dir": str(agents.workspace_git_dir(worktree)),
              "allowed_tools": ",".join(spec.allowed_tools),
-             "issue_body_file": str(body_file), "marker": agents.READY_MARKER},
+             "issue_body_file": str(body_file), "marker": agents.READY_MARKER,
+             # codex's own sandbox cannot nest in ours (MEASURED.md): ours confines it instead.
+             "codex_sandbox": "danger-full-access" if self.sandboxed else "workspace-write"},
         )
         missing = agents.missing_binary(command, env.get("PATH"))
         if missing:
@@ -249,6 +257,9 @@ class Worker(Service):
         except setup.SetupFailed as err:
             body_file.unlink(missing_ok=True)
             raise PrepareFailed("setup_failed", str(err), err.output, msg.attempt) from None
+        if self.sandboxed:
+            command = sandbox.wrap(command, root=root, worktree=worktree, git_common=gitops.git_common_dir(root),
+                                   job=msg.job, issue_file=body_file, home=os.environ.get("HOME"))
         return RunPlan(
             job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
             branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,

@@ -91,9 +91,11 @@ _CLAUDE = AgentSpec(
 # own git directory, .git/worktrees/<name> (index, HEAD): codex's workspace-write
 # sandbox keeps a workspace's git directory read-only unless it is named as a
 # writable root, so both are. --json gives one event per line (format codex-json).
+# {codex_sandbox} is workspace-write, or danger-full-access inside cocode's own
+# sandbox, where codex's bwrap cannot run (MEASURED.md).
 _CODEX = AgentSpec(
     command=[
-        "codex", "exec", "--json", "--sandbox", "workspace-write",
+        "codex", "exec", "--json", "--sandbox", "{codex_sandbox}",
         "-c", 'sandbox_workspace_write.writable_roots=["{git_common_dir}","{git_dir}"]',
         "{prompt}",
     ],
@@ -174,7 +176,7 @@ _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_][a-z0-9_]*)\}")
 # (the codex preset needs {git_common_dir} and {git_dir}, the worktree's own git
 # directory; claude's {allowed_tools}). Config validation can check against it.
 PLACEHOLDERS = ("prompt", "python", "worktree", "git_common_dir", "git_dir", "issue_body_file", "marker",
-                "allowed_tools", "session_id")
+                "allowed_tools", "session_id", "codex_sandbox")
 
 
 def render_command(cmd: list[str], prompt: str, values: Mapping[str, str] | None = None) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,51 @@ def test_kill9_of_the_supervisor_loses_no_last_event_and_the_cli_knows_at_once(h
     run = run_of(hrepo, job, "gate")
     assert run.state != "running" and not run.live, run
     assert took < 3.0, f"`cocode events` took {took:.1f} s over stale sockets"
+
+
+ATTACKS = ("write_log", "reach_store", "read_other_worktree", "read_logs", "forge_ref",
+           "write_main_checkout", "write_git_config", "real_home")
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "off"])
+def test_hostile_agent_in_and_out_of_the_sandbox(tmp_path, mode):
+    """With `sandbox: bwrap` every attack is blocked and its daemon dies with it;
+    with `sandbox: off` the report documents what an agent can do (most of it)."""
+    import psutil
+
+    from cocode.jobs import sandbox
+
+    if mode == "bwrap" and sandbox.unavailable():
+        pytest.skip(sandbox.unavailable())
+    repo = make_repo(tmp_path / "repo")
+    env = {**GIT_ENV, "REAL_HOME": os.environ.get("HOME", "/root")}
+    agents = {"hostile": {"command": ["bash", str(AGENTS_DIR / "hostile.sh")], "env": env},
+              "gate": {"command": ["bash", str(AGENTS_DIR / "gate.sh")],
+                       "env": {**GIT_ENV, "GATE_FILE": str(tmp_path / "gate")}}}
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({"agents": agents, "sandbox": mode}))
+    up(repo)
+    try:
+        other = submit(repo, "--text", "a victim run", "--agent", "gate")  # a worktree to go after
+        wait_until(lambda: (r := run_of(repo, other, "gate")) and r.started_at, 20, what="the victim run")
+        job = submit(repo, "--text", "attack", "--agent", "hostile")
+        run = wait_until(lambda: (r := run_of(repo, job, "hostile")) and r.final and r, 30, what="the hostile run")
+        assert run.state == "ready", run
+        found = dict(line.split(": ") for line in
+                     subprocess.run(["git", "show", f"{run.ready_commit}:report.txt"], cwd=repo,
+                                    capture_output=True, text=True, check=True).stdout.splitlines())
+        assert set(found) == set(ATTACKS)
+        daemon = [p for p in psutil.process_iter(["cmdline"])
+                  if (p.info["cmdline"] or [])[:2] == ["sleep", f"1000.{int(job, 16)}"]]
+        (tmp_path / "gate").touch()
+        if mode == "bwrap":
+            assert found == dict.fromkeys(ATTACKS, "blocked"), found
+            assert daemon == [], "a daemon outlived its sandboxed run"
+        else:  # what remains possible without the sandbox (documented, not wished for)
+            assert {a for a, v in found.items() if v == "possible"} >= {
+                "write_log", "reach_store", "read_other_worktree", "read_logs", "forge_ref",
+                "write_main_checkout", "write_git_config", "real_home"}, found
+        for p in daemon:
+            p.kill()
+    finally:
+        down(repo)

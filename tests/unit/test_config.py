@@ -192,7 +192,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         (
             "perf: 1\n",
             "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd)",
+            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd, sandbox)",
         ),
         (
             "performance:\n  agent_timeout: 900\n    max: 1\n",
@@ -240,6 +240,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
             "agents:\n  x: {command: [a]}\n  x: {command: [b]}\n",
             "duplicate key 'x' at line 3, column 3: give each key once",
         ),
+        ("sandbox: always\n", "sandbox = 'always' does not match ^(auto|bwrap|off)$"),
         ("profile: low\nprofile: high\n", "duplicate key 'profile' at line 2, column 1: give each key once"),
         *[
             (f"agents:\n  {name!r}: {{command: [a]}}\n", f"agents.{name!r} is not a usable agent name ({why})")
@@ -362,3 +363,9 @@ def test_a_yaml_alias_bomb_is_refused_before_it_expands(write):
 def test_an_oversized_config_file_is_refused(write):
     with pytest.raises(ConfigError, match="too big for a config file"):
         load_config(write("# x\n" * 400_000))
+
+
+@pytest.mark.parametrize("text, mode", [("", "auto"), ("sandbox: off\n", "off"), ("sandbox: 'off'\n", "off"),
+                                        ("sandbox: bwrap\n", "bwrap"), ("sandbox: on\n", "auto")])
+def test_sandbox_modes(write, text, mode):
+    assert load_config(write(text)).sandbox == mode

@@ -1,0 +1,105 @@
+"""Confining an agent run with bubblewrap (config `sandbox: auto|bwrap|off`).
+
+What a sandboxed run sees: the system read-only; the network as it is (agents
+call their model APIs); its own empty /tmp, with HOME a fresh /tmp/home; the
+user's secret-holding home directories (~/.ssh, ~/.aws, ...) hidden; `.cocode/`
+(the sockets, the event log, other runs' worktrees, logs and spools) absent but
+for its own worktree (writable) and its issue file (read-only). In the shared
+.git, visible read-only, it may write only what its own commits need: objects,
+its worktree's admin directory and its job's ref and reflog directories, so it
+cannot move another job's branch. A pid namespace: when the agent's main
+process ends, whatever it started (daemons included) ends with it.
+
+This module decides and builds the command line; it starts nothing. `auto`
+uses bubblewrap when a probe run succeeds and otherwise runs unsandboxed (the
+worker records a warning once); `bwrap` refuses to run without it; `off` never
+uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+MODES = ("auto", "bwrap", "off")
+# Hidden from every run: where users keep credentials for other systems.
+SECRET_HOME_ENTRIES = (".ssh", ".aws", ".gnupg", ".docker", ".kube", ".netrc", ".git-credentials",
+                       ".config/gh", ".config/gcloud", ".azure", ".npmrc", ".pypirc")
+RUN_HOME = "/tmp/home"
+
+
+@functools.lru_cache(maxsize=1)
+def unavailable() -> str | None:
+    """Why bubblewrap cannot confine runs here, or None when it can (probed once)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (`bwrap`) is not installed: apt-get install bubblewrap"
+    try:
+        probe = subprocess.run([bwrap, *_base_args(), "--", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bwrap does not run: {err}"
+    if probe.returncode != 0:
+        why = (probe.stderr.decode(errors="replace").strip().splitlines() or ["no reason given"])[-1]
+        return f"bwrap cannot make a sandbox here ({why}); user namespaces may be disabled"
+    return None
+
+
+def active(mode: str) -> tuple[bool, str]:
+    """(confine runs?, why) for a config's mode."""
+    if mode == "off":
+        return False, "sandbox: off in the config"
+    why = unavailable()
+    if why is None:
+        return True, "bubblewrap: system read-only, own HOME and /tmp, .cocode/ hidden, pid namespace"
+    return False, why
+
+
+def _base_args() -> list[str]:
+    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
+    if os.geteuid() == 0:
+        args += ["--cap-drop", "ALL"]  # root inside must not undo the read-only mounts
+    else:
+        args += ["--unshare-user"]  # an unprivileged bwrap needs a user namespace
+    return args
+
+
+def _admin_dir(worktree: Path) -> Path | None:
+    """A linked worktree's admin directory in the shared .git (from its .git file)."""
+    try:
+        text = (worktree / ".git").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None  # a directory: a self-contained clone (light workspace)
+    if text.startswith("gitdir:"):
+        return Path(text.split(":", 1)[1].strip())
+    return None
+
+
+def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, job: str,
+         issue_file: Path, home: str | None) -> list[str]:
+    """`command` run inside bubblewrap, confined to its run (see the module doc)."""
+    args = ["bwrap", *_base_args(), "--tmpfs", "/tmp", "--dir", RUN_HOME]
+    if home and home != "/":
+        for name in SECRET_HOME_ENTRIES:
+            path = Path(home) / name
+            if path.is_dir():
+                args += ["--tmpfs", str(path)]
+            elif path.exists():
+                args += ["--ro-bind", "/dev/null", str(path)]
+    cocode_home = root / ".cocode"
+    args += ["--tmpfs", str(cocode_home)]  # after this, only what is bound back is there
+    if _admin_dir(worktree) is not None:
+        common = str(git_common)
+        args += ["--ro-bind", common, common, "--bind", f"{common}/objects", f"{common}/objects"]
+        admin = str(_admin_dir(worktree))
+        args += ["--bind", admin, admin]
+        for refs in (git_common / "refs" / "heads" / "cocode" / job,
+                     git_common / "logs" / "refs" / "heads" / "cocode" / job):
+            if refs.is_dir():
+                args += ["--bind", str(refs), str(refs)]
+    args += ["--bind", str(worktree), str(worktree), "--ro-bind", str(issue_file), str(issue_file),
+             "--chdir", str(worktree), "--setenv", "HOME", RUN_HOME, "--setenv", "TMPDIR", "/tmp", "--"]
+    return args + command
