@@ -105,7 +105,7 @@ _CODEX = AgentSpec(
     # `exec resume` takes no --sandbox: the same policy as config values.
     resume=[
         "codex", "exec", "resume", "--json",
-        "-c", 'sandbox_mode="workspace-write"',
+        "-c", 'sandbox_mode="{codex_sandbox}"',
         "-c", 'sandbox_workspace_write.writable_roots=["{git_common_dir}","{git_dir}"]',
         "{session_id}", "{prompt}",
     ],

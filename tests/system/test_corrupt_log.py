@@ -58,6 +58,15 @@ def flip_a_leaf(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
+def refused_up(repo: Path) -> str:
+    """`cocode up` must refuse: its one line. Should it start anyway (the old
+    code did), it is brought down again: a failing test leaves nothing running."""
+    try:
+        return one_line(cocode(repo, "up", "--detach", timeout=60))
+    finally:
+        cocode(repo, "down", timeout=60)
+
+
 def doctor_log(repo: Path) -> dict:
     proc = cocode(repo, "doctor", "--json", timeout=60)
     assert proc.returncode == 1, proc.stdout
@@ -67,7 +76,7 @@ def doctor_log(repo: Path) -> dict:
 def test_a_log_with_damaged_pages_is_refused_by_up_readers_and_doctor(repo):
     db = make_log(repo, jobs=4)
     flip_a_leaf(db)
-    line = one_line(cocode(repo, "up", "--detach", timeout=60))
+    line = refused_up(repo)
     assert "event log is corrupt" in line and "restore" in line and "backup" in line, line
     line = one_line(cocode(repo, "status", timeout=30))
     assert "corrupt" in line
@@ -97,7 +106,7 @@ def test_a_log_that_does_not_continue_its_archive_is_refused(repo, how):
         db.write_bytes(b"")
     else:
         db.unlink()
-    line = one_line(cocode(repo, "up", "--detach", timeout=60))
+    line = refused_up(repo)
     assert "archive/ holds events up to seq" in line and "restore" in line, line
     assert wait_until(lambda: not (repo / ".cocode" / "run" / "store.ipc").exists(), 5)
     check = doctor_log(repo) if db.exists() else None
