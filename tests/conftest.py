@@ -101,7 +101,9 @@ def jobs_repo(tmp_path: Path, limits: dict, monkeypatch) -> Path:
     `@pytest.fixture` `def repo(jobs_repo): return jobs_repo`."""
     path = make_repo(tmp_path / "repo")
     (tmp_path / "active").mkdir()
-    config = {"agents": agent_table(tmp_path), "env_passthrough": ["MY_PASSED"]}
+    # These agents talk to the test through files outside their worktree (gates, dumps,
+    # counters), which the sandbox hides: sandbox off here; test_hardening tests the sandbox.
+    config = {"agents": agent_table(tmp_path), "env_passthrough": ["MY_PASSED"], "sandbox": "off"}
     if limits:
         config["performance"] = limits
     write_config(path, config)

@@ -34,7 +34,7 @@ def repo(tmp_path: Path):
         "wip": {"command": ["bash", "-c", WIP], "env": AGENT_GIT_ENV},
         "empty": {"command": ["bash", "-c", "exit 1"], "env": AGENT_GIT_ENV},
         "gated": {"command": ["bash", "-c", GATED], "env": {**AGENT_GIT_ENV, "GATE": str(tmp_path / "gate")}},
-    }})
+    }, "sandbox": "off"})  # the gated agent waits on a file outside its worktree, which the sandbox hides
     return path
 
 

@@ -45,7 +45,8 @@ def write_config(repo: Path, tmp: Path, **extra) -> None:
 @pytest.fixture
 def hrepo(tmp_path: Path):
     repo = make_repo(tmp_path / "repo")
-    write_config(repo, tmp_path, performance={"max_concurrent_agents": 1})
+    # The gate agent waits on a file outside its worktree, which the sandbox hides.
+    write_config(repo, tmp_path, performance={"max_concurrent_agents": 1}, sandbox="off")
     up(repo)
     try:
         yield repo

@@ -47,8 +47,10 @@ def agent_config(tmp: Path) -> dict:
 
 
 def write_config(repo: Path, tmp: Path, **performance) -> None:
+    # The monitor is tested on the bare process layout, and gates live outside the
+    # worktree (which the sandbox hides): sandbox off here; test_hardening tests the sandbox.
     write_config_json(repo, {"performance": {"monitor_interval_ms": INTERVAL_MS, **performance},
-                             "agents": agent_config(tmp)})
+                             "agents": agent_config(tmp), "sandbox": "off"})
 
 
 def hogs(tmp: Path) -> list[psutil.Process]:
