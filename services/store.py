@@ -153,7 +153,7 @@ class Store(ServiceBase):
 
     # -- the write path --------------------------------------------------------------
 
-    def commit(self, appends: list[tuple[bytes | None, wire.Append]]) -> None:
+    def commit(self, appends: list[tuple[bytes | None, wire.Append]], retried: bool = False) -> None:
         seq = self.head
         last_ids = dict(self.producers)
         rows: list[tuple] = []
@@ -184,6 +184,15 @@ class Store(ServiceBase):
                 self.conn.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
+                if isinstance(err, sqlite3.IntegrityError) and not retried:
+                    # A row was written behind the store's back (the file is the user's):
+                    # go on after the database's real head rather than refuse forever.
+                    moved = eventlog.head(self.conn)
+                    if moved > self.head:
+                        self.log.warning("the log's head moved outside the store (%d -> %d): going on after it",
+                                         self.head, moved)
+                        self.head = moved
+                        return self.commit(appends, retried=True)
                 reason = f"{self.paths.db}: {err}"
                 if self.refusing != reason:
                     self.log.error("cannot commit, refusing appends until it works: %s", reason)

@@ -280,3 +280,24 @@ def test_hostile_agent_in_and_out_of_the_sandbox(tmp_path, mode):
             p.kill()
     finally:
         down(repo)
+
+
+def test_a_row_written_behind_the_stores_back_does_not_wedge_it(hrepo):
+    import sqlite3
+
+    from cocode.core import events as ev
+
+    first = submit(hrepo, "--text", "before", "--agent", "demo")
+    wait_until(lambda: (r := run_of(hrepo, first, "demo")) and r.final, 30, what="the first run")
+    db = Paths(hrepo).home / "events.db"
+    conn = sqlite3.connect(db)
+    head = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+    forged = ev.WarningEvent(seq=head + 2, code="forged", message="written straight into the file")
+    conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                 (head + 2, forged.ts, forged.type, None, None, ev.encode(forged)))
+    conn.commit()
+    conn.close()
+    jobs = [submit(hrepo, "--text", f"after {i}", "--agent", "demo") for i in range(3)]
+    for job in jobs:
+        run = wait_until(lambda: (r := run_of(hrepo, job, "demo")) and r.final and r, 30, what=f"job {job}")
+        assert run.state == "ready", run
