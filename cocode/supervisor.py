@@ -158,13 +158,21 @@ class Supervisor:
             except msgspec.MsgspecError:
                 continue
             child = self.children.get(hb.service)
-            if child and child.proc and child.proc.pid == hb.pid and child.state == "starting":
+            if not (child and child.proc and child.proc.pid == hb.pid):
+                continue
+            if child.state == "starting":
                 child.state = "ready"
+            # Alive is not healthy: a store that refuses every append says so in its beat.
+            refusing = bool(hb.info.get("refusing"))
+            if refusing and child.state == "ready":
+                child.state, child.reason = "unhealthy", "refusing appends: see its log"
+            elif not refusing and child.state == "unhealthy":
+                child.state, child.reason = "ready", ""
 
     def check_children(self) -> None:
         now = time.monotonic()
         for child in self.children.values():
-            if child.state in ("starting", "ready") and child.proc.poll() is not None:
+            if child.state in ("starting", "ready", "unhealthy") and child.proc.poll() is not None:
                 self.on_crash(child, now)
             elif child.state == "backoff" and now >= child.next_start:
                 child.restarts += 1

@@ -282,7 +282,7 @@ class Store(ServiceBase):
         self.log.info("log head=%d", self.head)
 
     def heartbeat_info(self) -> dict:
-        return {"head": self.head, "dropped": self.dropped}
+        return {"head": self.head, "dropped": self.dropped, "refusing": int(self.refusing is not None)}
 
     def record(self, event: ev.Event) -> None:
         self.append_own(event)

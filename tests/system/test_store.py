@@ -269,6 +269,8 @@ def test_disk_full_refuses_and_keeps_events_unacked(repo, ctx):
 
         wait_until(answered, 10, what="the store's answer to the batch", interval=0)
         assert app.pending == 6 and app.refused, "appends were acked on a full disk"
+        # Alive is not healthy: ps says the store refuses appends.
+        wait_until(lambda: ps(repo)["store"]["state"] == "unhealthy", 10, what="ps to show the store unhealthy")
 
         all_rows = rows(paths)
         assert_contiguous(all_rows)
