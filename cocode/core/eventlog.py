@@ -92,12 +92,8 @@ def log_end(conn: sqlite3.Connection) -> int:
     ).fetchone()[0]
 
 
-def last_archived_seq(archive: Path) -> int:
-    if not archive.is_dir() or not any(archive.iterdir()):
-        return 0
-    from cocode.core import compaction  # lz4 loads only where an archive exists
-
-    names = (compaction.ARCHIVE_RE.match(p.name) for p in compaction.archive_files(archive))
+def last_archived_seq(directory: Path) -> int:
+    names = (archive.ARCHIVE_RE.match(p.name) for p in archive.archive_files(directory))
     return max((int(m.group(2)) for m in names if m), default=0)
 
 
