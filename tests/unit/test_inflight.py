@@ -106,3 +106,19 @@ def test_a_reclaim_outlives_the_end_of_the_run_until_its_worktree_is_gone():
     t.seen(ev.WorktreeRemoved(job="old", agent="a", path="/wt/old", reason="max_worktrees"))
     t.seen(ev.WarningEvent(job="other", agent="a", code="reclaim_failed", message="busy"))
     assert t.reclaiming() == frozenset() and t.records == {}
+
+
+def test_resends_are_counted_per_attempt_so_the_scheduler_can_bound_them():
+    # Issue 11, defect 2: a worker that takes a dispatch and drops it (its start
+    # failing) was sent it again every 5 s forever; the scheduler stops at 3 resends.
+    t = InflightTable()
+    dispatched(t)
+    t.acked(7)
+    t.sent(RUN, 1, now=100.0)
+    assert t.resends(RUN, 1) == 0, "the first send is no resend"
+    for i in range(3):
+        t.sent(RUN, 1, now=106.0 + 6 * i)
+    assert t.resends(RUN, 1) == 3 and t.resends(RUN, 2) == 0
+    t.seen(ev.RunStarted(job="j1", agent="a", worker="w", pid=1, pgid=1, worktree="", branch="",
+                         base_sha="x", attempt=1))
+    assert t.resends(RUN, 1) == 0, "a start ends the count"
