@@ -108,7 +108,7 @@ def test_a_log_that_does_not_continue_its_archive_is_refused(repo, how):
         db.unlink()
     line = refused_up(repo)
     assert "archive/ holds events up to seq" in line and "restore" in line, line
-    assert wait_until(lambda: not (repo / ".cocode" / "run" / "store.ipc").exists(), 5)
+    wait_until(lambda: not (repo / ".cocode" / "run" / "store.ipc").exists(), 5, what="no store socket")
     check = doctor_log(repo) if db.exists() else None
     if check:
         assert not check["ok"] and "archive/ holds events" in check["detail"]

@@ -49,9 +49,8 @@ def test_a_frame_over_the_limit_is_refused_before_it_is_held(running, ctx, endpo
     sock.send_multipart(frames, copy=False)
     # Refused: the service drops the connection. Accepted: its peak memory grows by the frame.
     dropped = wait_until(lambda: monitor.poll(50) and monitor.recv_multipart()
-                         or peak_rss(pid) - before > big // 2, 30)
+                         or peak_rss(pid) - before > big // 2, 30, what="the frame to be refused or taken")
     assert dropped is not True, f"{owner} took a {big >> 20} MiB frame into memory"
-    assert dropped, "the service neither dropped the connection nor took the frame"
     assert peak_rss(pid) - before < 32 * 1024 * 1024
     sock.disable_monitor()
     monitor.close(0)
@@ -81,7 +80,7 @@ def test_a_flood_of_garbage_frames_is_logged_a_few_times(running, ctx):
                 return True
         return False
 
-    assert wait_until(probe_counted, 20), "the scheduler never counted the probe worker"
+    wait_until(probe_counted, 20, what="the scheduler to count the probe worker (so every bad frame was read)")
     sub.close(0)
     sched.close(0)
     log = (running.home / "logs" / "services" / "scheduler.log").read_text()

@@ -15,7 +15,7 @@ import pytest
 
 from cocode import client
 from cocode.paths import Paths
-from support import AGENTS_DIR, cocode, down, make_repo, up, wait_until as _wait_until
+from support import AGENTS_DIR, cocode, down, make_repo, up, wait_until
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "cocode-agent", "GIT_AUTHOR_EMAIL": "agent@cocode.invalid",
@@ -52,12 +52,6 @@ def hrepo(tmp_path: Path):
         yield repo
     finally:
         down(repo)
-
-
-def wait_until(cond, timeout: float, what: str):
-    value = _wait_until(cond, timeout)
-    assert value, f"timed out after {timeout}s waiting for {what}"
-    return value
 
 
 def run_of(repo: Path, job: str, agent: str):
