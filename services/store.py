@@ -110,7 +110,7 @@ class Store(ServiceBase):
         if isinstance(req, wire.Compact):
             days = req.older_than_days
             if not 0 <= days <= MAX_COMPACT_DAYS:  # NaN fails this too
-                reply = wire.Compacted(archive=None, events=0, error=(
+                reply = wire.CompactDone(archive=None, events=0, error=(
                     f"older than {days!r} days is not a compaction age (0..{MAX_COMPACT_DAYS}); nothing archived"))
             else:
                 reply = self.compact(days)

@@ -36,7 +36,7 @@ BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
 """
 
 
-WAY_OUT = ("stop cocode and restore .cocode/events.db from a backup, or move it aside "
+WAY_OUT = ("stop cocode and restore .cocode/events.db from a backup, or move the file aside "
            "(and archive/ with it) to start a new log; `cocode doctor` checks it in full")
 
 

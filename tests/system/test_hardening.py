@@ -148,7 +148,7 @@ def test_the_store_refuses_a_compaction_age_that_is_not_one(hrepo, ctx, days):
     assert sock.poll(30_000), "the store answers"
     reply = wire.reply_decoder.decode(sock.recv())
     sock.close(0)
-    assert isinstance(reply, wire.Compacted) and reply.archive is None, reply
+    assert isinstance(reply, wire.CompactDone) and reply.archive is None, reply
     assert "is not a compaction age" in reply.error
     assert not list((Paths(hrepo).home / "archive").glob("*")), "nothing archived"
     proc = cocode(hrepo, "compact", "--older-than", "nan", timeout=60)

@@ -15,7 +15,7 @@ def test_a_flood_is_one_line_then_one_per_interval(caplog):
         for _ in range(2000):
             warn("peer")
         assert [r.getMessage() for r in caplog.records] == ["bad frame from peer"]
-        time.sleep(0.25)
+        time.sleep(0.25)  # pacing: past the 0.2 s interval
         warn("peer")
     assert caplog.records[-1].getMessage().startswith("bad frame from peer (and 1999 more in the last")
     assert len(caplog.records) == 2
