@@ -258,8 +258,11 @@ class Worker(Service):
             body_file.unlink(missing_ok=True)
             raise PrepareFailed("setup_failed", str(err), err.output, msg.attempt) from None
         if self.sandboxed:
+            run_home = self.tmp / f"{run.dir_name}-home"
+            run_home.mkdir(mode=0o700, exist_ok=True)
             command = sandbox.wrap(command, root=root, worktree=worktree, git_common=gitops.git_common_dir(root),
-                                   job=msg.job, issue_file=body_file, home=os.environ.get("HOME"))
+                                   job=msg.job, issue_file=body_file, home=os.environ.get("HOME"),
+                                   run_home=run_home, env=env)
         return RunPlan(
             job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
             branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,

@@ -1,10 +1,12 @@
 """Confining an agent run with bubblewrap (config `sandbox: auto|bwrap|off`).
 
 What a sandboxed run sees: the system read-only; the network as it is (agents
-call their model APIs); its own empty /tmp, with HOME a fresh /tmp/home; the
+call their model APIs); its own empty /tmp, with HOME at /tmp/home its own (kept
+across its attempts, for an agent's session); the
 user's secret-holding home directories (~/.ssh, ~/.aws, ...) hidden; `.cocode/`
 (the sockets, the event log, other runs' worktrees, logs and spools) absent but
-for its own worktree (writable) and its issue file (read-only). In the shared
+for its own worktree (writable) and its issue file (read-only); an agent CLI's
+own state directory (CODEX_HOME, CLAUDE_CONFIG_DIR) stays writable. In the shared
 .git, visible read-only, it may write only what its own commits need: objects,
 its worktree's admin directory and its job's ref and reflog directories, so it
 cannot move another job's branch. A pid namespace: when the agent's main
@@ -78,10 +80,17 @@ def _admin_dir(worktree: Path) -> Path | None:
     return None
 
 
+# An agent CLI's own state directory, named by its environment (its config, sessions,
+# login): kept writable in the sandbox when the run's environment names one.
+AGENT_HOME_VARS = ("CODEX_HOME", "CLAUDE_CONFIG_DIR")
+
+
 def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, job: str,
-         issue_file: Path, home: str | None) -> list[str]:
-    """`command` run inside bubblewrap, confined to its run (see the module doc)."""
-    args = ["bwrap", *_base_args(), "--tmpfs", "/tmp", "--dir", RUN_HOME]
+         issue_file: Path, home: str | None, run_home: Path, env: dict[str, str] | None = None) -> list[str]:
+    """`command` run inside bubblewrap, confined to its run (see the module doc).
+    `run_home` (the run's own, kept across its attempts: an agent resumes its session
+    from there) is its HOME, seen at /tmp/home."""
+    args = ["bwrap", *_base_args(), "--tmpfs", "/tmp", "--bind", str(run_home), RUN_HOME]
     if home and home != "/":
         for name in SECRET_HOME_ENTRIES:
             path = Path(home) / name
@@ -100,6 +109,10 @@ def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, jo
                      git_common / "logs" / "refs" / "heads" / "cocode" / job):
             if refs.is_dir():
                 args += ["--bind", str(refs), str(refs)]
+    for var in AGENT_HOME_VARS:
+        where = (env or {}).get(var)
+        if where and Path(where).is_dir() and not Path(where).resolve().is_relative_to(cocode_home.resolve()):
+            args += ["--bind", where, where]
     args += ["--bind", str(worktree), str(worktree), "--ro-bind", str(issue_file), str(issue_file),
              "--chdir", str(worktree), "--setenv", "HOME", RUN_HOME, "--setenv", "TMPDIR", "/tmp", "--"]
     return args + command
