@@ -20,12 +20,13 @@ from cocode import envnames
 from cocode.core import compaction
 from cocode.core import events as ev
 from cocode.core import eventlog
+from cocode.core import gate
 from cocode.core import state as st
 from cocode.core import wire
 from cocode.config import Config
 from cocode.core.service import ServiceBase, other_services_alive
 from cocode.errors import EXIT_CONFIG, CocodeError
-from cocode.osutil import release_memory
+from cocode.osutil import pid_alive, release_memory
 from cocode.paths import Paths
 from cocode.core.sockets import bind
 
@@ -34,6 +35,7 @@ SNAPSHOT_EVERY = 10_000
 SNAPSHOTS_KEPT = 2
 TRIM_AFTER_EVENTS = 20_000
 MAX_COMPACT_DAYS = 36500
+SENDER_CACHE_S = 1.0  # how long an "is this sender an agent" verdict is reused
 OUTLIVE_MAX_S = 15.0  # the worker's own stop takes up to ~6 s (SIGTERM grace, then acks)
 INSERT = "INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, ?, ?, ?, ?)"
 UPSERT_PRODUCER = (
@@ -72,29 +74,37 @@ class Store(ServiceBase):
         self.own_producer = wire.new_producer_id("store")
         self.own_next = 1
         self.trimmed_at = self.head
+        self.senders: dict[int, tuple[float, str | None]] = {}  # pid -> (when checked, refusal)
+        self.refused_said: set[str] = set()
 
     # -- requests ------------------------------------------------------------------
 
     def on_requests(self) -> None:
-        appends: list[tuple[bytes | None, wire.Append]] = []
+        appends: list[tuple[bytes | None, wire.Append, int]] = []
         syncs: list[tuple[bytes, wire.Sync]] = []
         others: list[tuple[bytes, object]] = []
         for _ in range(DRAIN_MAX):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             if len(frames) != 2:
                 self._bad("frames", f"{len(frames) - 1} frames instead of 1")
                 continue
-            ident, raw = frames
+            ident, raw = frames[0].bytes, frames[1]
             try:
-                req = wire.request_decoder.decode(raw)
+                req = wire.request_decoder.decode(raw.buffer)
             except msgspec.MsgspecError as err:
                 self._bad(type(err).__name__, str(err))
                 continue
             if isinstance(req, wire.Append):
-                appends.append((ident, req))
+                pid = gate.peer_pid(raw)  # the kernel's word (SO_PEERCRED), not the sender's
+                refusal = self.sender_refusal(pid)
+                if refusal is None:
+                    appends.append((ident, req, pid))
+                else:
+                    self.say_refused(refusal)
+                    self.router.send_multipart([ident, wire.encoder.encode(wire.Refused(refusal))])
             elif isinstance(req, wire.Sync):
                 syncs.append((ident, req))
             else:
@@ -134,6 +144,23 @@ class Store(ServiceBase):
             self.log.info("compacted: %d events to %s", done.event.events, done.event.archive)
         return done.reply
 
+    def sender_refusal(self, pid: int) -> str | None:
+        """Why appends from process `pid` are refused whole (it is an agent), or None."""
+        now = time.monotonic()
+        hit = self.senders.get(pid)
+        if hit is not None and now - hit[0] < SENDER_CACHE_S:
+            return hit[1]
+        if len(self.senders) > 1000:
+            self.senders.clear()
+        refusal = gate.agent_refusal(pid, gate.worker_pids(self.state))
+        self.senders[pid] = (now, refusal)
+        return refusal
+
+    def say_refused(self, reason: str) -> None:
+        if reason not in self.refused_said and len(self.refused_said) < 1000:
+            self.refused_said.add(reason)
+            self.log.warning("append refused: %s", reason)
+
     def _bad(self, kind: str, detail: str) -> None:
         self.dropped += 1
         if kind not in self.bad_kinds:
@@ -153,20 +180,27 @@ class Store(ServiceBase):
 
     # -- the write path --------------------------------------------------------------
 
-    def commit(self, appends: list[tuple[bytes | None, wire.Append]], retried: bool = False) -> None:
+    def commit(self, appends: list[tuple[bytes | None, wire.Append, int]], retried: bool = False) -> None:
         seq = self.head
         last_ids = dict(self.producers)
         rows: list[tuple] = []
         fresh_events: list[ev.Event] = []
         replies: list[tuple[bytes | None, object]] = []
-        for ident, req in appends:
+        owned = gate.OWNED
+        for ident, req, pid in appends:
             last = last_ids.get(req.producer, 0)
             if req.first_id > last + 1:
                 replies.append((ident, wire.Nack(expected=last + 1)))
                 continue
             fresh = req.events[last + 1 - req.first_id :]
             first_seq = seq + 1
-            for event in fresh:
+            for i, event in enumerate(fresh):
+                if (pid and isinstance(event, owned)
+                        and (refusal := gate.event_refusal(self.state, event, pid, pid_alive))):
+                    # Recorded in its place, so the sender's ids and seqs stay in step.
+                    self.say_refused(refusal)
+                    event = fresh[i] = ev.WarningEvent(job=event.job, agent=event.agent,
+                                                       code="append_refused", message=refusal)
                 seq += 1
                 event.seq = seq
                 rows.append((seq, event.ts, event.type, event.job, event.agent, ev.encode(event)))
@@ -197,7 +231,7 @@ class Store(ServiceBase):
                 if self.refusing != reason:
                     self.log.error("cannot commit, refusing appends until it works: %s", reason)
                 self.refusing = reason
-                for ident, _ in appends:
+                for ident, _, _ in appends:
                     if ident is not None:
                         self.router.send_multipart([ident, wire.encoder.encode(wire.Refused(reason))])
                 return
@@ -231,7 +265,7 @@ class Store(ServiceBase):
     def append_own(self, event: ev.Event) -> None:
         req = wire.Append(self.own_producer, self.own_next, [event])
         self.own_next += 1
-        self.commit([(None, req)])
+        self.commit([(None, req, 0)])
 
     def trim_memory(self) -> None:
         """After a burst of appends (decoded batches are many small objects), give the
