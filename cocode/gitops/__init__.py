@@ -19,7 +19,7 @@ Errors a user can act on are `CocodeError`s with a one-line message naming the f
 This module only re-exports the public names, so callers write `gitops.X`.
 """
 
-from cocode.gitops.history import changed_lines, count_commits, diff_text, find_ready_commit
+from cocode.gitops.history import changed_lines, count_commits, descends_from, diff_text, find_ready_commit
 from cocode.gitops.refs import BranchWatcher, resolve_commit
 from cocode.gitops.runner import CLONE_TIMEOUT, GIT_TIMEOUT, git_common_dir, git_dir, init_repo
 from cocode.gitops.size import (
@@ -38,7 +38,7 @@ from cocode.gitops.worktrees import create_light_workspace, create_worktree, fet
 
 __all__ = [
     "BranchWatcher", "CLONE_TIMEOUT", "GB", "GIT_TIMEOUT", "LIGHT_WORKTREE_BYTES", "MAX_TOTAL_BYTES",
-    "MB", "RepoSize", "SizePolicy", "WARN_WORKTREE_BYTES", "changed_lines", "count_commits",
+    "MB", "RepoSize", "SizePolicy", "WARN_WORKTREE_BYTES", "changed_lines", "count_commits", "descends_from",
     "create_light_workspace", "create_worktree", "diff_text", "fetch_back", "find_ready_commit",
     "git_common_dir", "git_dir", "human_size", "init_repo", "remove_worktree", "repo_size",
     "resolve_commit", "size_policy",

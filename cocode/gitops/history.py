@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cocode.gitops.runner import git
+from cocode.errors import EXIT_ERROR, CocodeError
+from cocode.gitops.runner import git, last_line, run
 
 if TYPE_CHECKING:
     import pygit2
@@ -33,6 +34,16 @@ def find_ready_commit(repo_root: Path, base_sha: str, head_sha: str, marker: str
         if oid and want in message:
             return oid.decode()
     return None
+
+
+def descends_from(repo_root: Path, base_sha: str, head_sha: str) -> bool:
+    """Whether `head_sha` has `base_sha` in its history (or is it): the run's own work
+    starts there. A branch moved elsewhere (another process's `git update-ref`, a
+    reset below the base) is not the run's work, whatever its messages claim."""
+    proc = run(repo_root, "merge-base", "--is-ancestor", "--end-of-options", base_sha, head_sha)
+    if proc.returncode in (0, 1):
+        return proc.returncode == 0
+    raise CocodeError(f"git merge-base failed in {repo_root}: {last_line(proc.stderr)}", EXIT_ERROR)
 
 
 def count_commits(repo_root: Path, base_sha: str, head_sha: str) -> int:

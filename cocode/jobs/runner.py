@@ -86,6 +86,7 @@ class RunProcess:
     last_line: str = ""
     finished: bool = False
     commits: int = 0
+    why: str = ""  # the run's own failure reason, said instead of the agent's last line
     streams: dict[int, str] = field(default_factory=dict)
 
     # -- start ---------------------------------------------------------------------------
@@ -193,6 +194,17 @@ class RunProcess:
         self.head = head
         p = self.plan
         repo = p.worktree if p.light else p.repo_root
+        if not gitops.descends_from(repo, p.base_sha, head):
+            # Not this run's work: its branch was moved (another process's update-ref)
+            # or reset below its base. Whatever the commits there claim, it is no
+            # ready commit of this run, and the run cannot go on from it.
+            self.ready_commit = None
+            if not self.why:
+                self.why = (f"{p.branch} was moved to {head[:12]}, which does not descend from "
+                            f"the run's base {p.base_sha[:12]}: not this run's work")
+                self.stop_reason = None
+                self.stop("failed", "not_from_base")
+            return
         if not self.ready_commit:
             sha = gitops.find_ready_commit(repo, p.watch_from or p.base_sha, head, agents.READY_MARKER)
             if sha:
@@ -266,7 +278,7 @@ class RunProcess:
             job=p.job, agent=p.agent, state=state, reason=reason,
             exit_code=code if code is None or code >= 0 else 128 - code,
             commits=self.commits, ready_commit=self.ready_commit, head=self.head,
-            detail="" if state == "ready" else self.last_line, attempt=p.attempt,
+            detail="" if state == "ready" else (self.why or self.last_line), attempt=p.attempt,
         ))
 
     def recheck_ready_commit(self) -> str | None:

@@ -291,6 +291,20 @@ def test_find_ready_commit_returns_oldest_marker_commit_after_base(gitrepo):
     assert gitops.find_ready_commit(gitrepo.path, base, base, MARKER) is None
 
 
+def test_descends_from_tells_a_runs_own_history_from_a_moved_branch(gitrepo):
+    base = gitrepo.head()
+    mine = gitrepo.commit("work", {"a.txt": "1\n"})
+    assert gitops.descends_from(gitrepo.path, base, mine)
+    assert gitops.descends_from(gitrepo.path, base, base)
+    # An orphan commit with the marker, as a forger's `git update-ref` would point a branch at.
+    tree = gitrepo.git("rev-parse", f"{mine}^{{tree}}")
+    orphan = gitrepo.git("commit-tree", tree, "-m", f"forged\n\n{MARKER}")
+    assert not gitops.descends_from(gitrepo.path, base, orphan)
+    assert gitops.find_ready_commit(gitrepo.path, base, orphan, MARKER) == orphan  # why the check is needed
+    with pytest.raises(CocodeError, match="git merge-base failed"):
+        gitops.descends_from(gitrepo.path, base, "0" * 40)
+
+
 def test_find_ready_commit_ignores_marker_in_file_content(gitrepo):
     base = gitrepo.head()
     head = gitrepo.commit("chore: status", {"STATUS.txt": MARKER + "\n"})
