@@ -267,7 +267,7 @@ class Worker(Service):
             job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
             branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,
             base_timeout_s=job.timeout_s or spec.timeout or self.config.limits.agent_timeout,
-            complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light,
+            complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light, clone=not job.light,
             worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000 - setup_ms, format=spec.format,
             setup_output=setup_out, setup_ms=setup_ms,
             max_cost_usd=job.max_cost_usd or spec.max_cost_usd or self.config.max_cost_usd or 0.0,
@@ -291,7 +291,8 @@ class Worker(Service):
         if job.light:
             gitops.create_light_workspace(root, worktree, branch, job.base_sha, job.sparse or None)
         else:
-            gitops.create_worktree(root, worktree, branch, job.base_sha)
+            # Its own clone, not a linked worktree: refs no other run can write (issue 11).
+            gitops.create_run_clone(root, worktree, branch, job.base_sha)
 
     def fetch_job(self, seq: int) -> ev.JobSubmitted:
         """The job's submission event, read from the store (runs in a prepare thread)."""

@@ -5,6 +5,7 @@
 - `worktrees`: a run's worktree or light workspace, created, removed, fetched back;
 - `pool`: ready worktrees a run takes instead of checking out a whole tree
   (imported directly, by the worker's jobs/pool.py);
+- `clones`: a run's own clone (its own refs), whose commits the worker takes back;
 - `refs`: branch heads read cheaply and often (`BranchWatcher`), revisions resolved;
 - `history`: a run's ready commit, commit and line counts, its diff;
 - `size`: a repository's size by ADR-005 §3 and the policy that follows from it;
@@ -19,6 +20,7 @@ Errors a user can act on are `CocodeError`s with a one-line message naming the f
 This module only re-exports the public names, so callers write `gitops.X`.
 """
 
+from cocode.gitops.clones import create_run_clone, is_run_clone, take_head
 from cocode.gitops.history import changed_lines, count_commits, descends_from, diff_text, find_ready_commit
 from cocode.gitops.refs import BranchWatcher, resolve_commit
 from cocode.gitops.runner import CLONE_TIMEOUT, GIT_TIMEOUT, git_common_dir, git_dir, init_repo
@@ -39,7 +41,7 @@ from cocode.gitops.worktrees import create_light_workspace, create_worktree, fet
 __all__ = [
     "BranchWatcher", "CLONE_TIMEOUT", "GB", "GIT_TIMEOUT", "LIGHT_WORKTREE_BYTES", "MAX_TOTAL_BYTES",
     "MB", "RepoSize", "SizePolicy", "WARN_WORKTREE_BYTES", "changed_lines", "count_commits", "descends_from",
-    "create_light_workspace", "create_worktree", "diff_text", "fetch_back", "find_ready_commit",
-    "git_common_dir", "git_dir", "human_size", "init_repo", "remove_worktree", "repo_size",
-    "resolve_commit", "size_policy",
+    "create_light_workspace", "create_run_clone", "create_worktree", "diff_text", "fetch_back", "find_ready_commit",
+    "git_common_dir", "git_dir", "human_size", "init_repo", "is_run_clone", "remove_worktree", "repo_size",
+    "resolve_commit", "size_policy", "take_head",
 ]

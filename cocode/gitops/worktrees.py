@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from cocode.errors import EXIT_ERROR, CocodeError
+from cocode.gitops.clones import is_run_clone, settle_run_clone
 from cocode.gitops.refs import resolve_names
 from cocode.gitops.runner import CLONE_TIMEOUT, GIT_TIMEOUT, git, git_dirs, toplevel
 
@@ -105,7 +106,7 @@ def create_worktree(repo_root: Path, path: Path, branch: str, base_sha: str) -> 
 
 
 def remove_worktree(repo_root: Path, path: Path) -> None:
-    """Delete a run's worktree (or light workspace) and its entry; the branch stays.
+    """Delete a run's worktree (or light workspace, or clone) and its entry; the branch stays.
 
     A light workspace's branch is fetched back into `repo_root` first, so removing it
     can never lose commits: if the fetch fails, nothing is deleted.
@@ -119,6 +120,8 @@ def remove_worktree(repo_root: Path, path: Path) -> None:
     if admin is not None:
         if (admin / "locked").exists():
             raise CocodeError(f"worktree {path} is locked: run `git worktree unlock {path}` first", EXIT_ERROR)
+    elif is_run_clone(repo_root, path):
+        settle_run_clone(repo_root, path)
     elif (path / ".git").is_dir():
         light_branch = _light_workspace_branch(repo_root, path)
         if light_branch is None:

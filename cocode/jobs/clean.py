@@ -133,9 +133,12 @@ def gather(root: Path, runs: list[RunRef], branches: bool) -> dict[str, Facts]:
     for r in runs:
         wt = Path(r.worktree) if r.worktree else None
         exists = bool(wt and wt.is_dir())
+        # Before `git status`, which rewrites a clone's index (and so its .git's mtime).
+        last = max(_mtime(wt), _mtime(wt / ".git")) if exists else 0.0
         dirty = 0
         if exists:
-            status = run_git(wt, "status", "--porcelain")
+            # The workspace's config is the agent's: none of the programs it may name runs here.
+            status = run_git(wt, "status", "--porcelain", config=("core.fsmonitor=false", "core.hooksPath=/dev/null"))
             dirty = len(status.stdout.splitlines()) if status.returncode == 0 else 0
         tip = None
         is_merged, ahead = True, 0
@@ -149,7 +152,6 @@ def gather(root: Path, runs: list[RunRef], branches: bool) -> dict[str, Facts]:
                 count = run_git(root, "rev-list", "--count", tip, "--not", r.base_sha, *others)
                 ahead = int(count.stdout.strip() or 0) if count.returncode == 0 else 1
                 is_merged = ahead == 0 and tip != r.base_sha  # no commits at all: a leftover
-        last = max(_mtime(wt), _mtime(wt / ".git")) if exists else 0.0
         facts[r.key] = Facts(exists, last, dirty, tip, is_merged, ahead)
     return facts
 

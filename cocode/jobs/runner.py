@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from cocode import gitops
+from cocode.errors import CocodeError
 from cocode.jobs import agents
 from cocode.jobs import timeouts
 from cocode.core import events as ev
@@ -51,6 +52,7 @@ class RunPlan:
     complexity: str = "simple"
     worktree_mb: float = 0.0
     light: bool = False
+    clone: bool = False  # its own clone (gitops.clones): the worker takes each head into repo_root
     worker: str = ""
     worktree_ms: float = 0.0
     format: str = "text"  # how its stdout is read (config AgentSpec.format)
@@ -87,13 +89,15 @@ class RunProcess:
     finished: bool = False
     commits: int = 0
     why: str = ""  # the run's own failure reason, said instead of the agent's last line
+    retry_at: float = 0.0  # reading the branch failed: not again before this
+    git_error: str = ""
     streams: dict[int, str] = field(default_factory=dict)
 
     # -- start ---------------------------------------------------------------------------
 
     def start(self) -> None:
         p = self.plan
-        self.watcher = gitops.BranchWatcher(p.worktree if p.light else p.repo_root, p.branch)
+        self.watcher = gitops.BranchWatcher(p.worktree if p.light or p.clone else p.repo_root, p.branch)
         self.proc = subprocess.Popen(
             p.command, cwd=p.worktree, env=p.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -188,13 +192,22 @@ class RunProcess:
 
     def check_branch(self, now: float) -> None:
         head = self.watcher.head()
-        if head is None or head == self.head:
+        if head is None or head == self.head or now < self.retry_at:
             return
         t0 = time.perf_counter()
-        self.head = head
         p = self.plan
         repo = p.worktree if p.light else p.repo_root
-        if not gitops.descends_from(repo, p.base_sha, head):
+        try:
+            ours = (gitops.take_head(p.repo_root, p.worktree, p.branch, p.base_sha, head) if p.clone
+                    else gitops.descends_from(repo, p.base_sha, head))
+        except CocodeError as err:  # git failed (load, or a ref naming no commit): later
+            self.retry_at = now + 1.0
+            if err.message != self.git_error:
+                self.git_error = err.message
+                self.emit(ev.WarningEvent(job=p.job, agent=p.agent, code="branch_unreadable", message=err.message))
+            return
+        self.head = head
+        if not ours:
             # Not this run's work: its branch was moved (another process's update-ref)
             # or reset below its base. Whatever the commits there claim, it is no
             # ready commit of this run, and the run cannot go on from it.

@@ -128,16 +128,29 @@ def bus_in() -> None:
 
 
 def update_ref() -> None:
+    """Move each victim's branch where it lives: in the repository, and in the victim's
+    own workspace if this run can reach it (a run's clone keeps its own refs)."""
+    from cocode.paths import Paths
+    from cocode.runkey import RunKey
+
+    root = repo_root()
     moved = {}
-    for job, _, branch in victims():
-        tip = git("rev-parse", f"refs/heads/{branch}", check=False)
-        tree = git("rev-parse", f"{tip}^{{tree}}", check=False)
-        # The sibling's branch goes to an orphan (not from its base), the other's on top of its tip.
-        parent = [] if job == JOB else ["-p", tip]
-        forged = git("commit-tree", tree, *parent, "-m", f"hostile: forged\n\n{MARKER}", check=False)
-        proc = subprocess.run(["git", "update-ref", f"refs/heads/{branch}", forged, tip], cwd=HERE,
-                              capture_output=True, text=True)
-        moved[branch] = {"forged": forged, "ok": proc.returncode == 0, "stderr": proc.stderr.strip()[-200:]}
+    for job, agent, branch in victims():
+        for where in (RunKey(job, agent).worktree(Paths(root)), root):
+            if not where.is_dir():
+                moved[f"{where}:{branch}"] = {"ok": False, "stderr": "not reachable"}
+                continue
+            def g(*args: str) -> subprocess.CompletedProcess:
+                return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True)
+
+            tip = g("rev-parse", f"refs/heads/{branch}").stdout.strip()
+            tree = g("rev-parse", f"{tip}^{{tree}}").stdout.strip()
+            # The sibling's branch goes to an orphan (not from its base), the other's on top of its tip.
+            parent = [] if job == JOB else ["-p", tip]
+            forged = g("commit-tree", tree, *parent, "-m", f"hostile: forged\n\n{MARKER}").stdout.strip()
+            proc = g("update-ref", f"refs/heads/{branch}", forged, tip) if forged else None
+            moved[f"{where}:{branch}"] = {"forged": forged, "ok": bool(proc and proc.returncode == 0),
+                                          "stderr": (proc.stderr if proc else "no forged commit").strip()[-200:]}
     report["moved"] = moved
 
 
