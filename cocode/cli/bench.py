@@ -1,4 +1,4 @@
-"""`cocode bench jobs|events|logs|monitor|top`: the benchmarks, each printing same-run
+"""`cocode bench jobs|events|logs|monitor|top|sandbox`: the benchmarks, each printing same-run
 ratios against a baseline (or --json); `scenario N` (ADR-005's load scenarios);
 `all --save` and `compare` (baselines and the regression alarm). The measuring
 lives in cocode.bench.
@@ -153,3 +153,14 @@ def bench_plot(files: tuple[str, ...], out: str) -> None:
 
     for path in plot.plot([Path(f) for f in files], Path(out)):
         click.echo(str(path))
+
+
+@bench.command("sandbox")
+@click.option("--jobs", "count", default=15, show_default=True, help="Submissions per mode.")
+@click.option("--seconds", default=4.0, show_default=True, help="How long each writer agent writes.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_sandbox(count: int, seconds: float, as_json: bool) -> None:
+    """Submit->exec with and without the agent sandbox, bwrap alone, tail latency inside vs outside."""
+    from cocode.bench import sandbox as bench_sb
+
+    _show(bench_sb.run(jobs=count, seconds=seconds, progress=not as_json), as_json, bench_sb.report)
