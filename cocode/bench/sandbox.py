@@ -6,6 +6,8 @@ them, so both see the same machine:
 - submit -> agent exec: the agent's first command stamps the time into its
   worktree (the one place a sandboxed agent can write). Target: the sandbox adds
   < 20 ms at p50.
+- run_started -> exec: from the worker's Popen returning to the agent's first
+  command, the part of start-up the sandbox changes, with less of the pipeline's noise.
 - bwrap alone: `bwrap <a run's arguments> true` against `true`, the building block.
 - agent -> `cocode tail` latency: an agent writes stamped lines (100 lines/s for a
   few seconds); the real `cocode tail -f` reads them, inside and outside.
@@ -95,6 +97,7 @@ def run(jobs: int = 15, seconds: float = 4.0, progress: bool = True) -> dict:
             started.append(paths)
         say(f"submit -> exec: {jobs} jobs each, alternating sandbox off / bwrap ...")
         exec_ms = {m: [] for m in MODES}
+        start_ms = {m: [] for m in MODES}  # run_started (the worker's Popen returned) -> exec
         states = {m: None for m in MODES}
         for i in range(jobs):
             # ABBA: the second of a pair runs while the first one's instance is still
@@ -102,10 +105,13 @@ def run(jobs: int = 15, seconds: float = 4.0, progress: bool = True) -> dict:
             for mode in MODES if i % 2 == 0 else MODES[::-1]:
                 paths = instances[mode]
                 job, t = submit(paths, "exec")
-                states[mode] = watch.watch_job(paths, job, states[mode] or _state(paths), lambda e: None,
-                                               None, timeout=60)
-                stamp = RunKey(job, "exec").worktree(paths) / ".exec"
-                exec_ms[mode].append((int(stamp.read_text()) - t) / 1e6)
+                seen: dict[str, float] = {}
+                states[mode] = watch.watch_job(paths, job, states[mode] or _state(paths),
+                                               lambda e, seen=seen: _note_start(e, seen), None, timeout=60)
+                stamp = int((RunKey(job, "exec").worktree(paths) / ".exec").read_text())
+                exec_ms[mode].append((stamp - t) / 1e6)
+                if "started" in seen:
+                    start_ms[mode].append((stamp - seen["started"] * 1e9) / 1e6)
         say("bwrap alone: a run's arguments around `true`, against `true` ...")
         wrap_ms, bare_ms = bwrap_alone(instances["bwrap"])
         tail = {}
@@ -123,6 +129,7 @@ def run(jobs: int = 15, seconds: float = 4.0, progress: bool = True) -> dict:
         "added_p50_ms": round(p50["bwrap"] - p50["off"], 1),
         # Per pair (the two submissions made back to back): less of the machine's noise.
         "added_paired_p50_ms": round(percentile([b - a for a, b in zip(exec_ms["off"], exec_ms["bwrap"])], 50), 1),
+        "started_to_exec_p50_ms": {m: round(percentile(v, 50), 1) for m, v in start_ms.items()},
         "bwrap_true_p50_ms": round(percentile(wrap_ms, 50), 2),
         "true_p50_ms": round(percentile(bare_ms, 50), 2),
         "tail_p50_ms": {m: round(percentile(v, 50), 2) for m, v in tail.items()},
@@ -130,6 +137,13 @@ def run(jobs: int = 15, seconds: float = 4.0, progress: bool = True) -> dict:
         "tail_samples": {m: len(v) for m, v in tail.items()},
         "jobs": jobs,
     }
+
+
+def _note_start(event, seen: dict[str, float]) -> None:
+    from cocode.core import events as ev
+
+    if isinstance(event, ev.RunStarted):
+        seen["started"] = event.ts
 
 
 def _state(paths: Paths):
@@ -191,6 +205,8 @@ def report(r: dict) -> str:
         f"submit -> agent exec, sandbox bwrap  p50 {e50['bwrap']:.0f} ms  p99 {e99['bwrap']:.0f} ms",
         f"added by the sandbox                 {r['added_p50_ms']:+.1f} ms at p50, {r['added_paired_p50_ms']:+.1f} ms "
         f"per pair at p50   (target < 20 ms)",
+        f"run_started -> exec, off / bwrap     p50 {r['started_to_exec_p50_ms']['off']:.1f} ms / "
+        f"{r['started_to_exec_p50_ms']['bwrap']:.1f} ms   (the agent's own start: Popen returned -> its first command)",
         f"bwrap ... true / true                p50 {r['bwrap_true_p50_ms']:.2f} ms / {r['true_p50_ms']:.2f} ms",
         f"agent -> cocode tail, off            p50 {t50['off']:.2f} ms  p99 {t99['off']:.2f} ms  ({r['tail_samples']['off']} lines)",
         f"agent -> cocode tail, bwrap          p50 {t50['bwrap']:.2f} ms  p99 {t99['bwrap']:.2f} ms  ({r['tail_samples']['bwrap']} lines)",
