@@ -240,7 +240,8 @@ class Worker(Service):
             raise PrepareFailed("sandbox_unavailable", f"sandbox: bwrap, but {self.sandbox_why}")
         command = agents.render_command(
             turn.command, turn.prompt,
-            {"worktree": str(worktree), "git_common_dir": str(gitops.git_common_dir(root)),
+            # {git_common_dir}: where the run's commits go, its own clone's (or light workspace's) .git.
+            {"worktree": str(worktree), "git_common_dir": str(worktree / ".git"),
              "session_id": turn.session_id,
              "git_dir": str(agents.workspace_git_dir(worktree)),
              "allowed_tools": ",".join(spec.allowed_tools),

@@ -87,10 +87,10 @@ _CLAUDE = AgentSpec(
     ],
 )
 
-# A worktree's commits write to the main repository's .git (objects, refs) and to its
-# own git directory, .git/worktrees/<name> (index, HEAD): codex's workspace-write
-# sandbox keeps a workspace's git directory read-only unless it is named as a
-# writable root, so both are. --json gives one event per line (format codex-json).
+# A run's commits are written to its workspace's own .git ({git_common_dir} and
+# {git_dir}: a run's clone or light workspace), which codex's workspace-write sandbox
+# keeps read-only unless named as a writable root. --json gives one event per line
+# (format codex-json).
 # {codex_sandbox} is workspace-write, or danger-full-access inside cocode's own
 # sandbox, where codex's bwrap cannot run (MEASURED.md).
 _CODEX = AgentSpec(
