@@ -105,7 +105,7 @@ def ps(env: Env, as_json: bool) -> None:
     reply = client.request(env.paths, "ps") if client.running_pid(env.paths) else None
     rows = reply["services"] if reply else []
     if as_json:
-        print_json([{k: r.get(k, "") for k in ("name", "pid", "state", "uptime_s", "restarts", "reason")} for r in rows])
+        print_json([{k: r[k] for k in ("name", "pid", "state", "uptime_s", "restarts")} for r in rows])
         return
     if not reply:
         click.echo("cocode is not running here; `cocode up` starts it")

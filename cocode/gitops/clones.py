@@ -17,7 +17,6 @@ clone runs `upload-pack` there, which ignores the config that could do that.)
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 

@@ -5,11 +5,12 @@ call their model APIs); its own empty /tmp, with HOME at /tmp/home its own (kept
 across its attempts, for an agent's session); the
 user's secret-holding home directories (~/.ssh, ~/.aws, ...) hidden; `.cocode/`
 (the sockets, the event log, other runs' worktrees, logs and spools) absent but
-for its own worktree (writable) and its issue file (read-only); an agent CLI's
-own state directory (CODEX_HOME, CLAUDE_CONFIG_DIR) stays writable. In the shared
-.git, visible read-only, it may write only what its own commits need: objects,
-its worktree's admin directory and its job's ref and reflog directories, so it
-cannot move another job's branch. A pid namespace: when the agent's main
+for its own workspace (writable) and its issue file (read-only); an agent CLI's
+own state directory (CODEX_HOME, CLAUDE_CONFIG_DIR) stays writable. A run works in
+its own clone (gitops/clones.py), so the repository's .git is read-only to it
+whole: it writes only its clone's refs, and the worker moves its branch. (A
+linked worktree, if one is given, may write only what its commits need: objects,
+its admin directory and its job's ref directories.) A pid namespace: when the agent's main
 process ends, whatever it started (daemons included) ends with it.
 
 This module decides and builds the command line; it starts nothing. `auto`
@@ -109,6 +110,10 @@ def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, jo
                      git_common / "logs" / "refs" / "heads" / "cocode" / job):
             if refs.is_dir():
                 args += ["--bind", str(refs), str(refs)]
+    else:
+        # A run's own clone (gitops/clones.py) borrows the repository's objects: they must
+        # be there, read-only, even when the repository is under /tmp (hidden above).
+        args += ["--ro-bind", str(git_common), str(git_common)]
     for var in AGENT_HOME_VARS:
         where = (env or {}).get(var)
         if where and Path(where).is_dir() and not Path(where).resolve().is_relative_to(cocode_home.resolve()):

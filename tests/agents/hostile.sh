@@ -14,8 +14,9 @@ report() { if [ "$2" = 0 ]; then echo "$1: possible"; else echo "$1: blocked"; f
 others=$(ls "$root/.cocode/worktrees" 2>/dev/null | grep -vx "$(basename "$PWD")" | head -1)
 [ -n "$others" ] && ls "$root/.cocode/worktrees/$others" >/dev/null 2>&1; report read_other_worktree $?
 ls "$root/.cocode/logs/"*.log >/dev/null 2>&1; report read_logs $?
-if git update-ref refs/heads/hostile-probe HEAD 2>/dev/null; then
-  git update-ref -d refs/heads/hostile-probe; report forge_ref 0
+# A ref in the repository itself (a run's own clone's refs are its own to write).
+if git -C "$root" update-ref refs/heads/hostile-probe HEAD 2>/dev/null; then
+  git -C "$root" update-ref -d refs/heads/hostile-probe; report forge_ref 0
 else report forge_ref 1; fi
 f=$(ls "$root" 2>/dev/null | head -1)
 [ -n "$f" ] && [ -w "$root/$f" ]; report write_main_checkout $?

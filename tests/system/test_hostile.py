@@ -19,8 +19,6 @@ import importlib.util
 import json
 import os
 import sqlite3
-import sys
-import time
 from pathlib import Path
 
 import psutil

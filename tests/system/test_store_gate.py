@@ -1,13 +1,12 @@
-"""The store's trust in what it is sent (issue 11, defect 4), with a real cocode:
-a live run's reports only from its worker, a row written behind the store's back
-does not wedge it, and a store that refuses appends is shown unhealthy."""
+"""The store's gate (issue 11, defect 4) with a real cocode: a live run's reports
+are taken only from its worker; the user's own commands still pass. (An agent's
+appends, refused whole, are in test_hostile.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
-import time
 
 import msgspec
 
@@ -28,10 +27,6 @@ def rows(paths, kind: str) -> list[dict]:
     finally:
         conn.close()
 
-
-def ps(repo) -> dict[str, dict]:
-    proc = cocode(repo, "ps", "--json", timeout=20)
-    return {r["name"]: r for r in json.loads(proc.stdout)}
 
 
 def test_a_forged_run_finished_is_refused_and_the_users_cancel_is_not(tmp_path, ctx):
@@ -59,53 +54,5 @@ def test_a_forged_run_finished_is_refused_and_the_users_cancel_is_not(tmp_path, 
         # The user's cancel is no agent's and no run report: it ends the run.
         cocode(repo, "cancel", job, check=True, timeout=60)
         assert client.current_state(paths).jobs[job].runs["gate"].state == "cancelled"
-    finally:
-        down(repo)
-
-
-def test_a_row_written_behind_the_stores_back_does_not_wedge_it(tmp_path, ctx):
-    repo = make_repo(tmp_path / "repo")
-    paths = up(repo)
-    try:
-        conn = sqlite3.connect(paths.db)
-        head = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
-        payload = ev.encode(ev.WarningEvent(seq=head + 2, code="foreign", message="x"))
-        conn.execute("INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, 'warning', '', '', ?)",
-                     (head + 2, time.time(), payload))
-        conn.commit()
-        conn.close()
-        app = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("t"))
-        for i in range(5):
-            app.append(ev.BenchTick(job="after", n=i))
-        assert app.wait(10), f"appends wedged: {app.refused}"
-        warning = wait_until(lambda: [w for w in rows(paths, "warning") if w["code"] == "foreign_events"], 10)
-        assert warning and f"events {head + 2}..{head + 2} were not written by the store" in warning[0]["message"]
-        assert len(rows(paths, "bench_tick")) == 5
-        assert ps(repo)["store"]["state"] == "ready"
-        app.close()
-    finally:
-        down(repo)
-
-
-def test_a_store_refusing_appends_is_unhealthy_in_ps_and_doctor(tmp_path, ctx):
-    repo = make_repo(tmp_path / "repo")
-    up(repo, env=dict(os.environ, COCODE_STORE_MAX_PAGES="40"))
-    try:
-        from cocode.paths import Paths
-
-        paths = Paths(repo)
-        app = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("fill"), resend_after=0.2)
-        deadline = time.monotonic() + 30
-        while not app.refused and time.monotonic() < deadline:
-            app.append(ev.WarningEvent(job="fill", code="fill", message="x" * 2000))
-            app.wait(0.5)
-        assert app.refused, "the store never refused"
-        store = wait_until(lambda: (s := ps(repo)["store"])["state"] == "unhealthy" and s, 10)
-        assert store, ps(repo)
-        assert store["reason"].startswith("refusing appends: ") and "database or disk is full" in store["reason"]
-        doctor = cocode(repo, "doctor", "--json", timeout=60)
-        services = [c for c in json.loads(doctor.stdout) if c["check"] == "services"][0]
-        assert not services["ok"] and "store" in services["detail"], services
-        app.close()
     finally:
         down(repo)

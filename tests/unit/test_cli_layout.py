@@ -100,4 +100,4 @@ def test_import_is_light_and_registers_every_command():
         "events", "init", "logs", "metrics", "ps", "replay", "say", "schema", "service", "status",
         "submit", "tail", "top", "up",
     ])
-    assert got["bench"] == ["all", "compare", "events", "jobs", "logs", "monitor", "plot", "scenario", "top"]
+    assert got["bench"] == ["all", "compare", "events", "jobs", "logs", "monitor", "plot", "sandbox", "scenario", "top"]
