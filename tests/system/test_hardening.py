@@ -103,26 +103,34 @@ def test_cancel_ends_a_queued_run_and_a_running_one(hrepo, tmp_path):
     assert run.state == "cancelled"
 
 
-def test_cancel_ends_a_run_still_being_prepared_and_it_never_starts(hrepo, tmp_path):
-    # git runs post-checkout inside `git worktree add`: the run's preparation blocks
-    # until the test opens the hold file.
+def test_cancel_ends_a_run_still_being_prepared_and_it_never_starts(tmp_path):
+    # git runs post-checkout when a run's clone is checked out; with that hook in the
+    # templates the worker's git inherits (GIT_TEMPLATE_DIR), the run's preparation
+    # blocks until the test opens the hold file.
     hold = tmp_path / "hold"
-    hook = hrepo / ".git" / "hooks" / "post-checkout"
+    hook = tmp_path / "templates" / "hooks" / "post-checkout"
+    hook.parent.mkdir(parents=True)
     hook.write_text(f"#!/bin/sh\nfor i in $(seq 200); do [ -e {hold} ] && exit 0; sleep 0.1; done\n")
     hook.chmod(0o755)
-    job = submit(hrepo, "--text", "cancel me early", "--agent", "gate")
-    wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.live, 10, what="the dispatch")
-    proc = cocode(hrepo, "cancel", job, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    run = wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.final and r, 5,
-                     what="the run being prepared to end")
-    assert (run.state, run.reason, run.started_at) == ("cancelled", "cancelled", None)
-    hold.touch()
-    (tmp_path / "gate").touch()
-    # A later run starts on the same worker once the cancelled one's preparation is over.
-    later = submit(hrepo, "--text", "after it", "--agent", "gate")
-    wait_until(lambda: (r := run_of(hrepo, later, "gate")) and r.final, 20, what="the later run")
-    assert not [e for e in client_events(hrepo, "run_started") if e["job"] == job], "it never started"
+    hrepo = make_repo(tmp_path / "repo")
+    write_config(hrepo, tmp_path, performance={"max_concurrent_agents": 1}, sandbox="off")
+    up(hrepo, env=dict(os.environ, GIT_TEMPLATE_DIR=str(hook.parent.parent)))
+    try:
+        job = submit(hrepo, "--text", "cancel me early", "--agent", "gate")
+        wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.live, 10, what="the dispatch")
+        proc = cocode(hrepo, "cancel", job, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        run = wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.final and r, 5,
+                         what="the run being prepared to end")
+        assert (run.state, run.reason, run.started_at) == ("cancelled", "cancelled", None)
+        hold.touch()
+        (tmp_path / "gate").touch()
+        # A later run starts on the same worker once the cancelled one's preparation is over.
+        later = submit(hrepo, "--text", "after it", "--agent", "gate")
+        wait_until(lambda: (r := run_of(hrepo, later, "gate")) and r.final, 20, what="the later run")
+        assert not [e for e in client_events(hrepo, "run_started") if e["job"] == job], "it never started"
+    finally:
+        down(hrepo)
 
 
 def test_a_failing_agents_last_line_is_redacted_before_it_is_logged(hrepo):
