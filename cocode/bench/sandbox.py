@@ -15,7 +15,6 @@ them, so both see the same machine:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -53,9 +52,6 @@ STAMP = re.compile(rb"T(\d{19}) ")
 
 
 def available() -> None:
-    if importlib.util.find_spec("cocode.jobs.sandbox") is None:
-        raise CocodeError("this build has no agent sandbox (cocode/jobs/sandbox.py): nothing to compare",
-                          EXIT_MISSING_DEPENDENCY)
     from cocode.jobs import sandbox
 
     why = sandbox.unavailable()

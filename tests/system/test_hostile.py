@@ -15,7 +15,6 @@ change in either direction is seen.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sqlite3
@@ -27,8 +26,9 @@ import zmq
 
 from cocode import client
 from cocode.core import state as st
+from cocode.jobs import sandbox
 from cocode.paths import Paths
-from support import AGENTS_DIR, cocode, down, git, make_repo, up, wait_until
+from support import AGENTS_DIR, cocode, down, git, heavy, make_repo, up, wait_until
 
 ATTACKS = ("forge_cancel", "forge_finished", "bus_in", "update_ref", "write_db", "read_others", "daemonise")
 TOKEN = "VICTIM-SECRET-" + os.urandom(4).hex()
@@ -42,21 +42,11 @@ GIT_ENV = {
 POSSIBLE_WITHOUT_SANDBOX = {"bus_in", "update_ref", "write_db", "read_others", "daemonise"}
 
 
-def sandbox_unavailable() -> str | None:
-    if importlib.util.find_spec("cocode.jobs.sandbox") is None:
-        return "this build has no agent sandbox (cocode/jobs/sandbox.py)"
-    from cocode.jobs import sandbox
-
-    return sandbox.unavailable()
-
-
 def write_config(repo: Path, mode: str) -> None:
     agents = {"victim": {"command": ["bash", str(AGENTS_DIR / "victim.sh")], "env": {**GIT_ENV, "VICTIM_TOKEN": TOKEN}}}
     for attack in ATTACKS:
         agents[attack] = {"command": ["{python}", str(AGENTS_DIR / "hostile.py"), attack], "env": GIT_ENV}
-    config: dict = {"agents": agents, "performance": {"max_concurrent_agents": 10, "max_worktrees": 12}}
-    if importlib.util.find_spec("cocode.jobs.sandbox") is not None:
-        config["sandbox"] = mode
+    config = {"agents": agents, "performance": {"max_concurrent_agents": 10, "max_worktrees": 12}, "sandbox": mode}
     (repo / ".cocode").mkdir(mode=0o700)
     (repo / ".cocode" / "config.yaml").write_text(json.dumps(config, indent=1))
 
@@ -107,24 +97,22 @@ def attack_everything(tmp_path: Path, mode: str) -> tuple[dict[str, bool], dict]
     left: list[psutil.Process] = []
     try:
         lone = submit(repo, "victim")
-        assert wait_until(lambda: (r := run(paths, lone, "victim")) and r.commits >= 1, 60), "victim never worked"
+        wait_until(lambda: (r := run(paths, lone, "victim")) and r.commits >= 1, 60, what="the victim's first commit")
         job = submit(repo, "victim", *ATTACKS)
-        finished = wait_until(lambda: all((r := run(paths, job, a)) and r.final for a in ATTACKS), 120)
-        assert finished, {a: run(paths, job, a) for a in ATTACKS}
+        wait_until(lambda: all((r := run(paths, job, a)) and r.final for a in ATTACKS), 120,
+                   what="every attacker's run to end")
         # The bus carries the attackers' run_finished after whatever they published.
         bus_seen: list[bytes] = []
-        last_attacker_end = wait_until(lambda: _drain(sub, bus_seen, job), 20)
-        assert last_attacker_end, "the store's run_finished events never came over the bus"
-        # Daemons get a moment to be reaped; one still there then has outlived its run.
-        wait_until(lambda: not daemons(job), 5)
-        left = daemons(job)
+        wait_until(lambda: _drain(sub, bus_seen, job), 20, what="the bus_in attacker's run_finished on the bus")
         reports = {a: json.loads((Path(run(paths, job, a).worktree) / "hostile-report.json").read_text())
                    for a in ATTACKS}
 
         victims = [(lone, "victim"), (job, "victim")]
         for j, a in victims:
             (Path(run(paths, j, a).worktree) / "release").touch()
-        assert wait_until(lambda: all(run(paths, j, a).final for j, a in victims), 60), "victims never ended"
+        wait_until(lambda: all(run(paths, j, a).final for j, a in victims), 60, what="the victims to end")
+        # Seconds after the daemon's run ended: a daemon still here has outlived it.
+        left = daemons(job)
         ends = {f"{j}/{a}": run(paths, j, a) for j, a in victims}
         rows = stored(paths)
         forged_on_branch = {
@@ -167,9 +155,9 @@ def _drain(sub: zmq.Socket, seen: list[bytes], job: str) -> bool:
     return False
 
 
-@pytest.mark.timeout(300)
+@heavy
 def test_every_attack_fails_in_the_sandbox(tmp_path):
-    why = sandbox_unavailable()
+    why = sandbox.unavailable()
     if why:
         pytest.skip(f"sandbox unavailable: {why}")
     succeeded, details = attack_everything(tmp_path, "bwrap")
@@ -179,7 +167,7 @@ def test_every_attack_fails_in_the_sandbox(tmp_path):
     assert details["daemons_left"] == 0
 
 
-@pytest.mark.timeout(300)
+@heavy
 def test_without_the_sandbox_what_remains_possible(tmp_path):
     succeeded, details = attack_everything(tmp_path, "off")
     assert {a for a, ok in succeeded.items() if ok} == POSSIBLE_WITHOUT_SANDBOX, (succeeded, details)

@@ -39,14 +39,15 @@ def test_a_forged_run_finished_is_refused_and_the_users_cancel_is_not(tmp_path, 
     try:
         out = cocode(repo, "submit", "--text", "t", "--agent", "gate", "--json", check=True)
         job = json.loads(out.stdout)["job"]
-        run = wait_until(lambda: (r := client.current_state(paths).jobs[job].runs["gate"]).pid and r, 30)
-        assert run, "the run never started"
+        run = wait_until(lambda: (r := client.current_state(paths).jobs[job].runs["gate"]).pid and r, 30,
+                         what="the run to start")
         forged = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("forger"))
         forged.append(ev.RunFinished(job=job, agent="gate", state="ready", ready_commit="0" * 40,
                                      attempt=run.attempt))
         assert forged.wait(10), "the store did not answer"
-        refused = wait_until(lambda: [w for w in rows(paths, "warning") if w["code"] == "append_refused"], 10)
-        assert refused and refused[0]["job"] == job, refused
+        refused = wait_until(lambda: [w for w in rows(paths, "warning") if w["code"] == "append_refused"], 10,
+                             what="the refusal in the log")
+        assert refused[0]["job"] == job, refused
         assert f"the run belongs to worker pid {run.worker_pid}" in refused[0]["message"]
         assert not [e for e in rows(paths, "run_finished") if e["job"] == job]
         assert client.current_state(paths).jobs[job].runs["gate"].state == "running"

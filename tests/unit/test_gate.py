@@ -67,7 +67,7 @@ def test_worker_pids_are_the_worker_service_and_live_runs_workers():
 
 
 def test_ancestors_walks_a_real_process_tree():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # pacing: a live child to walk up from
     try:
         assert list(gate.ancestors(child.pid))[:1] == [os.getpid()]
         assert os.getppid() in list(gate.ancestors(child.pid))
