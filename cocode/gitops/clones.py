@@ -40,6 +40,19 @@ def is_run_clone(repo_root: Path, path: Path) -> bool:
     return str(git_dirs(repo_root)[1] / "objects") in lines
 
 
+def ensure_branch(repo_root: Path, branch: str, base_sha: str) -> tuple[str, str]:
+    """(tip, base): `branch`'s tip in `repo_root`, created at `base_sha` if missing (so a
+    requeued run resumes from its commits), and the base commit itself."""
+    tip, base = resolve_names(repo_root, f"refs/heads/{branch}", f"{base_sha}^{{commit}}")
+    if base is None:
+        raise CocodeError(f"{base_sha!r} is not a commit in {repo_root}", EXIT_ERROR)
+    if tip is None:
+        # The empty old value: create it, and fail rather than move it if it appeared meanwhile.
+        git(repo_root, "update-ref", "-m", f"branch: Created from {base}", f"refs/heads/{branch}", base, "")
+        tip = base
+    return tip, base
+
+
 def create_run_clone(repo_root: Path, path: Path, branch: str, base_sha: str, *, timeout: float = CLONE_TIMEOUT) -> None:
     """Give a run its own clone at `path`, on `branch` at its tip in `repo_root` (created
     there at `base_sha` if missing, so a requeued run resumes from its commits). A
@@ -49,12 +62,7 @@ def create_run_clone(repo_root: Path, path: Path, branch: str, base_sha: str, *,
         return
     if path.exists() and any(path.iterdir()):
         raise CocodeError(f"{path} already exists and is not a cocode workspace: move it away or delete it", EXIT_ERROR)
-    tip, base = resolve_names(repo_root, f"refs/heads/{branch}", f"{base_sha}^{{commit}}")
-    if base is None:
-        raise CocodeError(f"{base_sha!r} is not a commit in {repo_root}", EXIT_ERROR)
-    if tip is None:
-        git(repo_root, "update-ref", "-m", f"branch: Created from {base}", f"refs/heads/{branch}", base, "")
-        tip = base
+    tip, _ = ensure_branch(repo_root, branch, base_sha)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Only the run's branch: other runs' branches are not the agent's business.

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from cocode.errors import EXIT_ERROR, CocodeError
-from cocode.gitops.clones import is_run_clone, settle_run_clone
+from cocode.gitops.clones import ensure_branch, is_run_clone, settle_run_clone
 from cocode.gitops.refs import resolve_names
 from cocode.gitops.runner import CLONE_TIMEOUT, GIT_TIMEOUT, git, git_dirs, toplevel
 
@@ -182,13 +182,7 @@ def create_light_workspace(
         return
     if path.exists() and not _is_empty_dir(path):
         raise CocodeError(f"{path} already exists and is not a cocode workspace: move it away or delete it", EXIT_ERROR)
-    tip, base = resolve_names(repo_root, f"refs/heads/{branch}", f"{base_sha}^{{commit}}")
-    if base is None:
-        raise CocodeError(f"{base_sha!r} is not a commit in {repo_root}", EXIT_ERROR)
-    if tip is None:
-        # The empty old value: create it, and fail rather than move it if it appeared meanwhile.
-        git(repo_root, "update-ref", "-m", f"branch: Created from {base}", f"refs/heads/{branch}", base, "")
-        tip = base
+    tip, base = ensure_branch(repo_root, branch, base_sha)
 
     path.mkdir(parents=True, exist_ok=True)
     try:
