@@ -304,7 +304,7 @@ class RunProcess:
         repo = p.worktree if p.light else p.repo_root
         if gitops.count_commits(repo, self.head, self.ready_commit) == 0:
             return None  # still an ancestor of the branch's head
-        still = gitops.find_ready_commit(repo, p.base_sha, self.head, agents.READY_MARKER)
+        still = gitops.find_ready_commit(repo, p.watch_from or p.base_sha, self.head, agents.READY_MARKER)
         lost, self.ready_commit = (self.ready_commit if still is None else None), still
         return lost
 
