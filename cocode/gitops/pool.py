@@ -1,22 +1,24 @@
-"""A pool of ready worktrees, so a run starts without checking out a whole tree.
+"""A pool of ready run workspaces, so a run starts without checking out a whole tree.
 
-A fresh `git worktree add` writes every file of the repository (178-620 ms on a
-2,000-file repository); the pool pays that in the background. Each entry is a
-linked worktree under `.cocode/pool/<id>`, detached at the commit the next job most
-likely starts from (the repository's HEAD), and ready once `<id>.ready` exists next
-to it. A run `take`s one: it claims it (the marker goes first), moves it to its
-branch and base with `git checkout --force -b`, removes every untracked and
-ignored file with `git clean -ffdx`, and moves the directory to the run's path with
-`git worktree move`. Only the files that differ between the pool's commit and the
-run's base are written. What the agent sees is what a fresh `git worktree add -b`
-at the base gives: the same files, modes and index (tests/unit/test_pool.py
-compares them file by file, junk left in the entry included).
+A fresh checkout writes every file of the repository (178-620 ms on a 2,000-file
+repository); the pool pays that in the background. Each entry is what a run works
+in (gitops/clones.py): a clone under `.cocode/pool/<id>` that borrows the
+repository's objects (`--shared`) and has refs of its own, checked out at the
+commit the next job most likely starts from (the repository's HEAD), and ready
+once `<id>.ready` exists next to it. A run `take`s one: it claims it (the marker
+goes first), creates the run's branch in the repository at its base (as
+`clones.create_run_clone` does), moves the entry to that branch and base with
+`git checkout --force -B`, removes every untracked and ignored file with
+`git clean -ffdx`, drops every other ref, and renames the directory to the run's
+path. Only the files that differ between the pool's commit and the run's base are
+written. What the agent sees is what `create_run_clone` at the base gives: the
+same files, modes and index (tests/unit/test_pool.py compares them file by file,
+junk left in the entry included). Git runs inside an entry only before any agent
+has had it: the entry's config is still the one cocode wrote.
 
 Crash safety: an entry without its marker is unfinished or half-taken, so
-`recover` deletes it (directory and git's entry for it); nothing else is trusted.
-A half-moved entry cannot happen: `git worktree move` renames the directory and
-then rewrites git's back-pointer; a worktree found at the run's path is used as
-a requeued run's worktree by `worktrees.create_worktree`.
+`recover` deletes it; nothing else is trusted. A run's branch a half-done take
+created stays at the run's base, where `create_run_clone` takes it up again.
 
 Not pooled: light workspaces (their own clones, sparse and shallow), and runs
 whose branch already exists (a requeued run continues on its branch as it is).
@@ -33,7 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cocode.errors import CocodeError
-from cocode.gitops.runner import git, git_dirs, run
+from cocode.gitops.clones import ensure_branch
+from cocode.gitops.refs import resolve_names
+from cocode.gitops.runner import CLONE_TIMEOUT, git, git_dirs, run
 from cocode.gitops.worktrees import _worktree_admin
 
 READY = ".ready"
@@ -41,7 +45,7 @@ READY = ".ready"
 
 class WorktreePool:
     """The pool of one repository. Not thread-safe: the worker calls it under its
-    worktree lock (git's worktree bookkeeping does not take concurrent adds)."""
+    worktree lock (creating a run's branch in the repository must not race)."""
 
     def __init__(self, repo_root: Path, pool_dir: Path) -> None:
         self.root = Path(repo_root)
@@ -75,12 +79,19 @@ class WorktreePool:
     # -- filling -------------------------------------------------------------------------
 
     def add(self, base: str = "HEAD") -> Path:
-        """Register one new entry, detached at `base`, without its files (~8 ms).
-
-        Called under the worktree lock; `fill` then checks it out outside the lock."""
+        """One new entry, a clone sharing the repository's objects, detached at `base`,
+        without its files yet. `fill` then checks it out; it needs no lock."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"p-{os.urandom(5).hex()}"
-        git(self.root, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), base)
+        repo = Path(self.root).resolve()
+        try:
+            git(self.dir, "clone", "--quiet", "--shared", "--no-checkout", "--no-tags", str(repo), str(path),
+                timeout=CLONE_TIMEOUT)
+            git(path, "remote", "set-url", "origin", repo.as_uri())
+            git(path, "update-ref", "--no-deref", "HEAD", git(self.root, "rev-parse", "--verify", f"{base}^{{commit}}").decode().strip())
+        except CocodeError:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return path
 
     def fill(self, path: Path, pause: Callable[[float], object] = time.sleep) -> bool:
@@ -114,12 +125,14 @@ class WorktreePool:
     # -- taking --------------------------------------------------------------------------
 
     def take(self, dest: Path, branch: str, base_sha: str) -> bool:
-        """Make a ready entry the run's worktree at `dest`, on a new `branch` at
-        `base_sha`. False (nothing changed, the caller adds a worktree itself) when
+        """Make a ready entry the run's clone at `dest`, on a new `branch` at
+        `base_sha`. False (nothing changed, the caller makes its clone itself) when
         the pool is empty, `dest` exists, or the branch exists already."""
         dest = Path(dest).absolute()
-        if dest.exists() or os.path.lexists(dest):
+        if dest.exists() or os.path.lexists(dest) or not self.ready():
             return False
+        if resolve_names(self.root, f"refs/heads/{branch}")[0] is not None:
+            return False  # a requeued run: it goes on from its branch as it is
         for path in self.ready():
             marker = path.with_name(path.name + READY)
             try:
@@ -129,19 +142,18 @@ class WorktreePool:
             if not path.is_dir():
                 self.discard(path)
                 continue
+            tip, _ = ensure_branch(self.root, branch, base_sha)
             # checkout -f, not switch --discard-changes: only it also overwrites untracked
             # files in the way (a file someone `git rm --cached` in the entry).
-            switched = run(path, "checkout", "--quiet", "--force", "--no-guess", "-b", branch, base_sha)
+            switched = run(path, "checkout", "--quiet", "--force", "--no-guess", "-B", branch, tip)
             if switched.returncode != 0:
-                if b"already exists" in switched.stderr:
-                    marker.touch()  # untouched: back into the pool; the branch is the caller's case
-                    return False
                 self.discard(path)  # e.g. an entry broken by hand: do not offer it again
                 continue
             try:
                 git(path, "clean", "--quiet", "-ffdx")
+                self._only_branch(path, branch)
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                self._move(path, dest)
+                os.rename(path, dest)  # a clone is self-contained: its objects are found by absolute path
             except CocodeError:
                 self.discard(path)
                 # The branch was made by the checkout, at the base: a fresh add would make
@@ -151,16 +163,14 @@ class WorktreePool:
             return True
         return False
 
-    def _move(self, path: Path, dest: Path) -> None:
-        moved = run(self.root, "worktree", "move", str(path), str(dest))
-        if moved.returncode == 0:
-            return
-        if b"submodules" not in moved.stderr:
-            git(self.root, "worktree", "move", str(path), str(dest))  # raises with git's reason
-        # git will not move a worktree whose index has submodules: rename it, then let
-        # git point its entry at the new place.
-        os.rename(path, dest)
-        git(self.root, "worktree", "repair", str(dest))
+    @staticmethod
+    def _only_branch(path: Path, branch: str) -> None:
+        """Drop every ref of the entry but the run's branch, as a single-branch clone of
+        it would have: other branches are not the agent's business."""
+        refs = git(path, "for-each-ref", "--format=%(refname)", "refs/heads", "refs/remotes").decode().split()
+        drop = "".join(f"delete {r}\n" for r in refs if r != f"refs/heads/{branch}")
+        if drop:
+            git(path, "update-ref", "--no-deref", "--stdin", input=drop.encode())
 
     # -- shrinking, recovery -------------------------------------------------------------
 

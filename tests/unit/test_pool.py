@@ -1,6 +1,7 @@
-"""The worktree pool (gitops/pool.py) against real git: a taken entry is exactly what
-a fresh `git worktree add -b` gives (files, modes, symlinks, index, HEAD), junk left
-in the entry included, and a pool killed -9 while filling recovers to nothing broken."""
+"""The workspace pool (gitops/pool.py) against real git: a taken entry is exactly what
+a fresh run clone (`clones.create_run_clone`) gives (files, modes, symlinks, index,
+HEAD), junk left in the entry included, and a pool killed -9 while filling recovers
+to nothing broken."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cocode.gitops.clones import create_run_clone
 from cocode.gitops.pool import READY, WorktreePool
 from cocode.jobs.pool import target
 from support import ROOT, GitRepo, isolated_env, wait_until
@@ -49,6 +51,8 @@ def snapshot(wt: Path) -> dict:
     """Everything an agent could see in a worktree, but git's own pointer file."""
     files = {}
     for dirpath, dirnames, filenames in os.walk(wt):
+        if Path(dirpath) == wt and ".git" in dirnames:
+            dirnames.remove(".git")  # git's own directory: not the tree the agent works on
         for name in dirnames + filenames:
             p = Path(dirpath) / name
             rel = str(p.relative_to(wt))
@@ -74,7 +78,7 @@ def snapshot(wt: Path) -> dict:
 
 def fresh(repo: GitRepo, tmp: Path, branch: str, sha: str) -> dict:
     path = tmp / f"fresh-{branch.replace('/', '-')}"
-    repo.git("worktree", "add", "-q", "-b", branch, str(path), sha)
+    create_run_clone(repo.path, path, branch, sha)
     return snapshot(path)
 
 
@@ -89,7 +93,8 @@ def test_taken_entry_equals_fresh_add_at_the_pool_commit(repo, tmp_path):
     assert pool.take(dest, "cocode/j/a", repo.head())
     assert rename_branch(snapshot(dest), "cocode/j/a", "f") == fresh(repo, tmp_path, "f", repo.head())
     assert pool.entries() == []
-    assert str(dest) in repo.git("worktree", "list")
+    assert GitRepo(dest).git("for-each-ref", "--format=%(refname)") == "refs/heads/cocode/j/a"  # its refs only
+    assert repo.git("rev-parse", "cocode/j/a") == repo.head()  # the run's branch, at its base
 
 
 def test_taken_entry_equals_fresh_add_at_another_commit(repo, tmp_path):
@@ -167,13 +172,15 @@ def test_kill_9_while_filling_leaves_nothing_broken(repo, tmp_path):
     repo.write({f"slow/f{i}.txt": f"{i}\n" for i in range(40)})
     repo.write({".gitattributes": "slow/* filter=slow\n"})
     repo.commit("slow files")
-    repo.git("config", "filter.slow.smudge", "sleep 0.1; cat")
-    repo.git("config", "filter.slow.clean", "cat")
+    # The entry is a clone: it reads the filter from the (test's) global config, not the repository's.
+    slow_config = tmp_path / "slow.gitconfig"
+    slow_config.write_text('[filter "slow"]\n\tsmudge = sleep 0.1; cat\n\tclean = cat\n')
     pool_dir = tmp_path / "pool"
     code = ("import sys; from pathlib import Path; from cocode.gitops.pool import WorktreePool; "
             "WorktreePool(Path(sys.argv[1]), Path(sys.argv[2])).refill()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(repo.path), str(pool_dir)],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "GIT_CONFIG_GLOBAL": str(slow_config)},
+                            start_new_session=True)
     try:
         pool = WorktreePool(repo.path, pool_dir)
         wait_until(lambda: any((e / "slow").is_dir() for e in pool.entries()), 30, what="the entry's slow checkout")
@@ -185,7 +192,6 @@ def test_kill_9_while_filling_leaves_nothing_broken(repo, tmp_path):
     assert pool.entries() == []
     assert "prunable" not in repo.git("worktree", "list", "--porcelain")
     assert repo.git("worktree", "prune", "--dry-run", "-v") == ""
-    repo.git("config", "--unset", "filter.slow.smudge")
     pool.refill()
     dest = tmp_path / "after"
     assert pool.take(dest, "cocode/j/k", repo.head())
@@ -199,5 +205,6 @@ def test_a_claimed_but_unfinished_take_is_recovered(repo, tmp_path):
     GitRepo(entry).git("switch", "-q", "-c", "cocode/j/z")
     assert pool.recover() == 1
     assert not entry.exists()
-    # The branch is free again: a fresh add of it works (a requeued run's path).
-    repo.git("worktree", "add", "-q", str(tmp_path / "again"), "cocode/j/z")
+    # The run's clone is made afresh (a requeued run's path).
+    create_run_clone(repo.path, tmp_path / "again", "cocode/j/z", repo.head())
+    assert GitRepo(tmp_path / "again").head() == repo.head()
