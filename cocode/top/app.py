@@ -15,36 +15,40 @@ from typing import Callable, Iterable
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
-from textual.widgets import DataTable, Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from cocode.errors import CocodeError
 from cocode.paths import Paths
 from cocode.top import actions
 from cocode.top import model as vm
 from cocode.top.feed import Batch, Feed
+from cocode.top.lineview import LineView
 from cocode.top.panes import PaneLog
 from cocode.top.screens import DiffScreen, SubmitScreen
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 
 
-class AgentPane(Log):
+class AgentPane(LineView):
     """One agent's output; scrolling back pauses its follow (End resumes it)."""
 
     def __init__(self, agent: str, pane: PaneLog, keep: int, **kw) -> None:
-        super().__init__(max_lines=keep, highlight=False, **kw)
+        super().__init__(keep, **kw)
         self.agent, self.pane = agent, pane
         self.generation, self.version = -1, -1
         self.border_title = agent
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        self.border_subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
+        subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
 
     def on_show(self) -> None:
         self.sync()
 
     def on_resize(self) -> None:
+        super().on_resize()
         self.sync()
 
     def sync(self) -> None:
@@ -56,13 +60,10 @@ class AgentPane(Log):
         new = self.pane.take()
         self.version = self.pane.version
         if new:
-            # Before its first layout a pane has no end to be at: it follows then too.
-            following = self.size.height == 0 or self.is_vertical_scroll_end
-            self.write_lines(new, scroll_end=False)
+            following = self.following
+            self.write_lines(new)
             if following:
-                self.scroll_end(animate=False, x_axis=False)
-                self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)  # once laid out
-
+                self.call_after_refresh(self.scroll_end, animate=False, x_axis=False, force=True)  # once laid out
 
 
 class TopApp(App):
