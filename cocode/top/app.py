@@ -22,51 +22,15 @@ from cocode.paths import Paths
 from cocode.top import actions
 from cocode.top import model as vm
 from cocode.top.feed import Batch, Feed
-from cocode.top.lineview import LineView
+from cocode.top.lineview import AgentPane
+from cocode.top.pane_search import PaneSearch, SearchInput
 from cocode.top.panes import PaneLog
 from cocode.top.screens import DiffScreen, SubmitScreen
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 
 
-class AgentPane(LineView):
-    """One agent's output; scrolling back pauses its follow (End resumes it)."""
-
-    def __init__(self, agent: str, pane: PaneLog, keep: int, **kw) -> None:
-        super().__init__(keep, **kw)
-        self.agent, self.pane = agent, pane
-        self.generation, self.version = -1, -1
-        self.border_title = agent
-
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
-        subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
-        if self.border_subtitle != subtitle:
-            self.border_subtitle = subtitle
-
-    def on_show(self) -> None:
-        self.sync()
-
-    def on_resize(self) -> None:
-        super().on_resize()
-        self.sync()
-
-    def sync(self) -> None:
-        if self.version == self.pane.version or not self.region.area:
-            return  # unchanged, or hidden (another tab): caught up when shown
-        if self.generation != self.pane.generation:
-            self.clear()
-            self.generation = self.pane.generation
-        new = self.pane.take()
-        self.version = self.pane.version
-        if new:
-            following = self.following
-            self.write_lines(new)
-            if following:
-                self.call_after_refresh(self.scroll_end, animate=False, x_axis=False, force=True)  # once laid out
-
-
-class TopApp(App):
+class TopApp(PaneSearch, App):
     TITLE = "cocode top"
     CSS = """
     #status { height: 1; background: $boost; padding: 0 1; }
@@ -81,6 +45,7 @@ class TopApp(App):
                 overflow: auto auto; }
     TabbedContent, ContentSwitcher, TabPane { height: 1fr; }
     #empty { padding: 1 2; color: $text-muted; }
+    #search { dock: bottom; height: 3; display: none; }
     """
     BINDINGS = [
         Binding("s", "submit", "Submit"),
@@ -89,6 +54,9 @@ class TopApp(App):
         Binding("d", "diff", "Diff"),
         Binding("y", "copy_path", "Copy path"),
         Binding("o", "open_path", "Open in $EDITOR"),
+        Binding("slash", "search", "Search pane"),
+        Binding("n", "search_step(True)", "Next match", show=False),
+        Binding("N", "search_step(False)", "Previous match", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -120,6 +88,7 @@ class TopApp(App):
             yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="runs", cursor_type="row")
         yield Container(Static("no job selected", id="empty"), id="panes")
+        yield SearchInput(placeholder="search the pane: Enter finds, n/N move, Escape closes", id="search")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -190,6 +159,8 @@ class TopApp(App):
     # -- tables ----------------------------------------------------------------------------------
 
     def refresh_clock(self) -> None:
+        if not self.screen.query("#jobs"):
+            return  # the app is closing (its screen's widgets are gone): a late tick
         self.refresh_tables()
         self.refresh_header()
 

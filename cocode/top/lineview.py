@@ -8,6 +8,7 @@ Here the virtual size grows in powers of two (a handful of layouts in a pane's l
 lines sit at the bottom of it like a terminal's, and a drawn row is cached by the line's
 absolute number, so an append redraws rows but renders only the new lines.
 
+AgentPane is the LineView of one agent: it takes its PaneLog's new lines when shown.
 Search (cocode/top/search.py finds) is drawn here: matches in reverse, the current one
 in the accent colour.
 """
@@ -22,6 +23,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from cocode.top.panes import PaneLog
 from cocode.top.search import Match
 
 def bucket(n: int, floor: int, cap: int) -> int:
@@ -126,7 +128,7 @@ class LineView(ScrollView, can_focus=True):
     def show_line(self, absolute: int) -> None:
         """Scroll so that line `absolute` is in the middle of the view."""
         row = absolute - self.first + self.top_pad()
-        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False)
+        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False, immediate=True, force=True)
 
     def set_matches(self, matches: list[Match], current: int) -> None:
         self.matches, self.current = matches, current
@@ -172,3 +174,40 @@ class LineView(ScrollView, can_focus=True):
         if at < len(text):
             out.append(Segment(text[at:], style))
         return out
+
+
+class AgentPane(LineView):
+    """One agent's output; scrolling back pauses its follow (End resumes it)."""
+
+    def __init__(self, agent: str, pane: PaneLog, keep: int, **kw) -> None:
+        super().__init__(keep, **kw)
+        self.agent, self.pane = agent, pane
+        self.generation, self.version = -1, -1
+        self.border_title = agent
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        subtitle = "" if self.is_vertical_scroll_end else "paused: scrolled back (End follows)"
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
+
+    def on_show(self) -> None:
+        self.sync()
+
+    def on_resize(self) -> None:
+        super().on_resize()
+        self.sync()
+
+    def sync(self) -> None:
+        if self.version == self.pane.version or not self.region.area:
+            return  # unchanged, or hidden (another tab): caught up when shown
+        if self.generation != self.pane.generation:
+            self.clear()
+            self.generation = self.pane.generation
+        new = self.pane.take()
+        self.version = self.pane.version
+        if new:
+            following = self.following
+            self.write_lines(new)
+            if following:
+                self.call_after_refresh(self.scroll_end, animate=False, x_axis=False, force=True)  # once laid out

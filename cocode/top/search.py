@@ -29,18 +29,14 @@ def find(lines: Iterable[str], query: str, first: int = 0) -> list[Match]:
     return out
 
 
-def step(matches: list[Match], current: int, forward: bool) -> int:
-    """The index of the next (n) or previous (N) match, wrapping; -1 when none."""
+def after(matches: list[Match], at: tuple[int, int] | None, forward: bool) -> int:
+    """The index of the first match after (n) or before (N) position `at` (line, start),
+    wrapping around; with no position, the first (n) or last (N). -1 when none."""
     if not matches:
         return -1
-    if current < 0:
+    if at is None:
         return 0 if forward else len(matches) - 1
-    return (current + (1 if forward else -1)) % len(matches)
-
-
-def nearest(matches: list[Match], line: int) -> int:
-    """The first match at or after `line` (where the person is looking), else the first."""
-    for i, m in enumerate(matches):
-        if m.line >= line:
-            return i
-    return 0 if matches else -1
+    if forward:
+        return next((i for i, m in enumerate(matches) if (m.line, m.start) > at), 0)
+    return next((i for i in range(len(matches) - 1, -1, -1) if (matches[i].line, matches[i].start) < at),
+                len(matches) - 1)

@@ -149,6 +149,29 @@ def test_submit_screen(snap_compare, tmp_path):
     assert snap_compare(make_app(main_batches(), config), terminal_size=(100, 30), run_before=run_before)
 
 
+@pytest.mark.timeout(60)
+def test_search_in_a_pane(snap_compare):
+    """`/`, a text, Enter: the selected run's pane shows its matches, the current one
+    in the accent colour, the count in its border; n moves to the next one."""
+    async def run_before(pilot) -> None:
+        await settled(3)(pilot)
+        app = pilot.app
+        await pilot.press("slash")
+        await pilot.press(*"step 2", "enter")
+        pane = app.widgets["claude"]
+        # 'step 2' is in lines 2 and 20-29: 11 matches, the first at line 2
+        assert app.search_at == (pane.first + 2, 8) and pane.border_subtitle == "/step 2: 1 of 11"
+        await pilot.press("n")
+        assert app.search_at == (pane.first + 20, 8) and pane.border_subtitle == "/step 2: 2 of 11"
+        await pilot.press("N", "N")
+        assert pane.border_subtitle == "/step 2: 11 of 11"  # wrapped to the last
+        drawn = [seg for y in range(pane.size.height) for seg in pane.render_line(y) if seg.text == "step 2"]
+        assert sum(bool(seg.style.reverse) for seg in drawn) == len(drawn) - 1  # the others, reversed
+        assert sum(bool(seg.style.bold) and not seg.style.reverse for seg in drawn) == 1  # the current
+        await pilot.pause(0.1)
+    assert snap_compare(make_app(main_batches()), terminal_size=(130, 36), run_before=run_before)
+
+
 # -- faults the view must survive (not pictures, but the same scripted app) ---------------------
 
 
