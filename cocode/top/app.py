@@ -72,6 +72,7 @@ class TopApp(PaneSearch, App):
         self.agents: list[str] = []
         self.panes: dict[str, PaneLog] = {}
         self.widgets: dict[str, AgentPane] = {}
+        self.hidden: set[str] = set()  # agents whose tab is not shown
         self.job_rows: list = []
         self.run_rows: list = []
         self.batches = 0
@@ -136,6 +137,10 @@ class TopApp(PaneSearch, App):
         for c in b.chunks:
             pane = self.panes.get(c.agent)
             if pane is None or c.job != self.job:
+                continue
+            if c.agent in self.hidden:
+                # A hidden tab holds no lines, only a count: its backlog comes again when shown.
+                pane.unseen += c.data.count(b"\n")
                 continue
             if c.kind == "reset":
                 pane.reset()
@@ -218,13 +223,33 @@ class TopApp(PaneSearch, App):
         box = self.query_one("#panes", Container)
         box.remove_children()
         self.widgets = {a: AgentPane(a, p, self.keep) for a, p in self.panes.items()}
+        self.hidden = set()
         if len(self.widgets) <= MAX_SIDE_BY_SIDE:
             box.mount(Horizontal(*self.widgets.values()))
         else:
             tabs = TabbedContent()
-            for a, w in self.widgets.items():
-                tabs.compose_add_child(TabPane(a, w))  # what `with TabbedContent():` does
+            for i, (a, w) in enumerate(self.widgets.items()):
+                tabs.compose_add_child(TabPane(a, w, id=f"pane-{i}"))  # what `with TabbedContent():` does
+            self.hidden = set(self.agents[1:])
             box.mount(tabs)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Only the shown tab holds lines: the one left is emptied, the one shown asks
+        the collector for its backlog (a reset, then the last tui_log_lines lines)."""
+        shown = next((w.agent for w in event.pane.query(AgentPane)), None)
+        if shown is None or self.job is None:
+            return
+        for a, w in self.widgets.items():
+            if a != shown and a not in self.hidden:
+                self.hidden.add(a)
+                pane = self.panes[a]
+                pane.reset()
+                pane.unseen = 0
+                w.clear()
+                w.generation, w.version = pane.generation, pane.version
+        if shown in self.hidden:
+            self.hidden.discard(shown)
+            self.feed.refetch(self.job, shown)
 
     # -- actions ---------------------------------------------------------------------------------
 

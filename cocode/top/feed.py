@@ -127,6 +127,10 @@ class Feed:
         """Show this job's agents from now on (their backlog first)."""
         self.cmd_out.send(msgspec.msgpack.encode(["watch", job or "", agents]))
 
+    def refetch(self, job: str, agent: str) -> None:
+        """A hidden tab is shown: send its backlog again (a reset first), then live."""
+        self.cmd_out.send(msgspec.msgpack.encode(["refetch", job, [agent]]))
+
     def on_painted(self) -> None:
         """The app's thread: the last batch is on the screen."""
         self.painted.set()
@@ -215,6 +219,11 @@ class Feed:
                 self.set_watch(job or None, agents)
             elif cmd == "recheck":
                 self.check_all()
+            elif cmd == "refetch" and job == self.job:
+                for a in agents:
+                    if (s := self.streams.get(a)) is not None:
+                        s.expected, s.waiting = None, []  # as at watch: the backlog first
+                        self.ask(s, self.keep_lines)
 
     def set_watch(self, job: str | None, agents: list[str]) -> None:
         for a in self.streams:

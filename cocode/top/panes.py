@@ -35,6 +35,7 @@ class PaneLog:
         self.version = 0
         self.total_lines = 0  # complete lines ever added (the pane keeps the last `keep`)
         self.generation = 0  # bumped by reset: a widget showing an older one starts over
+        self.unseen = 0  # lines that came while its tab was hidden (not held: fetched when shown)
 
     def feed(self, data: bytes) -> None:
         if not data:

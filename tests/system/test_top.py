@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets import TabbedContent
 
 from cocode import client
 from cocode.config import load_config
@@ -31,6 +32,7 @@ GIT_ENV = {
 AGENTS = {
     "lines": {"command": ["{python}", LOGS_AGENT, "lines", "400", "8"]},
     "weird": {"command": ["{python}", LOGS_AGENT, "weird"]},
+    "few": {"command": ["{python}", LOGS_AGENT, "lines", "60", "1"]},
     "sleeper": {"command": ["bash", str(AGENTS_DIR / "sleeper.sh")], "env": GIT_ENV},
 }
 NOTICE = re.compile(r"^-- ")
@@ -123,6 +125,26 @@ def test_selecting_a_job_shows_its_runs_and_its_agents_output(running, repo):
         assert "up" in status_text(app)
 
     asyncio.run(drive(scenario)(app))
+
+
+def test_a_hidden_tab_holds_only_a_count_and_fetches_its_backlog_when_shown(running, repo):
+    """Five agents: tabs. The last one's output arrives while its tab is hidden: the
+    pane holds none of it (a count only); shown, it is the stored log line for line."""
+    job = submit(repo, "demo", "demo-fail", "weird", "lines", "few", text="Five tabs")
+    app = make_app(running)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: app.job == job and "few" in app.widgets, what="the job's tabs")
+        await until(pilot, lambda: app.model.state.jobs[job].runs["few"].final, timeout=60, what="few's run ending")
+        await until(pilot, lambda: app.panes["few"].unseen >= 60, what="few's lines counted while hidden")
+        assert pane_text(app, "few") == [] and "few" in app.hidden
+        want = stored_lines(repo, job, "few")
+        assert len(want) == 60
+        app.query_one(TabbedContent).active = "pane-4"
+        await until(pilot, lambda: pane_text(app, "few") == want, what="few's backlog, fetched when shown")
+        assert "few" not in app.hidden and "demo" in app.hidden and pane_text(app, "demo") == []
+
+    asyncio.run(drive(scenario, timeout=120)(app))
 
 
 def test_output_has_no_gap_or_duplicate_across_down_and_up(running, repo):
