@@ -54,10 +54,10 @@ class TopApp(PaneSearch, App):
         Binding("d", "diff", "Diff"),
         Binding("y", "copy_path", "Copy path"),
         Binding("o", "open_path", "Open in $EDITOR"),
-        Binding("slash", "search", "Search pane"),
         Binding("n", "search_step(True)", "Next match", show=False),
         Binding("N", "search_step(False)", "Previous match", show=False),
         Binding("q", "quit", "Quit"),
+        Binding("slash", "search", "Search"),  # after Quit: a narrow footer cuts this, not q
     ]
 
     def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
