@@ -1,5 +1,5 @@
 """What a key in `cocode top` does to cocode: the same calls the CLI commands make
-(`cocode submit`, `cancel`, `diff`), so the view can do nothing a command cannot.
+(`cocode submit`, `cancel`, `diff`, `say`), so the view can do nothing a command cannot.
 Blocking; the app runs them in a worker thread.
 """
 
@@ -45,6 +45,36 @@ def cancel(paths: Paths, job: str, agent: str | None) -> str:
 def diff(paths: Paths, job: str, agent: str) -> str:
     """`cocode diff JOB AGENT`."""
     return client.run_diff(paths, job, agent)[1]
+
+
+def say_plan(paths: Paths, config, job: str, agent: str, message: str):
+    """What `cocode say JOB AGENT MESSAGE` would do now: its event (built by the CLI's own
+    followup.request, so the same checks refuse it) and the confirmation's words."""
+    from cocode.jobs import agents, followup
+
+    state = client.current_state(paths)
+    event = followup.request(state, job, agent, message)
+    run = state.jobs[job].runs[agent]
+    spec = agents.merge_agents(config.agents).get(agent) if config is not None else None
+    if spec is not None and spec.resume and run.session_id:
+        how = f"resuming the agent's own session {run.session_id} with your message"
+    elif spec is not None:
+        how = "a new prompt: the issue, the end of its output so far, and your message"
+    else:
+        how = "resuming its session if the agent can, else a new prompt with its output so far"
+    text = (f"cocode say {job} {agent} {shlex.quote(event.message)}\n\n"
+            f"{job}/{agent} (now {run.state}) runs again as attempt {event.attempt}, in the same worktree "
+            f"{run.worktree or '(none)'} and branch cocode/{job}/{agent}: {how}. Only commits made after "
+            "this count as ready.")
+    return event, text
+
+
+def say(paths: Paths, event) -> str:
+    """`cocode say`'s second half: append the follow-up (cocode must be up)."""
+    if not client.is_running(paths):
+        raise client.not_running(paths)
+    client.append_one(paths, event)
+    return f"{event.job}/{event.agent}: follow-up queued as attempt {event.attempt}"
 
 
 def editor_command(path: str) -> list[str]:

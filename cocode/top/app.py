@@ -25,7 +25,7 @@ from cocode.top.feed import Batch, Feed
 from cocode.top.lineview import AgentPane
 from cocode.top.pane_search import PaneSearch, SearchInput
 from cocode.top.panes import PaneLog
-from cocode.top.screens import DiffScreen, SubmitScreen
+from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen, SubmitScreen
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 
@@ -57,7 +57,8 @@ class TopApp(PaneSearch, App):
         Binding("n", "search_step(True)", "Next match", show=False),
         Binding("N", "search_step(False)", "Previous match", show=False),
         Binding("q", "quit", "Quit"),
-        Binding("slash", "search", "Search"),  # after Quit: a narrow footer cuts this, not q
+        Binding("slash", "search", "Search"),  # after Quit: a narrow footer cuts these, not q
+        Binding("m", "say", "Say"),
     ]
 
     def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
@@ -303,6 +304,23 @@ class TopApp(PaneSearch, App):
             return
         self._do(actions.diff, self.paths, *sel,
                  then=lambda text: self.push_screen(DiffScreen(f"diff {sel[0]}/{sel[1]}", text)))
+
+    def action_say(self) -> None:
+        """`cocode say` for the selected run: a message, then exactly what will happen."""
+        sel = self.selected_run()
+        if sel is None:
+            self.notify("no run selected", severity="warning")
+            return
+
+        def confirm(plan) -> None:
+            event, text = plan
+            self.push_screen(ConfirmScreen(text), lambda yes: yes and self._do(
+                actions.say, self.paths, event, then=self.notify))
+
+        def written(message) -> None:
+            if message is not None:
+                self._do(actions.say_plan, self.paths, self.config, *sel, message, then=confirm)
+        self.push_screen(SayScreen(f"{sel[0]}/{sel[1]}"), written)
 
     def worktree(self) -> str | None:
         sel = self.selected_run()

@@ -1,5 +1,6 @@
-"""The modal screens of `cocode top`: submit a job (issue text and an agent picker)
-and a run's diff (syntax-highlighted, scrollable). They only collect input or show
+"""The modal screens of `cocode top`: submit a job (issue text and an agent picker),
+a run's diff (syntax-highlighted, scrollable), a follow-up message for a run and the
+confirmation of what it will do. They only collect input or show
 text; the app calls cocode (cocode/top/actions.py) with what they return.
 """
 
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, SelectionList, Static, TextArea
+from textual.widgets import Button, Input, Label, SelectionList, Static, TextArea
 
 MAX_DIFF_CHARS = 2_000_000  # a bigger diff is cut (the CLI's `cocode diff` prints it all)
 
@@ -92,3 +93,51 @@ class DiffScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class SayScreen(ModalScreen[str | None]):
+    """A follow-up message for one run (`cocode say`); dismissed with it, or None."""
+
+    DEFAULT_CSS = """
+    SayScreen, ConfirmScreen { align: center middle; }
+    #say-box, #confirm-box { width: 90%; max-width: 100; height: auto; border: thick $accent;
+                             background: $surface; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run: str) -> None:
+        super().__init__()
+        self.run = run
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="say-box"):
+            yield Label(f"Say to {self.run} (one more turn for the finished run); Enter, esc cancels")
+            yield Input(id="say-text", placeholder="what the agent should do next")
+
+    def on_mount(self) -> None:
+        self.query_one("#say-text", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Exactly what a key will do; y or Enter does it, n or esc does not."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "Do it"), Binding("n,escape", "answer(False)", "Cancel")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(self.text, id="confirm-text", markup=False)
+            yield Label("y / Enter: do it    n / esc: cancel")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -20,7 +20,7 @@ from cocode import client
 from cocode.config import load_config
 from cocode.paths import Paths
 from cocode.top.app import TopApp
-from cocode.top.screens import DiffScreen
+from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen
 from support import AGENTS_DIR, cocode, down, make_repo, up
 
 LOGS_AGENT = str(AGENTS_DIR / "logs_agent.py")
@@ -203,6 +203,39 @@ def test_cancel_and_diff_go_through_the_same_calls_as_the_cli(running, repo):
         await pilot.press("c")
         await until(pilot, lambda: app.run_rows[0].state == "cancelled", timeout=30, what="the run cancelled")
         assert client.current_state(paths).jobs[slow].runs["sleeper"].state == "cancelled"
+
+    asyncio.run(drive(scenario)(app))
+
+
+def test_say_shows_what_it_will_do_and_goes_through_the_clis_calls(running, repo):
+    """m: a message, then a confirmation naming the command, the attempt, worktree and
+    branch; n does nothing (the later y makes attempt 2, not 3), y queues the follow-up."""
+    job = submit(repo, "demo", text="Say to me")
+    paths = running
+    app = make_app(paths)
+
+    async def ask(app, pilot, message):
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, SayScreen), what="the message box")
+        await pilot.press(*message, "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        return app.screen.text
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: app.model.state.jobs.get(job) and app.model.state.jobs[job].done,
+                    what="the demo job done")
+        await until(pilot, lambda: app.run_rows and app.run_rows[0].state == "ready", what="its run row")
+        text = await ask(app, pilot, "not this")
+        assert text.startswith(f"cocode say {job} demo 'not this'") and "attempt 2" in text
+        assert f"cocode/{job}/demo" in text and app.run_rows[0].worktree in text
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the confirmation closed")
+        await ask(app, pilot, "add a line")
+        await pilot.press("y")
+        await until(pilot, lambda: app.model.state.jobs[job].runs["demo"].follow_up == "add a line",
+                    what="the follow-up event")
+        run = client.current_state(paths).jobs[job].runs["demo"]
+        assert (run.follow_up_attempt, run.follow_ups) == (2, 1)  # the refused one was never sent
 
     asyncio.run(drive(scenario)(app))
 
