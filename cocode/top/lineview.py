@@ -40,7 +40,7 @@ class LineView(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {"lineview--current"}
     DEFAULT_CSS = """
-    LineView { background: $surface; color: $text; overflow: scroll;
+    LineView { background: $surface; color: $text; overflow: auto auto;
                &:focus { background-tint: $foreground 5%; } }
     LineView > .lineview--current { background: $accent; color: $text; }
     """
@@ -63,17 +63,18 @@ class LineView(ScrollView, can_focus=True):
         if not new:
             return
         following = self.following
-        before = len(self.lines)
-        over = max(0, before + len(new) - self.keep)
+        top = None if following else self.line_at(round(self.scroll_y))  # what a reader looks at
+        over = max(0, len(self.lines) + len(new) - self.keep)
         self.lines.extend(new)
         self.first += over
         self.widest = max(self.widest, max(map(len, new)))
-        grew = self._fit()
+        self._fit()
         if following:
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
-        elif not grew:
-            # Bottom-aligned: every append moves old lines up by the new ones' count.
-            self.scroll_to(y=max(0, self.scroll_y - len(new)), animate=False, immediate=True, force=True)
+        elif top is not None:
+            # Lines sit at the bottom of the page: keep the one at the top of the view there.
+            row = max(top, self.first) - self.first + self.top_pad()
+            self.scroll_to(y=row, animate=False, immediate=True, force=True)
         if len(self._strips) > 4 * max(self.size.height, 1):
             self._strips.clear()
         self.refresh()

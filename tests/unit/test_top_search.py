@@ -1,9 +1,7 @@
-"""Search within a pane: the pure finder and stepping (cocode/top/search.py), and the
-pane widget's bucketed virtual size (cocode/top/lineview.py's bucket)."""
+"""Search within a pane: the pure finder and stepping (cocode/top/search.py)."""
 
 from __future__ import annotations
 
-from cocode.top.lineview import bucket
 from cocode.top.search import Match, after, find
 
 
@@ -34,13 +32,3 @@ def test_n_and_N_move_from_a_position_and_wrap():
     assert after(ms, (1, 0), False) == 2  # wraps to the last
     assert after(ms, (3, 0), False) == 1  # a position between matches
     assert after([], (1, 0), True) == -1
-
-
-def test_virtual_size_grows_in_doublings_of_the_view_up_to_the_cap():
-    assert bucket(0, 30, 2000) == 30
-    assert bucket(30, 30, 2000) == 30
-    assert bucket(31, 30, 2000) == 60
-    assert bucket(1000, 30, 2000) == 1920
-    assert bucket(1999, 30, 2000) == 2000
-    sizes = {bucket(n, 30, 2000) for n in range(2001)}
-    assert len(sizes) == 8  # an append changes the page (a layout) 7 times in a pane's life
