@@ -147,7 +147,7 @@ class Worker(Service):
             for rp in list(self.runs.values()):
                 if rp.plan.job == event.job and (not event.agent or rp.plan.agent == event.agent):
                     rp.stop("cancelled", "cancelled")
-        elif isinstance(event, ev.LimitHit):
+        elif isinstance(event, ev.LimitHit) and not event.check:  # a check's: the checks service's
             # The monitor recorded this before signalling; the run ends with its reason.
             rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
