@@ -90,6 +90,7 @@ class RunView(msgspec.Struct):
     follow_up: str = ""  # the latest `cocode say` message, for attempt follow_up_attempt
     follow_up_attempt: int = 0
     follow_ups: int = 0  # attempts that were follow-ups (not crash requeues)
+    ready_at: float | None = None
     checks: dict[str, CheckView] = {}
     check_requests: dict[str, int] = {}  # check name ("" for all) -> seq of the latest request
 
@@ -232,6 +233,7 @@ def _run_progress(state: State, e: ev.RunProgress) -> None:
 def _run_ready(state: State, e: ev.RunReady) -> None:
     if (r := _reported(state, e)) and not r.final:
         r.state, r.ready_commit = "ready", e.commit
+        r.ready_at = r.ready_at or e.ts
 
 
 def _run_finished(state: State, e: ev.RunFinished) -> None:

@@ -150,3 +150,16 @@ def status_for(exit_code: int | None, timed_out: bool, counts: Counts) -> str:
     if exit_code == 0 and not counts.failed:
         return "passed"
     return "failed"
+
+
+def settled(job: st.JobView, names: list[str]) -> bool:
+    """Every ready run of the job has a result for each check (none running): what
+    `submit --wait` and the demo wait for after the runs end."""
+    for run in job.runs.values():
+        if run.state != "ready" or not run.ready_commit:
+            continue
+        for name in names:
+            c = run.checks.get(name)
+            if c is None or c.status == "running":
+                return False
+    return True

@@ -26,8 +26,10 @@ from cocode.runkey import RunKey
 def watch_job(
     paths: Paths, job_id: str, state: st.State, on_event: Callable[[ev.Event], None],
     printer: Printer | None, timeout: float | None = None,
+    settled: Callable[[st.JobView], bool] = lambda job: True,
 ) -> st.State:
-    """Fold events into `state` until every run of `job_id` is final."""
+    """Fold events into `state` until every run of `job_id` is final (and `settled`
+    says the rest is done too: the checks of its ready runs)."""
     ctx = zmq.Context.instance()
     loop = Loop()
     sub = None
@@ -57,7 +59,7 @@ def watch_job(
 
     def done() -> bool:
         job = state.jobs.get(job_id)
-        return job is not None and job.state == "done" and follower.caught_up
+        return job is not None and job.state == "done" and follower.caught_up and settled(job)
 
     try:
         loop.run(until=done, timeout=timeout)

@@ -1,0 +1,227 @@
+"""The review commands (issue 10): `check`, `compare`, `diff`, `pick`.
+
+Parse, call cocode.jobs.review / cocode.jobs.landing, print; the same rules as
+the rest of the CLI. The Env object comes from click's context (the group puts
+it there), so this module imports nothing of cocode.cli.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+import click
+import msgspec
+
+from cocode.errors import CocodeError, ConfigError
+
+
+def _env():
+    return click.get_current_context().find_root().obj
+
+
+def _print_json(obj) -> None:
+    click.echo(msgspec.json.encode(obj).decode())
+
+
+def _state(env):
+    from cocode import client
+
+    return client.current_state(env.paths)
+
+
+def _require_running(paths) -> None:
+    from cocode import client
+
+    if not client.is_running(paths):
+        raise client.not_running(paths)
+
+
+def diffstats(root, jobs, limit: int = 20) -> dict:
+    """(job, agent) -> (added, removed, files) for the newest `limit` jobs' runs with commits."""
+    from cocode.jobs import landing
+
+    out = {}
+    for job in sorted(jobs, key=lambda j: j.seq)[-limit:]:
+        for agent, run in job.runs.items():
+            head = run.ready_commit or run.head
+            if head and head != job.base_sha:
+                try:
+                    out[(job.job, agent)] = landing.diffstat(root, job.base_sha, head)
+                except CocodeError:
+                    pass
+    return out
+
+
+# -- check ---------------------------------------------------------------------------------------
+
+
+@click.command("check")
+@click.argument("job_id")
+@click.argument("agent", required=False)
+@click.option("--name", "names", multiple=True, metavar="CHECK", help="Only this check (repeatable).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the results.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds --wait waits.")
+def check(job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, timeout: float) -> None:
+    """Run the configured checks on a job's ready runs again (or one run's)."""
+    from cocode import client
+    from cocode.core import events as ev
+    from cocode.jobs import review
+
+    env = _env()
+    configured = list(env.config.checks)
+    if not configured:
+        raise ConfigError(f"no checks are configured: add e.g. `checks: {{tests: pytest -q}}` to {env.paths.config}")
+    for n in names:
+        if n not in configured:
+            raise ConfigError(f"--name {n}: no such check (configured: {', '.join(configured)})")
+    state = _state(env)
+    job = review.job_of(state, job_id)
+    if agent and agent not in job.runs:
+        raise ConfigError(f"job {job_id} has no agent {agent!r} (it has {', '.join(job.agents)})")
+    runs = [job.runs[agent]] if agent else [r for r in job.runs.values() if r.ready_commit]
+    if not any(r.ready_commit for r in runs):
+        raise CocodeError(f"no ready commit to check in {job_id}{'/' + agent if agent else ''}: "
+                          f"`cocode status {job_id}` shows the runs")
+    _require_running(env.paths)
+    request = ev.CheckRequested(job=job_id, agent=agent or "", names=list(names))
+    client.append_one(env.paths, request)
+    if not wait:
+        click.echo(f"checks of {job_id}{'/' + agent if agent else ''} requested")
+        return
+    wanted = list(names) or configured
+    targets = [r.agent for r in runs if r.ready_commit]
+    asked = _state(env).jobs[job_id].runs[targets[0]].check_requests  # the request, folded
+    since = max(asked.get(n, 0) for n in [*wanted, ""])
+    deadline = time.monotonic() + timeout
+    while True:  # the fold answers "started after the request, and finished"
+        job = _state(env).jobs[job_id]
+        done = all((c := job.runs[a].checks.get(n)) is not None and c.started_seq > since
+                   and c.status != "running" for a in targets for n in wanted)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for a in targets:
+        for n in wanted:
+            c = job.runs[a].checks.get(n)
+            line = "not started" if c is None else f"{c.status}{': ' + c.summary if c.summary else ''}"
+            click.echo(f"{a:<14} check:{n:<12} {line}")
+    if not done:
+        raise CocodeError(f"checks still running after {timeout:.0f} s: `cocode status {job_id}` shows them", 124)
+    bad = any(job.runs[a].checks[n].status != "passed" for a in targets for n in wanted)
+    sys.exit(1 if bad else 0)
+
+
+# -- compare and diff ---------------------------------------------------------------------------------
+
+
+@click.command("compare")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def compare(job_id: str, as_json: bool) -> None:
+    """One row per run and the recommended one, with the rule that chose it."""
+    from cocode.jobs import review
+
+    env = _env()
+    job = review.job_of(_state(env), job_id)
+    rows, verdict = review.compare(env.paths.root, job, env.config.rank_by)
+    best = next((r.agent for r in rows if r.rank == 1), None)
+    if as_json:
+        _print_json({"job": job_id, "title": job.title, "rank_by": env.config.rank_by,
+                     "recommended": best, "why": verdict, "runs": [msgspec.to_builtins(r) for r in rows]})
+        return
+    click.echo(f"job {job_id}: {job.title}")
+    click.echo(review.table(rows))
+    click.echo(verdict)
+    if best:
+        click.echo(f"to land it: cocode pick {job_id} {best} --merge   (or --pr for a pull request)")
+
+
+@click.command("diff")
+@click.argument("job_id")
+@click.argument("agent")
+@click.argument("other", required=False)
+@click.option("--stat", is_flag=True, help="Files changed and lines added/removed only.")
+def diff(job_id: str, agent: str, other: str | None, stat: bool) -> None:
+    """A run's change against its base, or (JOB A B) between two runs."""
+    from cocode.jobs import review
+    from cocode.jobs.landing import Git
+
+    env = _env()
+    job = review.job_of(_state(env), job_id)
+    heads = []
+    for a in (agent, other) if other else (agent,):
+        run = job.runs.get(a)
+        if run is None:
+            raise ConfigError(f"job {job_id} has no agent {a!r} (it has {', '.join(job.agents)})")
+        head = run.ready_commit or run.head
+        if not head:
+            raise CocodeError(f"run {job_id}/{a} has no commits yet (state {run.state})")
+        heads.append(head)
+    old, new = (heads[0], heads[1]) if other else (job.base_sha, heads[0])
+    args = ["diff", "--stat" if stat else "--patch", old, new]
+    tty = sys.stdout.isatty()
+    text = Git(env.paths.root, env.config.limits.git_timeout).run(
+        *args[:1], "--color=always" if tty else "--no-color", *args[1:]).stdout
+    if tty and text.count("\n") > shutil.get_terminal_size().lines:
+        click.echo_via_pager(text)  # like git: a long diff goes through $PAGER / less
+    else:
+        click.echo(text, nl=False)
+
+
+# -- pick -----------------------------------------------------------------------------------------------
+
+
+@click.command("pick")
+@click.argument("job_id")
+@click.argument("agent", required=False)
+@click.option("--merge", "mode", flag_value="merge", help="A merge commit on the base branch (the default).")
+@click.option("--squash", "mode", flag_value="squash", help="One new commit with the run's change.")
+@click.option("--rebase", "mode", flag_value="rebase", help="The run's commits replayed on the base branch.")
+@click.option("--pr", is_flag=True, help="Push the run's branch and open a pull request with gh.")
+@click.option("--dry-run", is_flag=True, help="Say what would be done and the PR text; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def pick(job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bool, yes: bool) -> None:
+    """Land a run (AGENT, default the recommended one) on the base branch, or open a PR."""
+    from cocode import client
+    from cocode.core import events as ev
+    from cocode.jobs import review
+
+    env = _env()
+    limits = env.config.limits
+    mode = mode or ("" if pr else "merge")
+    p = review.choose(_state(env), env.paths.root, job_id, agent, mode, pr, env.config.rank_by)
+    if dry_run:
+        click.echo(review.dry_run(env.paths.root, p, limits.git_timeout))
+        return
+    _require_running(env.paths)  # the `picked` event must be recordable before anything lands
+    what = " and ".join(filter(None, [f"{mode} {p.run.agent}'s ready commit into the main checkout" if mode else "",
+                                      "push it and open a pull request" if pr else ""]))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"pick would {what}: add --yes to confirm without a terminal")
+        if not click.confirm(f"{what[0].upper()}{what[1:]}?", default=False):
+            raise CocodeError("nothing done")
+    landed, url = "", ""
+    if mode:
+        branch, landed = review.land(env.paths.root, p, limits.git_timeout)
+        click.echo(f"{mode}d {p.run.agent} ({p.run.ready_commit[:12]}) into {branch}: now at {landed[:12]}")
+    if pr:
+        url = review.open_pr(env.paths.root, p, limits.git_timeout, limits.github_timeout)
+        click.echo(f"pull request: {url}")
+    client.append_one(env.paths, ev.Picked(
+        job=job_id, agent=p.run.agent, mode=mode or "pr", commit=p.run.ready_commit,
+        base_ref=p.job.base_ref, landed_sha=landed, pr_url=url))
+    released = review.release_others(env.paths.root, p.job, p.run.agent,
+                                     lambda event: client.append_one(env.paths, event))
+    if released:
+        click.echo(f"released the worktrees of {', '.join(released)} (their branches stay until cocode clean --hard)")
+
+
+COMMANDS = (check, compare, diff, pick)
+
+
+def register(main: click.Group) -> None:
+    for command in COMMANDS:
+        main.add_command(command)
