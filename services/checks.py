@@ -31,7 +31,7 @@ from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.service import Service
 from cocode.jobs import checks
-from cocode.jobs.checkrun import CheckProcess
+from cocode.jobs.checkrun import CheckProcess, kill_stale_group
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 
@@ -131,10 +131,8 @@ class Checks(Service):
     def recover(self) -> None:
         for job, agent, c in checks.stale(self.state, self.host, set(self.procs)):
             if c.pgid:
-                try:
-                    os.killpg(c.pgid, signal.SIGKILL)  # a session leader's pid: not reused while its group lives
-                except (ProcessLookupError, PermissionError):
-                    pass
+                worktree = self.state.jobs[job].runs[agent].worktree
+                kill_stale_group(c.pgid, worktree)
             self.log.info("check %s of %s/%s was cut off by a restart: interrupted", c.name, job, agent)
             self.append(ev.CheckFinished(job=job, agent=agent, name=c.name, commit=c.commit,
                                          status="interrupted", reason="the checks service restarted"))
@@ -149,8 +147,10 @@ class Checks(Service):
             return
         ship = self.shipper.open(d.job, f"{d.agent}/check:{d.name}", execution)
         env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k in self.config.env_passthrough}
-        env.update(COCODE_JOB_ID=d.job, COCODE_AGENT_NAME=d.agent, COCODE_REPO_PATH=d.worktree,
-                   GIT_TERMINAL_PROMPT="0")
+        # COCODE_AGENT_NAME is the check's identity as the monitor and the logs know it:
+        # what escapes the check's session is found by it (cocode.resources.proctree).
+        env.update(COCODE_JOB_ID=d.job, COCODE_AGENT_NAME=f"{d.agent}/check:{d.name}", COCODE_AGENT=d.agent,
+                   COCODE_REPO_PATH=d.worktree, GIT_TERMINAL_PROMPT="0")
         p = CheckProcess(d.job, d.agent, d.name, spec.command, d.worktree, d.commit,
                          spec.timeout or self.config.limits.check_timeout, env,
                          lambda data: ship.output("check", 0, data))

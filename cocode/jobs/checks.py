@@ -51,13 +51,13 @@ def due(state: st.State, names: list[str], heads: dict[tuple[str, str], str | No
             if not run.ready_commit:
                 continue
             commit = target_commit(run, heads.get((job.job, run.agent)))
-            automatic = run.state == "ready"
+            automatic = run.state == "ready" and not run.checks_cancelled
             for name in names:
                 c = run.checks.get(name)
                 asked = max(run.check_requests.get(name, 0), run.check_requests.get("", 0))
                 if c is not None and c.status == "running":
                     continue
-                if asked and (c is None or asked > c.started_seq):
+                if asked > run.checks_cancelled and (c is None or asked > c.started_seq):
                     out.append(Due(job.job, run.agent, name, commit, run.worktree))
                 elif not automatic:
                     continue

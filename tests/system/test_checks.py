@@ -1,0 +1,165 @@
+"""The checks service under faults (issue 10): a check that hangs past its timeout
+and forks a daemon, one that needs more memory than the limit, a crash of the
+service mid-check, a cancel, a new commit on the run's branch, `cocode check`,
+and a run whose worktree was removed. Real services, real git, real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+
+from support import GitRepo, cocode, down, up, wait_until
+from test_review import UNITTEST, calc, events, ok, status, submit, write_config  # noqa: F401
+
+N = os.getpid()  # makes this test's sleep arguments unique on a shared machine
+
+
+def procs(*argv: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and p.info["cmdline"] == list(argv):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def shells(marker: str) -> list[psutil.Process]:
+    """The check's shells: `sh -c '... # marker'`."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmd = p.info["cmdline"] or []
+            if p.info["status"] != psutil.STATUS_ZOMBIE and cmd[:2] == ["/bin/sh", "-c"] and marker in cmd[-1]:
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def finished(repo: Path, name: str, agent: str | None = None) -> list[dict]:
+    return [e for e in events(repo, "check_finished") if e["name"] == name and (agent is None or e["agent"] == agent)]
+
+
+def test_timeout_kills_the_group_and_an_escaped_daemon(calc: GitRepo, tmp_path: Path):
+    """A check that hangs is stopped at its timeout (recorded `timeout`); the daemon
+    it started in a new session dies with it (the monitor finds it in the worktree)."""
+    repo = calc.path
+    daemon, hang = f"301.{N}", f"302.{N}"
+    write_config(repo, tmp_path, {"hang": {"command": f"(setsid sleep {daemon} &); sleep {hang}", "timeout": 2}},
+                 {"monitor_interval_ms": 100})
+    up(repo)
+    try:
+        job = submit(repo, "good")
+        assert wait_until(lambda: procs("sleep", daemon) and procs("sleep", hang), 30), "the check never ran"
+        done = wait_until(lambda: finished(repo, "hang"), 30)
+        assert done and done[0]["status"] == "timeout" and "timed out after 2 s" in done[0]["reason"]
+        assert 2.0 <= done[0]["duration_s"] < 10
+        assert wait_until(lambda: not procs("sleep", daemon) and not procs("sleep", hang), 15), \
+            "the check's processes outlived it"
+        assert status(repo, job)["runs"][0]["state"] == "ready"  # the run itself is untouched
+    finally:
+        down(repo)
+
+
+def test_memory_limit_stops_the_check_not_the_run(calc: GitRepo, tmp_path: Path):
+    repo = calc.path
+    hog = f"{sys.executable} -c \"import time; b = b'x' * (200 * 2**20); time.sleep(60)\""
+    write_config(repo, tmp_path, {"hog": hog}, {"memory_limit_mb": 64, "monitor_interval_ms": 100})
+    up(repo)
+    try:
+        job = submit(repo, "good")
+        done = wait_until(lambda: finished(repo, "hog"), 40)
+        assert done and done[0]["status"] == "failed" and "memory_limit_exceeded" in done[0]["reason"], done
+        hits = events(repo, "limit_hit")
+        assert [(h["agent"], h["check"]) for h in hits] == [("good", "hog")]
+        assert status(repo, job)["runs"][0]["state"] == "ready"
+    finally:
+        down(repo)
+
+
+def test_crash_mid_check_reruns_it_and_none_stays_running(calc: GitRepo, tmp_path: Path):
+    """kill -9 of the checks service: the restarted service kills what is left of the
+    check, records it interrupted, and runs it again; it then passes."""
+    repo = calc.path
+    gate = tmp_path / "gate"
+    wait = f"303.{N}"
+    write_config(repo, tmp_path, {"gated": f"while [ ! -e {gate} ]; do sleep 0.05; done # {wait}"})
+    up(repo)
+    try:
+        job = submit(repo, "good")
+        first = wait_until(lambda: [e for e in events(repo, "check_started") if e["name"] == "gated"], 30)
+        assert first, "the check never started"
+        assert wait_until(lambda: shells(wait), 10)
+        service = [json.loads(ok(repo, "ps", "--json"))][0]
+        pid = next(s["pid"] for s in service if s["name"] == "checks")
+        os.kill(pid, signal.SIGKILL)
+        interrupted = wait_until(lambda: finished(repo, "gated"), 30)
+        assert interrupted and interrupted[0]["status"] == "interrupted", interrupted
+        assert wait_until(lambda: len(shells(wait)) == 1, 10)  # the first is gone, the rerun's is there
+        assert first[0]["pid"] not in [p.pid for p in shells(wait)]
+        again = wait_until(lambda: [e for e in events(repo, "check_started") if e["name"] == "gated"][1:], 30)
+        assert again and again[0]["execution"] == 2 and again[0]["commit"] == first[0]["commit"]
+        gate.touch()
+        done = wait_until(lambda: finished(repo, "gated")[1:], 30)
+        assert done and done[0]["status"] == "passed"
+        assert status(repo, job)["runs"][0]["checks"]["gated"]["status"] == "passed"
+    finally:
+        down(repo)
+
+
+def test_new_commit_reruns_and_check_on_demand_and_cancel(calc: GitRepo, tmp_path: Path):
+    repo = calc.path
+    write_config(repo, tmp_path, {"tests": UNITTEST, "slow": f"sleep 304.{N}"})
+    up(repo)
+    try:
+        job = submit(repo, "good")
+        first = wait_until(lambda: finished(repo, "tests"), 30)
+        assert first and first[0]["status"] == "passed"
+        run = status(repo, job)["runs"][0]
+
+        # A commit on the run's branch after its checks: they run again at the new head.
+        new = calc.commit("break it again", {"calc.py": "def add(a, b):\n    return a - b\n"},
+                          cwd=Path(run["worktree"]))
+        rerun = wait_until(lambda: finished(repo, "tests")[1:], 30)
+        assert rerun and rerun[0]["commit"] == new and rerun[0]["status"] == "failed", rerun
+
+        # On demand: the same commit again, one check only; exit 1 as it fails.
+        proc = cocode(repo, "check", job, "good", "--name", "tests", timeout=60)
+        assert proc.returncode == 1 and "check:tests" in proc.stdout and "failed" in proc.stdout, proc
+        assert len(finished(repo, "tests")) == 3
+        bad = cocode(repo, "check", job, "--name", "nosuch")
+        assert bad.returncode == 2 and "no such check" in bad.stderr
+
+        # Cancel stops the running check; it is recorded cancelled and not rerun.
+        assert wait_until(lambda: procs("sleep", f"304.{N}"), 20)
+        ok(repo, "cancel", job, "--no-wait")
+        done = wait_until(lambda: finished(repo, "slow"), 20)
+        assert done and done[0]["status"] == "cancelled"
+        assert wait_until(lambda: not procs("sleep", f"304.{N}"), 10)
+    finally:
+        down(repo)
+
+
+def test_removed_worktree_is_a_recorded_error(calc: GitRepo, tmp_path: Path):
+    repo = calc.path
+    write_config(repo, tmp_path, {"tests": UNITTEST})
+    up(repo)
+    try:
+        job = submit(repo, "good")
+        assert wait_until(lambda: finished(repo, "tests"), 30)
+        worktree = status(repo, job)["runs"][0]["worktree"]
+        calc.git("worktree", "remove", "--force", worktree)
+        proc = cocode(repo, "check", job, timeout=60)
+        assert proc.returncode == 1 and "removed" in proc.stdout
+        last = finished(repo, "tests")[-1]
+        assert last["status"] == "error" and worktree in last["reason"]
+    finally:
+        down(repo)
