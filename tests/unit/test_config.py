@@ -157,7 +157,7 @@ ALL_LIMITS = (
     "max_concurrent_agents, agent_timeout, max_repo_size_mb, log_buffer_size_mb, "
     "log_rotation_size_mb, max_worktrees, tui_log_lines, memory_limit_mb, "
     "memory_pressure_percent, worktree_idle_days, rotated_logs_keep, log_max_buffer_mb, "
-    "monitor_interval_ms, worktree_pool"
+    "monitor_interval_ms, worktree_pool, check_timeout, github_timeout, git_timeout"
 )
 from cocode.config import COMMAND_HELP as COMMAND_FIX
 
@@ -192,7 +192,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         (
             "perf: 1\n",
             "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd)",
+            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd, checks, rank_by, notify)",
         ),
         (
             "performance:\n  agent_timeout: 900\n    max: 1\n",
@@ -319,3 +319,24 @@ def test_init_config_in_a_worktree_uses_the_common_git_dir(tmp_path):
     init_config(tree)
     assert (tree / ".cocode" / "config.yaml").exists()
     assert _exclude_lines(main / ".git").count(".cocode/") == 1
+
+
+def test_checks_and_rank_by(tmp_path):
+    """`checks:` takes a bare command or {command, timeout}; timeouts and rank_by
+    are validated with the key path in the message."""
+    path = tmp_path / "c.yaml"
+    path.write_text("checks:\n  tests: pytest -q\n  lint: {command: ruff check ., timeout: 120}\n"
+                    "rank_by: [diff, checks]\nperformance:\n  check_timeout: 30\n")
+    c = load_config(path)
+    assert c.checks["tests"].command == "pytest -q" and c.checks["tests"].timeout is None
+    assert c.checks["lint"].timeout == 120 and c.rank_by == ["diff", "checks"]
+    assert c.limits.check_timeout == 30 and c.limits.github_timeout == 30 and c.limits.git_timeout == 300
+    for text, message in [
+        ("checks:\n  lint: {command: x, timeout: 0}\n", "checks.lint.timeout = 0 is below the minimum 1"),
+        ("checks:\n  lint: ''\n", "checks.lint.command = '' is empty"),
+        ("rank_by: [size]\n", "rank_by[0] = 'size' does not match"),
+        ("performance:\n  github_timeout: 1000\n", "performance.github_timeout = 1000 is above the maximum 300"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path)
