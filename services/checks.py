@@ -31,9 +31,10 @@ from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.service import Service
 from cocode.jobs import checks
-from cocode.jobs.checkrun import CheckProcess, kill_stale_group
+from cocode.jobs.checkrun import CheckProcess
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
+from cocode.resources.proctree import kill_stale_group
 
 TICK_S = 0.02  # while checks run: exit and timeout polling
 HEADS_EVERY_S = 0.5  # branch heads of ready runs (a ref file read each, ~3 µs)

@@ -131,21 +131,3 @@ class CheckProcess:
         if self.proc and self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
 
-
-def kill_stale_group(pgid: int, worktree: str) -> None:
-    """Kill the group of a check a dead checks service left, if it still is that
-    check's: its leader works in the run's worktree (pids get reused)."""
-    import psutil
-
-    try:
-        cwd = Path(psutil.Process(pgid).cwd())
-        if worktree and Path(worktree) not in (cwd, *cwd.parents):
-            return
-    except psutil.NoSuchProcess:
-        pass  # the leader is gone; other members may live on in its group
-    except psutil.AccessDenied:
-        return
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
+from review_support import UNITTEST, events, ok, status, submit, write_config
 from support import GitRepo, cocode, down, up, wait_until
-from test_review import UNITTEST, calc, events, ok, status, submit, write_config  # noqa: F401
 
 N = os.getpid()  # makes this test's sleep arguments unique on a shared machine
 
