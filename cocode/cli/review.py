@@ -125,17 +125,27 @@ def compare(job_id: str, as_json: bool) -> None:
 
     env = _env()
     job = review.job_of(_state(env), job_id)
+    if not as_json:
+        compare_and_say(env.paths.root, job, env.config.rank_by, click.echo)
+        return
     rows, verdict = review.compare(env.paths.root, job, env.config.rank_by)
     best = next((r.agent for r in rows if r.rank == 1), None)
-    if as_json:
-        _print_json({"job": job_id, "title": job.title, "rank_by": env.config.rank_by,
-                     "recommended": best, "why": verdict, "runs": [msgspec.to_builtins(r) for r in rows]})
-        return
-    click.echo(f"job {job_id}: {job.title}")
-    click.echo(review.table(rows))
-    click.echo(verdict)
+    _print_json({"job": job_id, "title": job.title, "rank_by": env.config.rank_by,
+                 "recommended": best, "why": verdict, "runs": [msgspec.to_builtins(r) for r in rows]})
+
+
+def compare_and_say(root, job, order: list[str], echo) -> str | None:
+    """Print the ranked table, the verdict and the pick command; returns the recommended agent."""
+    from cocode.jobs import review
+
+    rows, verdict = review.compare(root, job, order)
+    best = next((r.agent for r in rows if r.rank == 1), None)
+    echo(f"job {job.job}: {job.title}")
+    echo(review.table(rows))
+    echo(verdict)
     if best:
-        click.echo(f"to land it: cocode pick {job_id} {best} --merge   (or --pr for a pull request)")
+        echo(f"to land it: cocode pick {job.job} {best} --merge   (or --pr for a pull request)")
+    return best
 
 
 @click.command("diff")

@@ -57,13 +57,13 @@ def checks_text(r: rank.Row) -> str:
 
 
 def table(rows_: list[rank.Row]) -> str:
-    head = f"{'RANK':<5}{'AGENT':<14}{'STATE':<10}{'CHECKS':<32}{'+/-':>12}{'FILES':>6}{'COMMITS':>8}{'READY':>8}  COST"
+    head = f"{'RANK':<5}{'AGENT':<14}{'STATE':<18}{'CHECKS':<32}{'+/-':>12}{'FILES':>6}{'COMMITS':>8}{'READY':>8}  COST"
     lines = [head]
     for r in rows_:
         ready = f"{r.ready_s:.1f}s" if r.ready_s is not None else "-"
         cost = f"${r.cost_usd:.2f}" if r.cost_usd is not None else "-"
         state = r.state + (f" ({r.reason})" if r.reason and r.state != "ready" else "")
-        lines.append(f"{r.rank or '-':<5}{r.agent:<14}{state[:9]:<10}{checks_text(r)[:31]:<32}"
+        lines.append(f"{r.rank or '-':<5}{r.agent:<14}{state[:17]:<18}{checks_text(r)[:31]:<32}"
                      f"{f'+{r.added}/-{r.removed}':>12}{r.files:>6}{r.commits:>8}{ready:>8}  {cost}")
     return "\n".join(lines)
 
