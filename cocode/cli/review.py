@@ -229,9 +229,24 @@ def pick(job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bo
         click.echo(f"released the worktrees of {', '.join(released)} (their branches stay until cocode clean --hard)")
 
 
+@click.command("checks")
+@click.option("--samples", default=20, show_default=True, help="Jobs for the start-latency part.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_checks(samples: int, as_json: bool) -> None:
+    """Ready commit -> check started, and 5 runs x 2 s checks under a cap of 3 against the ideal."""
+    from cocode.bench import checks as bench_mod
+
+    result = bench_mod.run(samples=samples, progress=not as_json)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(bench_mod.report(result))
+
+
 COMMANDS = (check, compare, diff, pick)
 
 
-def register(main: click.Group) -> None:
+def register(main: click.Group, bench: click.Group) -> None:
     for command in COMMANDS:
         main.add_command(command)
+    bench.add_command(bench_checks)
