@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,12 +24,12 @@ from cocode.client import append_one
 from cocode.config import load_config
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.gitops import init_repo
 from cocode.jobs import checks as checks_mod
 from cocode.jobs import watch
 from cocode.jobs.submit import Issue, build_job
 from cocode.paths import Paths
 
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@cocode.invalid", "-c", "commit.gpgsign=false"]
 AGENT = 'git commit -q --allow-empty -m bench -m "$COCODE_READY_MARKER"'
 
 SLOTS = 3
@@ -40,9 +39,7 @@ RUNS = 5
 def setup(root: Path, out: Path) -> Paths:
     root.mkdir(parents=True)
     (root / "README").write_text("bench\n")
-    subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*GIT, "commit", "-q", "-m", "bench"], cwd=root, check=True)
+    init_repo(root, "bench", name="bench", email="bench@cocode.invalid")
     paths = Paths(root)
     paths.home.mkdir(mode=0o700)
     env = ("{BENCH_OUT: '%s', GIT_AUTHOR_NAME: b, GIT_AUTHOR_EMAIL: b@c.invalid, "

@@ -10,15 +10,14 @@ CocodeErrors with one line naming the fix.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from cocode.errors import EXIT_ERROR, EXIT_MISSING_DEPENDENCY, EXIT_TIMEOUT, CocodeError
+from cocode.errors import EXIT_ERROR, EXIT_TIMEOUT, CocodeError
+from cocode.gitops import runner
 
 MODES = ("merge", "squash", "rebase")
-_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX")
 
 
 class Refused(CocodeError):
@@ -26,23 +25,24 @@ class Refused(CocodeError):
 
 
 class Git:
+    """git in one directory through cocode.gitops.runner, bounded by `timeout` (git_timeout)."""
+
     def __init__(self, cwd: Path, timeout: float) -> None:
         self.cwd, self.timeout = Path(cwd), timeout
 
     def run(self, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if k not in _DROP}
-        env["GIT_TERMINAL_PROMPT"] = "0"  # no terminal may answer a credential prompt
         try:
-            proc = subprocess.run(["git", *args], cwd=self.cwd, capture_output=True, text=True,
-                                  timeout=self.timeout, env=env, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise CocodeError("git is not on PATH: install git (2.38 or newer)", EXIT_MISSING_DEPENDENCY) from None
-        except subprocess.TimeoutExpired:
-            raise CocodeError(f"git {args[0]} took over {self.timeout:.0f} s (git_timeout): "
-                              "check the network or raise git_timeout", EXIT_TIMEOUT) from None
-        if proc.returncode not in ok:
-            raise CocodeError(f"git {args[0]} failed: {last_line(proc.stderr or proc.stdout)}", EXIT_ERROR)
-        return proc
+            proc = runner.run(self.cwd, *args, timeout=self.timeout)
+        except CocodeError as err:
+            if err.exit_code == EXIT_TIMEOUT:
+                raise CocodeError(f"git {args[0]} took over {self.timeout:g} s (git_timeout): "
+                                  "check the network or raise git_timeout", EXIT_TIMEOUT) from None
+            raise
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
+                                          proc.stderr.decode(errors="replace"))
+        if out.returncode not in ok:
+            raise CocodeError(f"git {args[0]} failed: {last_line(out.stderr or out.stdout)}", EXIT_ERROR)
+        return out
 
     def out(self, *args: str) -> str:
         return self.run(*args).stdout.strip()
