@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def test_checks_rank_and_pick_merge(calc: GitRepo, tmp_path: Path):
         # The tests are in the run's log under the check's name, and `cocode logs` reads it.
         log = ok(repo, "logs", job, "good/check:tests")
         assert "Ran 3 tests" in log
+        tail = ok(repo, "tail", job)
+        assert re.search(r"^good/check:tests +\| Ran 3 tests", tail, re.M), tail
+        assert re.search(r"^bad/check:tests +\| FAILED \(failures=3\)", tail, re.M), tail
+        followed = ok(repo, "tail", "-f", job, "bad/check:tests", timeout=30)
+        assert re.search(r"^-- check tests: failed: FAILED \(failures=3\) \(\d+\.\ds\)$", followed.strip(), re.M), \
+            followed
 
         before = calc.head()
         out = ok(repo, "pick", job, "--merge", "--yes")
