@@ -16,6 +16,11 @@ running checks are killed and recorded interrupted, so the next start reruns
 them; after a kill -9 the next start finds the checks the log still calls
 running on this host, kills what is left of their groups and records them
 interrupted the same way: none is left `running`.
+
+It also sends the `notify:` notifications (cocode.jobs.notify), the other thing
+that follows a run's outcome: in a thread pool, never holding up the loop; what
+fails after its retries is recorded as notify_failed. Only events that arrive
+live are notified: a restart does not notify the history it replays.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from cocode.config import Config
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.service import Service
-from cocode.jobs import checks
+from cocode.jobs import agents, checks
 from cocode.jobs.checkrun import CheckProcess
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
@@ -39,7 +44,6 @@ from cocode.resources.proctree import kill_stale_group
 TICK_S = 0.02  # while checks run: exit and timeout polling
 HEADS_EVERY_S = 0.5  # branch heads of ready runs (a ref file read each, ~3 µs)
 SHUTDOWN_GRACE_S = 3.0
-ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "SHELL", "TERM")
 
 
 class Checks(Service):
@@ -56,6 +60,9 @@ class Checks(Service):
         self.recovered = False
         self.ticking = False
         self.pending = False
+        self.notifier = None
+        self.notified: set[tuple[str, str]] = set()
+        self.notify_after: int | None = None  # the log's head when first caught up: older is history
 
     def setup(self) -> None:
         self.shipper = Shipper(self.ctx, self.paths, self.config)
@@ -64,6 +71,11 @@ class Checks(Service):
                                     types=st.FOLDED_TYPES | {"limit_hit"})
         self.loop.every(HEADS_EVERY_S, self.poll_heads, first=HEADS_EVERY_S)
         self.loop.every(1.0, self.soon)  # catch-up and anything a burst left undecided
+        if self.config.notify is not None:
+            from cocode.jobs.notify import Sender
+
+            self.notifier = Sender(self.config.notify, list(self.config.env_passthrough))
+            self.loop.every(0.2, self.record_notify_failures)
 
     def heartbeat_info(self) -> dict:
         return {"running": len(self.procs)}
@@ -72,6 +84,8 @@ class Checks(Service):
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
+        if self.notifier is not None and self.notify_after is not None and event.seq > self.notify_after:
+            self.notify(event)
         if isinstance(event, ev.CancelRequested):
             for p in list(self.procs.values()):
                 if p.job == event.job and (not event.agent or p.agent == event.agent):
@@ -83,6 +97,20 @@ class Checks(Service):
         if isinstance(event, (ev.RunReady, ev.RunFinished, ev.RunProgress, ev.CheckRequested,
                               ev.CheckFinished, ev.RunDispatched, ev.CancelRequested)):
             self.soon()
+
+    def notify(self, event: ev.Event) -> None:
+        from cocode.jobs import notify
+
+        for n in notify.notices(event, self.state, self.names, self.notified):
+            if self.notifier.wants(n):
+                self.notifier.send(n)
+
+    def record_notify_failures(self) -> None:
+        from cocode.jobs import notify
+
+        for f in self.notifier.results():
+            self.log.warning("notification %s to %s failed: %s", f.notice.trigger, f.target, f.error)
+            self.append(notify.failed_event(f))
 
     def soon(self) -> None:
         """Decide on the next loop turn, once for a burst of events."""
@@ -117,6 +145,7 @@ class Checks(Service):
             return
         if not self.recovered:
             self.recovered = True
+            self.notify_after = self.state.seq
             self.recover()
         if not self.names:
             return
@@ -147,7 +176,7 @@ class Checks(Service):
             self.record_unstartable(d, execution, f"the run's worktree {d.worktree or '(none)'} was removed")
             return
         ship = self.shipper.open(d.job, f"{d.agent}/check:{d.name}", execution)
-        env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k in self.config.env_passthrough}
+        env = agents.inherited_env(os.environ, list(self.config.env_passthrough))  # as agents get it
         # COCODE_AGENT_NAME is the check's identity as the monitor and the logs know it:
         # what escapes the check's session is found by it (cocode.resources.proctree).
         env.update(COCODE_JOB_ID=d.job, COCODE_AGENT_NAME=f"{d.agent}/check:{d.name}", COCODE_AGENT=d.agent,
@@ -227,6 +256,8 @@ class Checks(Service):
                 pass
             self.finish(p)
         self.shipper.close()
+        if self.notifier is not None:
+            self.notifier.close()
 
 
 def main(paths: Paths, config: Config) -> int:

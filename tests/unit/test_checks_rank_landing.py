@@ -272,3 +272,29 @@ def test_pr_body_closes_an_issue_from_github_only():
     job.issue_number, job.issue_url = 7, "https://github.com/o/r/issues/7"
     body = review.pr_body(p)
     assert body.startswith("Fixes #7\n") and "`a` agent" in body and "+2/-0 in 1 file(s)" in body
+
+
+# -- notifications ------------------------------------------------------------------------------------------
+
+
+def test_notices_once_per_moment():
+    from cocode.jobs import notify
+
+    s = st.State()
+    st.apply(s, ev.JobSubmitted(seq=1, job="j", title="T", body="", agents=["a", "b"], base_sha="x"))
+    said: set = set()
+
+    def fold(e):
+        st.apply(s, e)
+        return [(n.trigger, n.agent, n.state) for n in notify.notices(e, s, ["tests"], said)]
+
+    assert fold(ev.RunReady(seq=2, job="j", agent="a", commit="c")) == [("run_ready", "a", "ready")]
+    assert fold(ev.RunFinished(seq=3, job="j", agent="a", state="ready", ready_commit="c")) == []
+    assert fold(ev.RunFinished(seq=4, job="j", agent="b", state="failed")) == [
+        ("run_failed", "b", "failed"), ("job_done", "", "1/2 ready")]
+    assert fold(ev.CheckStarted(seq=5, job="j", agent="a", name="tests", commit="c")) == []
+    assert fold(ev.CheckFinished(seq=6, job="j", agent="a", name="tests", commit="c", status="passed")) == [
+        ("checks_done", "", "1 run(s) pass every check")]
+    st.apply(s, ev.CheckStarted(seq=7, job="j", agent="a", name="tests", commit="c"))
+    assert fold(ev.CheckFinished(seq=8, job="j", agent="a", name="tests", commit="c", status="passed")) == [], \
+        "checks_done once per job"
