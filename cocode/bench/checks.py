@@ -64,7 +64,7 @@ def run_job(paths: Paths, config, agents: list[str], state: st.State) -> tuple[s
     job, t_submit = submit(paths, config, agents)
     seen: list[ev.Event] = []
     state = watch.watch_job(paths, job, state, seen.append, None, timeout=120,
-                            settled=lambda j: checks_mod.settled(j, ["wait"]))
+                            settled=lambda _, j: checks_mod.settled(j, ["wait"]))
     return state, job, t_submit, seen
 
 

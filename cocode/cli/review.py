@@ -54,6 +54,22 @@ def diffstats(root, jobs, limit: int = 20) -> dict:
     return out
 
 
+def bell(title: str, text: str) -> None:
+    """The job is done: the terminal bell on a terminal, and a desktop notification
+    where `notify-send` is on PATH (started, never waited for)."""
+    import subprocess
+
+    if sys.stdout.isatty():
+        click.echo("\a", nl=False)
+    exe = shutil.which("notify-send")
+    if exe:
+        try:
+            subprocess.Popen([exe, title, text], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            pass
+
+
 # -- check ---------------------------------------------------------------------------------------
 
 

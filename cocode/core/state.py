@@ -235,6 +235,7 @@ def _run_ready(state: State, e: ev.RunReady) -> None:
     if (r := _reported(state, e)) and not r.final:
         r.state, r.ready_commit = "ready", e.commit
         r.ready_at = r.ready_at or e.ts
+        r.head = e.commit  # on the branch by now; the run_progress after it may go further
 
 
 def _run_finished(state: State, e: ev.RunFinished) -> None:

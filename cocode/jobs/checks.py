@@ -153,13 +153,13 @@ def status_for(exit_code: int | None, timed_out: bool, counts: Counts) -> str:
 
 
 def settled(job: st.JobView, names: list[str]) -> bool:
-    """Every ready run of the job has a result for each check (none running): what
-    `submit --wait` and the demo wait for after the runs end."""
+    """Every ready run of the job has a result for each check at its head (none
+    running): what `submit --wait` and the demo wait for after the runs end."""
     for run in job.runs.values():
-        if run.state != "ready" or not run.ready_commit:
+        if run.state != "ready" or not run.ready_commit or run.checks_cancelled:
             continue
         for name in names:
             c = run.checks.get(name)
-            if c is None or c.status == "running":
+            if c is None or c.status == "running" or c.commit != target_commit(run, None):
                 return False
     return True

@@ -26,7 +26,7 @@ from cocode.runkey import RunKey
 def watch_job(
     paths: Paths, job_id: str, state: st.State, on_event: Callable[[ev.Event], None],
     printer: Printer | None, timeout: float | None = None,
-    settled: Callable[[st.JobView], bool] = lambda job: True,
+    settled: Callable[[st.State, st.JobView], bool] = lambda state, job: True,
 ) -> st.State:
     """Fold events into `state` until every run of `job_id` is final (and `settled`
     says the rest is done too: the checks of its ready runs)."""
@@ -59,7 +59,7 @@ def watch_job(
 
     def done() -> bool:
         job = state.jobs.get(job_id)
-        return job is not None and job.state == "done" and follower.caught_up and settled(job)
+        return job is not None and job.state == "done" and follower.caught_up and settled(state, job)
 
     try:
         loop.run(until=done, timeout=timeout)

@@ -7,6 +7,8 @@ is retried, and ends as a notify_failed event while the job goes on unhindered.
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import sys
 import threading
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from review_support import UNITTEST, events, status, submit, write_config
-from support import GitRepo, down, up, wait_until
+from support import GitRepo, cocode, down, up, wait_until
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -108,5 +110,33 @@ def test_a_webhook_that_never_answers_is_retried_then_recorded(calc: GitRepo, tm
         assert st["state"] == "done" and st["runs"][0]["checks"]["tests"]["status"] == "passed"
         check_end = [e for e in events(repo, "check_finished")][0]["ts"]
         assert check_end < f["ts"], "the check finished while the webhook was still being tried"
+    finally:
+        down(repo)
+
+
+def test_submit_wait_and_tail_f_notify_the_desktop_unless_no_bell(calc: GitRepo, tmp_path: Path):
+    """`notify-send` cannot show anything here: a stand-in on PATH records its
+    arguments (the terminal bell itself needs a terminal, which a test has not)."""
+    repo = calc.path
+    bin_dir, record = tmp_path / "bin", tmp_path / "notify-send.txt"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "notify-send"
+    stand_in.write_text(f"#!/bin/sh\nprintf '%s|%s\\n' \"$1\" \"$2\" >> {record}\n")
+    stand_in.chmod(0o755)
+    write_config(repo, tmp_path, {})
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    up(repo)
+    try:
+        proc = cocode(repo, "submit", "--text", "Fix add()", "--agent", "good", "--wait", "--no-bell", env=env)
+        assert proc.returncode == 0, proc.stderr
+        job = re.search(r"job (\w+):", proc.stdout).group(1)
+        proc = cocode(repo, "submit", "--text", "Fix add()", "--agent", "good", "--wait", env=env)
+        assert proc.returncode == 0, proc.stderr
+        second = re.search(r"job (\w+):", proc.stdout).group(1)
+        lines = wait_until(lambda: record.exists() and record.read_text().splitlines(), 10)
+        assert lines == [f"cocode: job {second} done|1/1 ready: Fix add()"], lines
+        assert cocode(repo, "tail", "-f", job, env=env).returncode == 0
+        assert wait_until(lambda: len(record.read_text().splitlines()) == 2, 10)
+        assert record.read_text().splitlines()[1] == f"cocode: job {job}|its runs ended"
     finally:
         down(repo)

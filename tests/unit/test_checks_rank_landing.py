@@ -298,3 +298,21 @@ def test_notices_once_per_moment():
     st.apply(s, ev.CheckStarted(seq=7, job="j", agent="a", name="tests", commit="c"))
     assert fold(ev.CheckFinished(seq=8, job="j", agent="a", name="tests", commit="c", status="passed")) == [], \
         "checks_done once per job"
+
+
+def test_checks_start_at_the_ready_commit_not_an_earlier_head():
+    """run_ready comes before the run_progress that moves the head to it: the ready
+    commit is the head from run_ready on, so the first check tests the right commit."""
+    s = st.State()
+    st.apply(s, ev.JobSubmitted(seq=1, job="j", title="t", body="", agents=["a"], base_sha="base"))
+    st.apply(s, ev.RunStarted(seq=2, job="j", agent="a", worker="w", pid=1, pgid=1, worktree="/wt/a",
+                              branch="b", base_sha="base"))
+    st.apply(s, ev.RunProgress(seq=3, job="j", agent="a", head="wip", commits=1))
+    st.apply(s, ev.RunReady(seq=4, job="j", agent="a", commit="done"))
+    assert due(s) == [("a", "tests", "done")]
+    start(s, "a", "tests", "done", 5)
+    end(s, "a", "tests", "done", "passed", 6)
+    st.apply(s, ev.RunFinished(seq=7, job="j", agent="a", state="ready", ready_commit="done"))
+    assert checks.settled(s.jobs["j"], ["tests"])
+    st.apply(s, ev.RunProgress(seq=8, job="j", agent="a", head="later", commits=2))
+    assert not checks.settled(s.jobs["j"], ["tests"]), "a result for an older head is not the last word"
