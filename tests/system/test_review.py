@@ -76,6 +76,12 @@ def test_checks_rank_and_pick_merge(calc: GitRepo, tmp_path: Path):
         assert re.search(r"^-- check tests: failed: FAILED \(failures=3\) \(\d+\.\ds\)$", followed.strip(), re.M), \
             followed
 
+        stat = ok(repo, "diff", job, "good", "--stat")
+        assert re.search(r"calc.py \| 2 \+-", stat) and "1 file changed" in stat, stat
+        between = ok(repo, "diff", job, "good", "bad")
+        assert "+++ b/NOTES.md" in between and "-    return a + b\n+    return a + b + 1" in between, between
+        assert "\x1b[" not in between, "no colour into a pipe"
+
         before = calc.head()
         out = ok(repo, "pick", job, "--merge", "--yes")
         assert "merged good" in out and "released the worktrees of bad" in out

@@ -316,3 +316,27 @@ def test_checks_start_at_the_ready_commit_not_an_earlier_head():
     assert checks.settled(s.jobs["j"], ["tests"])
     st.apply(s, ev.RunProgress(seq=8, job="j", agent="a", head="later", commits=2))
     assert not checks.settled(s.jobs["j"], ["tests"]), "a result for an older head is not the last word"
+
+
+def test_pick_refuses_a_running_run_no_ready_commit_a_second_pick_and_unknown_agents(tmp_path: Path):
+    from cocode.errors import ConfigError
+
+    s = ready_state("a", "b")
+    st.apply(s, ev.JobSubmitted(seq=90, job="r", title="t", body="", agents=["x", "y"], base_sha="base"))
+    st.apply(s, ev.RunStarted(seq=91, job="r", agent="x", worker="w", pid=1, pgid=1, worktree="/wt/x",
+                              branch="b", base_sha="base"))
+    st.apply(s, ev.RunFinished(seq=92, job="r", agent="y", state="failed", reason="exit_1"))
+    pick = lambda job, agent, mode="merge": review.choose(s, tmp_path, job, agent, mode, False, ORDER)  # noqa: E731
+    with pytest.raises(Refused, match="still running: wait .*cocode cancel r x"):
+        pick("r", "x")
+    with pytest.raises(Refused, match="has no ready commit .*failed, exit_1.*cocode compare r"):
+        pick("r", "y")
+    with pytest.raises(Refused, match="no run of r is ready"):
+        pick("r", None)
+    with pytest.raises(ConfigError, match="has no agent 'z'"):
+        pick("j", "z")
+    assert pick("j", None).run.agent == "a", "the recommended run (a tie: first by name)"
+    st.apply(s, ev.Picked(seq=93, job="j", agent="a", mode="merge", commit="c-a"))
+    with pytest.raises(Refused, match="already picked \\(a, merge\\)"):
+        pick("j", "b")
+    assert review.choose(s, tmp_path, "j", "a", "", True, ORDER).pr, "a PR after a merge is still allowed"
