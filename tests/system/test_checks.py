@@ -163,3 +163,39 @@ def test_removed_worktree_is_a_recorded_error(calc: GitRepo, tmp_path: Path):
         assert last["status"] == "error" and worktree in last["reason"]
     finally:
         down(repo)
+
+
+def test_checks_share_the_cap_with_agents(calc: GitRepo, tmp_path: Path):
+    """max_concurrent_agents 1. A check of job 1 runs in the checks lane and holds no
+    agent's slot: job 2's first agent starts meanwhile. That agent's check, an extra
+    one, waits while job 2's second agent is still queued (agents first), then runs."""
+    repo = calc.path
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    gate = f"{gates}/$COCODE_JOB_ID-$COCODE_AGENT"
+    write_config(repo, tmp_path, {"gated": f"while [ ! -e {gate} ]; do sleep 0.05; done"},
+                 {"max_concurrent_agents": 1})
+    up(repo)
+    try:
+        j1 = submit(repo, "good")
+        assert wait_until(lambda: [e for e in events(repo, "check_started") if e["job"] == j1], 30)
+        j2 = submit(repo, "good", "bad")
+        started = wait_until(lambda: {(e["job"], e["agent"]): e["seq"] for e in events(repo, "check_started")}
+                             if len(events(repo, "check_started")) >= 2 else None, 60)
+        assert started, events(repo, "check_started")
+        dispatched = {(e["job"], e["agent"]): e["seq"] for e in events(repo, "run_dispatched")}
+        assert not finished(repo, "gated"), "job 1's check still runs: job 2's agents did not wait for it"
+        assert (j2, "bad") in dispatched and started[(j2, "good")] > dispatched[(j2, "bad")], \
+            "an extra check started while an agent waited"
+        for job, agent in ((j1, "good"), (j2, "good"), (j2, "bad")):
+            (gates / f"{job}-{agent}").touch()
+        done = wait_until(lambda: len(finished(repo, "gated")) == 3 and finished(repo, "gated"), 60)
+        assert done and {e["status"] for e in done} == {"passed"}
+        # Never more than the cap + the one checks lane at once, counted from the log.
+        running = peak = 0
+        for e in events(repo, "run_started", "run_finished", "check_started", "check_finished"):
+            running += 1 if e["type"] in ("run_started", "check_started") else -1
+            peak = max(peak, running)
+        assert peak <= 2, peak
+    finally:
+        down(repo)
