@@ -199,3 +199,27 @@ def test_checks_share_the_cap_with_agents(calc: GitRepo, tmp_path: Path):
         assert peak <= 2, peak
     finally:
         down(repo)
+
+
+def test_a_flooding_check_is_stored_whole_and_the_service_stays_small(calc: GitRepo, tmp_path: Path):
+    """24 MiB of output from one check: every byte reaches the run's check log through
+    the collector (rotated like an agent's; under rotated_logs_keep, so all is kept),
+    and the checks service keeps only the output's tail in memory."""
+    repo = calc.path
+    flood = f"{sys.executable} -c \"import sys; [sys.stdout.write('x' * 1023 + chr(10)) for _ in range(24576)]\""
+    write_config(repo, tmp_path, {"flood": flood})
+    up(repo)
+    try:
+        pid = next(s["pid"] for s in json.loads(ok(repo, "ps", "--json")) if s["name"] == "checks")
+        before = psutil.Process(pid).memory_info().rss
+        job = submit(repo, "good")
+        done = wait_until(lambda: finished(repo, "flood"), 90)
+        assert done and done[0]["status"] == "passed", done
+        grown = psutil.Process(pid).memory_info().rss - before
+        assert grown < 8 * 2**20, f"the checks service grew {grown / 2**20:.0f} MiB for 24 MiB of output"
+
+        def stored() -> int:  # the shipper may still be sending what the check wrote
+            return len(cocode(repo, "logs", job, "good/check:flood", timeout=60).stdout)
+        assert wait_until(lambda: stored() == 24 * 2**20, 60, interval=0.5), stored()
+    finally:
+        down(repo)
