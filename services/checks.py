@@ -40,6 +40,7 @@ from cocode.jobs.checkrun import CheckProcess
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.resources.proctree import kill_stale_group
+from cocode.runkey import RunKey
 
 TICK_S = 0.02  # while checks run: exit and timeout polling
 HEADS_EVERY_S = 0.5  # branch heads of ready runs (a ref file read each, ~3 µs)
@@ -175,11 +176,12 @@ class Checks(Service):
         if not d.worktree or run.worktree_removed or not os.path.isdir(d.worktree):
             self.record_unstartable(d, execution, f"the run's worktree {d.worktree or '(none)'} was removed")
             return
-        ship = self.shipper.open(d.job, f"{d.agent}/check:{d.name}", execution)
+        log = RunKey(d.job, d.agent).check_log(d.name)
+        ship = self.shipper.open(log.job, log.agent, execution)
         env = agents.inherited_env(os.environ, list(self.config.env_passthrough))  # as agents get it
         # COCODE_AGENT_NAME is the check's identity as the monitor and the logs know it:
         # what escapes the check's session is found by it (cocode.resources.proctree).
-        env.update(COCODE_JOB_ID=d.job, COCODE_AGENT_NAME=f"{d.agent}/check:{d.name}", COCODE_AGENT=d.agent,
+        env.update(COCODE_JOB_ID=d.job, COCODE_AGENT_NAME=log.agent, COCODE_AGENT=d.agent,
                    COCODE_REPO_PATH=d.worktree, GIT_TERMINAL_PROMPT="0")
         p = CheckProcess(d.job, d.agent, d.name, spec.command, d.worktree, d.commit,
                          spec.timeout or self.config.limits.check_timeout, env,

@@ -144,7 +144,7 @@ class Monitor(Service):
 
     def note_checks(self, job: str, run: st.RunView) -> None:
         for c in run.checks.values():
-            key = f"{job}/{run.agent}/check:{c.name}"
+            key = RunKey(job, run.agent).check_log(c.name).key
             if c.status == "running" and c.pgid and c.host in ("", self.hostname):
                 self.checks_live[key] = (job, run.agent, c.name)
             else:
@@ -177,7 +177,7 @@ class Monitor(Service):
             run = self.state.jobs[job].runs[agent]
             check = run.checks[name]
             if key not in self.sampler.trees and is_session_leader(check.pgid):
-                self.sampler.track(job, f"{agent}/check:{name}", check.pgid, run.worktree)
+                self.sampler.track(job, RunKey(job, agent).check_log(name).agent, check.pgid, run.worktree)
                 limit_mb = governance.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
                 self.limits[key] = limit_mb * MIB
         for key in [k for k in self.sampler.trees if k not in self.live and k not in self.checks_live]:

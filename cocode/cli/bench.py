@@ -1,4 +1,4 @@
-"""`cocode bench jobs|events|logs|monitor|top`: the benchmarks, each printing same-run
+"""`cocode bench jobs|events|logs|monitor|top|checks`: the benchmarks, each printing same-run
 ratios against a baseline (or --json); `scenario N` (ADR-005's load scenarios);
 `all --save` and `compare` (baselines and the regression alarm). The measuring
 lives in cocode.bench.
@@ -153,3 +153,13 @@ def bench_plot(files: tuple[str, ...], out: str) -> None:
 
     for path in plot.plot([Path(f) for f in files], Path(out)):
         click.echo(str(path))
+
+
+@bench.command("checks")
+@click.option("--samples", default=20, show_default=True, help="Jobs for the start-latency part.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_checks(samples: int, as_json: bool) -> None:
+    """Ready commit -> check started; 5 runs x 2 s checks under a cap of 3 against the ideal."""
+    from cocode.bench import checks as bench_checks_mod
+
+    _show(bench_checks_mod.run(samples=samples, progress=not as_json), as_json, bench_checks_mod.report)

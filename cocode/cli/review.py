@@ -1,8 +1,7 @@
 """The review commands (issue 10): `check`, `compare`, `diff`, `pick`.
 
 Parse, call cocode.jobs.review / cocode.jobs.landing, print; the same rules as
-the rest of the CLI. The Env object comes from click's context (the group puts
-it there), so this module imports nothing of cocode.cli.
+the rest of the CLI (cocode.cli.helpers).
 """
 
 from __future__ import annotations
@@ -14,78 +13,32 @@ import time
 import click
 import msgspec
 
+from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
 from cocode.errors import CocodeError, ConfigError
 
 
-def _env():
-    return click.get_current_context().find_root().obj
-
-
-def _print_json(obj) -> None:
-    click.echo(msgspec.json.encode(obj).decode())
-
-
-def _state(env):
+def _state(env: Env):
     from cocode import client
 
     return client.current_state(env.paths)
 
 
-def _require_running(paths) -> None:
-    from cocode import client
-
-    if not client.is_running(paths):
-        raise client.not_running(paths)
-
-
-def diffstats(root, jobs, limit: int = 20) -> dict:
-    """(job, agent) -> (added, removed, files) for the newest `limit` jobs' runs with commits."""
-    from cocode.jobs import landing
-
-    out = {}
-    for job in sorted(jobs, key=lambda j: j.seq)[-limit:]:
-        for agent, run in job.runs.items():
-            head = run.ready_commit or run.head
-            if head and head != job.base_sha:
-                try:
-                    out[(job.job, agent)] = landing.diffstat(root, job.base_sha, head)
-                except CocodeError:
-                    pass
-    return out
-
-
-def bell(title: str, text: str) -> None:
-    """The job is done: the terminal bell on a terminal, and a desktop notification
-    where `notify-send` is on PATH (started, never waited for)."""
-    import subprocess
-
-    if sys.stdout.isatty():
-        click.echo("\a", nl=False)
-    exe = shutil.which("notify-send")
-    if exe:
-        try:
-            subprocess.Popen([exe, title, text], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        except OSError:
-            pass
-
-
 # -- check ---------------------------------------------------------------------------------------
 
 
-@click.command("check")
+@main.command("check")
 @click.argument("job_id")
 @click.argument("agent", required=False)
 @click.option("--name", "names", multiple=True, metavar="CHECK", help="Only this check (repeatable).")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the results.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds --wait waits.")
-def check(job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, timeout: float) -> None:
+@pass_env
+def check(env: Env, job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, timeout: float) -> None:
     """Run the configured checks on a job's ready runs again (or one run's)."""
     from cocode import client
     from cocode.core import events as ev
     from cocode.jobs import review
 
-    env = _env()
     configured = list(env.config.checks)
     if not configured:
         raise ConfigError(f"no checks are configured: add e.g. `checks: {{tests: pytest -q}}` to {env.paths.config}")
@@ -100,7 +53,7 @@ def check(job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, ti
     if not any(r.ready_commit for r in runs):
         raise CocodeError(f"no ready commit to check in {job_id}{'/' + agent if agent else ''}: "
                           f"`cocode status {job_id}` shows the runs")
-    _require_running(env.paths)
+    require_running(env.paths)
     request = ev.CheckRequested(job=job_id, agent=agent or "", names=list(names))
     client.append_one(env.paths, request)
     if not wait:
@@ -132,49 +85,35 @@ def check(job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, ti
 # -- compare and diff ---------------------------------------------------------------------------------
 
 
-@click.command("compare")
+@main.command("compare")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True)
-def compare(job_id: str, as_json: bool) -> None:
+@pass_env
+def compare(env: Env, job_id: str, as_json: bool) -> None:
     """One row per run and the recommended one, with the rule that chose it."""
     from cocode.jobs import review
 
-    env = _env()
     job = review.job_of(_state(env), job_id)
     if not as_json:
-        compare_and_say(env.paths.root, job, env.config.rank_by, click.echo)
+        review.compare_and_say(env.paths.root, job, env.config.rank_by, click.echo)
         return
     rows, verdict = review.compare(env.paths.root, job, env.config.rank_by)
     best = next((r.agent for r in rows if r.rank == 1), None)
-    _print_json({"job": job_id, "title": job.title, "rank_by": env.config.rank_by,
+    print_json({"job": job_id, "title": job.title, "rank_by": env.config.rank_by,
                  "recommended": best, "why": verdict, "runs": [msgspec.to_builtins(r) for r in rows]})
 
 
-def compare_and_say(root, job, order: list[str], echo) -> str | None:
-    """Print the ranked table, the verdict and the pick command; returns the recommended agent."""
-    from cocode.jobs import review
-
-    rows, verdict = review.compare(root, job, order)
-    best = next((r.agent for r in rows if r.rank == 1), None)
-    echo(f"job {job.job}: {job.title}")
-    echo(review.table(rows))
-    echo(verdict)
-    if best:
-        echo(f"to land it: cocode pick {job.job} {best} --merge   (or --pr for a pull request)")
-    return best
-
-
-@click.command("diff")
+@main.command("diff")
 @click.argument("job_id")
 @click.argument("agent")
 @click.argument("other", required=False)
 @click.option("--stat", is_flag=True, help="Files changed and lines added/removed only.")
-def diff(job_id: str, agent: str, other: str | None, stat: bool) -> None:
+@pass_env
+def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool) -> None:
     """A run's change against its base, or (JOB A B) between two runs."""
     from cocode.jobs import review
     from cocode.jobs.landing import Git
 
-    env = _env()
     job = review.job_of(_state(env), job_id)
     heads = []
     for a in (agent, other) if other else (agent,):
@@ -187,7 +126,7 @@ def diff(job_id: str, agent: str, other: str | None, stat: bool) -> None:
         heads.append(head)
     old, new = (heads[0], heads[1]) if other else (job.base_sha, heads[0])
     args = ["diff", "--stat" if stat else "--patch", old, new]
-    tty = sys.stdout.isatty()
+    tty = terminal()
     text = Git(env.paths.root, env.config.limits.git_timeout).run(
         *args[:1], "--color=always" if tty else "--no-color", *args[1:]).stdout
     if tty and text.count("\n") > shutil.get_terminal_size().lines:
@@ -199,7 +138,7 @@ def diff(job_id: str, agent: str, other: str | None, stat: bool) -> None:
 # -- pick -----------------------------------------------------------------------------------------------
 
 
-@click.command("pick")
+@main.command("pick")
 @click.argument("job_id")
 @click.argument("agent", required=False)
 @click.option("--merge", "mode", flag_value="merge", help="A merge commit on the base branch (the default).")
@@ -208,20 +147,20 @@ def diff(job_id: str, agent: str, other: str | None, stat: bool) -> None:
 @click.option("--pr", is_flag=True, help="Push the run's branch and open a pull request with gh.")
 @click.option("--dry-run", is_flag=True, help="Say what would be done and the PR text; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def pick(job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bool, yes: bool) -> None:
+@pass_env
+def pick(env: Env, job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bool, yes: bool) -> None:
     """Land a run (AGENT, default the recommended one) on the base branch, or open a PR."""
     from cocode import client
     from cocode.core import events as ev
     from cocode.jobs import review
 
-    env = _env()
     limits = env.config.limits
     mode = mode or ("" if pr else "merge")
     p = review.choose(_state(env), env.paths.root, job_id, agent, mode, pr, env.config.rank_by)
     if dry_run:
         click.echo(review.dry_run(env.paths.root, p, limits.git_timeout))
         return
-    _require_running(env.paths)  # the `picked` event must be recordable before anything lands
+    require_running(env.paths)  # the `picked` event must be recordable before anything lands
     what = " and ".join(filter(None, [f"{mode} {p.run.agent}'s ready commit into the main checkout" if mode else "",
                                       "push it and open a pull request" if pr else ""]))
     if not yes:
@@ -243,26 +182,3 @@ def pick(job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bo
                                      lambda event: client.append_one(env.paths, event))
     if released:
         click.echo(f"released the worktrees of {', '.join(released)} (their branches stay until cocode clean --hard)")
-
-
-@click.command("checks")
-@click.option("--samples", default=20, show_default=True, help="Jobs for the start-latency part.")
-@click.option("--json", "as_json", is_flag=True)
-def bench_checks(samples: int, as_json: bool) -> None:
-    """Ready commit -> check started, and 5 runs x 2 s checks under a cap of 3 against the ideal."""
-    from cocode.bench import checks as bench_mod
-
-    result = bench_mod.run(samples=samples, progress=not as_json)
-    if as_json:
-        _print_json(result)
-    else:
-        click.echo(bench_mod.report(result))
-
-
-COMMANDS = (check, compare, diff, pick)
-
-
-def register(main: click.Group, bench: click.Group) -> None:
-    for command in COMMANDS:
-        main.add_command(command)
-    bench.add_command(bench_checks)

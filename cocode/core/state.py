@@ -16,7 +16,7 @@ import msgspec
 
 from cocode.core import events as ev
 
-FOLD_VERSION = 4
+FOLD_VERSION = 5
 FINAL = ("ready", "failed", "cancelled")
 
 

@@ -9,7 +9,8 @@ filled into its arguments (no shell), the environment agents get from the user
 (nothing secret) plus COCODE_NOTIFY_* variables. A webhook gets a JSON POST.
 Each try is bounded by `timeout` and retried `retries` times with backoff
 (0.5 s, 1 s, 2 s, ...); what still fails comes back from `results()` for the
-caller to record as a notify_failed event.
+caller to record as a notify_failed event. `bell()` is the terminal's own
+notification, for `submit --wait` and `tail -f`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -147,6 +150,21 @@ class Sender:
         finally:
             conn.close()
         return "" if 200 <= status < 300 else f"HTTP {status}"
+
+
+def bell(title: str, text: str) -> None:
+    """`submit --wait` or `tail -f` is done: the terminal bell on a terminal, and a
+    desktop notification where `notify-send` is on PATH (started, never waited for)."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\a")
+        sys.stdout.flush()
+    exe = shutil.which("notify-send")
+    if exe:
+        try:
+            subprocess.Popen([exe, title, text], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            pass
 
 
 def failed_event(f: Failure) -> ev.NotifyFailed:

@@ -46,6 +46,33 @@ def compare(root: Path, job: st.JobView, order: list[str]) -> tuple[list[rank.Ro
     return rank.rank(rows(root, job), order)
 
 
+def diffstats(root: Path, jobs, limit: int = 20) -> dict:
+    """(job, agent) -> (added, removed, files) for the newest `limit` jobs' runs with
+    commits: the `status` table's DIFF column (one `git diff --numstat` each)."""
+    out = {}
+    for job in sorted(jobs, key=lambda j: j.seq)[-limit:]:
+        for agent, run in job.runs.items():
+            head = run.ready_commit or run.head
+            if head and head != job.base_sha:
+                try:
+                    out[(job.job, agent)] = landing.diffstat(root, job.base_sha, head)
+                except CocodeError:
+                    pass
+    return out
+
+
+def compare_and_say(root: Path, job: st.JobView, order: list[str], echo: Callable[[str], None]) -> str | None:
+    """Print the ranked table, the verdict and the pick command; returns the recommended agent."""
+    ranked, verdict = compare(root, job, order)
+    best = next((r.agent for r in ranked if r.rank == 1), None)
+    echo(f"job {job.job}: {job.title}")
+    echo(table(ranked))
+    echo(verdict)
+    if best:
+        echo(f"to land it: cocode pick {job.job} {best} --merge   (or --pr for a pull request)")
+    return best
+
+
 def checks_text(r: rank.Row) -> str:
     if not r.checks:
         return "-"

@@ -35,11 +35,11 @@ from cocode.logs.files import ATTEMPT_SPAN, RunFiles
 from cocode.logs.printer import LONG_LINE, Printer
 from cocode.core.loop import Loop, drain
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 
 ASK_AGAIN_S = 2.0  # a backlog request not answered by then is sent again
 SETTLE_S = 0.3  # after run_finished: quiet this long, then a last check with the collector
 GIVE_UP_S = 10.0  # the collector never answered: stop waiting for a finished run's output
-CHECK = "/check:"  # a check's output is the log `<agent>/check:<name>` (services/checks.py)
 
 
 # -- output ------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class Tail:
         if follow:
             job_view = state.jobs[job]
             for a in agents:
-                base, _, check = a.partition(CHECK)
+                base, check = RunKey.split_check(a)
                 run = job_view.runs[base]
                 c = run.checks.get(check)
                 if check and c is not None and c.status != "running":
@@ -255,7 +255,7 @@ class Tail:
 
     def on_event(self, event: ev.Event) -> None:
         if isinstance(event, (ev.CheckStarted, ev.CheckFinished)):
-            key = f"{event.agent}{CHECK}{event.name}"
+            key = RunKey(event.job, event.agent).check_log(event.name).agent
             if event.job != self.job or key not in self.streams:
                 return
             s = self.streams[key]
@@ -332,10 +332,10 @@ def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
     if job is None:
         raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
     for a in agents:
-        if a.partition(CHECK)[0] not in job.runs:
+        if RunKey.split_check(a)[0] not in job.runs:
             raise CocodeError(f"job {job_id} has no agent {a!r} (it has {', '.join(job.agents)})")
     # Unnamed: every run, and the checks that ran on it (their own logs, `AGENT/check:NAME`).
-    checks = [f"{a}{CHECK}{n}" for a in job.agents for n in job.runs[a].checks]
+    checks = [RunKey(job_id, a).check_log(n).agent for a in job.agents for n in job.runs[a].checks]
     return state, list(agents) or list(job.agents) + checks
 
 
