@@ -49,7 +49,8 @@ class Git:
 
 
 def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    """git's reason: its last line that is not a hint."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("hint:")]
     return lines[-1] if lines else "no message"
 
 
@@ -143,4 +144,13 @@ def remote(git: Git) -> str:
 
 
 def push(git: Git, remote_name: str, commit: str, branch: str) -> None:
-    git.run("push", "--quiet", remote_name, f"{commit}:refs/heads/{branch}")
+    """Push `commit` as `branch`; never forced: a remote branch with other commits
+    refuses it, and nothing changes (the fix is named)."""
+    proc = git.run("push", "--porcelain", remote_name, f"{commit}:refs/heads/{branch}", ok=(0, 1))
+    if proc.returncode != 0:
+        why = last_line(proc.stderr)
+        if "[rejected]" in proc.stdout or "rejected" in proc.stderr:
+            why = f"{remote_name} already has {branch} with other commits (rejected)"
+            raise CocodeError(f"git push refused, nothing changed: {why}: look at it, then "
+                              f"`git push {remote_name} --delete {branch}` and pick again", EXIT_ERROR)
+        raise CocodeError(f"git push to {remote_name} failed, nothing changed: {why}", EXIT_ERROR)

@@ -223,3 +223,19 @@ def test_a_flooding_check_is_stored_whole_and_the_service_stays_small(calc: GitR
         assert wait_until(lambda: stored() == 24 * 2**20, 60, interval=0.5), stored()
     finally:
         down(repo)
+
+
+def test_counts_come_from_junit_xml_when_the_check_writes_it(calc: GitRepo, tmp_path: Path):
+    repo = calc.path
+    xml = "<testsuite tests='7' failures='2' errors='0' skipped='0'/>"
+    write_config(repo, tmp_path, {"junit": f"echo \"{xml}\" > $COCODE_JUNIT_XML; echo '99 passed'; exit 1"})
+    up(repo)
+    try:
+        submit(repo, "good")
+        done = wait_until(lambda: finished(repo, "junit"), 30)
+        assert done, "the check never finished"
+        e = done[0]
+        assert (e["status"], e["passed"], e["failed"], e["exit_code"]) == ("failed", 5, 2, 1), e
+        assert e["summary"] == "5 passed, 2 failed (JUnit XML)"
+    finally:
+        down(repo)

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -214,5 +215,37 @@ def test_pr_refusals_missing_gh_and_no_remote(calc: GitRepo, tmp_path: Path, mon
         env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin"}
         missing = cocode(repo, "pick", job, "--pr", "--yes", env=env)
         assert missing.returncode == 3 and "cli.github.com" in missing.stderr
+    finally:
+        down(repo)
+
+
+def test_a_refused_push_and_a_github_that_never_answers(calc: GitRepo, tmp_path: Path, gh: Path, monkeypatch):
+    """The remote already has the run's branch at another commit: the push is refused,
+    nothing is recorded. Then gh hangs past github_timeout (5 s): exit 124, the branch
+    pushed, no `picked` event, and the message says how to retry."""
+    repo = calc.path
+    bare = tmp_path / "remote.git"
+    calc.git("init", "-q", "--bare", str(bare), cwd=tmp_path)
+    calc.git("remote", "add", "origin", str(bare))
+    write_config(repo, tmp_path, {}, {"github_timeout": 5})
+    up(repo)
+    try:
+        job = submit(repo, "good")
+        wait_until(lambda: status(repo, job)["state"] == "done", 30)
+        other = calc.git("commit-tree", "HEAD^{tree}", "-m", "someone else's")  # not an ancestor
+        calc.git("push", "-q", "origin", f"{other}:refs/heads/cocode/{job}/good")
+        refused = cocode(repo, "pick", job, "--pr", "--yes")
+        assert refused.returncode == 1 and "git push refused, nothing changed" in refused.stderr, refused.stderr
+        assert f"git push origin --delete cocode/{job}/good" in refused.stderr
+        assert not gh.exists() or "pr" not in gh.read_text(), "no PR after a refused push"
+        calc.git("push", "-q", "origin", "--delete", f"cocode/{job}/good")
+
+        monkeypatch.setenv("GH_SLEEP", "30")
+        t0 = time.monotonic()
+        slow = cocode(repo, "pick", job, "--pr", "--yes", timeout=60)
+        assert slow.returncode == 124 and "took over 5 s (github_timeout)" in slow.stderr, slow.stderr
+        assert time.monotonic() - t0 < 20
+        assert f"cocode pick {job} good --pr" in slow.stderr
+        assert events(repo, "picked") == []
     finally:
         down(repo)
