@@ -239,3 +239,27 @@ def test_counts_come_from_junit_xml_when_the_check_writes_it(calc: GitRepo, tmp_
         assert e["summary"] == "5 passed, 2 failed (JUnit XML)"
     finally:
         down(repo)
+
+
+def test_down_kills_a_running_check_and_up_runs_it_again(calc: GitRepo, tmp_path: Path):
+    repo = calc.path
+    gate = tmp_path / "gate"
+    marker = f"305.{N}"
+    write_config(repo, tmp_path, {"gated": f"while [ ! -e {gate} ]; do sleep 0.05; done # {marker}"})
+    up(repo)
+    try:
+        submit(repo, "good")
+        assert wait_until(lambda: shells(marker), 30), "the check never ran"
+    finally:
+        down(repo)  # fails the test if any cocode process is left
+    assert not shells(marker), "the check outlived `cocode down`"
+    stopped = finished(repo, "gated")
+    assert [(e["status"], e["reason"]) for e in stopped] == [("interrupted", "cocode stopped")]
+    gate.touch()
+    up(repo)
+    try:
+        done = wait_until(lambda: finished(repo, "gated")[1:], 30)
+        assert done and done[0]["status"] == "passed"
+        assert [e["execution"] for e in events(repo, "check_started") if e["name"] == "gated"] == [1, 2]
+    finally:
+        down(repo)
