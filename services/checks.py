@@ -30,7 +30,7 @@ import signal
 import socket
 import time
 
-from cocode import gitops
+from cocode import envnames, gitops
 from cocode.config import Config
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -181,8 +181,8 @@ class Checks(Service):
         env = agents.inherited_env(os.environ, list(self.config.env_passthrough))  # as agents get it
         # COCODE_AGENT_NAME is the check's identity as the monitor and the logs know it:
         # what escapes the check's session is found by it (cocode.resources.proctree).
-        env.update(COCODE_JOB_ID=d.job, COCODE_AGENT_NAME=log.agent, COCODE_AGENT=d.agent,
-                   COCODE_REPO_PATH=d.worktree, GIT_TERMINAL_PROMPT="0")
+        env.update({envnames.JOB_ID: d.job, envnames.AGENT_NAME: log.agent, envnames.CHECK_AGENT: d.agent,
+                    envnames.REPO_PATH: d.worktree, "GIT_TERMINAL_PROMPT": "0"})
         p = CheckProcess(d.job, d.agent, d.name, spec.command, d.worktree, d.commit,
                          spec.timeout or self.config.limits.check_timeout, env,
                          lambda data: ship.output("check", 0, data))

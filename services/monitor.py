@@ -178,7 +178,7 @@ class Monitor(Service):
             check = run.checks[name]
             if key not in self.sampler.trees and is_session_leader(check.pgid):
                 self.sampler.track(job, RunKey(job, agent).check_log(name).agent, check.pgid, run.worktree)
-                limit_mb = governance.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
+                limit_mb = policy.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
                 self.limits[key] = limit_mb * MIB
         for key in [k for k in self.sampler.trees if k not in self.live and k not in self.checks_live]:
             self.settle(key)

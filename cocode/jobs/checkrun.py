@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from cocode import envnames
 from cocode.jobs import checks
 
 CHUNK = 4096
@@ -49,8 +50,8 @@ class CheckProcess:
         return (self.job, self.agent, self.name)
 
     def start(self) -> None:
-        self.env["COCODE_JUNIT_XML"] = str(self.junit)
-        self.env["COCODE_CHECK_NAME"] = self.name
+        self.env[envnames.JUNIT_XML] = str(self.junit)
+        self.env[envnames.CHECK_NAME] = self.name
         self.proc = subprocess.Popen(
             ["/bin/sh", "-c", self.command], cwd=self.worktree, env=self.env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

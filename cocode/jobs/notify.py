@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from cocode import envnames
 from cocode.config import NotifySpec
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -116,7 +117,7 @@ class Sender:
     def _command(self, n: Notice) -> str:
         values = n._asdict()
         argv = [arg.format_map(values) if "{" in arg else arg for arg in self.spec.command]
-        env = {**self.env, **{f"COCODE_NOTIFY_{k.upper()}": str(v) for k, v in values.items()}}
+        env = {**self.env, **{f"{envnames.NOTIFY_PREFIX}{k.upper()}": str(v) for k, v in values.items()}}
         try:
             proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                                   timeout=self.spec.timeout, start_new_session=True)
