@@ -44,6 +44,7 @@ from cocode.runkey import RunKey
 
 TICK_S = 0.02  # while checks run: exit and timeout polling
 HEADS_EVERY_S = 0.5  # branch heads of ready runs (a ref file read each, ~3 µs)
+HEADS_WINDOW_S = 24 * 3600  # runs that ended longer ago are not watched for new commits
 SHUTDOWN_GRACE_S = 3.0
 
 
@@ -120,10 +121,18 @@ class Checks(Service):
             self.loop.call_later(0.0, self.decide)
 
     def poll_heads(self) -> None:
-        moved = False
+        """New commits on ready runs' branches (checks rerun at the new head). Only runs
+        that may still change: not picked, not cancelled, ended within HEADS_WINDOW_S
+        (a watcher's first read costs a `git rev-parse`; a long history must not)."""
+        if not self.names:
+            return
+        moved, now = False, time.time()
         for job in self.state.jobs.values():
+            if job.picked:
+                continue
             for run in job.runs.values():
-                if not run.ready_commit or not run.branch or run.worktree_removed:
+                if (not run.ready_commit or not run.branch or run.worktree_removed or run.checks_cancelled
+                        or (run.ended_at is not None and now - run.ended_at > HEADS_WINDOW_S)):
                     continue
                 key = (job.job, run.agent)
                 w = self.watchers.get(key)
