@@ -84,13 +84,13 @@ def checks_text(r: rank.Row) -> str:
 
 
 def table(rows_: list[rank.Row]) -> str:
-    head = f"{'RANK':<5}{'AGENT':<14}{'STATE':<18}{'CHECKS':<32}{'+/-':>12}{'FILES':>6}{'COMMITS':>8}{'READY':>8}  COST"
+    head = f"{'RANK':<5}{'AGENT':<14}{'STATE':<18}{'CHECKS':<38}{'+/-':>12}{'FILES':>6}{'COMMITS':>8}{'READY':>8}  COST"
     lines = [head]
     for r in rows_:
         ready = f"{r.ready_s:.1f}s" if r.ready_s is not None else "-"
         cost = f"${r.cost_usd:.2f}" if r.cost_usd is not None else "-"
         state = r.state + (f" ({r.reason})" if r.reason and r.state != "ready" else "")
-        lines.append(f"{r.rank or '-':<5}{r.agent:<14}{state[:17]:<18}{checks_text(r)[:31]:<32}"
+        lines.append(f"{r.rank or '-':<5}{r.agent:<14}{state[:17]:<18}{checks_text(r)[:37]:<38}"
                      f"{f'+{r.added}/-{r.removed}':>12}{r.files:>6}{r.commits:>8}{ready:>8}  {cost}")
     return "\n".join(lines)
 
@@ -161,6 +161,11 @@ def branch_of(p: Pick) -> str:
     return p.run.branch or f"cocode/{p.job.job}/{p.run.agent}"
 
 
+def pr_base(git: Git) -> str:
+    """The PR's base: the main checkout's branch."""
+    return git.run("symbolic-ref", "--quiet", "--short", "HEAD", ok=(0, 1)).stdout.strip() or "main"
+
+
 def dry_run(root: Path, p: Pick, timeout: float) -> str:
     git = Git(root, timeout)
     out = []
@@ -174,7 +179,8 @@ def dry_run(root: Path, p: Pick, timeout: float) -> str:
         name = landing.remote(git)
         url = git.out("remote", "get-url", name)
         out.append(f"would push {p.run.ready_commit} to {name} ({url}) as refs/heads/{branch_of(p)}")
-        out.append(f"would run: gh pr create --head {branch_of(p)} --title {pr_title(p)!r} --body-file -")
+        out.append(f"would run: gh pr create --head {branch_of(p)} --base {pr_base(git)} "
+                   f"--title {pr_title(p)!r} --body-file - (the body below on stdin)")
         out += ["", f"title: {pr_title(p)}", "", pr_body(p)]
     return "\n".join(out)
 
@@ -199,7 +205,7 @@ def open_pr(root: Path, p: Pick, git_timeout: float, gh_timeout: float) -> str:
                           "and run `gh auth login`", EXIT_MISSING_DEPENDENCY)
     git = Git(root, git_timeout)
     name = landing.remote(git)
-    base = git.run("symbolic-ref", "--quiet", "--short", "HEAD", ok=(0, 1)).stdout.strip() or "main"
+    base = pr_base(git)
     landing.push(git, name, p.run.ready_commit, branch_of(p))
     args = [gh, "pr", "create", "--head", branch_of(p), "--base", base, "--title", pr_title(p), "--body-file", "-"]
     try:

@@ -181,6 +181,7 @@ def test_pr_dry_run_then_pr_to_bare_remote(calc: GitRepo, tmp_path: Path, gh: Pa
         dry = ok(repo, "pick", job, "--pr", "--dry-run")
         assert f"would push {ready} to origin ({bare})" in dry
         assert f"refs/heads/cocode/{job}/good" in dry
+        assert f"gh pr create --head cocode/{job}/good --base main --title 'Fix add()' --body-file -" in dry
         assert "Fixes #7" in dry and "Checks: pass (3 passed, 0 failed)" in dry and "+1/-1" in dry
         assert calc.git("ls-remote", str(bare), f"cocode/{job}/good") == ""
         calls = [json.loads(line) for line in gh.read_text().splitlines()]
