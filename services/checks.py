@@ -151,9 +151,11 @@ class Checks(Service):
 
     def decide(self) -> None:
         self.pending = False
-        if not self.follower.caught_up:
-            return
         if not self.recovered:
+            # Recovery needs the whole log: which checks were left running. Later the
+            # fold is whole at every event, so a follower mid-page need not be waited for.
+            if not self.follower.caught_up:
+                return
             self.recovered = True
             self.notify_after = self.state.seq
             self.recover()
