@@ -13,6 +13,7 @@ import time
 import click
 import msgspec
 
+from cocode.cli.complete import complete_job, complete_run_agent
 from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
 from cocode.errors import CocodeError, ConfigError
 
@@ -27,8 +28,8 @@ def _state(env: Env):
 
 
 @main.command("check")
-@click.argument("job_id")
-@click.argument("agent", required=False)
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", required=False, shell_complete=complete_run_agent)
 @click.option("--name", "names", multiple=True, metavar="CHECK", help="Only this check (repeatable).")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the results.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds --wait waits.")
@@ -86,7 +87,7 @@ def check(env: Env, job_id: str, agent: str | None, names: tuple[str, ...], wait
 
 
 @main.command("compare")
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=complete_job)
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
 def compare(env: Env, job_id: str, as_json: bool) -> None:
@@ -104,15 +105,18 @@ def compare(env: Env, job_id: str, as_json: bool) -> None:
 
 
 @main.command("diff")
-@click.argument("job_id")
-@click.argument("agent")
-@click.argument("other", required=False)
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", shell_complete=complete_run_agent)
+@click.argument("other", required=False, shell_complete=complete_run_agent)
 @click.option("--stat", is_flag=True, help="Files changed and lines added/removed only.")
+@click.option("--json", "as_json", is_flag=True, help="The patch and the commits it spans, as one object.")
 @pass_env
-def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool) -> None:
-    """A run's change against its base, or (JOB A B) between two runs."""
+def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool, as_json: bool) -> None:
+    """A run's change against its base, or (JOB A B) between two runs' branches."""
+    from cocode import gitops
     from cocode.jobs import review
     from cocode.jobs.landing import Git
+    from cocode.runkey import RunKey
 
     job = review.job_of(_state(env), job_id)
     heads = []
@@ -120,27 +124,30 @@ def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool) -> No
         run = job.runs.get(a)
         if run is None:
             raise ConfigError(f"job {job_id} has no agent {a!r} (it has {', '.join(job.agents)})")
-        head = run.ready_commit or run.head
-        if not head:
-            raise CocodeError(f"run {job_id}/{a} has no commits yet (state {run.state})")
+        head = gitops.BranchWatcher(env.paths.root, RunKey(job_id, a).branch).head()
+        if head is None:
+            raise CocodeError(f"run {job_id}/{a} has no branch yet (state {run.state})")
         heads.append(head)
     old, new = (heads[0], heads[1]) if other else (job.base_sha, heads[0])
-    args = ["diff", "--stat" if stat else "--patch", old, new]
-    tty = terminal()
+    colour = env.colour and not as_json
     text = Git(env.paths.root, env.config.limits.git_timeout).run(
-        *args[:1], "--color=always" if tty else "--no-color", *args[1:]).stdout
-    if tty and text.count("\n") > shutil.get_terminal_size().lines:
-        click.echo_via_pager(text)  # like git: a long diff goes through $PAGER / less
+        "diff", "--color=always" if colour else "--no-color", "--stat" if stat else "--patch", old, new).stdout
+    if as_json:
+        print_json({"job": job_id, "agent": agent, "branch": RunKey(job_id, agent).branch,
+                    **({"other": other, "other_branch": RunKey(job_id, other).branch} if other else {}),
+                    "base_sha": old, "head_sha": new, "diff": text})
+    elif terminal() and text.count("\n") > shutil.get_terminal_size().lines:
+        click.echo_via_pager(text, color=colour)  # like git: a long diff goes through $PAGER / less
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=colour)
 
 
 # -- pick -----------------------------------------------------------------------------------------------
 
 
 @main.command("pick")
-@click.argument("job_id")
-@click.argument("agent", required=False)
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", required=False, shell_complete=complete_run_agent)
 @click.option("--merge", "mode", flag_value="merge", help="A merge commit on the base branch (the default).")
 @click.option("--squash", "mode", flag_value="squash", help="One new commit with the run's change.")
 @click.option("--rebase", "mode", flag_value="rebase", help="The run's commits replayed on the base branch.")
