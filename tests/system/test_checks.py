@@ -58,12 +58,12 @@ def test_timeout_kills_the_group_and_an_escaped_daemon(calc: GitRepo, tmp_path: 
     up(repo)
     try:
         job = submit(repo, "good")
-        assert wait_until(lambda: procs("sleep", daemon) and procs("sleep", hang), 30), "the check never ran"
-        done = wait_until(lambda: finished(repo, "hang"), 30)
+        wait_until(lambda: procs("sleep", daemon) and procs("sleep", hang), 30, what="the check and its daemon")
+        done = wait_until(lambda: finished(repo, "hang"), 30, what="the hanging check finished")
         assert done and done[0]["status"] == "timeout" and "timed out after 2 s" in done[0]["reason"]
         assert 2.0 <= done[0]["duration_s"] < 10
-        assert wait_until(lambda: not procs("sleep", daemon) and not procs("sleep", hang), 15), \
-            "the check's processes outlived it"
+        wait_until(lambda: not procs("sleep", daemon) and not procs("sleep", hang), 15,
+                   what="the check's processes gone (they must not outlive it)")
         assert status(repo, job)["runs"][0]["state"] == "ready"  # the run itself is untouched
     finally:
         down(repo)
@@ -76,7 +76,7 @@ def test_memory_limit_stops_the_check_not_the_run(calc: GitRepo, tmp_path: Path)
     up(repo)
     try:
         job = submit(repo, "good")
-        done = wait_until(lambda: finished(repo, "hog"), 40)
+        done = wait_until(lambda: finished(repo, "hog"), 40, what="the hog check finished")
         assert done and done[0]["status"] == "failed" and "memory_limit_exceeded" in done[0]["reason"], done
         hits = events(repo, "limit_hit")
         assert [(h["agent"], h["check"]) for h in hits] == [("good", "hog")]
@@ -95,20 +95,22 @@ def test_crash_mid_check_reruns_it_and_none_stays_running(calc: GitRepo, tmp_pat
     up(repo)
     try:
         job = submit(repo, "good")
-        first = wait_until(lambda: [e for e in events(repo, "check_started") if e["name"] == "gated"], 30)
+        first = wait_until(lambda: [e for e in events(repo, "check_started") if e["name"] == "gated"], 30,
+                           what="the gated check started")
         assert first, "the check never started"
-        assert wait_until(lambda: shells(wait), 10)
+        assert wait_until(lambda: shells(wait), 10, what="the gated check's shell")
         service = [json.loads(ok(repo, "ps", "--json"))][0]
         pid = next(s["pid"] for s in service if s["name"] == "checks")
         os.kill(pid, signal.SIGKILL)
-        interrupted = wait_until(lambda: finished(repo, "gated"), 30)
+        interrupted = wait_until(lambda: finished(repo, "gated"), 30, what="the interrupted check recorded")
         assert interrupted and interrupted[0]["status"] == "interrupted", interrupted
-        assert wait_until(lambda: len(shells(wait)) == 1, 10)  # the first is gone, the rerun's is there
+        wait_until(lambda: len(shells(wait)) == 1, 10, what="only the rerun's shell (the first one's is gone)")
         assert first[0]["pid"] not in [p.pid for p in shells(wait)]
-        again = wait_until(lambda: [e for e in events(repo, "check_started") if e["name"] == "gated"][1:], 30)
+        again = wait_until(lambda: [e for e in events(repo, "check_started") if e["name"] == "gated"][1:], 30,
+                           what="the rerun started")
         assert again and again[0]["execution"] == 2 and again[0]["commit"] == first[0]["commit"]
         gate.touch()
-        done = wait_until(lambda: finished(repo, "gated")[1:], 30)
+        done = wait_until(lambda: finished(repo, "gated")[1:], 30, what="the rerun finished")
         assert done and done[0]["status"] == "passed"
         assert status(repo, job)["runs"][0]["checks"]["gated"]["status"] == "passed"
     finally:
@@ -121,14 +123,14 @@ def test_new_commit_reruns_and_check_on_demand_and_cancel(calc: GitRepo, tmp_pat
     up(repo)
     try:
         job = submit(repo, "good")
-        first = wait_until(lambda: finished(repo, "tests"), 30)
+        first = wait_until(lambda: finished(repo, "tests"), 30, what="the first tests check finished")
         assert first and first[0]["status"] == "passed"
         run = status(repo, job)["runs"][0]
 
         # A commit on the run's branch after its checks: they run again at the new head.
         new = calc.commit("break it again", {"calc.py": "def add(a, b):\n    return a - b\n"},
                           cwd=Path(run["worktree"]))
-        rerun = wait_until(lambda: finished(repo, "tests")[1:], 30)
+        rerun = wait_until(lambda: finished(repo, "tests")[1:], 30, what="the rerun at the new commit finished")
         assert rerun and rerun[0]["commit"] == new and rerun[0]["status"] == "failed", rerun
 
         # On demand: the same commit again, one check only; exit 1 as it fails.
@@ -139,11 +141,11 @@ def test_new_commit_reruns_and_check_on_demand_and_cancel(calc: GitRepo, tmp_pat
         assert bad.returncode == 2 and "no such check" in bad.stderr
 
         # Cancel stops the running check; it is recorded cancelled and not rerun.
-        assert wait_until(lambda: procs("sleep", f"304.{N}"), 20)
+        assert wait_until(lambda: procs("sleep", f"304.{N}"), 20, what="the slow check running")
         ok(repo, "cancel", job, "--no-wait")
-        done = wait_until(lambda: finished(repo, "slow"), 20)
+        done = wait_until(lambda: finished(repo, "slow"), 20, what="the slow check finished")
         assert done and done[0]["status"] == "cancelled"
-        assert wait_until(lambda: not procs("sleep", f"304.{N}"), 10)
+        assert wait_until(lambda: not procs("sleep", f"304.{N}"), 10, what="the slow check's sleep gone")
     finally:
         down(repo)
 
@@ -154,7 +156,7 @@ def test_removed_worktree_is_a_recorded_error(calc: GitRepo, tmp_path: Path):
     up(repo)
     try:
         job = submit(repo, "good")
-        assert wait_until(lambda: finished(repo, "tests"), 30)
+        assert wait_until(lambda: finished(repo, "tests"), 30, what="the tests check finished")
         worktree = status(repo, job)["runs"][0]["worktree"]
         calc.git("worktree", "remove", "--force", worktree)
         proc = cocode(repo, "check", job, timeout=60)
@@ -178,10 +180,11 @@ def test_checks_share_the_cap_with_agents(calc: GitRepo, tmp_path: Path):
     up(repo)
     try:
         j1 = submit(repo, "good")
-        assert wait_until(lambda: [e for e in events(repo, "check_started") if e["job"] == j1], 30)
+        wait_until(lambda: [e for e in events(repo, "check_started") if e["job"] == j1], 30,
+                   what="job 1's check started")
         j2 = submit(repo, "good", "bad")
         started = wait_until(lambda: {(e["job"], e["agent"]): e["seq"] for e in events(repo, "check_started")}
-                             if len(events(repo, "check_started")) >= 2 else None, 60)
+                             if len(events(repo, "check_started")) >= 2 else None, 60, what="two checks started")
         assert started, events(repo, "check_started")
         dispatched = {(e["job"], e["agent"]): e["seq"] for e in events(repo, "run_dispatched")}
         assert not finished(repo, "gated"), "job 1's check still runs: job 2's agents did not wait for it"
@@ -189,7 +192,8 @@ def test_checks_share_the_cap_with_agents(calc: GitRepo, tmp_path: Path):
             "an extra check started while an agent waited"
         for job, agent in ((j1, "good"), (j2, "good"), (j2, "bad")):
             (gates / f"{job}-{agent}").touch()
-        done = wait_until(lambda: len(finished(repo, "gated")) == 3 and finished(repo, "gated"), 60)
+        done = wait_until(lambda: len(finished(repo, "gated")) == 3 and finished(repo, "gated"), 60,
+                          what="all three checks finished")
         assert done and {e["status"] for e in done} == {"passed"}
         # Never more than the cap + the one checks lane at once, counted from the log.
         running = peak = 0
@@ -213,14 +217,14 @@ def test_a_flooding_check_is_stored_whole_and_the_service_stays_small(calc: GitR
         pid = next(s["pid"] for s in json.loads(ok(repo, "ps", "--json")) if s["name"] == "checks")
         before = psutil.Process(pid).memory_info().rss
         job = submit(repo, "good")
-        done = wait_until(lambda: finished(repo, "flood"), 90)
+        done = wait_until(lambda: finished(repo, "flood"), 90, what="the flood check finished")
         assert done and done[0]["status"] == "passed", done
         grown = psutil.Process(pid).memory_info().rss - before
         assert grown < 8 * 2**20, f"the checks service grew {grown / 2**20:.0f} MiB for 24 MiB of output"
 
         def stored() -> int:  # the shipper may still be sending what the check wrote
             return len(cocode(repo, "logs", job, "good/check:flood", timeout=60).stdout)
-        assert wait_until(lambda: stored() == 24 * 2**20, 60, interval=0.5), stored()
+        assert wait_until(lambda: stored() == 24 * 2**20, 60, interval=0.5, what="all 24 MiB stored"), stored()
     finally:
         down(repo)
 
@@ -232,7 +236,7 @@ def test_counts_come_from_junit_xml_when_the_check_writes_it(calc: GitRepo, tmp_
     up(repo)
     try:
         submit(repo, "good")
-        done = wait_until(lambda: finished(repo, "junit"), 30)
+        done = wait_until(lambda: finished(repo, "junit"), 30, what="the junit check finished")
         assert done, "the check never finished"
         e = done[0]
         assert (e["status"], e["passed"], e["failed"], e["exit_code"]) == ("failed", 5, 2, 1), e
@@ -249,7 +253,7 @@ def test_down_kills_a_running_check_and_up_runs_it_again(calc: GitRepo, tmp_path
     up(repo)
     try:
         submit(repo, "good")
-        assert wait_until(lambda: shells(marker), 30), "the check never ran"
+        assert wait_until(lambda: shells(marker), 30, what="the gated check's shell"), "the check never ran"
     finally:
         down(repo)  # fails the test if any cocode process is left
     assert not shells(marker), "the check outlived `cocode down`"
@@ -258,7 +262,7 @@ def test_down_kills_a_running_check_and_up_runs_it_again(calc: GitRepo, tmp_path
     gate.touch()
     up(repo)
     try:
-        done = wait_until(lambda: finished(repo, "gated")[1:], 30)
+        done = wait_until(lambda: finished(repo, "gated")[1:], 30, what="the rerun after up finished")
         assert done and done[0]["status"] == "passed"
         assert [e["execution"] for e in events(repo, "check_started") if e["name"] == "gated"] == [1, 2]
     finally:

@@ -78,13 +78,14 @@ def test_command_and_webhook_on_each_moment(calc: GitRepo, tmp_path: Path, hook)
     up(repo)
     try:
         job = submit(repo, "good", "bad")
-        assert wait_until(lambda: len(got) >= 4, 30), got
+        assert wait_until(lambda: len(got) >= 4, 30, what="four webhook posts"), got
         seen = sorted((g["trigger"], g["agent"], g["state"]) for g in got)
         assert seen == [("checks_done", "", "1 run(s) pass every check"), ("job_done", "", "2/2 ready"),
                         ("run_ready", "bad", "ready"), ("run_ready", "good", "ready")]
         assert all(g["job"] == job and g["title"] == "Fix add()" and g["path"] == "/hook"
                    and g["type"] == "application/json" for g in got)
-        files = wait_until(lambda: len(list(out.iterdir())) >= 4 and sorted(p.name for p in out.iterdir()), 20)
+        files = wait_until(lambda: len(list(out.iterdir())) >= 4 and sorted(p.name for p in out.iterdir()), 20,
+                           what="four command notifications")
         assert files == ["checks_done-", "job_done-", "run_ready-bad", "run_ready-good"], files
         assert (out / "run_ready-good").read_text() == "ready|Fix add()"
         assert (out / "job_done-").read_text() == "2/2 ready|Fix add()"
@@ -101,7 +102,7 @@ def test_a_webhook_that_never_answers_is_retried_then_recorded(calc: GitRepo, tm
     try:
         job = submit(repo, "good")
         # The pipeline does not wait for it: the checks ran and the job ended meanwhile.
-        failed = wait_until(lambda: events(repo, "notify_failed"), 30)
+        failed = wait_until(lambda: events(repo, "notify_failed"), 30, what="a notify_failed event")
         assert failed, "no notify_failed recorded"
         f = failed[0]
         assert (f["trigger"], f["target"], f["attempts"], f["agent"]) == ("run_ready", silent, 2, "good")
@@ -133,10 +134,11 @@ def test_submit_wait_and_tail_f_notify_the_desktop_unless_no_bell(calc: GitRepo,
         proc = cocode(repo, "submit", "--text", "Fix add()", "--agent", "good", "--wait", env=env)
         assert proc.returncode == 0, proc.stderr
         second = re.search(r"job (\w+):", proc.stdout).group(1)
-        lines = wait_until(lambda: record.exists() and record.read_text().splitlines(), 10)
+        lines = wait_until(lambda: record.exists() and record.read_text().splitlines(), 10,
+                           what="the desktop notification")
         assert lines == [f"cocode: job {second} done|1/1 ready: Fix add()"], lines
         assert cocode(repo, "tail", "-f", job, env=env).returncode == 0
-        assert wait_until(lambda: len(record.read_text().splitlines()) == 2, 10)
+        wait_until(lambda: len(record.read_text().splitlines()) == 2, 10, what="the second desktop notification")
         assert record.read_text().splitlines()[1] == f"cocode: job {job}|its runs ended"
     finally:
         down(repo)

@@ -46,7 +46,7 @@ def test_checks_rank_and_pick_merge(calc: GitRepo, tmp_path: Path):
     up(repo)
     try:
         job = submit(repo, "good", "bad")
-        runs = wait_until(checks_done(repo, job, ("good", "bad")), 60)
+        runs = wait_until(checks_done(repo, job, ("good", "bad")), 60, what="both runs' tests check finished")
         assert runs, status(repo, job)
         good, bad = runs["good"]["checks"]["tests"], runs["bad"]["checks"]["tests"]
         assert (good["status"], good["passed"], good["failed"]) == ("passed", 3, 0), good
@@ -114,7 +114,7 @@ def test_pick_refuses_dirty_checkout_moved_base_and_running(calc: GitRepo, tmp_p
     up(repo)
     try:
         job = submit(repo, "good")
-        wait_until(lambda: status(repo, job)["state"] == "done", 30)
+        wait_until(lambda: status(repo, job)["state"] == "done", 30, what="the job done")
 
         (repo / "calc.py").write_text("# local edit\n" + CALC)
         head = calc.head()
@@ -151,7 +151,7 @@ def test_pick_rebase_on_moved_base_and_squash(calc: GitRepo, tmp_path: Path):
     up(repo)
     try:
         job = submit(repo, "good", "bad")
-        wait_until(lambda: status(repo, job)["state"] == "done", 30)
+        wait_until(lambda: status(repo, job)["state"] == "done", 30, what="the job done")
         moved = calc.commit("unrelated", {"README.md": "calc\n"})
         ok(repo, "pick", job, "good", "--rebase", "--yes")
         assert calc.git("rev-parse", "HEAD~1") == moved
@@ -175,7 +175,7 @@ def test_pr_dry_run_then_pr_to_bare_remote(calc: GitRepo, tmp_path: Path, gh: Pa
     up(repo)
     try:
         job = submit(repo, "good", "bad", extra=("--issue", "7"))
-        assert wait_until(checks_done(repo, job, ("good", "bad")), 60)
+        assert wait_until(checks_done(repo, job, ("good", "bad")), 60, what="both runs' tests check finished")
         ready = status(repo, job)["runs"][0]["ready_commit"]
 
         dry = ok(repo, "pick", job, "--pr", "--dry-run")
@@ -209,7 +209,7 @@ def test_pr_refusals_missing_gh_and_no_remote(calc: GitRepo, tmp_path: Path, mon
     up(repo)
     try:
         job = submit(repo, "good")
-        wait_until(lambda: status(repo, job)["state"] == "done", 30)
+        wait_until(lambda: status(repo, job)["state"] == "done", 30, what="the job done")
         no_remote = cocode(repo, "pick", job, "--pr", "--dry-run")
         assert no_remote.returncode == 1 and "git remote add origin" in no_remote.stderr
         calc.git("remote", "add", "origin", str(tmp_path / "remote.git"))
@@ -232,7 +232,7 @@ def test_a_refused_push_and_a_github_that_never_answers(calc: GitRepo, tmp_path:
     up(repo)
     try:
         job = submit(repo, "good")
-        wait_until(lambda: status(repo, job)["state"] == "done", 30)
+        wait_until(lambda: status(repo, job)["state"] == "done", 30, what="the job done")
         other = calc.git("commit-tree", "HEAD^{tree}", "-m", "someone else's")  # not an ancestor
         calc.git("push", "-q", "origin", f"{other}:refs/heads/cocode/{job}/good")
         refused = cocode(repo, "pick", job, "--pr", "--yes")
