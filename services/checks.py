@@ -122,7 +122,7 @@ class Checks(Service):
 
     def poll_heads(self) -> None:
         """New commits on ready runs' branches (checks rerun at the new head). Only runs
-        that may still change: not picked, not cancelled, ended within HEADS_WINDOW_S
+        that may still change: not picked, ended within HEADS_WINDOW_S
         (a watcher's first read costs a `git rev-parse`; a long history must not)."""
         if not self.names:
             return
@@ -131,7 +131,7 @@ class Checks(Service):
             if job.picked:
                 continue
             for run in job.runs.values():
-                if (not run.ready_commit or not run.branch or run.worktree_removed or run.checks_cancelled
+                if (not run.ready_commit or not run.branch or run.worktree_removed
                         or (run.ended_at is not None and now - run.ended_at > HEADS_WINDOW_S)):
                     continue
                 key = (job.job, run.agent)

@@ -93,7 +93,6 @@ class RunView(msgspec.Struct):
     ready_at: float | None = None
     checks: dict[str, CheckView] = {}
     check_requests: dict[str, int] = {}  # check name ("" for all) -> seq of the latest request
-    checks_cancelled: int = 0  # seq of a cancel: no automatic checks after it, requested ones run
 
     @property
     def usage(self) -> Usage:
@@ -287,10 +286,8 @@ def _cancel_requested(state: State, e: ev.CancelRequested) -> None:
     job = state.jobs.get(e.job)
     if job:
         for r in job.runs.values():
-            if not e.agent or r.agent == e.agent:
-                r.checks_cancelled = e.seq
-                if not r.final:
-                    r.cancel_requested = True
+            if not r.final and (not e.agent or r.agent == e.agent):
+                r.cancel_requested = True
 
 
 def _worktree_removed(state: State, e: ev.WorktreeRemoved) -> None:

@@ -51,16 +51,16 @@ def due(state: st.State, names: list[str], heads: dict[tuple[str, str], str | No
             if not run.ready_commit:
                 continue
             commit = target_commit(run, heads.get((job.job, run.agent)))
-            automatic = run.state == "ready" and not run.checks_cancelled
+            automatic = run.state == "ready" and not run.cancel_requested
             for name in names:
                 c = run.checks.get(name)
                 asked = max(run.check_requests.get(name, 0), run.check_requests.get("", 0))
                 if c is not None and c.status == "running":
                     continue
-                if asked > run.checks_cancelled and (c is None or asked > c.started_seq):
+                if asked and (c is None or asked > c.started_seq):
                     out.append(Due(job.job, run.agent, name, commit, run.worktree))
-                elif not automatic:
-                    continue
+                elif not automatic or (c is not None and c.status == "cancelled"):
+                    continue  # a cancelled check runs again only when asked for (`cocode check`)
                 elif c is None or c.commit != commit:
                     out.append(Due(job.job, run.agent, name, commit, run.worktree))
                 elif c.status == "interrupted" and c.interruptions < MAX_INTERRUPTIONS:
@@ -156,10 +156,12 @@ def settled(job: st.JobView, names: list[str]) -> bool:
     """Every ready run of the job has a result for each check at its head (none
     running): what `submit --wait` and the demo wait for after the runs end."""
     for run in job.runs.values():
-        if run.state != "ready" or not run.ready_commit or run.checks_cancelled:
+        if run.state != "ready" or not run.ready_commit:
             continue
         for name in names:
             c = run.checks.get(name)
-            if c is None or c.status == "running" or c.commit != target_commit(run, None):
+            if c is None or c.status == "running":
+                return False
+            if c.commit != target_commit(run, None) and c.status != "cancelled":
                 return False
     return True

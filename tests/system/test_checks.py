@@ -71,7 +71,7 @@ def test_timeout_kills_the_group_and_an_escaped_daemon(calc: GitRepo, tmp_path: 
 
 def test_memory_limit_stops_the_check_not_the_run(calc: GitRepo, tmp_path: Path):
     repo = calc.path
-    hog = f"{sys.executable} -c \"import time; b = b'x' * (200 * 2**20); time.sleep(60)\""
+    hog = f"{sys.executable} -c \"import time; b = b'x' * (200 * 2**20); time.sleep(60)\""  # pacing: holds the memory until stopped
     write_config(repo, tmp_path, {"hog": hog}, {"memory_limit_mb": 64, "monitor_interval_ms": 100})
     up(repo)
     try:

@@ -54,17 +54,16 @@ def test_ready_runs_are_due_once_per_commit():
     assert due(s, heads={("j", "a"): "c-a2"}) == [("a", "tests", "c-a2")], "a new commit reruns"
 
 
-def test_a_request_reruns_and_a_cancel_holds_automatic_checks():
+def test_a_request_reruns_and_a_cancelled_check_waits_for_one():
     s = ready_state("a")
     start(s, "a", "tests", "c-a", 40)
     end(s, "a", "tests", "c-a", "passed", 41)
     st.apply(s, ev.CheckRequested(seq=42, job="j", agent="a", names=["tests"]))
     assert due(s) == [("a", "tests", "c-a")]
     start(s, "a", "tests", "c-a", 43)
-    end(s, "a", "tests", "c-a", "passed", 44)
-    assert due(s) == []
-    st.apply(s, ev.CancelRequested(seq=45, job="j"))
-    assert due(s, heads={("j", "a"): "new"}) == [], "cancelled: no automatic rerun"
+    end(s, "a", "tests", "c-a", "cancelled", 44)  # `cocode cancel` stopped it
+    assert due(s, heads={("j", "a"): "new"}) == [], "cancelled: no automatic rerun, not even at a new head"
+    assert checks.settled(s.jobs["j"], ["tests"])
     st.apply(s, ev.CheckRequested(seq=46, job="j"))
     assert due(s, heads={("j", "a"): "new"}) == [("a", "tests", "new")]
 
