@@ -340,3 +340,22 @@ def test_checks_and_rank_by(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(path)
+
+
+def test_notify(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("notify:\n  command: [notify-send, '{job}']\n  webhook: https://h.invalid/x\n"
+                    "  events: [job_done]\n  timeout: 5\n")
+    n = load_config(path).notify
+    assert (n.command, n.webhook, n.events, n.timeout, n.retries) == (
+        ["notify-send", "{job}"], "https://h.invalid/x", ["job_done"], 5, 3)
+    assert load_config(tmp_path / "missing.yaml").notify is None
+    for text, message in [
+        ("notify:\n  webhook: ftp://x\n", "notify.webhook = 'ftp://x' does not match ^https?://"),
+        ("notify:\n  events: [done]\n", "notify.events[0] = 'done' does not match"),
+        ("notify:\n  timeout: 61\n", "notify.timeout = 61 is above the maximum 60"),
+        ("notify:\n  on: [job_done]\n", "notify.on: YAML reads `on` as true; name the moments under `events:`"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path)
