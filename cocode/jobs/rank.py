@@ -48,6 +48,8 @@ def row(run: st.RunView, added: int = 0, removed: int = 0, files: int = 0) -> Ro
     passed = sum(c.passed or 0 for c in done) if any(c.passed is not None for c in done) else None
     failed = sum(c.failed or 0 for c in done) if any(c.failed is not None for c in done) else None
     failures = sum((c.failed or 1) if c.status != "passed" else (c.failed or 0) for c in done)
+    u = run.usage  # run_usage events, summed over attempts (issue 9)
+    tokens = u.input_tokens + u.cached_input_tokens + u.output_tokens
     ready_s = None
     if run.ready_at is not None and run.started_at is not None:
         ready_s = round(max(0.0, run.ready_at - run.started_at), 1)
@@ -55,7 +57,7 @@ def row(run: st.RunView, added: int = 0, removed: int = 0, files: int = 0) -> Ro
         agent=run.agent, state=run.state, reason=run.reason, commit=run.ready_commit,
         checks=statuses, checks_ok=all(c.status == "passed" for c in done) if done else None,
         passed=passed, failed=failed, failures=failures, added=added, removed=removed,
-        files=files, commits=run.commits, ready_s=ready_s,
+        files=files, commits=run.commits, ready_s=ready_s, tokens=tokens or None, cost_usd=u.cost_usd,
     )
 
 

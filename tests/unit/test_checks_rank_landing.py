@@ -339,3 +339,12 @@ def test_pick_refuses_a_running_run_no_ready_commit_a_second_pick_and_unknown_ag
     with pytest.raises(Refused, match="already picked \\(a, merge\\)"):
         pick("j", "b")
     assert review.choose(s, tmp_path, "j", "a", "", True, ORDER).pr, "a PR after a merge is still allowed"
+
+
+def test_rows_carry_the_runs_reported_tokens_and_cost():
+    s = ready_state("a", "b")
+    st.apply(s, ev.RunUsage(seq=50, job="j", agent="a", attempt=1, input_tokens=1000, output_tokens=200,
+                            cost_usd=0.25))
+    a, b = rank.row(s.jobs["j"].runs["a"]), rank.row(s.jobs["j"].runs["b"])
+    assert (a.tokens, a.cost_usd) == (1200, 0.25) and (b.tokens, b.cost_usd) == (None, None)
+    assert "$0.25" in review.table([a, b])
