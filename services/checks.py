@@ -19,8 +19,9 @@ interrupted the same way: none is left `running`.
 
 It also sends the `notify:` notifications (cocode.jobs.notify), the other thing
 that follows a run's outcome: in a thread pool, never holding up the loop; what
-fails after its retries is recorded as notify_failed. Only events that arrive
-live are notified: a restart does not notify the history it replays.
+fails after its retries is recorded as notify_failed. Only events that happened
+since this process started are notified: a restart does not notify the history it
+replays (nor what happened while it was down).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Checks(Service):
         self.pending = False
         self.notifier = None
         self.notified: set[tuple[str, str]] = set()
-        self.notify_after: int | None = None  # the log's head when first caught up: older is history
+        self.born = time.time()
 
     def setup(self) -> None:
         self.shipper = Shipper(self.ctx, self.paths, self.config)
@@ -86,7 +87,7 @@ class Checks(Service):
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
-        if self.notifier is not None and self.notify_after is not None and event.seq > self.notify_after:
+        if self.notifier is not None and event.ts >= self.born:  # not the history a start replays
             self.notify(event)
         if isinstance(event, ev.CancelRequested):
             for p in list(self.procs.values()):
@@ -157,7 +158,6 @@ class Checks(Service):
             if not self.follower.caught_up:
                 return
             self.recovered = True
-            self.notify_after = self.state.seq
             self.recover()
         if not self.names:
             return
