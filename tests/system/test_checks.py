@@ -128,7 +128,9 @@ def test_new_commit_reruns_and_check_on_demand_and_cancel(calc: GitRepo, tmp_pat
         run = status(repo, job)["runs"][0]
 
         # A commit on the run's branch after its checks: they run again at the new head.
-        new = calc.commit("break it again", {"calc.py": "def add(a, b):\n    return a - b\n"},
+        # Another size than the fixed file: a same-size rewrite within one second could
+        # leave Python reading its stale .pyc (validated by mtime and size).
+        new = calc.commit("break it again", {"calc.py": "def add(a, b):\n    return (a - b) * 10\n"},
                           cwd=Path(run["worktree"]))
         rerun = wait_until(lambda: finished(repo, "tests")[1:], 30, what="the rerun at the new commit finished")
         assert rerun and rerun[0]["commit"] == new and rerun[0]["status"] == "failed", rerun
