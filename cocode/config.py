@@ -82,6 +82,15 @@ class Limits(_Adr005Limits, frozen=True, kw_only=True):
     max_issue_kb: Annotated[
         int, Meta(ge=1, le=16384, description="a longer issue text is refused at submit")
     ] = 1024
+    check_timeout: Annotated[
+        int, Meta(ge=10, le=3600, description="seconds before a check is stopped")
+    ] = 600
+    github_timeout: Annotated[
+        int, Meta(ge=5, le=300, description="seconds for a GitHub API call (ADR-005: 30)")
+    ] = 30
+    git_timeout: Annotated[
+        int, Meta(ge=10, le=3600, description="seconds for a git network operation (ADR-005: 300)")
+    ] = 300
 
 
 # `performance:` and each profile give any subset of the limits. A key left out is
@@ -142,6 +151,29 @@ class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     output: Annotated[float, Meta(ge=0)] = 0.0
 
 
+class CheckSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One entry under `checks:` (a bare string is its command)."""
+
+    command: Annotated[str, Meta(min_length=1, description="a shell command, e.g. pytest -q")]
+    timeout: Annotated[int, Meta(ge=1, le=3600)] | None = None
+
+
+RANK_KEYS = ("checks", "failures", "diff", "ready")
+NOTIFY_ON = ("run_ready", "run_failed", "job_done", "checks_done")
+
+
+class NotifySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`notify:`: a command and/or a webhook, on the `events` named (NOTIFY_ON); never waited for.
+    (Not `on:`: YAML reads that key as the boolean true.)"""
+
+    command: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)] | None = None
+    webhook: Annotated[str, Meta(pattern=r"^https?://")] | None = None
+    events: list[Annotated[str, Meta(pattern="^(" + "|".join(NOTIFY_ON) + ")$")]] = (
+        msgspec.field(default_factory=lambda: list(NOTIFY_ON)))
+    timeout: Annotated[int, Meta(ge=1, le=60)] = 10
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3
+
+
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     profile: str = "medium"
     performance: _PartialLimits = msgspec.field(default_factory=_PartialLimits)
@@ -156,6 +188,10 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_cost_usd: Annotated[float, Meta(ge=0)] | None = None
     sandbox: Annotated[str, Meta(pattern=r"^(auto|bwrap|off)$",
                                  description="auto, bwrap or off: how agent runs are confined")] = "auto"
+    checks: dict[str, CheckSpec] = {}
+    rank_by: list[Annotated[str, Meta(pattern="^(" + "|".join(RANK_KEYS) + ")$")]] = (
+        msgspec.field(default_factory=lambda: list(RANK_KEYS)))
+    notify: NotifySpec | None = None
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -173,6 +209,9 @@ class Config(msgspec.Struct, frozen=True):
     copy: list[str] = []  # files copied from the main checkout into each new workspace
     max_cost_usd: float | None = None  # a run whose model cost passes this is stopped  # the file as the caller named it; None when none was read
     sandbox: str = "auto"  # auto, bwrap, off: see cocode/jobs/sandbox.py
+    checks: dict[str, CheckSpec] = {}  # run in every ready run's worktree (services/checks.py)
+    rank_by: list[str] = msgspec.field(default_factory=lambda: list(RANK_KEYS))
+    notify: NotifySpec | None = None
 
 
 def limit_bounds(key: str) -> tuple[int, int]:
@@ -213,6 +252,10 @@ def load_config(
             raise ConfigError(f"{label}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         except OSError as e:
             raise ConfigError(f"{label}: cannot read ({e.strerror})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("checks"), dict):  # `tests: pytest -q`
+        raw["checks"] = {k: {"command": v} if isinstance(v, str) else v for k, v in raw["checks"].items()}
+    if isinstance(raw, dict) and isinstance(raw.get("notify"), dict) and True in raw["notify"]:
+        raise ConfigError(f"{label}: notify.on: YAML reads `on` as true; name the moments under `events:`")
     try:
         if isinstance(raw, dict) and isinstance(raw.get("sandbox"), bool):
             # YAML 1.1 reads a bare `off`/`on` as a boolean.
@@ -281,6 +324,9 @@ def load_config(
         copy=file.copy,
         max_cost_usd=file.max_cost_usd,
         sandbox=file.sandbox,
+        checks=file.checks,
+        rank_by=file.rank_by,
+        notify=file.notify,
     )
 
 

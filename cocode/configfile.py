@@ -6,7 +6,8 @@ exclude line that keeps `.cocode/` out of the project.
 from pathlib import Path
 
 from cocode.config import (
-    BUILTIN_PROFILES, FORMATS, AgentSpec, Limits, _Adr005Limits, _File, bounds, field_description, limit_bounds,
+    BUILTIN_PROFILES, FORMATS, NOTIFY_ON, RANK_KEYS, AgentSpec, Limits, _Adr005Limits, _File, bounds,
+    field_description, limit_bounds,
 )
 from cocode.paths import Paths
 
@@ -89,6 +90,22 @@ def default_config_text() -> str:
         "# Agent runs in a bubblewrap sandbox: auto (when bwrap works here), bwrap (always,",
         "# or runs fail), off. Confined: system read-only, own HOME and /tmp, .cocode/ hidden.",
         "sandbox: auto",
+        "# Checks run in each ready run's worktree (shell commands; $COCODE_JUNIT_XML is",
+        "# where one may write JUnit XML for exact counts). timeout overrides check_timeout.",
+        "checks: {}",
+        "#   tests: pytest -q --junitxml=$COCODE_JUNIT_XML",
+        "#   lint: {command: ruff check ., timeout: 120}",
+        "",
+        f"# How `cocode compare` ranks runs, first key first: {', '.join(RANK_KEYS)}.",
+        f"rank_by: [{', '.join(RANK_KEYS)}]",
+        "",
+        f"# On {', '.join(NOTIFY_ON)}: run a command ({{job}}, {{agent}}, {{state}},",
+        "# {title}, {trigger} filled in) and/or POST a JSON body to a webhook; timeout",
+        "# seconds each (1..60), retried with backoff; failures are notify_failed events.",
+        "# notify:",
+        "#   command: [notify-send, 'cocode {job}', '{agent}: {state}']",
+        "#   webhook: https://example.invalid/hook",
+        "#   events: [job_done, checks_done]",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,21 +1,24 @@
 """`cocode demo`: the whole job end to end on built-in parts, no network, no keys.
 
 It makes a small sample repository with an issue, starts cocode there, submits
-the issue to three built-in demo agents (one gets ready, one fails with a
-reason, one is slower), streams their output, prints the final table and stops
-everything, whatever happens.
+the issue to three built-in demo agents (one fixes the bug, one fails with a
+reason, one is slower and gets ready without fixing it), streams their output,
+runs the repository's real test suite on each ready run (a configured check),
+prints the ranked comparison and the one `pick` command that lands the best
+run, and stops everything, whatever happens.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
 from cocode import supervisor
 from cocode.config import load_config
+from cocode.configfile import init_config
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
-from cocode.runkey import RunKey
 
 DEMO_AGENTS = ["demo", "demo-fail", "demo-slow"]
 
@@ -28,9 +31,15 @@ The test in tests/test_greet.py shows the expected behaviour.
 FILES = {
     "README.md": "# greeter\n\nA tiny sample project for `cocode demo`.\n",
     "greet.py": 'def greet(name: str) -> str:\n    return f"Helo, {name}!"\n',
+    "tests/__init__.py": "",
     "tests/test_greet.py": (
-        "from greet import greet\n\n\ndef test_greet():\n"
-        '    assert greet("Ada") == "Hello, Ada!"\n'
+        "import unittest\n\nfrom greet import greet\n\n\nclass GreetTest(unittest.TestCase):\n"
+        "    def test_greet(self):\n"
+        '        self.assertEqual(greet("Ada"), "Hello, Ada!")\n\n'
+        "    def test_other_name(self):\n"
+        '        self.assertEqual(greet("Grace"), "Hello, Grace!")\n\n'
+        "    def test_returns_text(self):\n"
+        '        self.assertIsInstance(greet("x"), str)\n'
     ),
     "ISSUE.md": ISSUE,
 }
@@ -45,6 +54,12 @@ def make_sample_repo(directory: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     init_repo(directory, "greeter: first version", name="cocode-demo", email="demo@cocode.invalid")
+    # The test suite as a check, run on every ready run (written after the commit:
+    # .cocode/ is this clone's, never the project's).
+    init_config(directory)
+    config = Paths(directory).config
+    config.write_text(config.read_text().replace(
+        "checks: {}", f"checks:\n  tests: {sys.executable} -m unittest discover -s tests -t ."))
     return directory
 
 
@@ -53,7 +68,8 @@ def default_directory() -> Path:
 
 
 def run(directory: Path, echo, submit_and_watch) -> int:
-    """Start, submit, watch, stop. `submit_and_watch(paths, config)` returns the job view."""
+    """Start, submit, watch, stop. `submit_and_watch(paths, config)` returns the job
+    view and the recommended agent (it prints the comparison while cocode runs)."""
     repo = make_sample_repo(directory)
     paths = Paths(repo)
     echo(f"demo repository: {repo}")
@@ -61,11 +77,10 @@ def run(directory: Path, echo, submit_and_watch) -> int:
     elapsed = supervisor.start_detached(paths)
     echo(f"cocode up: all services ready in {elapsed * 1000:.0f} ms")
     try:
-        job = submit_and_watch(paths, config)
+        job, best = submit_and_watch(paths, config)
     finally:
         supervisor.stop(paths)
         echo("cocode down: stopped")
-    ready = [r.agent for r in job.runs.values() if r.state == "ready"]
-    if ready:
-        echo(f"pick a result: cd {repo} && git diff main {RunKey(job.job, ready[0]).branch}")
-    return 0 if ready else 1
+    if best:
+        echo(f"land it on main: cd {repo} && cocode up -d && cocode pick {job.job} {best} --merge --yes")
+    return 0 if best else 1

@@ -4,9 +4,11 @@
 variables, prints progress (stdout, plus one stderr line), and:
 
 - ready: edits a file in the worktree, commits once without and once with the
-  ready marker (in the message body), exits 0 — well under a second;
+  ready marker (in the message body), exits 0 — well under a second; in the
+  demo repository it also fixes the bug (greet.py), so its tests pass;
 - fail: gives a reason and exits 1 without any commit;
-- slow: prints progress for ~4 s (`--seconds`), commits midway, then commits ready.
+- slow: prints progress for ~4 s (`--seconds`), commits midway, then commits ready
+  (without fixing the bug: its tests fail, so `cocode compare` ranks it lower).
 
 It commits with its own identity and without hooks or signing, so it works on a
 machine with no git identity and in repositories with strict hooks.
@@ -59,6 +61,14 @@ def edit(repo: Path, agent: str, issue: str, step: str) -> None:
         f.write(f"- {agent}: {step} for issue #{issue}\n")
 
 
+def fix_greeting(repo: Path) -> None:
+    """The demo issue's fix, where the demo repository's greet.py has the bug."""
+    path = repo / "greet.py"
+    if path.exists() and "Helo," in path.read_text():
+        path.write_text(path.read_text().replace("Helo,", "Hello,"))
+        git(repo, "add", "greet.py")
+
+
 def commit(repo: Path, *messages: str) -> str:
     git(repo, "add", DEMO_FILE)
     args = [a for m in messages for a in ("-m", m)]
@@ -94,6 +104,8 @@ def run(mode: str, seconds: float) -> int:
             edit(repo, agent, issue, "first attempt")
             say(f"demo: committed progress {commit(repo, f'demo: work in progress on #{issue}')}")
     edit(repo, agent, issue, "done")
+    if mode == "ready":
+        fix_greeting(repo)
     sha = commit(repo, f"demo: resolve issue #{issue}", marker)
     say(f"demo: committed {sha} with the ready marker")
     return 0

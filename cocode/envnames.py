@@ -13,6 +13,14 @@ READY_MARKER = "COCODE_READY_MARKER"
 JOB_ID = "COCODE_JOB_ID"
 AGENT_NAME = "COCODE_AGENT_NAME"
 
+# Set for a check (services/checks.py): also JOB_ID, REPO_PATH, and AGENT_NAME as the
+# check's log identity `<agent>/check:<name>`, which is how the monitor finds what escapes it.
+JUNIT_XML = "COCODE_JUNIT_XML"  # where the check may write JUnit XML for exact counts
+CHECK_NAME = "COCODE_CHECK_NAME"
+CHECK_AGENT = "COCODE_AGENT"  # the run's agent
+# Set for a `notify:` command, besides its {placeholders}: COCODE_NOTIFY_<FIELD>.
+NOTIFY_PREFIX = "COCODE_NOTIFY_"
+
 # Between the supervisor and the services it starts.
 SUPERVISOR_PID = "COCODE_SUPERVISOR_PID"  # a service stops when this process is gone
 PERFORMANCE_PROFILE = "COCODE_PERFORMANCE_PROFILE"  # `cocode up --profile`

@@ -14,7 +14,7 @@ from cocode.errors import CocodeError, ConfigError
 from cocode import envnames
 from cocode.paths import Paths, find_repo_root
 
-SERVICE_NAMES = ("bus", "store", "scheduler", "worker", "logs", "monitor")
+SERVICE_NAMES = ("bus", "store", "scheduler", "worker", "logs", "monitor", "checks")
 
 
 def run_service(directory: str | None, name: str, profile: str | None = None) -> int:

@@ -42,12 +42,25 @@ def run_json(run) -> dict:
     return {**{k: getattr(run, k) for k in RUN_KEYS}, "usage": msgspec.to_builtins(run.usage)}
 
 
-def job_json(job) -> dict:
+def run_checks(run) -> dict:
+    return {c.name: {"status": c.status, "summary": c.summary, "passed": c.passed, "failed": c.failed,
+                     "commit": c.commit} for c in run.checks.values()}
+
+
+def job_json(job, diffstats: dict | None = None) -> dict:
+    """`diffstats` maps an agent to (added, removed, files) where the caller measured them."""
     runs = [job.runs[a] for a in job.agents]
+    out = []
+    for r in runs:
+        row = {**run_json(r), "checks": run_checks(r)}
+        if diffstats and r.agent in diffstats:
+            row["added"], row["removed"], row["files"] = diffstats[r.agent]
+        out.append(row)
     return {
         "job": job.job, "state": job.state, "title": job.title, "priority": job.priority,
-        "base_sha": job.base_sha, "submitted_at": job.ts,
-        "runs": [run_json(r) for r in runs],
+        "base_sha": job.base_sha, "submitted_at": job.ts, "picked": job.picked or None,
+        "picked_mode": job.picked_mode or None, "pr_url": job.pr_url or None,
+        "runs": out,
         "usage": msgspec.to_builtins(sum((r.usage for r in runs), Usage())),
         "groups": best_of_groups(job.agents),
     }
@@ -89,23 +102,43 @@ def _ago(ts: float | None, end: float | None = None) -> str:
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.0f}m"
 
 
-def status_table(jobs, colour: bool = False, width: int | None = None, titles: bool = False) -> str:
-    """A line per run (JOB, AGENT, STATE, REASON, COMMITS, TIME, READY), a failed
-    run's detail under it; `titles` adds each job's issue title after JOB."""
+def checks_cell(run) -> str:
+    """`2/3 pass`, `running`, or `-`: a run's checks in one short cell."""
+    if not run.checks:
+        return "-"
+    cs = list(run.checks.values())
+    if any(c.status == "running" for c in cs):
+        return "running"
+    return f"{sum(c.status == 'passed' for c in cs)}/{len(cs)} pass"
+
+
+def status_table(jobs, colour: bool = False, width: int | None = None, titles: bool = False,
+                 diffstats: dict | None = None) -> str:
+    """A line per run (JOB, AGENT, STATE, REASON, COMMITS, DIFF, CHECKS, TIME, READY), a
+    failed run's detail (and usage, setup, the picked run's PR) under it; `titles` adds
+    each job's issue title after JOB; `diffstats` maps (job, agent) to (added, removed,
+    files) where the caller measured them."""
     from cocode import style
 
     if not jobs:
         return "no jobs yet; `cocode submit --text '...' --agent demo` queues one"
-    headers = ["JOB", *(["TITLE"] if titles else []), "AGENT", "STATE", "REASON", "COMMITS", "TIME", "READY"]
+    diffstats = diffstats or {}
+    headers = ["JOB", *(["TITLE"] if titles else []), "AGENT", "STATE", "REASON", "COMMITS", "DIFF", "CHECKS",
+               "TIME", "READY"]
     rows, styles, notes, after = [], [], {}, []
     for job in jobs:
         for i, agent in enumerate(job.agents):
             r = job.runs[agent]
             title = [job.title if i == 0 else ""] if titles else []
-            rows.append([job.job, *title, agent, r.state, r.reason or "-", r.commits,
+            d = diffstats.get((job.job, agent))
+            state = r.state + (f" (picked: {job.picked_mode})" if job.picked == agent else "")
+            rows.append([job.job, *title, agent, state, r.reason or "-", r.commits,
+                         f"+{d[0]}/-{d[1]}" if d else "-", checks_cell(r),
                          _ago(r.started_at, r.ended_at), (r.ready_commit or "-")[:12]])
             styles.append(["bold", *([""] if titles else []), "", style.STATE_STYLES.get(r.state, "")])
             notes_of = [r.detail[:100]] if r.detail and r.state == "failed" else []
+            if job.picked == agent and job.pr_url:
+                notes_of.append(job.pr_url)
             if used := usage_text(r.usage):
                 notes_of.append(used)
             if r.setup_ms:
@@ -116,7 +149,7 @@ def status_table(jobs, colour: bool = False, width: int | None = None, titles: b
             after.append(_group_line(job, base, names))
         if len(job.agents) > 1 and (used := usage_text(sum((r.usage for r in job.runs.values()), Usage()))):
             after.append(f"job {job.job}: {used}")
-    table = style.table(headers, rows, colour, styles, right=("COMMITS", "TIME"), width=width,
+    table = style.table(headers, rows, colour, styles, right=("COMMITS", "DIFF", "TIME"), width=width,
                         max_widths={"TITLE": 40}, notes=notes, note_column="STATE")
     return "\n".join([table, *after])
 
@@ -138,6 +171,14 @@ def run_event_summary(event: ev.Event) -> str | None:
         return f"requeued (attempt {event.attempt})"
     if isinstance(event, ev.RunInterrupted):
         return f"interrupted ({event.reason})"
+    if isinstance(event, ev.CheckStarted):
+        return f"check {event.name} started at {event.commit[:12]}"
+    if isinstance(event, ev.CheckFinished):
+        what = event.summary or (f"exit {event.exit_code}" if event.exit_code is not None else "")
+        why = f" — {event.reason}" if event.reason and event.reason != event.summary else ""
+        return f"check {event.name}: {event.status}{': ' + what if what else ''}{why} ({event.duration_s:.1f}s)"
+    if isinstance(event, ev.Picked):
+        return f"picked ({event.mode}){' ' + event.pr_url if event.pr_url else ''}"
     if isinstance(event, ev.WarningEvent):
         return f"warning: {event.message}"
     return None

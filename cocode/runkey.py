@@ -2,7 +2,8 @@
 here and nowhere else: the branch `cocode/<job>/<agent>`, the worktree directory
 `.cocode/worktrees/<job>-<agent>`, the issue file, the log topic
 `log.<job>.<agent>`, the log files' stem and the `<job>/<agent>` key of maps and
-worker beats; and the ones read back (keys, branches) are parsed here.
+worker beats, and a check's log `<agent>/check:<name>`; and the ones read back
+(keys, branches, check logs) are parsed here.
 
 A NamedTuple: as cheap to build and hash as the (job, agent) tuple it replaces,
 and equal to it, so sets and dicts keyed by either agree.
@@ -18,6 +19,7 @@ from cocode.paths import Paths
 
 BRANCH_PREFIX = "cocode/"
 LOG_TOPIC_PREFIX = "log."
+CHECK_LOG = "/check:"  # a check's own log (and monitor key): agent `<agent>/check:<name>`
 
 
 class RunKey(NamedTuple):
@@ -55,6 +57,10 @@ class RunKey(NamedTuple):
         """A formatted run's original stdout, one file per attempt (logs/structured.py)."""
         return logs / "raw" / f"{self.file_stem}.a{attempt}.raw"
 
+    def check_log(self, name: str) -> RunKey:
+        """The identity of the run's check `name` as logs and the monitor know it."""
+        return RunKey(self.job, f"{self.agent}{CHECK_LOG}{name}")
+
     def worktree(self, paths: Paths) -> Path:
         return paths.worktrees / self.dir_name
 
@@ -86,6 +92,12 @@ class RunKey(NamedTuple):
             return cls.parse(branch[len(BRANCH_PREFIX):])
         except ValueError:
             return None
+
+    @staticmethod
+    def split_check(agent: str) -> tuple[str, str]:
+        """(agent, check name) of a log's agent field; the name is "" for the run's own log."""
+        base, _, name = agent.partition(CHECK_LOG)
+        return base, name
 
     @classmethod
     def job_topic(cls, job: str) -> bytes:

@@ -13,6 +13,9 @@ host, and every `monitor_interval_ms` (1 s by default) samples each one's proces
   worktree and commits.
 - System memory above memory_pressure_percent: `memory_pressure` on (the
   scheduler then holds new runs); below the threshold minus 5: off.
+- A running check (services/checks.py) is sampled the same way, as
+  `<job>/<agent>/check:<name>`, under its run's memory limit; its limit_hit names
+  the check, so the checks service stops it and the agent's run is untouched.
 - Under 100 MB free on the .cocode filesystem: a `warning` (disk_low), once per
   crossing.
 - Hourly, final runs' worktrees idle for worktree_idle_days are removed by
@@ -75,6 +78,7 @@ class Monitor(Service):
         self.sampler = Sampler()
         self.hostname = socket.gethostname()
         self.live: dict[str, tuple[str, str]] = {}  # key -> (job, agent), live on this host
+        self.checks_live: dict[str, tuple[str, str, str]] = {}  # key -> (job, agent, check)
         self.limits: dict[str, int] = {}  # key -> bytes
         self.enforcing: dict[str, Enforcing] = {}
         self.pressure_sent: bool | None = None
@@ -94,6 +98,8 @@ class Monitor(Service):
             if not job.done:
                 for run in job.runs.values():
                     self.note(job.job, run)
+            for run in job.runs.values():
+                self.note_checks(job.job, run)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
         self.log.info("sampling processes through %s", self.sampler.stats.kind)
         self.loop.every(self.interval, self.tick, first=self.interval)
@@ -118,7 +124,9 @@ class Monitor(Service):
             return
         job = self.state.jobs.get(event.job)
         run = job.runs.get(event.agent) if job else None
-        if run is not None:
+        if run is not None and isinstance(event, (ev.CheckStarted, ev.CheckFinished)):
+            self.note_checks(event.job, run)
+        elif run is not None:
             key = RunKey(event.job, event.agent).key
             was_live = key in self.live
             self.note(event.job, run)
@@ -133,6 +141,14 @@ class Monitor(Service):
             self.live[key] = (job, run.agent)
         else:
             self.live.pop(key, None)
+
+    def note_checks(self, job: str, run: st.RunView) -> None:
+        for c in run.checks.values():
+            key = RunKey(job, run.agent).check_log(c.name).key
+            if c.status == "running" and c.pgid and c.host in ("", self.hostname):
+                self.checks_live[key] = (job, run.agent, c.name)
+            else:
+                self.checks_live.pop(key, None)
 
     def settle(self, key: str) -> None:
         """The run ended: what escaped its process group dies with it."""
@@ -157,7 +173,14 @@ class Monitor(Service):
             limit_mb = policy.memory_limit_mb(agents.base_name(agent, self.specs), self.specs,
                                               self.config.limits.memory_limit_mb)
             self.limits[key] = limit_mb * MIB
-        for key in [k for k in self.sampler.trees if k not in self.live]:
+        for key, (job, agent, name) in self.checks_live.items():
+            run = self.state.jobs[job].runs[agent]
+            check = run.checks[name]
+            if key not in self.sampler.trees and is_session_leader(check.pgid):
+                self.sampler.track(job, RunKey(job, agent).check_log(name).agent, check.pgid, run.worktree)
+                limit_mb = policy.memory_limit_mb(agent, self.specs, self.config.limits.memory_limit_mb)
+                self.limits[key] = limit_mb * MIB
+        for key in [k for k in self.sampler.trees if k not in self.live and k not in self.checks_live]:
             self.settle(key)
 
     def tick(self) -> None:
@@ -221,9 +244,9 @@ class Monitor(Service):
             self.kill(key, e)
 
     def terminate(self, key: str, rss: int, limit: int, e: Enforcing) -> None:
-        job, agent = self.live[key]
+        job, agent, check = self.checks_live.get(key) or (*self.live[key], "")
         self.append(ev.LimitHit(job=job, agent=agent, kind="memory", value=round(rss / MIB, 1),
-                                limit=round(limit / MIB, 1), action="terminate"))
+                                limit=round(limit / MIB, 1), action="terminate", check=check))
         if not self.appender.wait(ACK_WAIT_S):
             # Recorded but not yet confirmed (the store is away): the event is kept and
             # resent; a runaway process is not left eating the machine meanwhile.

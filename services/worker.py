@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
-import psutil
 import zmq
 
 from cocode.core.loop import drain
@@ -34,10 +33,10 @@ from cocode.core import state as st
 from cocode.core import wire
 from cocode.core.sockets import dealer
 from cocode.config import Config
-from cocode import envnames
 from cocode.errors import CocodeError
 from cocode.jobs.timeouts import MEMORY_GRACE_S
 from cocode.logs import redact
+from cocode.resources.proctree import kill_stale_group
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
@@ -159,7 +158,7 @@ class Worker(Service):
             for run in job.runs.values() if job else ():
                 if run.live and run.worker == self.id and RunKey(event.job, run.agent) not in self.runs:
                     self.cancelled_before_start(event.job, run.agent)
-        elif isinstance(event, ev.LimitHit):
+        elif isinstance(event, ev.LimitHit) and not event.check:  # a check's: the checks service's
             # The monitor recorded this before signalling; the run ends with its reason.
             rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
@@ -468,25 +467,6 @@ class Worker(Service):
                 rp.plan.body_file.unlink(missing_ok=True)
             self.forget(key, rp)
         self.shipper.close()  # a last moment for acks; what is unacked stays spooled
-
-
-def kill_stale_group(pgid: int, worktree: str) -> None:
-    """Kill a group a dead worker left, if it still is that run's (pids get reused)."""
-    try:
-        leader = psutil.Process(pgid)
-        # Still that run's if it works in its worktree (an agent may cd into a
-        # subdirectory) or carries its COCODE_REPO_PATH; otherwise the pid was reused.
-        if worktree and not (Path(worktree) in (cwd := Path(leader.cwd()), *cwd.parents)
-                             or leader.environ().get(envnames.REPO_PATH) == worktree):
-            return
-    except psutil.NoSuchProcess:
-        pass  # the leader is gone; other members may live on in the group
-    except psutil.AccessDenied:
-        return
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def main(paths: Paths, config: Config) -> int:

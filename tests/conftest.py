@@ -4,15 +4,17 @@ The helpers they use are in support.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psutil
 import pytest
 import zmq
 
+from review_support import CALC, CALC_TESTS
 from support import (
-    AGENT_GIT_ENV, AGENTS_DIR, PASSED, SECRET, GitRepo, agent_processes, down, live, make_repo, reap, up,
-    write_config,
+    AGENT_GIT_ENV, AGENTS_DIR, PASSED, SECRET, GitRepo, agent_processes, down, isolated_env, live, make_repo,
+    reap, up, write_config,
 )
 
 
@@ -110,3 +112,15 @@ def jobs_repo(tmp_path: Path, limits: dict, monkeypatch) -> Path:
     monkeypatch.setenv("MY_SECRET", SECRET)
     monkeypatch.setenv("MY_PASSED", PASSED)
     return path
+
+
+@pytest.fixture
+def calc(tmp_path: Path, monkeypatch) -> GitRepo:
+    """A repository whose unittest suite fails on an off-by-one bug (issue 10's tests);
+    git here and in every cocode the test starts runs with a fixed identity."""
+    for k in [k for k in os.environ if k.startswith("GIT_")]:
+        monkeypatch.delenv(k)
+    for k, v in isolated_env().items():
+        if k.startswith("GIT_"):
+            monkeypatch.setenv(k, v)
+    return GitRepo.init(tmp_path / "repo", {"calc.py": CALC, "test_calc.py": CALC_TESTS})

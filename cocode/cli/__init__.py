@@ -6,7 +6,7 @@ module registers its commands on it when imported here, grouped by what they act
 on. They import cocode.cli.helpers, never this package, so no circle can form.
 """
 
-from cocode.cli import bench, eventlog, jobs, output, resources, services, top  # noqa: F401 (registers)
+from cocode.cli import bench, eventlog, jobs, output, resources, review, services, top  # noqa: F401 (registers)
 from cocode.cli.helpers import main
 
 __all__ = ["main"]

@@ -1,4 +1,4 @@
-"""`cocode bench jobs|events|logs|monitor|top|sandbox`: the benchmarks, each printing same-run
+"""`cocode bench jobs|events|logs|monitor|top|sandbox|checks`: the benchmarks, each printing same-run
 ratios against a baseline (or --json); `scenario N` (ADR-005's load scenarios);
 `all --save` and `compare` (baselines and the regression alarm). The measuring
 lives in cocode.bench.
@@ -164,3 +164,13 @@ def bench_sandbox(count: int, seconds: float, as_json: bool) -> None:
     from cocode.bench import sandbox as bench_sb
 
     _show(bench_sb.run(jobs=count, seconds=seconds, progress=not as_json), as_json, bench_sb.report)
+
+
+@bench.command("checks")
+@click.option("--samples", default=20, show_default=True, help="Jobs for the start-latency part.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_checks(samples: int, as_json: bool) -> None:
+    """Ready commit -> check started; 5 runs x 2 s checks under a cap of 3 against the ideal."""
+    from cocode.bench import checks as bench_checks_mod
+
+    _show(bench_checks_mod.run(samples=samples, progress=not as_json), as_json, bench_checks_mod.report)

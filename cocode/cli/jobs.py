@@ -1,5 +1,6 @@
-"""Commands that act on jobs: `submit` (and its `--wait`), `status`, `cancel`, `say`,
-`diff` and `demo`. They parse, call cocode.jobs and the client, and print.
+"""Commands that act on jobs: `submit` (and its `--wait`), `status`, `cancel`, `say`
+and `demo` (`diff` is with the review commands). They parse, call cocode.jobs and the
+client, and print.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from cocode.runkey import RunKey
 @click.option("--force", is_flag=True, help="Go on although the repository is over max_repo_size_mb.")
 @click.option("--sparse", multiple=True, metavar="PATH", help="Sparse checkout of PATH (monorepos).")
 @click.option("--wait", is_flag=True, help="Show progress until every run is final; exit 0 if any is ready.")
+@click.option("--no-bell", is_flag=True, help="No terminal bell (or desktop notification) when --wait ends.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
 def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, priority, complexity,
-           timeout, max_cost, base, force, sparse, wait, as_json) -> None:
+           timeout, max_cost, base, force, sparse, wait, no_bell, as_json) -> None:
     """Queue one issue for one or more agents."""
     from cocode import client
     from cocode.jobs import submit as sub
@@ -67,15 +69,21 @@ def submit(env: Env, issue_file, text, issue_ref, issue_number, agent_names, pri
     else:
         click.echo(f"job {event.job}: {len(names)} run(s) queued ({', '.join(names)}) from {event.base_sha[:12]}")
     if wait:
-        final = _watch(env.paths, event.job, stream=not as_json, colour=env.colour)
-        sys.exit(0 if any(r.state == "ready" for r in final.runs.values()) else 1)
+        final = _watch(env.paths, event.job, list(env.config.checks), stream=not as_json, colour=env.colour)
+        ready = sum(r.state == "ready" for r in final.runs.values())
+        if not no_bell:
+            from cocode.jobs.notify import bell
+
+            bell(f"cocode: job {event.job} done", f"{ready}/{len(final.runs)} ready: {final.title}")
+        sys.exit(0 if ready else 1)
 
 
-def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None,
+def _watch(paths, job_id: str, check_names: list[str], stream: bool = True, timeout: float | None = None,
            colour: bool = False):
-    """Until every run is final: (stream) each run's events and output, then the table."""
+    """Until every run is final and its checks are done: (stream) each run's events
+    and output, then the table."""
     from cocode import client, render
-    from cocode.jobs import watch
+    from cocode.jobs import checks, review, watch
     from cocode.logs.printer import Printer
 
     state = client.current_state(paths)
@@ -90,10 +98,14 @@ def _watch(paths, job_id: str, stream: bool = True, timeout: float | None = None
         if line:
             printer.line(event.agent, f"-- {line}")
 
-    state = watch.watch_job(paths, job_id, state, on_event, printer, timeout=timeout)
+    def settled(state, job) -> bool:  # ... unless no checks service runs to finish them
+        service = state.services.get("checks")
+        return checks.settled(job, check_names) or service is None or service.state != "running"
+
+    state = watch.watch_job(paths, job_id, state, on_event, printer, timeout=timeout, settled=settled)
     job = state.jobs[job_id]
     if stream:
-        click.echo(render.status_table([job], colour), color=colour)
+        click.echo(render.status_table([job], colour, diffstats=review.diffstats(paths.root, [job])), color=colour)
     return job
 
 
@@ -108,16 +120,19 @@ def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_jso
     """Jobs and their runs; without JOB every job, the queue in dispatch order."""
     from cocode import client, render
     from cocode.core import state as st
+    from cocode.jobs.review import diffstats
 
     state = client.current_state(env.paths)
     if job_id:
         job = state.jobs.get(job_id)
         if job is None:
             raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
+        stats = diffstats(env.paths.root, [job])
         if as_json:
-            print_json(render.job_json(job))
+            print_json(render.job_json(job, {a: tuple(d) for (_, a), d in stats.items()}))
         else:
-            click.echo(render.status_table([job], env.colour, env.width, titles=True), color=env.colour)
+            click.echo(render.status_table([job], env.colour, env.width, titles=True, diffstats=stats),
+                       color=env.colour)
         return
     queue_order = {}
     for i, (job, run) in enumerate(st.queued_runs(state)):
@@ -133,7 +148,8 @@ def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_jso
         print_json([render.job_json(j) for j in jobs])
     else:
         if jobs or not active:
-            click.echo(render.status_table(jobs, env.colour, env.width, titles=True), color=env.colour)
+            click.echo(render.status_table(jobs, env.colour, env.width, titles=True,
+                                           diffstats=diffstats(env.paths.root, jobs)), color=env.colour)
         else:
             click.echo("no active job")
         for w in state.warnings[-3:]:
@@ -199,24 +215,6 @@ def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):
 
 
 @main.command()
-@click.argument("job_id", shell_complete=complete_job)
-@click.argument("agent", shell_complete=complete_run_agent)
-@click.option("--json", "as_json", is_flag=True, help="The patch and the commits it spans, as one object.")
-@pass_env
-def diff(env: Env, job_id: str, agent: str, as_json: bool) -> None:
-    """The diff of a run's branch against its base."""
-    from cocode import client
-
-    head, text = client.run_diff(env.paths, job_id, agent)
-    if as_json:
-        base = client.current_state(env.paths).jobs[job_id].base_sha
-        print_json({"job": job_id, "agent": agent, "branch": RunKey(job_id, agent).branch,
-                    "base_sha": base, "head_sha": head, "diff": text})
-    else:
-        click.echo(text, nl=False)
-
-
-@main.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
 @click.option("--top", "in_top", is_flag=True, help="Watch it in `cocode top` (q quits and stops the demo).")
@@ -225,6 +223,7 @@ def demo(env: Env, directory: Path | None, timeout: float, in_top: bool) -> None
     """Run the whole job on a sample repository with three built-in demo agents."""
     from cocode import client
     from cocode import demo as demo_mod
+    from cocode.jobs import review
     from cocode.jobs import submit as sub
 
     directory = (directory or demo_mod.default_directory()).absolute()
@@ -240,7 +239,9 @@ def demo(env: Env, directory: Path | None, timeout: float, in_top: bool) -> None
             from cocode.top.app import TopApp
 
             TopApp(paths, config, config.limits.tui_log_lines).run()
-            return client.current_state(paths).jobs[event.job]
-        return _watch(paths, event.job, stream=True, timeout=timeout, colour=env.colour)
+            job = client.current_state(paths).jobs[event.job]
+        else:
+            job = _watch(paths, event.job, list(config.checks), stream=True, timeout=timeout, colour=env.colour)
+        return job, review.compare_and_say(paths.root, job, config.rank_by, click.echo)
 
     sys.exit(demo_mod.run(directory, click.echo, submit_and_watch))

@@ -20,16 +20,22 @@ from cocode.errors import ConfigError
               help="Lines of backlog per agent (default: tui_log_lines, 2000).")
 @click.option("-f", "--follow", is_flag=True, help="Then print live output until the runs end.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--no-bell", is_flag=True, help="No terminal bell (or desktop notification) when -f ends.")
 @pass_env
 def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, follow: bool,
-             as_json: bool) -> None:
+             as_json: bool, no_bell: bool) -> None:
     """A job's agent output: the last lines, then (-f) live, `agent |` prefixed for several."""
     from cocode.logs import tail as tail_mod
 
     n = env.config.limits.tui_log_lines if lines is None else lines
     if n < 0:
         raise ConfigError(f"-n {n}: give 0 or more lines")
-    sys.exit(tail_mod.tail(env.paths, job_id, agents, n, follow, as_json, colour=env.colour))
+    code = tail_mod.tail(env.paths, job_id, agents, n, follow, as_json, colour=env.colour)
+    if follow and not no_bell and not as_json:
+        from cocode.jobs.notify import bell
+
+        bell(f"cocode: job {job_id}", "its runs ended")
+    sys.exit(code)
 
 
 @main.command("logs")

@@ -215,6 +215,7 @@ class LimitHit(Event, tag="limit_hit"):
     value: float
     limit: float
     action: str = "terminate"
+    check: str = ""  # a check's process group, not the agent's, crossed it
 
 
 class LogRotated(Event, tag="log_rotated"):
@@ -256,6 +257,59 @@ class WarningEvent(Event, tag="warning"):
     message: str
 
 
+# --- review: checks, the pick ----------------------------------------------------------
+
+
+class CheckRequested(Event, tag="check_requested"):
+    """`cocode check`: run the named checks (all configured when empty) again."""
+
+    names: list[str] = []
+
+
+class CheckStarted(Event, tag="check_started"):
+    """A configured check began in the run's worktree at `commit`, in its own group."""
+
+    name: str
+    commit: str
+    pid: int = 0
+    pgid: int = 0
+    host: str = ""
+    execution: int = 1  # this check's nth start on this run: its log's attempt
+
+
+class CheckFinished(Event, tag="check_finished"):
+    """status: passed, failed, timeout, error, cancelled or interrupted (reruns)."""
+
+    name: str
+    commit: str
+    status: str
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    summary: str = ""  # the tool's own summary line (JUnit totals or its last line)
+    passed: int | None = None
+    failed: int | None = None
+    reason: str = ""
+
+
+class Picked(Event, tag="picked"):
+    """The user chose this run: how it landed (merge, squash, rebase, pr) and where."""
+
+    mode: str
+    commit: str
+    base_ref: str = ""
+    landed_sha: str = ""
+    pr_url: str = ""
+
+
+class NotifyFailed(Event, tag="notify_failed"):
+    """A notification command or webhook failed after its retries; nothing waited on it."""
+
+    target: str
+    trigger: str
+    error: str
+    attempts: int = 1
+
+
 EventUnion = Union[
     ServiceStarted,
     ServiceStopped,
@@ -282,6 +336,11 @@ EventUnion = Union[
     WorktreeRemoved,
     Compacted,
     WarningEvent,
+    CheckRequested,
+    CheckStarted,
+    CheckFinished,
+    Picked,
+    NotifyFailed,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {

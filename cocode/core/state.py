@@ -16,7 +16,7 @@ import msgspec
 
 from cocode.core import events as ev
 
-FOLD_VERSION = 4
+FOLD_VERSION = 5
 FINAL = ("ready", "failed", "cancelled")
 
 
@@ -37,6 +37,26 @@ class Usage(msgspec.Struct):
                      self.cached_input_tokens + other.cached_input_tokens,
                      self.output_tokens + other.output_tokens, cost,
                      self.tool_calls + other.tool_calls, self.turns + other.turns)
+
+
+class CheckView(msgspec.Struct):
+    """The latest execution of one configured check on one run."""
+
+    name: str
+    status: str = "running"  # running, passed, failed, timeout, error, cancelled, interrupted
+    commit: str = ""
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    summary: str = ""
+    passed: int | None = None
+    failed: int | None = None
+    reason: str = ""
+    pgid: int = 0
+    host: str = ""
+    started_at: float = 0.0
+    started_seq: int = 0  # a request after this seq asks for it again
+    execution: int = 0  # starts so far on this run (its log's attempt number)
+    interruptions: int = 0  # in a row at this commit: rerun once, then left interrupted
 
 
 class RunView(msgspec.Struct):
@@ -70,6 +90,9 @@ class RunView(msgspec.Struct):
     follow_up: str = ""  # the latest `cocode say` message, for attempt follow_up_attempt
     follow_up_attempt: int = 0
     follow_ups: int = 0  # attempts that were follow-ups (not crash requeues)
+    ready_at: float | None = None
+    checks: dict[str, CheckView] = {}
+    check_requests: dict[str, int] = {}  # check name ("" for all) -> seq of the latest request
 
     @property
     def usage(self) -> Usage:
@@ -93,6 +116,9 @@ class JobView(msgspec.Struct):
     sparse: list[str] = []
     runs: dict[str, RunView] = {}
     done: bool = False  # every run final: kept by the fold so a long queue scans fast
+    picked: str = ""  # the agent whose run the user picked
+    picked_mode: str = ""
+    pr_url: str = ""
 
     @property
     def state(self) -> str:
@@ -207,6 +233,8 @@ def _run_progress(state: State, e: ev.RunProgress) -> None:
 def _run_ready(state: State, e: ev.RunReady) -> None:
     if (r := _reported(state, e)) and not r.final:
         r.state, r.ready_commit = "ready", e.commit
+        r.ready_at = r.ready_at or e.ts
+        r.head = e.commit  # on the branch by now; the run_progress after it may go further
 
 
 def _run_finished(state: State, e: ev.RunFinished) -> None:
@@ -267,6 +295,45 @@ def _worktree_removed(state: State, e: ev.WorktreeRemoved) -> None:
         r.worktree_removed = True
 
 
+def _check_requested(state: State, e: ev.CheckRequested) -> None:
+    job = state.jobs.get(e.job)
+    for r in (job.runs.values() if job else ()):
+        if not e.agent or r.agent == e.agent:
+            for name in e.names or [""]:
+                r.check_requests[name] = e.seq
+
+
+def _check_started(state: State, e: ev.CheckStarted) -> None:
+    if r := _run(state, e):
+        old = r.checks.get(e.name)
+        # "running": the checks service applies its own start before the log returns it.
+        again = old is not None and old.commit == e.commit and old.status in ("interrupted", "running")
+        r.checks[e.name] = CheckView(
+            name=e.name, commit=e.commit, pgid=e.pgid, host=e.host, started_at=e.ts,
+            started_seq=e.seq, execution=max(e.execution, old.execution if old else 0),
+            interruptions=old.interruptions if again else 0)
+
+
+def _check_finished(state: State, e: ev.CheckFinished) -> None:
+    r = _run(state, e)
+    c = r.checks.get(e.name) if r else None
+    if c is not None and c.status == "running" and c.commit == e.commit:
+        c.status, c.exit_code, c.duration_s, c.summary = e.status, e.exit_code, e.duration_s, e.summary
+        c.passed, c.failed, c.reason, c.pgid = e.passed, e.failed, e.reason, 0
+        c.interruptions += e.status == "interrupted"
+
+
+def _picked(state: State, e: ev.Picked) -> None:
+    if job := state.jobs.get(e.job):
+        job.picked, job.picked_mode, job.pr_url = e.agent, e.mode, e.pr_url or job.pr_url
+
+
+def running_checks(state: State) -> int:
+    """Checks running now, on every run: the scheduler counts them against its cap."""
+    return sum(c.status == "running" for j in state.jobs.values() for r in j.runs.values()
+               for c in r.checks.values())
+
+
 def _memory_pressure(state: State, e: ev.MemoryPressure) -> None:
     state.pressure = e.on
 
@@ -296,6 +363,10 @@ FOLDS: dict[type, Callable[[State, ev.Event], None]] = {
     ev.MemoryPressure: _memory_pressure,
     ev.WorktreeRemoved: _worktree_removed,
     ev.WarningEvent: _warning,
+    ev.CheckRequested: _check_requested,
+    ev.CheckStarted: _check_started,
+    ev.CheckFinished: _check_finished,
+    ev.Picked: _picked,
 }
 
 

@@ -266,6 +266,11 @@ def _allowed(name: str, passthrough: list[str]) -> bool:
     return any(name == p or (("*" in p or "?" in p) and fnmatch.fnmatchcase(name, p)) for p in passthrough)
 
 
+def inherited_env(parent_env: Mapping[str, str], passthrough: list[str]) -> dict[str, str]:
+    """The user's variables a process cocode starts may see (checks, notify commands)."""
+    return {k: v for k, v in parent_env.items() if _allowed(k, passthrough)}
+
+
 def build_env(
     *,
     worktree: os.PathLike | str,

@@ -40,11 +40,13 @@ def plan(
     waits: list[Wait] = []
     if not worker_loads:
         return starts, waits
-    active = worktrees = 0
+    active = worktrees = checks = 0
     reclaimable: list[tuple[str, st.RunView]] = []
     for j in state.jobs.values():
         for r in j.runs.values():
             active += r.live
+            if r.checks:
+                checks += sum(c.status == "running" for c in r.checks.values())
             if r.worktree and not r.worktree_removed and (j.job, r.agent) not in reclaiming:
                 worktrees += 1
                 if r.final:
@@ -54,7 +56,9 @@ def plan(
     # The worktrees of finished runs are what max_worktrees gives back first, oldest
     # first: only the directory goes, the branch and its commits stay.
     reclaimable.sort(key=lambda jr: jr[1].ended_at or 0.0, reverse=True)
-    free = max_concurrent - active - len(in_flight)
+    # Checks share the cap, but one runs outside it (cocode.jobs.checks.may_start):
+    # agents queued behind checks wait for those beyond the first.
+    free = max_concurrent - active - max(0, checks - 1) - len(in_flight)
     if free <= 0:
         return starts, waits
     worktrees += len(in_flight)

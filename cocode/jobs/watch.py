@@ -30,8 +30,10 @@ SUPERVISOR_CHECK_S = 0.25
 def watch_job(
     paths: Paths, job_id: str, state: st.State, on_event: Callable[[ev.Event], None],
     printer: Printer | None, timeout: float | None = None,
+    settled: Callable[[st.State, st.JobView], bool] = lambda state, job: True,
 ) -> st.State:
-    """Fold events into `state` until every run of `job_id` is final."""
+    """Fold events into `state` until every run of `job_id` is final (and `settled`
+    says the rest is done too: the checks of its ready runs)."""
     ctx = zmq.Context.instance()
     loop = Loop()
     sub = None
@@ -61,7 +63,7 @@ def watch_job(
 
     def done() -> bool:
         job = state.jobs.get(job_id)
-        return job is not None and job.state == "done" and follower.caught_up
+        return job is not None and job.state == "done" and follower.caught_up and settled(state, job)
 
     # `cocode down` ends the job's runs as interrupted, not final: without this
     # the wait would last forever. The supervisor's lock is free once it has gone.

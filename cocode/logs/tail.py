@@ -35,6 +35,7 @@ from cocode.logs.files import ATTEMPT_SPAN, RunFiles
 from cocode.logs.printer import LONG_LINE, Printer
 from cocode.core.loop import Loop, drain
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 
 ASK_AGAIN_S = 2.0  # a backlog request not answered by then is sent again
 SETTLE_S = 0.3  # after run_finished: quiet this long, then a last check with the collector
@@ -80,9 +81,13 @@ class Output:
         else:
             self.text.line(agent, f"-- {text}")
 
-    def final(self, event: ev.RunFinished) -> None:
+    def final(self, event: ev.RunFinished | ev.CheckFinished) -> None:
         self.flush_agent(event.agent)
-        if self.as_json:
+        if self.as_json and isinstance(event, ev.CheckFinished):
+            self.lines.append(json.dumps({
+                "job": self.job, "agent": event.agent, "event": "check_finished", "status": event.status,
+                "summary": event.summary, "exit_code": event.exit_code, "reason": event.reason}))
+        elif self.as_json:
             self.lines.append(json.dumps({
                 "job": self.job, "agent": event.agent, "event": "run_finished", "state": event.state,
                 "reason": event.reason, "exit_code": event.exit_code, "detail": event.detail}))
@@ -120,7 +125,7 @@ class Stream:
     expected: int | None = None  # the next offset to print; None until the backlog came
     asked_at: float = 0.0  # a backlog request is outstanding since then (0: none)
     waiting: list = field(default_factory=list)  # live chunks held while asking
-    final: ev.RunFinished | None = None
+    final: ev.RunFinished | ev.CheckFinished | None = None
     final_seen_at: float = 0.0
     last_chunk_at: float = 0.0
     checked: bool = False  # after the run ended: the collector confirmed we have it all
@@ -152,13 +157,20 @@ class Tail:
         if follow:
             job_view = state.jobs[job]
             for a in agents:
-                run = job_view.runs[a]
-                if run.final:
+                base, check = RunKey.split_check(a)
+                run = job_view.runs[base]
+                c = run.checks.get(check)
+                if check and c is not None and c.status != "running":
+                    self.streams[a].final = ev.CheckFinished(
+                        job=job, agent=a, name=check, commit=c.commit, status=c.status,
+                        exit_code=c.exit_code, duration_s=c.duration_s, summary=c.summary, reason=c.reason)
+                elif not check and run.final:
                     self.streams[a].final = ev.RunFinished(
                         job=job, agent=a, state=run.state, reason=run.reason, exit_code=run.exit_code,
                         commits=run.commits, ready_commit=run.ready_commit, detail=run.detail)
             self.follower = Follower(self.ctx, paths.endpoint("bus"), paths.endpoint("store"),
-                                     self.on_event, after=state.seq, types={"run_finished", "run_requeued"})
+                                     self.on_event, after=state.seq,
+                                     types={"run_finished", "run_requeued", "check_started", "check_finished"})
             self.follower.attach(self.loop)
 
     # -- the collector ------------------------------------------------------------------------
@@ -242,6 +254,17 @@ class Tail:
     # -- the end of the runs ---------------------------------------------------------------------
 
     def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, (ev.CheckStarted, ev.CheckFinished)):
+            key = RunKey(event.job, event.agent).check_log(event.name).agent
+            if event.job != self.job or key not in self.streams:
+                return
+            s = self.streams[key]
+            if isinstance(event, ev.CheckStarted):  # a rerun: follow it to its end too
+                s.final, s.checked, s.done = None, False, False
+            else:
+                s.final = msgspec.structs.replace(event, agent=key)
+                s.final_seen_at, s.checked = time.monotonic(), False
+            return
         if event.job != self.job or event.agent not in self.streams:
             return
         s = self.streams[event.agent]
@@ -309,9 +332,11 @@ def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
     if job is None:
         raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
     for a in agents:
-        if a not in job.runs:
+        if RunKey.split_check(a)[0] not in job.runs:
             raise CocodeError(f"job {job_id} has no agent {a!r} (it has {', '.join(job.agents)})")
-    return state, list(agents) or list(job.agents)
+    # Unnamed: every run, and the checks that ran on it (their own logs, `AGENT/check:NAME`).
+    checks = [RunKey(job_id, a).check_log(n).agent for a in job.agents for n in job.runs[a].checks]
+    return state, list(agents) or list(job.agents) + checks
 
 
 def tail(paths: Paths, job_id: str, agents: tuple[str, ...], lines: int, follow: bool,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -282,3 +283,23 @@ def _sid(pid: int) -> int:
         return os.getsid(pid)
     except OSError:
         return -1
+
+
+def kill_stale_group(pgid: int, worktree: str) -> None:
+    """Kill a group a dead worker (or checks service) left, if it still is that run's
+    or check's (pids get reused)."""
+    try:
+        leader = psutil.Process(pgid)
+        # Still that run's if it works in its worktree (an agent may cd into a
+        # subdirectory) or carries its COCODE_REPO_PATH; otherwise the pid was reused.
+        if worktree and not (Path(worktree) in (cwd := Path(leader.cwd()), *cwd.parents)
+                             or leader.environ().get(envnames.REPO_PATH) == worktree):
+            return
+    except psutil.NoSuchProcess:
+        pass  # the leader is gone; other members may live on in the group
+    except psutil.AccessDenied:
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

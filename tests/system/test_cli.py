@@ -79,7 +79,8 @@ def test_status_title_and_colour(live):
     repo, job, _ = live
     plain = ok(repo, "status")
     header = plain.splitlines()[0].split()
-    assert header == ["JOB", "TITLE", "AGENT", "STATE", "REASON", "COMMITS", "TIME", "READY"], plain
+    assert header == ["JOB", "TITLE", "AGENT", "STATE", "REASON", "COMMITS", "DIFF", "CHECKS", "TIME",
+                      "READY"], plain
     assert re.search(rf"^{job} +Greet politely +demo +ready ", plain, re.M), plain
     assert re.search(rf"^{job} +demo-fail +failed +exit_1 ", plain, re.M), plain
     assert "\x1b[" not in plain  # a pipe: auto means no colour

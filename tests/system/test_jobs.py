@@ -368,5 +368,10 @@ def test_demo_completes_with_a_table_and_leaves_nothing(tmp_path):
     assert re.search(r"^\w+ +demo +ready ", table, re.M), table
     assert re.search(r"^\w+ +demo-fail +failed +exit_1 ", table, re.M), table
     assert re.search(r"^\w+ +demo-slow +ready ", table, re.M), table
+    # The good demo agent fixes the bug, so the repository's own tests pass for it only.
+    assert re.search(r"^1 +demo +ready +pass \(3 passed, 0 failed\)", table, re.M), table
+    assert re.search(r"^2 +demo-slow +ready +tests failed", table, re.M), table
+    assert "recommended: demo (its checks all pass" in table
+    assert re.search(r"cocode pick \w+ demo --merge --yes$", proc.stdout.strip()), proc.stdout[-300:]
     assert not cocode_processes(where)
     assert not agent_processes(where)

@@ -58,7 +58,7 @@ def test_up_ps_second_up_and_down(repo):
 
         rows = ps_rows(repo)
         assert [r["name"] for r in rows] == list(SERVICE_NAMES)
-        assert len(rows) == 6
+        assert len(rows) == len(SERVICE_NAMES)
         for r in rows:
             assert set(r) == KEYS, r
             assert r["state"] == "ready", r
@@ -66,7 +66,7 @@ def test_up_ps_second_up_and_down(repo):
             assert isinstance(r["uptime_s"], float) and r["uptime_s"] >= 0, r
             assert r["restarts"] == 0
         pids = {r["name"]: r["pid"] for r in rows}
-        assert len(set(pids.values())) == 6
+        assert len(set(pids.values())) == len(SERVICE_NAMES)
 
         # Sockets live in a directory only the user can open.
         for d in {paths.run, paths.socket_dir}:
@@ -186,7 +186,7 @@ def test_foreground_up_stops_cleanly_on_sigint(repo):
     try:
         def all_ready():
             rows = ps_rows(repo)
-            return rows if len(rows) == 6 and all(r["state"] == "ready" for r in rows) else None
+            return rows if len(rows) == len(SERVICE_NAMES) and all(r["state"] == "ready" for r in rows) else None
 
         rows = wait_until(all_ready, 15, what="all six services ready")
         pids = [r["pid"] for r in rows]

@@ -96,8 +96,8 @@ def test_import_is_light_and_registers_every_command():
     got = json.loads(proc.stdout)
     assert got["heavy"] == [], "`cocode --help` would load these: " + ", ".join(got["heavy"])
     assert got["commands"] == sorted([
-        "bench", "cancel", "clean", "compact", "demo", "diff", "doctor", "down", "endpoints",
-        "events", "init", "logs", "metrics", "ps", "replay", "say", "schema", "service", "status",
-        "submit", "tail", "top", "up",
+        "bench", "cancel", "check", "clean", "compact", "compare", "demo", "diff", "doctor", "down",
+        "endpoints", "events", "init", "logs", "metrics", "pick", "ps", "replay", "say", "schema", "service",
+        "status", "submit", "tail", "top", "up",
     ])
-    assert got["bench"] == ["all", "compare", "events", "jobs", "logs", "monitor", "plot", "sandbox", "scenario", "top"]
+    assert got["bench"] == ["all", "checks", "compare", "events", "jobs", "logs", "monitor", "plot", "sandbox", "scenario", "top"]

@@ -157,7 +157,7 @@ ALL_LIMITS = (
     "max_concurrent_agents, agent_timeout, max_repo_size_mb, log_buffer_size_mb, "
     "log_rotation_size_mb, max_worktrees, tui_log_lines, memory_limit_mb, "
     "memory_pressure_percent, worktree_idle_days, rotated_logs_keep, log_max_buffer_mb, "
-    "monitor_interval_ms, worktree_pool, max_issue_kb"
+    "monitor_interval_ms, worktree_pool, max_issue_kb, check_timeout, github_timeout, git_timeout"
 )
 from cocode.config import COMMAND_HELP as COMMAND_FIX
 
@@ -192,7 +192,7 @@ from cocode.config import COMMAND_HELP as COMMAND_FIX
         (
             "perf: 1\n",
             "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd, sandbox)",
+            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd, sandbox, checks, rank_by, notify)",
         ),
         (
             "performance:\n  agent_timeout: 900\n    max: 1\n",
@@ -369,3 +369,43 @@ def test_an_oversized_config_file_is_refused(write):
                                         ("sandbox: bwrap\n", "bwrap"), ("sandbox: on\n", "auto")])
 def test_sandbox_modes(write, text, mode):
     assert load_config(write(text)).sandbox == mode
+
+
+def test_checks_and_rank_by(tmp_path):
+    """`checks:` takes a bare command or {command, timeout}; timeouts and rank_by
+    are validated with the key path in the message."""
+    path = tmp_path / "c.yaml"
+    path.write_text("checks:\n  tests: pytest -q\n  lint: {command: ruff check ., timeout: 120}\n"
+                    "rank_by: [diff, checks]\nperformance:\n  check_timeout: 30\n")
+    c = load_config(path)
+    assert c.checks["tests"].command == "pytest -q" and c.checks["tests"].timeout is None
+    assert c.checks["lint"].timeout == 120 and c.rank_by == ["diff", "checks"]
+    assert c.limits.check_timeout == 30 and c.limits.github_timeout == 30 and c.limits.git_timeout == 300
+    for text, message in [
+        ("checks:\n  lint: {command: x, timeout: 0}\n", "checks.lint.timeout = 0 is below the minimum 1"),
+        ("checks:\n  lint: ''\n", "checks.lint.command = '' is empty"),
+        ("rank_by: [size]\n", "rank_by[0] = 'size' does not match"),
+        ("performance:\n  github_timeout: 1000\n", "performance.github_timeout = 1000 is above the maximum 300"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path)
+
+
+def test_notify(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("notify:\n  command: [notify-send, '{job}']\n  webhook: https://h.invalid/x\n"
+                    "  events: [job_done]\n  timeout: 5\n")
+    n = load_config(path).notify
+    assert (n.command, n.webhook, n.events, n.timeout, n.retries) == (
+        ["notify-send", "{job}"], "https://h.invalid/x", ["job_done"], 5, 3)
+    assert load_config(tmp_path / "missing.yaml").notify is None
+    for text, message in [
+        ("notify:\n  webhook: ftp://x\n", "notify.webhook = 'ftp://x' does not match ^https?://"),
+        ("notify:\n  events: [done]\n", "notify.events[0] = 'done' does not match"),
+        ("notify:\n  timeout: 61\n", "notify.timeout = 61 is above the maximum 60"),
+        ("notify:\n  on: [job_done]\n", "notify.on: YAML reads `on` as true; name the moments under `events:`"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path)

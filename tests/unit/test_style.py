@@ -74,10 +74,11 @@ def test_status_table_keeps_the_runs_facts():
                         started_at=100.0, ended_at=101.5),
         "demo-fail": RunView(agent="demo-fail", state="failed", reason="exit_1", detail="no test file"),
     })
-    lines = render.status_table([job], titles=True).splitlines()
-    assert lines[0].split() == ["JOB", "TITLE", "AGENT", "STATE", "REASON", "COMMITS", "TIME", "READY"]
-    assert re.fullmatch(r"ab12cd +Fix it +demo +ready +- +2 +1\.5s +f{12}", lines[1]), lines
-    assert re.fullmatch(r"ab12cd +demo-fail +failed +exit_1 +0 +- +-", lines[2]), lines
+    lines = render.status_table([job], titles=True, diffstats={("ab12cd", "demo"): (3, 1, 2)}).splitlines()
+    assert lines[0].split() == ["JOB", "TITLE", "AGENT", "STATE", "REASON", "COMMITS", "DIFF", "CHECKS",
+                                "TIME", "READY"]
+    assert re.fullmatch(r"ab12cd +Fix it +demo +ready +- +2 +\+3/-1 +- +1\.5s +f{12}", lines[1]), lines
+    assert re.fullmatch(r"ab12cd +demo-fail +failed +exit_1 +0 +- +- +- +-", lines[2]), lines
     assert lines[3].strip() == "└ no test file" and lines[3].index("└") == lines[0].index("STATE")
     untitled = render.status_table([job]).splitlines()
     assert untitled[0].split()[:2] == ["JOB", "AGENT"] and "Fix it" not in "\n".join(untitled)

@@ -1,0 +1,87 @@
+"""What the review tests (tests/system/test_review.py, test_checks.py) share: a
+repository with a real unittest suite and a bug, agent scripts that fix it or do
+not, the config naming them, and one-line CLI helpers that fail with the output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from support import cocode
+
+CALC = "def add(a, b):\n    return a + b + 1\n"
+CALC_TESTS = textwrap.dedent("""\
+    import unittest
+    from calc import add
+
+
+    class AddTest(unittest.TestCase):
+        def test_small(self):
+            self.assertEqual(add(2, 2), 4)
+
+        def test_zero(self):
+            self.assertEqual(add(0, 0), 0)
+
+        def test_negative(self):
+            self.assertEqual(add(-1, 1), 0)
+""")
+AGENT = textwrap.dedent("""\
+    #!/usr/bin/env bash
+    # {what}, then commits with the ready marker.
+    set -euo pipefail
+    cd "$COCODE_REPO_PATH"
+    {edit}
+    git add -A
+    git commit -q -m "{what}" -m "$COCODE_READY_MARKER"
+""")
+AGENTS = {
+    "good": ("fix add()", "printf 'def add(a, b):\\n    return a + b\\n' > calc.py"),
+    "bad": ("add notes instead", "echo 'add() is off by one' > NOTES.md; echo more >> NOTES.md"),
+}
+UNITTEST = f"{sys.executable} -m unittest -q test_calc"
+
+
+def write_config(repo: Path, tmp: Path, checks: dict, performance: dict | None = None) -> None:
+    agents = {}
+    for name, (what, edit) in AGENTS.items():
+        script = tmp / f"{name}.sh"
+        script.write_text(AGENT.format(what=what, edit=edit))
+        agents[name] = {"command": ["bash", str(script)], "env": {
+            "GIT_AUTHOR_NAME": "agent", "GIT_AUTHOR_EMAIL": "a@cocode.invalid",
+            "GIT_COMMITTER_NAME": "agent", "GIT_COMMITTER_EMAIL": "a@cocode.invalid"}}
+    config = {"agents": agents, "checks": checks, "performance": performance or {}}
+    (repo / ".cocode").mkdir(mode=0o700, exist_ok=True)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps(config))
+    # .cocode/ is this clone's business, not the project's: keep the checkout clean.
+    (repo / ".git" / "info" / "exclude").write_text(".cocode/\n")
+
+
+def ok(repo: Path, *args: str, timeout: float = 60) -> str:
+    proc = cocode(repo, *args, timeout=timeout)
+    assert proc.returncode == 0, f"cocode {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def submit(repo: Path, *agents: str, extra: tuple[str, ...] = ("--text", "Fix add()\n\nadd(2, 2) returns 5.")) -> str:
+    out = ok(repo, "submit", *extra, *[a for n in agents for a in ("--agent", n)], "--json")
+    return json.loads(out)["job"]
+
+
+def status(repo: Path, job: str) -> dict:
+    return json.loads(ok(repo, "status", job, "--json"))
+
+
+def events(repo: Path, *types: str) -> list[dict]:
+    out = ok(repo, "events", "--json", *[a for t in types for a in ("--type", t)])
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def checks_done(repo: Path, job: str, agents: tuple[str, ...], name: str = "tests"):
+    def done():
+        runs = {r["agent"]: r for r in status(repo, job)["runs"]}
+        cs = [runs[a]["checks"].get(name) for a in agents]
+        return all(c and c["status"] != "running" for c in cs) and runs
+    return done
