@@ -41,6 +41,7 @@ from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
 from cocode.core.service import Service
+from cocode.jobs.prepare import PrepareFailed, Preparing, prepare_run
 
 if TYPE_CHECKING:
     from cocode.jobs.runner import RunPlan, RunProcess
@@ -49,12 +50,6 @@ TICK_S = 0.02  # ref and exit polling while runs are live (a ref file read is ~3
 IDLE_TICK_S = 0.25  # with nothing to watch, wake rarely
 BEAT_S = 1.0
 SHUTDOWN_GRACE_S = 3.0
-
-
-class PrepareFailed(Exception):
-    def __init__(self, reason: str, message: str, output: bytes = b"", attempt: int = 1):
-        super().__init__(message)
-        self.reason, self.output, self.attempt = reason, output, attempt
 
 
 class Worker(Service):
@@ -202,77 +197,11 @@ class Worker(Service):
     # -- preparing (off the loop: a worktree takes ~0.2 s) ----------------------------------
 
     def prepare(self, msg: wire.Dispatch, room: int = 0) -> RunPlan:
-        # pygit2 costs ~18 MiB of RSS: an idle worker never loads it.
-        from cocode import gitops
-        from cocode.jobs import followup, setup
-        from cocode.jobs.runner import RunPlan
-
         t0 = time.perf_counter()
         job = self.fetch_job(msg.job_seq)
-        spec = self.agents.get(agents.base_name(msg.agent, self.agents))  # claude-2 of claude:3 is claude
-        if spec is None:
-            raise PrepareFailed("bad_config", f"agent {msg.agent!r} is not configured on this worker")
-        root = self.paths.root
-        run = RunKey(msg.job, msg.agent)
-        worktree = run.worktree(self.paths)
-        branch = run.branch
-        try:
-            # git's own worktree bookkeeping (.git/worktrees/) is not safe for concurrent
-            # `worktree add` in one repository: prepare threads take turns here.
-            with self.worktree_lock:
-                if not self.pool.take(worktree, branch, job.base_sha, room, pooled=not job.light):
-                    self.make_workspace(gitops, job, root, worktree, branch)
-        except CocodeError as err:
-            raise PrepareFailed("worktree_failed", err.message) from None
-        body_file = run.issue_file(self.tmp)
-        body_file.write_text(f"# {job.title}\n\n{job.body}\n")
-        env = agents.build_env(
-            worktree=worktree, job_id=msg.job, agent_name=msg.agent,
-            issue_number=job.issue_number, issue_url=job.issue_url or f"file://{body_file}",
-            issue_body_file=body_file, agent_env=spec.env,
-            passthrough=list(self.config.env_passthrough) + list(spec.passthrough),
-            parent_env=os.environ,
-        )
-        turn = followup.plan_for(gitops, spec, self.run_view(msg), msg.attempt, job, root, branch, self.paths.logs)
-        if self.config.sandbox == "bwrap" and not self.sandboxed:
-            body_file.unlink(missing_ok=True)
-            raise PrepareFailed("sandbox_unavailable", f"sandbox: bwrap, but {self.sandbox_why}")
-        command = agents.render_command(
-            turn.command, turn.prompt,
-            # {git_common_dir}: where the run's commits go, its own clone's (or light workspace's) .git.
-            {"worktree": str(worktree), "git_common_dir": str(worktree / ".git"),
-             "session_id": turn.session_id,
-             "git_dir": str(agents.workspace_git_dir(worktree)),
-             "allowed_tools": ",".join(spec.allowed_tools),
-             "issue_body_file": str(body_file), "marker": agents.READY_MARKER,
-             # codex's own sandbox cannot nest in ours (MEASURED.md): ours confines it instead.
-             "codex_sandbox": "danger-full-access" if self.sandboxed else "workspace-write"},
-        )
-        missing = agents.missing_binary(command, env.get("PATH"))
-        if missing:
-            body_file.unlink(missing_ok=True)
-            raise PrepareFailed("missing_dependency", f"{missing} is not on PATH")
-        try:
-            setup_out, setup_ms = setup.prepare(self.config, gitops, root, worktree, env)
-        except setup.SetupFailed as err:
-            body_file.unlink(missing_ok=True)
-            raise PrepareFailed("setup_failed", str(err), err.output, msg.attempt) from None
-        if self.sandboxed:
-            run_home = self.tmp / f"{run.dir_name}-home"
-            run_home.mkdir(mode=0o700, exist_ok=True)
-            command = sandbox.wrap(command, root=root, worktree=worktree, git_common=gitops.git_common_dir(root),
-                                   job=msg.job, issue_file=body_file, home=os.environ.get("HOME"),
-                                   run_home=run_home, env=env)
-        return RunPlan(
-            job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
-            branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,
-            base_timeout_s=job.timeout_s or spec.timeout or self.config.limits.agent_timeout,
-            complexity=job.complexity, worktree_mb=job.worktree_mb, light=job.light, clone=not job.light,
-            worker=self.id, worktree_ms=(time.perf_counter() - t0) * 1000 - setup_ms, format=spec.format,
-            setup_output=setup_out, setup_ms=setup_ms,
-            max_cost_usd=job.max_cost_usd or spec.max_cost_usd or self.config.max_cost_usd or 0.0,
-            watch_from=turn.watch_from,
-        )
+        setting = Preparing(self.paths, self.config, self.agents, self.pool, self.worktree_lock, self.tmp,
+                            self.sandboxed, self.sandbox_why, self.id)
+        return prepare_run(setting, msg, job, lambda: self.run_view(msg), room, t0)
 
     def run_view(self, msg: wire.Dispatch, wait_s: float = 5.0):
         """The run as this worker's fold has it, once the fold has seen this attempt
@@ -285,14 +214,6 @@ class Worker(Service):
             if run is not None and run.attempt >= msg.attempt or time.monotonic() > deadline:
                 return run
             time.sleep(0.02)
-
-    @staticmethod
-    def make_workspace(gitops, job: ev.JobSubmitted, root: Path, worktree: Path, branch: str) -> None:
-        if job.light:
-            gitops.create_light_workspace(root, worktree, branch, job.base_sha, job.sparse or None)
-        else:
-            # Its own clone, not a linked worktree: refs no other run can write (issue 11).
-            gitops.create_run_clone(root, worktree, branch, job.base_sha)
 
     def fetch_job(self, seq: int) -> ev.JobSubmitted:
         """The job's submission event, read from the store (runs in a prepare thread)."""

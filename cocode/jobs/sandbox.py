@@ -25,7 +25,10 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+import cocode
 
 MODES = ("auto", "bwrap", "off")
 # Hidden from every run: where users keep credentials for other systems.
@@ -86,12 +89,32 @@ def _admin_dir(worktree: Path) -> Path | None:
 AGENT_HOME_VARS = ("CODEX_HOME", "CLAUDE_CONFIG_DIR")
 
 
+def programs_under_tmp(env: dict[str, str] | None) -> list[str]:
+    """Where the run's programs live, when that is under /tmp (which the sandbox empties):
+    the parent of each PATH entry (a venv's bin/ needs its lib/, node_modules/.bin its
+    packages), the interpreter's prefix and cocode's own source tree, as a checkout
+    in a temporary directory (CI's, a test's) has them. Bound read-only."""
+    tmp = Path("/tmp").resolve()
+    wanted = [Path(cocode.__file__).resolve().parents[1], Path(sys.prefix).resolve()]
+    for entry in (env or {}).get("PATH", "").split(os.pathsep):
+        if entry and os.path.isdir(entry):
+            wanted.append(Path(entry).resolve().parent)
+    found: list[Path] = []
+    for path in sorted(set(wanted), key=lambda p: len(p.parts)):
+        if path.is_relative_to(tmp) and path != tmp and not any(path.is_relative_to(f) for f in found):
+            found.append(path)
+    return [str(p) for p in found]
+
+
 def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, job: str,
          issue_file: Path, home: str | None, run_home: Path, env: dict[str, str] | None = None) -> list[str]:
     """`command` run inside bubblewrap, confined to its run (see the module doc).
     `run_home` (the run's own, kept across its attempts: an agent resumes its session
     from there) is its HOME, seen at /tmp/home."""
-    args = ["bwrap", *_base_args(), "--tmpfs", "/tmp", "--bind", str(run_home), RUN_HOME]
+    args = ["bwrap", *_base_args(), "--tmpfs", "/tmp"]
+    for where in programs_under_tmp(env):  # before .cocode/ is hidden below: it stays hidden
+        args += ["--ro-bind", where, where]
+    args += ["--bind", str(run_home), RUN_HOME]
     if home and home != "/":
         for name in SECRET_HOME_ENTRIES:
             path = Path(home) / name
