@@ -44,7 +44,9 @@ def setup(root: Path, out: Path) -> Paths:
     paths.home.mkdir(mode=0o700)
     env = ("{BENCH_OUT: '%s', GIT_AUTHOR_NAME: b, GIT_AUTHOR_EMAIL: b@c.invalid, "
            "GIT_COMMITTER_NAME: b, GIT_COMMITTER_EMAIL: b@c.invalid}" % out)
-    lines = ["performance:", f"  max_concurrent_agents: {SLOTS}", "  max_worktrees: 50", "agents:"]
+    # sandbox off: the agents write to files outside their workspace (hidden by the
+    # sandbox) or run from /tmp; `cocode bench sandbox` measures the sandbox itself.
+    lines = ["sandbox: off", "performance:", f"  max_concurrent_agents: {SLOTS}", "  max_worktrees: 50", "agents:"]
     for i in range(1, RUNS + 1):
         lines += [f"  b{i}:", f"    command: [sh, -c, '{AGENT}']", f"    env: {env}"]
     # One check whose length the bench sets per phase (0 s, then 2 s).

@@ -117,7 +117,10 @@ class Scene:
             table[name] = {"command": [sys.executable, str(script)], "env": env,
                            **{k: v for k, v in opts.items() if k != "env"}}
         self.paths.home.mkdir(mode=0o700, exist_ok=True)
-        self.paths.config.write_text(json.dumps({"performance": performance, "agents": table}, indent=1))
+        # sandbox off: these agents report through files outside their workspace, which
+        # the sandbox hides; `cocode bench sandbox` measures the sandbox's own cost.
+        config = {"performance": performance, "agents": table, "sandbox": "off"}
+        self.paths.config.write_text(json.dumps(config, indent=1))
         self.config = load_config(self.paths.config)
         self.submitted: dict[str, int] = {}
         self.log_ms: list[float] = []

@@ -55,8 +55,10 @@ def make_repo(root: Path, files: int = 2000, size: int = 10_000) -> Path:
 
 def write_config(paths: Paths, out: Path, pool: int = 2) -> None:
     paths.home.mkdir(mode=0o700, exist_ok=True)
+    # sandbox off: the agents write to files outside their workspace (hidden by the
+    # sandbox); `cocode bench sandbox` measures the sandbox itself.
     lines = [
-        "performance:", "  max_worktrees: 50", "  max_concurrent_agents: 10", f"  worktree_pool: {pool}",
+        "sandbox: off", "performance:", "  max_worktrees: 50", "  max_concurrent_agents: 10", f"  worktree_pool: {pool}",
         "agents:",
     ]
     for name, sleep in (("bench", "0"), ("bench-watch", "6")):

@@ -83,7 +83,9 @@ def make_repo(root: Path) -> Paths:
 
 
 def write_config(paths: Paths, script: Path, rate: float, seconds: float) -> None:
-    lines = ["performance:", "  max_concurrent_agents: 5", "  log_max_buffer_mb: 10", "agents:"]
+    # sandbox off: the agents write to files outside their workspace (hidden by the
+    # sandbox) or run from /tmp; `cocode bench sandbox` measures the sandbox itself.
+    lines = ["sandbox: off", "performance:", "  max_concurrent_agents: 5", "  log_max_buffer_mb: 10", "agents:"]
     for name in AGENTS:
         lines += [f"  {name}:", f"    command: ['{sys.executable}', '{script}', '{rate}', '{seconds}']"]
     for name in JSON_AGENTS:

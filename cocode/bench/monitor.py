@@ -69,6 +69,7 @@ def write_config(paths: Paths, out: Path) -> None:
     paths.home.mkdir(mode=0o700, exist_ok=True)
     (out / "hog.py").write_text(HOG)
     config = {
+        "sandbox": "off",  # the hog reports through BENCH_OUT, outside its workspace (hidden by the sandbox)
         "performance": {"max_concurrent_agents": 10, "max_worktrees": 50, "monitor_interval_ms": 1000},
         "agents": {
             "tree10": {"command": ["bash", "-c", "for i in $(seq 9); do sleep 300 & done; wait"]},
