@@ -52,7 +52,9 @@ def write_config(repo: Path, tmp: Path, checks: dict, performance: dict | None =
         agents[name] = {"command": ["bash", str(script)], "env": {
             "GIT_AUTHOR_NAME": "agent", "GIT_AUTHOR_EMAIL": "a@cocode.invalid",
             "GIT_COMMITTER_NAME": "agent", "GIT_COMMITTER_EMAIL": "a@cocode.invalid"}}
-    config = {"agents": agents, "checks": checks, "performance": performance or {}}
+    # sandbox off: the agents run scripts from the test's temp dir, which the sandbox hides
+    # (tests/system/test_hostile.py and test_real_agents.py run agents sandboxed).
+    config = {"agents": agents, "checks": checks, "performance": performance or {}, "sandbox": "off"}
     (repo / ".cocode").mkdir(mode=0o700, exist_ok=True)
     (repo / ".cocode" / "config.yaml").write_text(json.dumps(config))
     # .cocode/ is this clone's business, not the project's: keep the checkout clean.

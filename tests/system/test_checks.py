@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -132,6 +133,9 @@ def test_new_commit_reruns_and_check_on_demand_and_cancel(calc: GitRepo, tmp_pat
         # leave Python reading its stale .pyc (validated by mtime and size).
         new = calc.commit("break it again", {"calc.py": "def add(a, b):\n    return (a - b) * 10\n"},
                           cwd=Path(run["worktree"]))
+        # The run works in its own clone: its branch in the repository moves when the
+        # worker (or a follow-up) takes a head; here the test takes it, as they would.
+        calc.git("fetch", "-q", run["worktree"], f"{run['branch']}:{run['branch']}")
         rerun = wait_until(lambda: finished(repo, "tests")[1:], 30, what="the rerun at the new commit finished")
         assert rerun and rerun[0]["commit"] == new and rerun[0]["status"] == "failed", rerun
 
@@ -160,7 +164,7 @@ def test_removed_worktree_is_a_recorded_error(calc: GitRepo, tmp_path: Path):
         job = submit(repo, "good")
         assert wait_until(lambda: finished(repo, "tests"), 30, what="the tests check finished")
         worktree = status(repo, job)["runs"][0]["worktree"]
-        calc.git("worktree", "remove", "--force", worktree)
+        shutil.rmtree(worktree)  # the run's own clone, gone
         proc = cocode(repo, "check", job, timeout=60)
         assert proc.returncode == 1 and "removed" in proc.stdout
         last = finished(repo, "tests")[-1]
