@@ -86,6 +86,8 @@ def prepare(config, gitops, root: Path, workspace: Path, env: dict[str, str]) ->
     if not (config.copy or config.setup):
         return b"", 0.0
     t0 = time.perf_counter()
-    out = copy_files(root, workspace, list(config.copy), gitops.git_common_dir(root) / "info" / "exclude")
+    # A run's own clone reads its own exclude file; a linked worktree reads the repository's.
+    git_dir = workspace / ".git" if (workspace / ".git").is_dir() else gitops.git_common_dir(root)
+    out = copy_files(root, workspace, list(config.copy), git_dir / "info" / "exclude")
     ran, _ = run_commands(list(config.setup), workspace, env, config.limits.agent_timeout)
     return out + ran, (time.perf_counter() - t0) * 1000

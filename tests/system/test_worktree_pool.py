@@ -44,8 +44,11 @@ def run_of(paths: Paths, job: str, agent: str = "adr003"):
 
 
 def registered(repo: Path) -> list[str]:
-    out = git(repo, "worktree", "list", "--porcelain")
-    return [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("worktree ")]
+    """The checkout and every workspace beside it: runs' clones and pool entries (each a
+    clone of its own since runs have their own refs)."""
+    home = repo / ".cocode"
+    return [str(repo)] + [str(p) for d in ("worktrees", "pool") if (home / d).is_dir()
+                          for p in sorted((home / d).iterdir()) if p.is_dir()]
 
 
 @pytest.fixture
