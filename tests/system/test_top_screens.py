@@ -117,7 +117,8 @@ def test_demo_runs_inside_the_view_and_q_stops_everything(tmp_path):
         wait_until(lambda: "2/3 ready" in screen(), 30, what="the job done: demo and demo-slow ready")
         subprocess.run([*tmux, "send-keys", "-t", "demo", "q"], check=True, timeout=10)
         wait_until(lambda: "cocode down: stopped" in screen(), 30, what="the demo stopping cocode")
-        assert "pick a result" in screen()
+        # The demo ends with the one command that lands the recommended run (issue 10).
+        assert "cocode pick" in screen() and "--merge" in screen()
         wait_until(lambda: not cocode_processes(where), 15, what="every service gone")
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10)
