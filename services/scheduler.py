@@ -32,7 +32,7 @@ from cocode.core.sockets import bind
 from cocode.config import Config
 from cocode.paths import Paths
 from cocode.runkey import RunKey
-from cocode.core.service import Service
+from cocode.core.service import Service, supervisor_alive
 
 LIVENESS = 3.0  # seconds without a beat before a worker counts as gone
 ORPHAN_AFTER = 10.0  # a silent worker's runs are interrupted after this long, if its pid is gone
@@ -138,6 +138,13 @@ class Scheduler(Service):
             self.loop.call_later(0.005, self.tick)
 
     def tick(self) -> None:
+        if not supervisor_alive():
+            # Every service is stopping on its own after a supervisor kill -9: the
+            # worker's run_interrupted must not be requeued and dispatched now (the
+            # run would be left `dispatched` to a worker that is gone). The next
+            # `cocode up` requeues it, as after `cocode down`.
+            self.loop.stop()
+            return
         if not self.follower.caught_up:
             self.loop.call_later(0.05, self.tick)
             return

@@ -71,17 +71,25 @@ def setup_logging(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+def supervisor_alive() -> bool:
+    """The supervisor that started us still runs (always true when none did: run
+    by hand or by a Procfile runner, that runner owns our life). Exact at once: its
+    death reparents us, so a service that acts on another's "we are stopping"
+    event can ask this first, without waiting for its own periodic check."""
+    pid = int(os.environ.get(envnames.SUPERVISOR_PID, "0") or 0)
+    return not pid or (os.getppid() == pid and pid_alive(pid))
+
+
 def watch_supervisor(loop: Loop, on_gone: Callable[[], None] | None = None) -> None:
     """Stop (or call on_gone) when the supervisor that started us is gone: no
     orphaned services."""
-    pid = int(os.environ.get(envnames.SUPERVISOR_PID, "0") or 0)
-    if not pid:
-        return  # run by hand or by a Procfile runner: that runner owns our life
+    if not os.environ.get(envnames.SUPERVISOR_PID):
+        return
     gone = False
 
     def check() -> None:
         nonlocal gone
-        if not gone and (os.getppid() != pid or not pid_alive(pid)):
+        if not gone and not supervisor_alive():
             gone = True
             (on_gone or loop.stop)()
 

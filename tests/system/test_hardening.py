@@ -206,9 +206,6 @@ def test_a_ready_commit_reset_off_its_branch_is_not_ready(hrepo):
     assert announced[0]["commit"][:12] in run.detail
 
 
-@pytest.mark.xfail(strict=False, reason="known race, not fixed yet: during the shutdown after a supervisor "
-                   "kill -9 the scheduler can requeue and redispatch the interrupted run before it exits, "
-                   "leaving it folded `running` (seen once in two clean-clone CI runs)")
 def test_kill9_of_the_supervisor_loses_no_last_event_and_the_cli_knows_at_once(hrepo):
     import os
     import signal
