@@ -195,6 +195,9 @@ def test_cancel_and_diff_go_through_the_same_calls_as_the_cli(running, repo):
         focused = app.focused.id if app.focused else None
         await pilot.press("up")
         await until(pilot, lambda: app.job == slow, what=f"the new job selected (focus {focused}, cursor {app.query_one('#jobs').cursor_row})")
+        # Running is not enough: its partial commit reaches the branch a moment later.
+        await until(pilot, lambda: client.current_state(paths).jobs[slow].runs["sleeper"].commits >= 1,
+                    what="the sleeper's partial commit")
         await until(pilot, lambda: app.run_rows and app.run_rows[0].state == "running", what="the sleeper running")
         await pilot.press("d")  # a diff of a run with only a partial commit works too
         await until(pilot, lambda: isinstance(app.screen, DiffScreen), what="the sleeper's diff")
