@@ -6,7 +6,7 @@ exclude line that keeps `.cocode/` out of the project.
 from pathlib import Path
 
 from cocode.config import (
-    BUILTIN_PROFILES, FORMATS, NOTIFY_ON, RANK_KEYS, AgentSpec, Limits, _Adr005Limits, _File, bounds,
+    BUILTIN_PROFILES, FORMATS, NOTIFY_ON, RANK_KEYS, AgentSpec, FileSchema, Limits, _Adr005Limits, bounds,
     field_description, limit_bounds,
 )
 from cocode.paths import Paths
@@ -20,7 +20,7 @@ def default_config_text() -> str:
         "",
         f"# Profile to start from: {', '.join(BUILTIN_PROFILES)} or one defined under profiles:.",
         "# `cocode --performance-profile NAME` replaces it for one run.",
-        f"profile: {_File().profile}",
+        f"profile: {FileSchema().profile}",
         "",
         "# Limits set here win over the profile's. They are commented out so that the",
         "# profile applies; each shows its default and its allowed range.",

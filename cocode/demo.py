@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from cocode import supervisor
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.configfile import init_config
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths

@@ -18,7 +18,7 @@ SERVICE_NAMES = ("bus", "store", "scheduler", "worker", "logs", "monitor", "chec
 
 
 def run_service(directory: str | None, name: str, profile: str | None = None) -> int:
-    from cocode.config import load_config
+    from cocode.configload import load_config
 
     try:
         if name not in SERVICE_NAMES:

@@ -21,7 +21,7 @@ from pathlib import Path
 from cocode import client, supervisor
 from cocode.bench import percentile
 from cocode.client import append_one
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.gitops import init_repo

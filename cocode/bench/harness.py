@@ -31,7 +31,7 @@ import zmq
 from cocode import client, supervisor
 from cocode.bench import percentile
 from cocode.client import append_one, current_state
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.core import wire
 from cocode.errors import EXIT_TIMEOUT, CocodeError
 from cocode.gitops.runner import init_repo

@@ -28,7 +28,7 @@ from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.bench import percentile
 from cocode.client import append_one
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.gitops.pool import WorktreePool
 from cocode.gitops.runner import git, init_repo
 from cocode.paths import Paths

@@ -38,7 +38,7 @@ from cocode import supervisor
 from cocode.core import wire
 from cocode.bench import percentile
 from cocode.client import append_one
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
 from cocode.jobs.submit import Issue, build_job

@@ -28,7 +28,7 @@ import psutil
 from cocode import client, supervisor
 from cocode.bench import percentile
 from cocode.client import append_one
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.core.events import CancelRequested
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths

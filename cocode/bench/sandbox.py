@@ -27,7 +27,7 @@ from pathlib import Path
 from cocode import supervisor
 from cocode.bench import percentile
 from cocode.client import append_one
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.errors import EXIT_MISSING_DEPENDENCY, CocodeError
 from cocode.gitops.runner import init_repo
 from cocode.jobs import watch

@@ -36,7 +36,7 @@ from textual import events
 from cocode import supervisor
 from cocode.bench import percentile
 from cocode.bench.logs import AGENTS, WRITER, make_repo, write_config
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.errors import CocodeError
 
 STAMP = re.compile(rb"T(\d{19}) ")

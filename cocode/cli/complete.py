@@ -62,7 +62,7 @@ def complete_agent(ctx: click.Context, param, incomplete: str) -> list[Completio
     except Exception:  # noqa: BLE001 - see the module docstring
         presets = []
     try:
-        from cocode.config import load_config
+        from cocode.configload import load_config
 
         config = load_config(_paths(ctx).config, ctx.find_root().params.get("profile"),
                              builtin_agents=presets)

@@ -46,7 +46,7 @@ class Env:
     @property
     def config(self):
         if self._config is None:
-            from cocode.config import load_config
+            from cocode.configload import load_config
 
             self._config = load_config(
                 self.relative(self.paths.config), self.profile, builtin_agents=_builtin_agents()

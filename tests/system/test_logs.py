@@ -23,7 +23,7 @@ import pytest
 import zmq
 
 from cocode import client
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.logs.files import RunFiles
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths

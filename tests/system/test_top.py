@@ -17,7 +17,7 @@ import pytest
 from textual.widgets import TabbedContent
 
 from cocode import client
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.paths import Paths
 from cocode.top.app import TopApp
 from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen

@@ -280,7 +280,7 @@ def test_marker_in_file_is_not_ready(run_setup):
 
 
 def test_preset_entry_without_command_changes_only_its_keys(tmp_path):
-    from cocode.config import load_config
+    from cocode.configload import load_config
 
     path = tmp_path / "config.yaml"
     path.write_text("agents:\n  claude:\n    allowed_tools: [Read, 'Bash(make test:*)']\n    timeout: 120\n")
@@ -299,7 +299,7 @@ def test_default_claude_tools_run_tests_and_commit():
 
 def test_init_examples_work_as_written(tmp_path):
     """Every commented agent example in the default file loads and gets the prompt."""
-    from cocode.config import load_config
+    from cocode.configload import load_config
     from cocode.configfile import default_config_text
 
     text = default_config_text()

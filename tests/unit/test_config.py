@@ -8,13 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from cocode.config import (
-    AgentSpec,
-    Limits,
-    limit_bounds,
-    load_config,
-)
+from cocode.config import AgentSpec, Limits, limit_bounds
 from cocode.configfile import default_config_text, init_config
+from cocode.configload import load_config
 from cocode.errors import EXIT_CONFIG, ConfigError
 
 REL = Path(".cocode/config.yaml")

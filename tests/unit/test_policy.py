@@ -3,7 +3,7 @@ disk-low hysteresis, the enforcement steps of a memory limit, and which limit ap
 
 from __future__ import annotations
 
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.resources import policy as governance
 
 MIB = 1024 * 1024

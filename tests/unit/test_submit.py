@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.errors import ConfigError
 from cocode.jobs import submit as sub
 from cocode.paths import Paths

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.paths import Paths
