@@ -21,6 +21,7 @@ import zmq
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.core.follower import Follower
@@ -138,7 +139,7 @@ def follow_events(paths, after, follow, types, idle_timeout) -> Iterator[ev.Even
 
 def current_state(paths: Paths):
     """The folded state now: the latest snapshot plus every event after it."""
-    state = st.State()
+    state = State()
     if paths.db.exists():
         state = eventlog.start_state(eventlog.open_for_reading(paths.db))
     return st.replay(events(paths, after=state.seq), state)

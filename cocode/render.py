@@ -8,7 +8,7 @@ import time
 import msgspec
 
 from cocode.core import events as ev
-from cocode.core.state import Usage
+from cocode.core.views import Usage
 from cocode.runkey import RunKey
 
 _SKIP = {"seq", "ts", "job", "agent", "type"}

@@ -35,6 +35,7 @@ from cocode import envnames, gitops
 from cocode.config import Config
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import queued_runs, running_checks
 from cocode.core.service import Service
 from cocode.jobs import agents, checks
 from cocode.jobs.checkrun import CheckProcess
@@ -163,9 +164,9 @@ class Checks(Service):
             return
         cap = self.config.limits.max_concurrent_agents
         live = sum(r.live for j in self.state.jobs.values() for r in j.runs.values())
-        queued = len(st.queued_runs(self.state))
+        queued = len(queued_runs(self.state))
         for d in checks.due(self.state, self.names, self.heads):
-            running = st.running_checks(self.state)
+            running = running_checks(self.state)
             if not checks.may_start(running, live, queued, cap):
                 break
             self.start(d)

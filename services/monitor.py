@@ -46,6 +46,7 @@ from cocode.jobs.timeouts import MEMORY_GRACE_S
 from cocode.resources import policy
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import RunView
 from cocode.config import Config
 from cocode import envnames
 from cocode.paths import Paths
@@ -133,7 +134,7 @@ class Monitor(Service):
             if was_live and run.final and self.follower.caught_up:
                 self.settle(key)
 
-    def note(self, job: str, run: st.RunView) -> None:
+    def note(self, job: str, run: RunView) -> None:
         """Keep self.live in step with the fold: live runs with a process, on this host."""
         key = RunKey(job, run.agent).key
         host = run.worker.partition("@")[2]
@@ -142,7 +143,7 @@ class Monitor(Service):
         else:
             self.live.pop(key, None)
 
-    def note_checks(self, job: str, run: st.RunView) -> None:
+    def note_checks(self, job: str, run: RunView) -> None:
         for c in run.checks.values():
             key = RunKey(job, run.agent).check_log(c.name).key
             if c.status == "running" and c.pgid and c.host in ("", self.hostname):

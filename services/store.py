@@ -22,6 +22,7 @@ from cocode.core import events as ev
 from cocode.core import eventlog
 from cocode.core import gate
 from cocode.core import state as st
+from cocode.core.views import encode_state
 from cocode.core import wire
 from cocode.config import Config
 from cocode.core.service import ServiceBase, other_services_alive
@@ -281,7 +282,7 @@ class Store(ServiceBase):
             self.conn.execute("BEGIN")
             self.conn.execute(
                 "INSERT OR REPLACE INTO snapshots (seq, version, ts, state) VALUES (?, ?, ?, ?)",
-                (self.state.seq, st.FOLD_VERSION, time.time(), st.encode_state(self.state)),
+                (self.state.seq, st.FOLD_VERSION, time.time(), encode_state(self.state)),
             )
             self.conn.execute(
                 "DELETE FROM snapshots WHERE seq NOT IN "

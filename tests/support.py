@@ -26,6 +26,7 @@ import pytest
 from cocode import client, render
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State
 from cocode.paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent  # the project
@@ -277,10 +278,10 @@ def agent_module(name: str) -> ModuleType:
     return module
 
 
-def state_with(jobs: list[tuple[str, int]], agents=("a",)) -> st.State:
+def state_with(jobs: list[tuple[str, int]], agents=("a",)) -> State:
     """A folded state holding these (job, priority) submissions, queued, for pure
     scheduler tests."""
-    s = st.State()
+    s = State()
     for seq, (job, priority) in enumerate(jobs, 1):
         st.apply(s, ev.JobSubmitted(seq=seq, job=job, title="t", body="b", agents=list(agents),
                                     base_sha="x", priority=priority))

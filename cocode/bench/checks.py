@@ -23,7 +23,7 @@ from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.configload import load_config
 from cocode.core import events as ev
-from cocode.core import state as st
+from cocode.core.views import State
 from cocode.gitops import init_repo
 from cocode.jobs import checks as checks_mod
 from cocode.jobs import watch
@@ -62,7 +62,7 @@ def submit(paths: Paths, config, agents: list[str]) -> tuple[str, float]:
     return event.job, t
 
 
-def run_job(paths: Paths, config, agents: list[str], state: st.State) -> tuple[st.State, str, float, list]:
+def run_job(paths: Paths, config, agents: list[str], state: State) -> tuple[State, str, float, list]:
     job, t_submit = submit(paths, config, agents)
     seen: list[ev.Event] = []
     state = watch.watch_job(paths, job, state, seen.append, None, timeout=120,

@@ -26,6 +26,7 @@ from cocode.jobs import dispatch
 from cocode.jobs import watch
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.configload import load_config
@@ -77,7 +78,7 @@ def worktree_add_ms(repo: Path, dest: Path) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def submit(paths: Paths, config, agent: str, state: st.State) -> tuple[str, int]:
+def submit(paths: Paths, config, agent: str, state: State) -> tuple[str, int]:
     event, _ = build_job(paths, config, Issue("bench", "bench"), [agent])
     t_submit = time.time_ns()
     append_one(paths, event)
@@ -85,7 +86,7 @@ def submit(paths: Paths, config, agent: str, state: st.State) -> tuple[str, int]
 
 
 def dispatch_decision_ms(jobs: int = 1000) -> float:
-    s = st.State()
+    s = State()
     for i in range(jobs):
         st.apply(s, ev.JobSubmitted(seq=i + 1, job=f"j{i}", title="t", body="b",
                                     agents=["a", "b", "c"], base_sha="x", priority=i % 3))
@@ -125,7 +126,7 @@ class Side:
 
     def __init__(self, name: str, paths: Paths, config) -> None:
         self.name, self.paths, self.config = name, paths, config
-        self.state = st.State()
+        self.state = State()
         self.exec_ms: list[float] = []
         self.prepare_ms: list[float] = []
         self.ready_ms: list[float] = []

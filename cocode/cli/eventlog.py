@@ -43,7 +43,7 @@ def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: 
 def replay(env: Env, verify: bool, as_json: bool) -> None:
     """Fold the log into state (from the latest snapshot); --verify compares with a full fold."""
     from cocode.core import eventlog
-    from cocode.core import state as st
+    from cocode.core.views import encode_state
 
     conn = eventlog.open_for_reading(env.paths.db)
     t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def replay(env: Env, verify: bool, as_json: bool) -> None:
         full = eventlog.load_state(conn, use_snapshot=False)
         t2 = time.perf_counter()
         out["full_fold_ms"] = round((t2 - t1) * 1000, 1)
-        out["identical"] = st.encode_state(full) == st.encode_state(snap)
+        out["identical"] = encode_state(full) == encode_state(snap)
         if not as_json:
             click.echo(f"full fold of seq 1..{full.seq} in {(t2 - t1) * 1000:.0f} ms")
         if not out["identical"]:

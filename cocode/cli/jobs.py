@@ -119,7 +119,7 @@ def _watch(paths, job_id: str, check_names: list[str], stream: bool = True, time
 def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_json: bool) -> None:
     """Jobs and their runs; without JOB every job, the queue in dispatch order."""
     from cocode import client, render
-    from cocode.core import state as st
+    from cocode.core.views import queued_runs
     from cocode.jobs.review import diffstats
 
     state = client.current_state(env.paths)
@@ -135,7 +135,7 @@ def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_jso
                        color=env.colour)
         return
     queue_order = {}
-    for i, (job, run) in enumerate(st.queued_runs(state)):
+    for i, (job, run) in enumerate(queued_runs(state)):
         queue_order.setdefault(job.job, i)
     jobs = sorted(state.jobs.values(), key=lambda j: (j.state == "done", queue_order.get(j.job, -1), j.seq))
     if active:

@@ -32,6 +32,7 @@ from pathlib import Path
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, encode_state
 from cocode.core import wire
 from cocode.core.archive import archive_name, write_archive
 from cocode.osutil import replace_durably
@@ -42,7 +43,7 @@ DAY = 86400.0
 # -- deciding (pure) ---------------------------------------------------------------------------
 
 
-def select_jobs(state: st.State, now: float, older_than_days: float) -> list[str]:
+def select_jobs(state: State, now: float, older_than_days: float) -> list[str]:
     """Jobs whose runs are all final and ended before now - older_than_days."""
     cutoff = now - older_than_days * DAY
     out = []
@@ -63,7 +64,7 @@ class Done:
     event: ev.Compacted | None = None  # to append once the new file is in place
 
 
-def compact(conn: sqlite3.Connection, paths, state: st.State, head: int, older_than_days: float,
+def compact(conn: sqlite3.Connection, paths, state: State, head: int, older_than_days: float,
             now: float | None = None) -> Done:
     now = time.time() if now is None else now
     jobs = select_jobs(state, now, older_than_days)
@@ -97,7 +98,7 @@ def compact(conn: sqlite3.Connection, paths, state: st.State, head: int, older_t
                     "AND seq NOT IN (SELECT seq FROM gone)", (head,))
         new.execute("INSERT INTO producers SELECT * FROM old.producers")
         new.execute("INSERT INTO snapshots (seq, version, ts, state) VALUES (?, ?, ?, ?)",
-                    (state.seq, st.FOLD_VERSION, now, st.encode_state(state)))
+                    (state.seq, st.FOLD_VERSION, now, encode_state(state)))
         new.execute("COMMIT")
         new.execute("DETACH DATABASE old")
     except BaseException:

@@ -16,6 +16,7 @@ from typing import Iterator
 from cocode.core import archive
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, decode_state
 from cocode.errors import CocodeError
 
 # Plain SQL, not sqlite-utils, in the store: importing sqlite-utils costs a
@@ -174,7 +175,7 @@ def iter_events(conn: sqlite3.Connection, after: int = 0, batch: int = 10_000) -
             return
 
 
-def latest_snapshot(conn: sqlite3.Connection) -> st.State | None:
+def latest_snapshot(conn: sqlite3.Connection) -> State | None:
     row = conn.execute(
         "SELECT state FROM snapshots WHERE version = ? ORDER BY seq DESC LIMIT 1",
         (st.FOLD_VERSION,),
@@ -182,7 +183,7 @@ def latest_snapshot(conn: sqlite3.Connection) -> st.State | None:
     if row is None:
         return None
     try:
-        return st.decode_state(row[0])
+        return decode_state(row[0])
     except Exception:
         return None
 
@@ -204,7 +205,7 @@ def iter_all_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[ev.Eve
     return archive.merge_unique(archive.iter_archived(where, after), iter_events(conn, after=after))
 
 
-def start_state(conn: sqlite3.Connection) -> st.State:
+def start_state(conn: sqlite3.Connection) -> State:
     """Where a follower starts: the latest snapshot, else an empty state; but a
     compacted log without a usable snapshot (FOLD_VERSION changed) starts from the
     fold of everything, archive included, since a sync only sees the live table."""
@@ -214,14 +215,14 @@ def start_state(conn: sqlite3.Connection) -> st.State:
     where = archive_dir(conn)
     if where is not None and archive.archive_files(where):
         return load_state(conn, use_snapshot=False)
-    return st.State()
+    return State()
 
 
-def load_state(conn: sqlite3.Connection, use_snapshot: bool = True) -> st.State:
+def load_state(conn: sqlite3.Connection, use_snapshot: bool = True) -> State:
     """The folded state at the log's head: from the latest snapshot, then the tail.
     Without a snapshot (or with use_snapshot=False) it is a fold from scratch over
     every event, archived ones included."""
     state = latest_snapshot(conn) if use_snapshot else None
     if state is None:
-        return st.replay(iter_all_events(conn), st.State())
+        return st.replay(iter_all_events(conn), State())
     return st.replay(iter_events(conn, after=state.seq), state)

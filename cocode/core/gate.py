@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from cocode.core import events as ev
-from cocode.core import state as st
+from cocode.core.views import State
 
 # Reports about a run that only its worker makes while it runs the run.
 OWNED = (ev.RunStarted, ev.RunProgress, ev.RunReady, ev.RunFinished, ev.RunInterrupted)
@@ -57,7 +57,7 @@ def ancestors(pid: int) -> Iterable[int]:
         yield pid
 
 
-def worker_pids(state: st.State) -> set[int]:
+def worker_pids(state: State) -> set[int]:
     """The processes that run agents: the worker service, and every live run's worker."""
     pids = {r.worker_pid for j in state.jobs.values() if not j.done for r in j.runs.values() if r.live}
     worker = state.services.get("worker")
@@ -77,7 +77,7 @@ def agent_refusal(pid: int, workers: set[int], parents: Callable[[int], Iterable
     return None
 
 
-def event_refusal(state: st.State, event: ev.Event, pid: int, alive: Callable[[int], bool]) -> str | None:
+def event_refusal(state: State, event: ev.Event, pid: int, alive: Callable[[int], bool]) -> str | None:
     """Why the store refuses `event` from sender `pid`, or None to accept it."""
     if not pid or not isinstance(event, OWNED):
         return None

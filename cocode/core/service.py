@@ -184,14 +184,14 @@ class Service(ServiceBase):
         """The latest snapshot's state (or an empty one): where a follower starts."""
         # Imported here, not at the top: the bus (a ServiceBase) never loads sqlite3.
         from cocode.core import eventlog
-        from cocode.core import state as st
+        from cocode.core.views import State
 
         if not self.paths.db.exists():
-            return st.State()
+            return State()
         try:
             return eventlog.start_state(eventlog.open_for_reading(self.paths.db))
         except Exception:
-            return st.State()
+            return State()
 
     def follow(self, on_event, after: int = 0, types=None) -> Follower:
         follower = Follower(

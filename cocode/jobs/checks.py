@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
 
-from cocode.core import state as st
+from cocode.core.views import CheckView, JobView, RunView, State
 
 MAX_INTERRUPTIONS = 2  # a check cut off by a crash reruns once at the same commit
 
@@ -31,7 +31,7 @@ class Due(NamedTuple):
     worktree: str
 
 
-def target_commit(run: st.RunView, branch_head: str | None) -> str | None:
+def target_commit(run: RunView, branch_head: str | None) -> str | None:
     """The commit a run's checks test: its branch's head once it has a ready commit
     (a commit after `ready`, e.g. after `cocode say`, reruns them)."""
     if not run.ready_commit:
@@ -39,7 +39,7 @@ def target_commit(run: st.RunView, branch_head: str | None) -> str | None:
     return branch_head or run.head or run.ready_commit
 
 
-def due(state: st.State, names: list[str], heads: dict[tuple[str, str], str | None]) -> list[Due]:
+def due(state: State, names: list[str], heads: dict[tuple[str, str], str | None]) -> list[Due]:
     """Checks to run now: never run at the run's target commit, asked for again by
     `cocode check`, or cut off by a crash (once). `heads` maps (job, agent) to its
     branch head as read now; runs missing from it use the fold's idea of the head."""
@@ -75,7 +75,7 @@ def may_start(running_checks: int, live_agents: int, queued_agents: int, cap: in
     return queued_agents == 0 and live_agents + running_checks <= cap
 
 
-def stale(state: st.State, host: str, mine: set[tuple[str, str, str]]) -> list[tuple[str, str, st.CheckView]]:
+def stale(state: State, host: str, mine: set[tuple[str, str, str]]) -> list[tuple[str, str, CheckView]]:
     """Checks the log says run on this host that no process of ours runs: a checks
     service died under them. They are killed and recorded interrupted (then rerun)."""
     out = []
@@ -152,7 +152,7 @@ def status_for(exit_code: int | None, timed_out: bool, counts: Counts) -> str:
     return "failed"
 
 
-def settled(job: st.JobView, names: list[str]) -> bool:
+def settled(job: JobView, names: list[str]) -> bool:
     """Every ready run of the job has a result for each check at its head (none
     running): what `submit --wait` and the demo wait for after the runs end."""
     for run in job.runs.values():

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocode.core import state as st
+from cocode.core.views import State
 from cocode.gitops.runner import last_line, run as run_git
 from cocode.runkey import RunKey
 
@@ -72,7 +72,7 @@ class Action:
 # -- deciding (pure) ----------------------------------------------------------------------------
 
 
-def final_runs(state: st.State, now: float, older_than_days: float) -> list[RunRef]:
+def final_runs(state: State, now: float, older_than_days: float) -> list[RunRef]:
     """Final runs that ended at least `older_than_days` ago, oldest first."""
     cutoff = now - older_than_days * DAY
     out = []

@@ -6,24 +6,24 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cocode.core import state as st
+from cocode.core.views import JobView, RunView, State, iter_queued
 
 
 class Start(NamedTuple):
-    job: st.JobView
-    run: st.RunView
+    job: JobView
+    run: RunView
     worker: str
-    reclaim: tuple[str, st.RunView] | None = None  # (job, run) whose worktree makes room
+    reclaim: tuple[str, RunView] | None = None  # (job, run) whose worktree makes room
 
 
 class Wait(NamedTuple):
-    job: st.JobView
-    run: st.RunView
+    job: JobView
+    run: RunView
     reason: str  # memory_pressure, max_worktrees
 
 
 def plan(
-    state: st.State,
+    state: State,
     max_concurrent: int,
     max_worktrees: int,
     in_flight: set[tuple[str, str]],
@@ -41,7 +41,7 @@ def plan(
     if not worker_loads:
         return starts, waits
     active = worktrees = checks = 0
-    reclaimable: list[tuple[str, st.RunView]] = []
+    reclaimable: list[tuple[str, RunView]] = []
     for j in state.jobs.values():
         for r in j.runs.values():
             active += r.live
@@ -63,7 +63,7 @@ def plan(
         return starts, waits
     worktrees += len(in_flight)
     loads = dict(worker_loads)
-    for job, run in st.iter_queued(state):
+    for job, run in iter_queued(state):
         if free <= 0:
             break
         if (job.job, run.agent) in in_flight:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from cocode import envnames
 from cocode.config import NotifySpec
 from cocode.core import events as ev
-from cocode.core import state as st
+from cocode.core.views import State
 from cocode.jobs import agents, checks
 
 BACKOFF_FIRST_S = 0.5
@@ -42,7 +42,7 @@ class Notice(NamedTuple):
     title: str
 
 
-def notices(event: ev.Event, state: st.State, check_names: list[str], said: set[tuple[str, str]]) -> list[Notice]:
+def notices(event: ev.Event, state: State, check_names: list[str], said: set[tuple[str, str]]) -> list[Notice]:
     """What `event` (already folded into `state`) calls for; `said` remembers the
     once-per-job moments (job_done, checks_done) so a repeat does not notify again."""
     job = state.jobs.get(event.job)

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
-from cocode.core import state as st
+from cocode.core.views import State
 from cocode.gitops.pool import WorktreePool
 from cocode.gitops.size import LIGHT_WORKTREE_BYTES, repo_size
 
 CHECK_S = 0.25  # how often an idle worker looks at its pool (a directory listing)
 
 
-def run_worktrees(state: st.State) -> int:
+def run_worktrees(state: State) -> int:
     """Worktrees runs hold now (what the scheduler counts against max_worktrees)."""
     return sum(1 for j in state.jobs.values() for r in j.runs.values() if r.worktree and not r.worktree_removed)
 

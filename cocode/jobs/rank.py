@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from cocode.core import state as st
+from cocode.core.views import RunView
 
 RULE_WORDS = {
     "checks": "all checks pass",
@@ -42,7 +42,7 @@ class Row(msgspec.Struct):
     rank: int = 0  # 1 = recommended; 0 = cannot be recommended
 
 
-def row(run: st.RunView, added: int = 0, removed: int = 0, files: int = 0) -> Row:
+def row(run: RunView, added: int = 0, removed: int = 0, files: int = 0) -> Row:
     statuses = {c.name: c.status for c in run.checks.values()}
     done = [c for c in run.checks.values() if c.status not in ("running", "interrupted")]
     passed = sum(c.passed or 0 for c in done) if any(c.passed is not None for c in done) else None

@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from cocode.core import events as ev
-from cocode.core import state as st
+from cocode.core.views import JobView, RunView, State
 from cocode.errors import EXIT_MISSING_DEPENDENCY, EXIT_TIMEOUT, CocodeError, ConfigError
 from cocode.jobs import landing, rank
 from cocode.jobs.landing import Git, Refused
 
 
-def job_of(state: st.State, job_id: str) -> st.JobView:
+def job_of(state: State, job_id: str) -> JobView:
     job = state.jobs.get(job_id)
     if job is None:
         raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
     return job
 
 
-def rows(root: Path, job: st.JobView) -> list[rank.Row]:
+def rows(root: Path, job: JobView) -> list[rank.Row]:
     out = []
     for agent in job.agents:
         run = job.runs[agent]
@@ -42,7 +42,7 @@ def rows(root: Path, job: st.JobView) -> list[rank.Row]:
     return out
 
 
-def compare(root: Path, job: st.JobView, order: list[str]) -> tuple[list[rank.Row], str]:
+def compare(root: Path, job: JobView, order: list[str]) -> tuple[list[rank.Row], str]:
     return rank.rank(rows(root, job), order)
 
 
@@ -61,7 +61,7 @@ def diffstats(root: Path, jobs, limit: int = 20) -> dict:
     return out
 
 
-def compare_and_say(root: Path, job: st.JobView, order: list[str], echo: Callable[[str], None]) -> str | None:
+def compare_and_say(root: Path, job: JobView, order: list[str], echo: Callable[[str], None]) -> str | None:
     """Print the ranked table, the verdict and the pick command; returns the recommended agent."""
     ranked, verdict = compare(root, job, order)
     best = next((r.agent for r in ranked if r.rank == 1), None)
@@ -99,14 +99,14 @@ def table(rows_: list[rank.Row]) -> str:
 
 
 class Pick(NamedTuple):
-    job: st.JobView
-    run: st.RunView
+    job: JobView
+    run: RunView
     row: rank.Row
     mode: str  # merge, squash, rebase, or "" with pr only
     pr: bool
 
 
-def choose(state: st.State, root: Path, job_id: str, agent: str | None, mode: str, pr: bool,
+def choose(state: State, root: Path, job_id: str, agent: str | None, mode: str, pr: bool,
            order: list[str]) -> Pick:
     job = job_of(state, job_id)
     ranked, _ = compare(root, job, order)
@@ -221,7 +221,7 @@ def open_pr(root: Path, p: Pick, git_timeout: float, gh_timeout: float) -> str:
     return landing.last_line(proc.stdout)
 
 
-def release_others(root: Path, job: st.JobView, keep: str, append: Callable[[ev.Event], None]) -> list[str]:
+def release_others(root: Path, job: JobView, keep: str, append: Callable[[ev.Event], None]) -> list[str]:
     """The other final runs' worktrees go (their branches stay until `cocode clean --hard`)."""
     from cocode import gitops
 

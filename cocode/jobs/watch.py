@@ -16,6 +16,7 @@ import zmq
 from cocode import client
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import JobView, State
 from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
@@ -28,10 +29,10 @@ SUPERVISOR_CHECK_S = 0.25
 
 
 def watch_job(
-    paths: Paths, job_id: str, state: st.State, on_event: Callable[[ev.Event], None],
+    paths: Paths, job_id: str, state: State, on_event: Callable[[ev.Event], None],
     printer: Printer | None, timeout: float | None = None,
-    settled: Callable[[st.State, st.JobView], bool] = lambda state, job: True,
-) -> st.State:
+    settled: Callable[[State, JobView], bool] = lambda state, job: True,
+) -> State:
     """Fold events into `state` until every run of `job_id` is final (and `settled`
     says the rest is done too: the checks of its ready runs)."""
     ctx = zmq.Context.instance()

@@ -28,6 +28,7 @@ from cocode import client
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State
 from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
@@ -56,7 +57,7 @@ class Chunk:
 
 @dataclass
 class Batch:
-    state: st.State | None = None  # a whole state (the first batch)
+    state: State | None = None  # a whole state (the first batch)
     events: list = field(default_factory=list)
     metrics: list = field(default_factory=list)
     chunks: list = field(default_factory=list)
@@ -80,11 +81,11 @@ class Stream:
     check_at: float = 0.0  # ask the collector for anything past `expected` at this time
 
 
-def initial_state(paths: Paths) -> tuple[st.State, str]:
+def initial_state(paths: Paths) -> tuple[State, str]:
     """The snapshot plus the events stored after it, read from the file, so the view
     shows the jobs at once, even with cocode down; the follower resumes from its seq."""
     if not paths.db.exists():
-        return st.State(), ""
+        return State(), ""
     try:
         conn = eventlog.open_for_reading(paths.db)
         try:
@@ -94,7 +95,7 @@ def initial_state(paths: Paths) -> tuple[st.State, str]:
             conn.close()
     except (CocodeError, Exception) as err:  # an older or damaged events.db: say so, keep going
         msg = err.message if isinstance(err, CocodeError) else f"{type(err).__name__}: {err}"
-        return st.State(), f"cannot read {paths.db} ({msg}); showing live events only"
+        return State(), f"cannot read {paths.db} ({msg}); showing live events only"
 
 
 class Feed:

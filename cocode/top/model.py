@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, iter_queued
 
 SPARK = "▁▂▃▄▅▆▇█"
 HISTORY = 30  # metric samples kept per run (one a second): the sparkline's width
@@ -39,7 +40,7 @@ class Link:
 
 @dataclass
 class Model:
-    state: st.State = field(default_factory=st.State)
+    state: State = field(default_factory=State)
     metrics: dict[str, RunMetrics] = field(default_factory=dict)
     host: dict | None = None
     link: Link = field(default_factory=Link)
@@ -135,7 +136,7 @@ def job_rows(model: Model, now: float) -> list[JobRow]:
 
 
 def queue_positions(model: Model) -> dict[tuple[str, str], int]:
-    return {(j.job, r.agent): i + 1 for i, (j, r) in enumerate(st.iter_queued(model.state))}
+    return {(j.job, r.agent): i + 1 for i, (j, r) in enumerate(iter_queued(model.state))}
 
 
 def run_rows(model: Model, job_id: str | None, now: float) -> list[RunRow]:
@@ -165,7 +166,7 @@ def header(model: Model, mono: float, root: str = "") -> Header:
     """`mono` is time.monotonic() (heartbeats are timed by it, not the wall clock)."""
     jobs = model.state.jobs.values()
     running = sum(1 for j in jobs for r in j.runs.values() if r.live)
-    queued = sum(1 for _ in st.iter_queued(model.state))
+    queued = sum(1 for _ in iter_queued(model.state))
     up = model.is_up(mono)
     if up:
         status = "up"

@@ -25,7 +25,7 @@ import pytest
 import zmq
 
 from cocode import client
-from cocode.core import state as st
+from cocode.core.views import RunView, State
 from cocode.jobs import sandbox
 from cocode.paths import Paths
 from support import AGENTS_DIR, cocode, down, git, heavy, make_repo, up, wait_until
@@ -58,11 +58,11 @@ def submit(repo: Path, *agents: str) -> str:
     return json.loads(proc.stdout)["job"]
 
 
-def state_of(paths: Paths) -> st.State:
+def state_of(paths: Paths) -> State:
     return client.current_state(paths)
 
 
-def run(paths: Paths, job: str, agent: str) -> st.RunView | None:
+def run(paths: Paths, job: str, agent: str) -> RunView | None:
     j = state_of(paths).jobs.get(job)
     return j.runs.get(agent) if j else None
 

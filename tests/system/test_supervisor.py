@@ -17,7 +17,7 @@ import time
 import zmq
 
 from cocode.core import events as ev
-from cocode.core import state as st
+from cocode.core.views import decode_state, encode_state
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
@@ -162,10 +162,10 @@ def test_events_json_and_replay_verify(repo):
             verify = cocode(repo, "replay", "--verify", timeout=20)
             assert verify.returncode == 0 and "identical" in verify.stdout, verify.stdout + verify.stderr
             # A snapshot that disagrees with the events must make --verify fail.
-            wrong = st.decode_state(blob)
+            wrong = decode_state(blob)
             assert [w.message for w in wrong.warnings] == ["first", "second"]
             wrong.warnings = wrong.warnings[:1]
-            conn.execute("UPDATE snapshots SET state = ? WHERE seq = ?", (st.encode_state(wrong), seq))
+            conn.execute("UPDATE snapshots SET state = ? WHERE seq = ?", (encode_state(wrong), seq))
             conn.commit()
         finally:
             conn.close()

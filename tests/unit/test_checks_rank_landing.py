@@ -10,13 +10,14 @@ import pytest
 
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, running_checks
 from cocode.jobs import checks, dispatch, landing, rank, review
 from cocode.jobs.landing import Git, Refused
 from support import GitRepo
 
 
-def ready_state(*agents: str, job: str = "j") -> st.State:
-    s = st.State()
+def ready_state(*agents: str, job: str = "j") -> State:
+    s = State()
     st.apply(s, ev.JobSubmitted(seq=1, job=job, title="Fix add", body="", agents=list(agents), base_sha="base"))
     for i, a in enumerate(agents):
         st.apply(s, ev.RunStarted(seq=10 + i, job=job, agent=a, worker="w", pid=1, pgid=1,
@@ -26,16 +27,16 @@ def ready_state(*agents: str, job: str = "j") -> st.State:
     return s
 
 
-def start(s: st.State, agent: str, name: str, commit: str, seq: int, job: str = "j") -> None:
+def start(s: State, agent: str, name: str, commit: str, seq: int, job: str = "j") -> None:
     st.apply(s, ev.CheckStarted(seq=seq, job=job, agent=agent, name=name, commit=commit, pgid=5, host="h"))
 
 
-def end(s: st.State, agent: str, name: str, commit: str, status: str, seq: int, failed=None, passed=None) -> None:
+def end(s: State, agent: str, name: str, commit: str, status: str, seq: int, failed=None, passed=None) -> None:
     st.apply(s, ev.CheckFinished(seq=seq, job="j", agent=agent, name=name, commit=commit, status=status,
                                  failed=failed, passed=passed))
 
 
-def due(s: st.State, names=("tests",), heads=None) -> list[tuple[str, str, str]]:
+def due(s: State, names=("tests",), heads=None) -> list[tuple[str, str, str]]:
     return [(d.agent, d.name, d.commit) for d in checks.due(s, list(names), heads or {})]
 
 
@@ -83,7 +84,7 @@ def test_an_interrupted_check_reruns_once_at_the_same_commit():
 
 
 def test_runs_without_a_ready_commit_are_not_checked():
-    s = st.State()
+    s = State()
     st.apply(s, ev.JobSubmitted(seq=1, job="j", title="t", body="", agents=["a"], base_sha="b"))
     st.apply(s, ev.RunFinished(seq=2, job="j", agent="a", state="failed"))
     assert due(s) == [] and checks.settled(s.jobs["j"], ["tests"])
@@ -119,7 +120,7 @@ def test_the_scheduler_counts_running_checks_but_the_first():
     assert len(dispatch.plan(s, 2, 10, set(), {"w": 0})[0]) == 2, "the checks lane takes no agent slot"
     start(s, "b", "tests", "c-b", 61)
     assert len(dispatch.plan(s, 2, 10, set(), {"w": 0})[0]) == 1
-    assert st.running_checks(s) == 2
+    assert running_checks(s) == 2
 
 
 # -- what the output says ---------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_pr_body_closes_an_issue_from_github_only():
 def test_notices_once_per_moment():
     from cocode.jobs import notify
 
-    s = st.State()
+    s = State()
     st.apply(s, ev.JobSubmitted(seq=1, job="j", title="T", body="", agents=["a", "b"], base_sha="x"))
     said: set = set()
 
@@ -302,7 +303,7 @@ def test_notices_once_per_moment():
 def test_checks_start_at_the_ready_commit_not_an_earlier_head():
     """run_ready comes before the run_progress that moves the head to it: the ready
     commit is the head from run_ready on, so the first check tests the right commit."""
-    s = st.State()
+    s = State()
     st.apply(s, ev.JobSubmitted(seq=1, job="j", title="t", body="", agents=["a"], base_sha="base"))
     st.apply(s, ev.RunStarted(seq=2, job="j", agent="a", worker="w", pid=1, pgid=1, worktree="/wt/a",
                               branch="b", base_sha="base"))

@@ -6,26 +6,26 @@ them end to end."""
 from __future__ import annotations
 
 from cocode.core import archive, compaction
-from cocode.core import state as st
+from cocode.core.views import JobView, RunView, State
 from cocode.jobs import clean
 
 DAY = 86400.0
 
 
-def _state(now: float) -> st.State:
-    s = st.State()
-    s.jobs["j1"] = st.JobView(job="j1", seq=1, ts=now - 20 * DAY, title="t", agents=["a", "b"], base_sha="base",
+def _state(now: float) -> State:
+    s = State()
+    s.jobs["j1"] = JobView(job="j1", seq=1, ts=now - 20 * DAY, title="t", agents=["a", "b"], base_sha="base",
                               done=True, runs={
-        "a": st.RunView(agent="a", state="ready", final=True, ended_at=now - 10 * DAY,
+        "a": RunView(agent="a", state="ready", final=True, ended_at=now - 10 * DAY,
                         worktree="/w/j1-a", branch="cocode/j1/a"),
-        "b": st.RunView(agent="b", state="failed", final=True, ended_at=now - 9 * DAY,
+        "b": RunView(agent="b", state="failed", final=True, ended_at=now - 9 * DAY,
                         worktree="/w/j1-b", branch="cocode/j1/b"),
     })
-    s.jobs["j2"] = st.JobView(job="j2", seq=9, ts=now - 20 * DAY, title="t", agents=["a", "c"], base_sha="base",
+    s.jobs["j2"] = JobView(job="j2", seq=9, ts=now - 20 * DAY, title="t", agents=["a", "c"], base_sha="base",
                               runs={
-        "a": st.RunView(agent="a", state="failed", final=True, ended_at=now - 8 * DAY,
+        "a": RunView(agent="a", state="failed", final=True, ended_at=now - 8 * DAY,
                         worktree="/w/j2-a", branch="cocode/j2/a"),
-        "c": st.RunView(agent="c", state="running", live=True, worktree="/w/j2-c", branch="cocode/j2/c"),
+        "c": RunView(agent="c", state="running", live=True, worktree="/w/j2-c", branch="cocode/j2/c"),
     })
     return s
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from cocode.jobs import dispatch
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State
 from support import state_with
 
 
-def finish(s: st.State, job: str, ts: float, agent: str = "a") -> None:
+def finish(s: State, job: str, ts: float, agent: str = "a") -> None:
     st.apply(s, ev.RunStarted(job=job, agent=agent, worker="w", pid=1, pgid=1,
                               worktree=f"/wt/{job}", branch="b", base_sha="x"))
     st.apply(s, ev.RunFinished(job=job, agent=agent, state="failed", ts=ts))

@@ -12,6 +12,7 @@ import pytest
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import encode_state
 from cocode.errors import CocodeError
 
 
@@ -74,11 +75,11 @@ def test_state_from_a_snapshot_and_its_tail_is_the_state_from_scratch(tmp_path):
     assert eventlog.latest_snapshot(conn) is None
     at = st.replay(evts[:25])
     conn.execute("INSERT INTO snapshots (seq, version, ts, state) VALUES (?, ?, ?, ?)",
-                 (25, st.FOLD_VERSION, 0.0, st.encode_state(at)))
+                 (25, st.FOLD_VERSION, 0.0, encode_state(at)))
     conn.execute("INSERT INTO snapshots (seq, version, ts, state) VALUES (?, ?, ?, ?)",
                  (30, st.FOLD_VERSION - 1, 0.0, b"an older fold: ignored"))
     assert eventlog.latest_snapshot(conn).seq == 25
-    assert st.encode_state(eventlog.load_state(conn)) == st.encode_state(scratch)
+    assert encode_state(eventlog.load_state(conn)) == encode_state(scratch)
     assert eventlog.start_state(conn).seq == 25, "a follower starts at the snapshot"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, encode_state
 from cocode.jobs import liveness
 from support import state_with, wait_until
 
@@ -20,7 +21,7 @@ def started(attempt: int) -> ev.RunStarted:
                          worker_pid=10 * attempt)
 
 
-def requeued_once() -> st.State:
+def requeued_once() -> State:
     s = state_with([("j1", 0)])
     st.apply(s, ev.RunDispatched(job="j1", agent="a", worker="w@h", attempt=1, worker_pid=10))
     st.apply(s, started(1))
@@ -34,14 +35,14 @@ def test_a_late_workers_reports_of_an_old_attempt_change_nothing():
     s = requeued_once()
     run = s.jobs["j1"].runs["a"]
     assert (run.state, run.attempt, run.live, run.pid, run.worker_pid) == ("running", 2, True, 0, 20)
-    before = st.encode_state(s)
+    before = encode_state(s)
     for stale in (started(1),
                   ev.RunProgress(job="j1", agent="a", head="h1", commits=3, attempt=1),
                   ev.RunReady(job="j1", agent="a", commit="c1", attempt=1),
                   ev.RunInterrupted(job="j1", agent="a", worker="w@h", attempt=1),
                   ev.RunFinished(job="j1", agent="a", state="failed", reason="signal_9", attempt=1)):
         st.apply(s, stale)
-        assert st.encode_state(s) == before, f"a stale {stale.type} changed the run"
+        assert encode_state(s) == before, f"a stale {stale.type} changed the run"
     # The current attempt's reports count.
     st.apply(s, started(2))
     st.apply(s, ev.RunFinished(job="j1", agent="a", state="ready", ready_commit="c2", attempt=2))

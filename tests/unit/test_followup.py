@@ -7,12 +7,13 @@ import pytest
 
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, iter_queued
 from cocode.errors import CocodeError, ConfigError
 from cocode.jobs import agents, followup
 
 
-def folded(*events) -> st.State:
-    s = st.State()
+def folded(*events) -> State:
+    s = State()
     s = st.replay([ev.JobSubmitted(job="j", title="t", body="b", agents=["claude", "mine"], base_sha="x", seq=1),
                    *events])
     return s
@@ -43,7 +44,7 @@ def test_fold_queues_the_run_again_as_its_next_attempt():
     r = s.jobs["j"].runs["claude"]
     assert (r.state, r.final, r.attempt, r.ready_commit, r.follow_up, r.follow_ups) == ("queued", False, 2, None, "more", 1)
     assert not s.jobs["j"].done
-    assert [run.agent for _, run in st.iter_queued(s)] == ["claude", "mine"]
+    assert [run.agent for _, run in iter_queued(s)] == ["claude", "mine"]
 
 
 def test_a_follow_up_resumes_the_session_when_the_agent_can():

@@ -13,12 +13,13 @@ import zmq
 from cocode.core import events as ev
 from cocode.core import gate
 from cocode.core import state as st
+from cocode.core.views import State
 
 WORKER = 4242
 
 
-def live_state(worker_pid: int = WORKER) -> st.State:
-    s = st.State()
+def live_state(worker_pid: int = WORKER) -> State:
+    s = State()
     st.apply(s, ev.JobSubmitted(seq=1, job="j1", title="t", body="b", agents=["a"], base_sha="0" * 40))
     st.apply(s, ev.RunDispatched(seq=2, job="j1", agent="a", worker="worker@h", worker_pid=worker_pid))
     return s

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.views import State, decode_state, encode_state, iter_queued, queued_runs
 from support import state_with
 
 
@@ -36,7 +37,7 @@ def life_of_a_job() -> list[ev.Event]:
 
 def test_a_run_from_submission_to_its_end():
     evts = life_of_a_job()
-    s = st.State()
+    s = State()
     seen = []
     for e in evts:
         st.apply(s, e)
@@ -67,7 +68,7 @@ def test_a_run_from_submission_to_its_end():
 
 def test_a_final_run_is_never_reopened():
     s = st.replay(life_of_a_job())
-    before = st.encode_state(s)
+    before = encode_state(s)
     for late in numbered([
         ev.RunDispatched(job="j1", agent="a", worker="w2@h", attempt=1),
         ev.RunStarted(job="j1", agent="a", worker="w2@h", pid=99, pgid=99, worktree="/x", branch="x",
@@ -81,7 +82,7 @@ def test_a_final_run_is_never_reopened():
     ], first=11):
         st.apply(s, late)
     s.seq = 10
-    assert st.encode_state(s) == before
+    assert encode_state(s) == before
 
 
 def test_an_interrupted_run_waits_for_the_scheduler_then_goes_again():
@@ -95,11 +96,11 @@ def test_an_interrupted_run_waits_for_the_scheduler_then_goes_again():
         st.apply(s, e)
     run = s.jobs["j1"].runs["a"]
     assert (run.state, run.live, run.interrupted, run.reason, run.pid) == ("queued", False, True, "worker_lost", 0)
-    assert st.queued_runs(s) == [], "not queued again until the scheduler decides"
+    assert queued_runs(s) == [], "not queued again until the scheduler decides"
     st.apply(s, ev.RunRequeued(job="j1", agent="a", attempt=2, seq=5))
     assert (run.state, run.attempt, run.interrupted, run.reason) == ("queued", 2, False, None)
     assert run.worktree == "/wt/j1-a", "the next attempt works in the same worktree"
-    assert [(j.job, r.agent) for j, r in st.queued_runs(s)] == [("j1", "a")]
+    assert [(j.job, r.agent) for j, r in queued_runs(s)] == [("j1", "a")]
 
 
 def test_cancel_marks_unfinished_runs_and_leaves_the_queue():
@@ -108,21 +109,21 @@ def test_cancel_marks_unfinished_runs_and_leaves_the_queue():
     st.apply(s, ev.CancelRequested(job="j2", seq=4))
     flags = {(j, a): r.cancel_requested for j, job in s.jobs.items() for a, r in job.runs.items()}
     assert flags == {("j1", "a"): False, ("j1", "b"): True, ("j2", "a"): True, ("j2", "b"): True}
-    assert [(j.job, r.agent) for j, r in st.queued_runs(s)] == [("j1", "a")]
+    assert [(j.job, r.agent) for j, r in queued_runs(s)] == [("j1", "a")]
     st.apply(s, ev.CancelRequested(job="nope", seq=5))  # an unknown job: nothing, no error
 
 
 def test_the_queue_is_priority_then_submission_then_agent_order():
     s = state_with([("p0", 0), ("p5", 5), ("n1", -1), ("p5b", 5), ("p0b", 0)], agents=("x", "a"))
-    assert [(j.job, r.agent) for j, r in st.iter_queued(s)] == [
+    assert [(j.job, r.agent) for j, r in iter_queued(s)] == [
         ("p5", "x"), ("p5", "a"), ("p5b", "x"), ("p5b", "a"), ("p0", "x"), ("p0", "a"),
         ("p0b", "x"), ("p0b", "a"), ("n1", "x"), ("n1", "a")]
     st.apply(s, ev.RunDispatched(job="p5", agent="x", worker="w", attempt=1, seq=6))
-    assert next(st.iter_queued(s))[1].agent == "a", "a run handed to a worker is not queued"
+    assert next(iter_queued(s))[1].agent == "a", "a run handed to a worker is not queued"
 
 
 def test_pressure_worktrees_services_and_warnings():
-    s = st.State()
+    s = State()
     st.apply(s, ev.MemoryPressure(on=True, percent=91.0, threshold=80.0, seq=1))
     assert s.pressure
     st.apply(s, ev.MemoryPressure(on=False, percent=70.0, threshold=80.0, seq=2))
@@ -148,6 +149,6 @@ def test_pressure_worktrees_services_and_warnings():
 def test_replay_event_by_event_and_a_snapshot_agree():
     evts = life_of_a_job()
     whole = st.replay(evts)
-    split = st.replay(evts[4:], st.decode_state(st.encode_state(st.replay(evts[:4]))))
-    assert st.encode_state(split) == st.encode_state(whole)
-    assert st.decode_state(st.encode_state(whole)) == whole
+    split = st.replay(evts[4:], decode_state(encode_state(st.replay(evts[:4]))))
+    assert encode_state(split) == encode_state(whole)
+    assert decode_state(encode_state(whole)) == whole

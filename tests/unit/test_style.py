@@ -10,7 +10,7 @@ import re
 import pytest
 
 from cocode import style
-from cocode.core.state import JobView, RunView
+from cocode.core.views import JobView, RunView
 from cocode import render
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
