@@ -1,6 +1,6 @@
 """Fixtures: real git repositories, private ZeroMQ contexts and a real running cocode,
 always cleaned up; and, around every test, the check that it left no process behind.
-The helpers they use are in support.py."""
+The helpers they use are in the support package (tests/support/)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The test suite's own conventions, checked so a new test cannot quietly break them:
 every test module in tests/unit or tests/system with a unique name, helpers imported
-from support (never from conftest or another test module), and no fixed sleep in a
-test without a word on why (a pause must never stand in for "nothing happened")."""
+from the support package's face (never from conftest, another test module or a module
+inside support/), and no fixed sleep in a test without a word on why (a pause must
+never stand in for "nothing happened")."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_every_test_module_is_unit_or_system_with_a_unique_name():
 
 
 def test_helpers_come_from_support_only():
-    for path in [*_test_modules(), TESTS / "support.py"]:
+    for path in [*_test_modules(), *sorted((TESTS / "support").glob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 mods = [node.module]
@@ -35,7 +36,9 @@ def test_helpers_come_from_support_only():
                 continue
             for mod in mods:
                 assert mod != "conftest" and not mod.startswith("test_"), \
-                    f"{path.relative_to(ROOT)} imports {mod}: shared helpers belong in support.py"
+                    f"{path.relative_to(ROOT)} imports {mod}: shared helpers belong in support/"
+                assert not mod.startswith("support."), \
+                    f"{path.relative_to(ROOT)} imports {mod}: import from support, its public face"
 
 
 def test_a_fixed_sleep_says_why():
