@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import zmq
 
 from cocode import client, supervisor
 from cocode.bench import percentile
+from cocode.bench.stamped import STAMP
 from cocode.client import append_one, current_state
 from cocode.configload import load_config
 from cocode.core import wire
@@ -75,7 +75,6 @@ stamp("commit")
 IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@cocode.invalid",
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@cocode.invalid",
             "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-STAMP = re.compile(rb"T(\d{19}) ")
 
 
 def generate_repo(root: Path, *, size_mb: float, dirs: int = 50, blob_share: float = 0.3, seed: int = 5) -> Path:

@@ -5,7 +5,7 @@ fresh repository with cocode started there.
   time of its write; the real `cocode tail JOB a1 ... a5 -f` runs as a
   subprocess, and each line it prints is timed when this process reads it
   (agent -> pipe -> worker: redaction, spool -> collector: file, bus -> tail ->
-  pipe -> here). Target p99 < 10 ms.
+  pipe -> here), past the warm-up (bench/stamped.py). Target p99 < 10 ms.
 - Throughput: 5 runs' chunks (4 KB, as shippers send them) pushed straight into
   the collector through its socket, from the first send to the last ack (stored
   and fdatasync'ed, lz4 rotations included), against `cat > file` of the same
@@ -23,7 +23,6 @@ fresh repository with cocode started there.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import zmq
 
 from cocode import supervisor
 from cocode.core import wire
-from cocode.bench import percentile
+from cocode.bench import percentile, stamped
 from cocode.client import append_one
 from cocode.configload import load_config
 from cocode.gitops.runner import init_repo
@@ -71,7 +70,6 @@ while time.monotonic() - t0 < seconds:
     if delay > 0:
         time.sleep(delay)
 """
-STAMP = re.compile(rb"T(\d{19}) ")
 
 
 def make_repo(root: Path) -> Paths:
@@ -154,35 +152,7 @@ def tail_latency(paths: Paths, seconds: float, agents: list[str] = AGENTS) -> li
     config = load_config(paths.config)
     event, _ = build_job(paths, config, Issue("bench logs", "bench logs"), agents)
     append_one(paths, event)
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "cocode", "-C", str(paths.root), "tail", event.job, *agents, "-f", "-n", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    samples: list[float] = []
-    # Start-up is not the steady state (the worker prepares 5 worktrees in threads
-    # and imports pygit2 meanwhile): measure from 1 s after the last agent began.
-    seen: set[bytes] = set()
-    warm_until = None
-    deadline = time.monotonic() + seconds + 30
-    try:
-        for line in tail.stdout:
-            now = time.time_ns()
-            m = STAMP.search(line)
-            if not m:
-                continue
-            if warm_until is None:
-                seen.add(line.split(b" ", 1)[0])
-                if len(seen) == len(agents):
-                    warm_until = now + 1_000_000_000
-            elif now > warm_until:
-                samples.append((now - int(m.group(1))) / 1e6)
-            if time.monotonic() > deadline:
-                break
-    finally:
-        if tail.poll() is None:
-            tail.terminate()
-        tail.wait(10)
-    return samples
+    return stamped.tail_latency(paths, event.job, agents, seconds)
 
 
 def chunk_source(total: int) -> bytes:

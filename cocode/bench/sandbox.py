@@ -10,13 +10,13 @@ them, so both see the same machine:
   command, the part of start-up the sandbox changes, with less of the pipeline's noise.
 - bwrap alone: `bwrap <a run's arguments> true` against `true`, the building block.
 - agent -> `cocode tail` latency: an agent writes stamped lines (100 lines/s for a
-  few seconds); the real `cocode tail -f` reads them, inside and outside.
+  few seconds); the real `cocode tail -f` reads them, inside and outside, past the
+  warm-up (bench/stamped.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from cocode import supervisor
-from cocode.bench import percentile
+from cocode.bench import percentile, stamped
 from cocode.client import append_one
 from cocode.configload import load_config
 from cocode.errors import EXIT_MISSING_DEPENDENCY, CocodeError
@@ -48,7 +48,6 @@ WRITER = (
     "    d = t0 + n / rate - time.monotonic()\n"
     "    if d > 0: time.sleep(d)\n"
 )
-STAMP = re.compile(rb"T(\d{19}) ")
 
 
 def available() -> None:
@@ -156,8 +155,10 @@ def bwrap_alone(paths: Paths, n: int = 30) -> tuple[list[float], list[float]]:
     probe.mkdir(parents=True, exist_ok=True)
     issue = paths.home / "probe-issue.md"
     issue.write_text("probe\n")
+    run_home = paths.worktrees / "probe-home"
+    run_home.mkdir(mode=0o700, exist_ok=True)
     argv = sandbox.wrap(["true"], root=paths.root, worktree=probe, git_common=paths.root / ".git", job="probe",
-                        issue_file=issue, home=None)
+                        issue_file=issue, home=None, run_home=run_home)
     wrapped, bare = [], []
     for _ in range(n):
         for cmd, out in ((argv, wrapped), (["true"], bare)):
@@ -169,29 +170,7 @@ def bwrap_alone(paths: Paths, n: int = 30) -> tuple[list[float], list[float]]:
 
 def tail_latency(paths: Paths, seconds: float) -> list[float]:
     job, _ = submit(paths, "writer")
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "cocode", "-C", str(paths.root), "tail", job, "writer", "-f", "-n", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    samples: list[float] = []
-    first = None
-    deadline = time.monotonic() + seconds + 30
-    try:
-        for line in tail.stdout:
-            now = time.time_ns()
-            m = STAMP.search(line)
-            if not m:
-                continue
-            first = first or now
-            if now - first > 500_000_000:  # past start-up: the steady state
-                samples.append((now - int(m.group(1))) / 1e6)
-            if time.monotonic() > deadline:
-                break
-    finally:
-        if tail.poll() is None:
-            tail.terminate()
-        tail.wait(10)
-    return samples
+    return stamped.tail_latency(paths, job, ["writer"], seconds)
 
 
 def report(r: dict) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shlex
 import subprocess
 import shutil
@@ -35,11 +34,11 @@ from textual import events
 
 from cocode import supervisor
 from cocode.bench import percentile
+from cocode.bench.stamped import STAMP
 from cocode.bench.logs import AGENTS, WRITER, make_repo, write_config
 from cocode.configload import load_config
 from cocode.errors import CocodeError
 
-STAMP = re.compile(rb"T(\d{19}) ")
 
 
 class Probe:
