@@ -72,15 +72,15 @@ while time.monotonic() - t0 < seconds:
 """
 
 
-def make_repo(root: Path) -> Paths:
+def writer_repo(tmp: Path, rate: float, seconds: float) -> Paths:
+    """A fresh repository (tmp/repo) whose agents run WRITER (tmp/writer.py): AGENTS
+    writing text, JSON_AGENTS claude stream-json, `rate` MB/s each for `seconds`."""
+    root, script = tmp / "repo", tmp / "writer.py"
     root.mkdir(parents=True)
     init_repo(root, "bench", name="bench", email="bench@cocode.invalid")
     paths = Paths(root)
     paths.home.mkdir(mode=0o700)
-    return paths
-
-
-def write_config(paths: Paths, script: Path, rate: float, seconds: float) -> None:
+    script.write_text(WRITER)
     # sandbox off: the agents write to files outside their workspace (hidden by the
     # sandbox) or run from /tmp; `cocode bench sandbox` measures the sandbox itself.
     lines = ["sandbox: off", "performance:", "  max_concurrent_agents: 5", "  log_max_buffer_mb: 10", "agents:"]
@@ -90,6 +90,7 @@ def write_config(paths: Paths, script: Path, rate: float, seconds: float) -> Non
         lines += [f"  {name}:", f"    command: ['{sys.executable}', '{script}', '{rate}', '{seconds}', json]",
                   "    format: claude-stream-json"]
     paths.config.write_text("\n".join(lines) + "\n")
+    return paths
 
 
 def run(rate: float = 1.0, seconds: float = 10.0, total_mb: int = 200, progress: bool = True,
@@ -98,10 +99,7 @@ def run(rate: float = 1.0, seconds: float = 10.0, total_mb: int = 200, progress:
     tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-logs-"))
     load = os.getloadavg()[0]
     try:
-        paths = make_repo(tmp / "repo")
-        script = tmp / "writer.py"
-        script.write_text(WRITER)
-        write_config(paths, script, rate, seconds)
+        paths = writer_repo(tmp, rate, seconds)
         supervisor.start_detached(paths)
         try:
             say(f"throughput: {total_mb} MB into the collector, 5 runs ...")

@@ -35,7 +35,7 @@ from textual import events
 from cocode import supervisor
 from cocode.bench import percentile
 from cocode.bench.stamped import STAMP
-from cocode.bench.logs import AGENTS, WRITER, make_repo, write_config
+from cocode.bench.logs import AGENTS, writer_repo
 from cocode.configload import load_config
 from cocode.errors import CocodeError
 
@@ -252,10 +252,7 @@ def run(seconds: float = 10.0, progress: bool = True) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-top-"))
     load = os.getloadavg()[0]
     try:
-        paths = make_repo(tmp / "repo")
-        script = tmp / "writer.py"
-        script.write_text(WRITER)
-        write_config(paths, script, 1.0, seconds)
+        paths = writer_repo(tmp, 1.0, seconds)
         supervisor.start_detached(paths)
         try:
             result = asyncio.run(drive(paths, seconds, say))

@@ -20,10 +20,10 @@ def bind(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
     return sock
 
 
-def dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
+def dealer(ctx: zmq.Context, endpoint: str, sndhwm: int = 100_000) -> zmq.Socket:
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.SNDHWM, sndhwm)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.connect(endpoint)
     return sock

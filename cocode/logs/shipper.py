@@ -32,6 +32,7 @@ import msgspec
 import zmq
 
 from cocode.core.loop import drain
+from cocode.core.sockets import dealer
 from cocode.logs import redact
 from cocode.logs.structured import RawFile, Structured, raw_path
 from cocode.core import wire
@@ -215,11 +216,8 @@ class RunShipper:
 
 class Shipper:
     def __init__(self, ctx: zmq.Context, paths, config) -> None:
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 2000)
-        self.sock.setsockopt(zmq.RCVHWM, 100_000)
-        self.sock.connect(paths.endpoint("logs"))
+        # A low send HWM: past it sends fail (EAGAIN) and the spool holds the bytes.
+        self.sock = dealer(ctx, paths.endpoint("logs"), sndhwm=2000)
         self.spool_dir = paths.home / "spool"
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.patterns = redact.compile_patterns(config.redact_patterns)
