@@ -5,12 +5,14 @@ not, the config naming them, and one-line CLI helpers that fail with the output.
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from pathlib import Path
 
-from support import cocode
+from support import agents as agent_args
+from support import cocode, status
+from support import submit as submit_job
+from support import write_config as write_config_file
 
 CALC = "def add(a, b):\n    return a + b + 1\n"
 CALC_TESTS = textwrap.dedent("""\
@@ -54,31 +56,21 @@ def write_config(repo: Path, tmp: Path, checks: dict, performance: dict | None =
             "GIT_COMMITTER_NAME": "agent", "GIT_COMMITTER_EMAIL": "a@cocode.invalid"}}
     # sandbox off: the agents run scripts from the test's temp dir, which the sandbox hides
     # (tests/system/test_hostile.py and test_real_agents.py run agents sandboxed).
-    config = {"agents": agents, "checks": checks, "performance": performance or {}, "sandbox": "off"}
-    (repo / ".cocode").mkdir(mode=0o700, exist_ok=True)
-    (repo / ".cocode" / "config.yaml").write_text(json.dumps(config))
+    write_config_file(repo, {"agents": agents, "checks": checks, "performance": performance or {}, "sandbox": "off"})
     # .cocode/ is this clone's business, not the project's: keep the checkout clean.
     (repo / ".git" / "info" / "exclude").write_text(".cocode/\n")
 
 
 def ok(repo: Path, *args: str, timeout: float = 60) -> str:
-    proc = cocode(repo, *args, timeout=timeout)
-    assert proc.returncode == 0, f"cocode {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
+    return cocode(repo, *args, timeout=timeout, check=True).stdout
 
 
-def submit(repo: Path, *agents: str, extra: tuple[str, ...] = ("--text", "Fix add()\n\nadd(2, 2) returns 5.")) -> str:
-    out = ok(repo, "submit", *extra, *[a for n in agents for a in ("--agent", n)], "--json")
-    return json.loads(out)["job"]
+FIX_ISSUE = "Fix add()\n\nadd(2, 2) returns 5."
 
 
-def status(repo: Path, job: str) -> dict:
-    return json.loads(ok(repo, "status", job, "--json"))
-
-
-def events(repo: Path, *types: str) -> list[dict]:
-    out = ok(repo, "events", "--json", *[a for t in types for a in ("--type", t)])
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+def submit(repo: Path, *names: str, extra: tuple[str, ...] = ()) -> str:
+    """The calc bug (or the issue `extra` names, e.g. ("--issue", "7")) to these agents; the job id."""
+    return submit_job(repo, *extra, *agent_args(*names), text=FIX_ISSUE)
 
 
 def checks_done(repo: Path, job: str, agents: tuple[str, ...], name: str = "tests"):

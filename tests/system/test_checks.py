@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from review_support import UNITTEST, events, ok, status, submit, write_config
-from support import GitRepo, cocode, down, up, wait_until
+from review_support import UNITTEST, ok, submit, write_config
+from support import GitRepo, cocode, down, events, status, up, wait_until
 
 N = os.getpid()  # makes this test's sleep arguments unique on a shared machine
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from review_support import UNITTEST, events, status, submit, write_config
-from support import GitRepo, cocode, down, up, wait_until
+from review_support import UNITTEST, submit, write_config
+from support import GitRepo, cocode, down, events, status, up, wait_until
 
 
 class Recorder(BaseHTTPRequestHandler):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from review_support import CALC, UNITTEST, checks_done, events, ok, status, submit, write_config
-from support import AGENTS_DIR, GitRepo, cocode, down, up, wait_until
+from review_support import CALC, UNITTEST, checks_done, ok, submit, write_config
+from support import AGENTS_DIR, GitRepo, cocode, down, events, status, up, wait_until
 
 @pytest.fixture
 def gh(tmp_path: Path, monkeypatch) -> Path:
