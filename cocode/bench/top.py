@@ -40,7 +40,6 @@ from cocode.configload import load_config
 from cocode.errors import CocodeError
 
 
-
 class Probe:
     def __init__(self) -> None:
         self.visible: list[float] = []
