@@ -197,11 +197,11 @@ class Config(msgspec.Struct, frozen=True):
     default_agents: list[str]
     env_passthrough: list[str]
     redact_patterns: list[str]
-    path: str | None
+    path: str | None  # the file as the caller named it; None when none was read
     prices: dict[str, Price] = {}
     setup: list[str] = []  # shell commands run in each new workspace before its agent
     copy: list[str] = []  # files copied from the main checkout into each new workspace
-    max_cost_usd: float | None = None  # a run whose model cost passes this is stopped  # the file as the caller named it; None when none was read
+    max_cost_usd: float | None = None  # a run whose model cost passes this is stopped
     sandbox: str = "auto"  # auto, bwrap, off: see cocode/jobs/sandbox.py
     checks: dict[str, CheckSpec] = {}  # run in every ready run's worktree (services/checks.py)
     rank_by: list[str] = msgspec.field(default_factory=lambda: list(RANK_KEYS))
