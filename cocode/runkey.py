@@ -68,6 +68,10 @@ class RunKey(NamedTuple):
         """The issue body handed to the agent, in the worker's private temp dir."""
         return tmp / f"{self.dir_name}-issue.md"
 
+    def run_home(self, tmp: Path) -> Path:
+        """A sandboxed run's own HOME (kept across its attempts), in the worker's temp dir."""
+        return tmp / f"{self.dir_name}-home"
+
     def __str__(self) -> str:
         return self.key
 

@@ -95,17 +95,23 @@ def prepare_run(w: Preparing, msg: wire.Dispatch, job: ev.JobSubmitted, view, ro
     if missing:
         body_file.unlink(missing_ok=True)
         raise PrepareFailed("missing_dependency", f"{missing} is not on PATH")
+    confine = None
+    if w.sandboxed:
+        run_home = run.run_home(w.tmp)
+        run_home.mkdir(mode=0o700, exist_ok=True)
+        git_common = gitops.git_common_dir(root)
+
+        def confine(argv: list[str]) -> list[str]:
+            return sandbox.wrap(argv, root=root, worktree=worktree, git_common=git_common, job=msg.job,
+                                issue_file=body_file, home=os.environ.get("HOME"), run_home=run_home, env=env)
     try:
-        setup_out, setup_ms = setup.prepare(w.config, gitops, root, worktree, env)
+        # setup: runs where the agent will: in its sandbox, with its HOME and /tmp.
+        setup_out, setup_ms = setup.prepare(w.config, gitops, root, worktree, env, confine)
     except setup.SetupFailed as err:
         body_file.unlink(missing_ok=True)
         raise PrepareFailed("setup_failed", str(err), err.output, msg.attempt) from None
-    if w.sandboxed:
-        run_home = w.tmp / f"{run.dir_name}-home"
-        run_home.mkdir(mode=0o700, exist_ok=True)
-        command = sandbox.wrap(command, root=root, worktree=worktree, git_common=gitops.git_common_dir(root),
-                               job=msg.job, issue_file=body_file, home=os.environ.get("HOME"),
-                               run_home=run_home, env=env)
+    if confine is not None:
+        command = confine(command)
     return RunPlan(
         job=msg.job, agent=msg.agent, attempt=msg.attempt, repo_root=root, worktree=worktree,
         branch=branch, base_sha=job.base_sha, command=command, env=env, body_file=body_file,

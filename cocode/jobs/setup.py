@@ -1,6 +1,10 @@
 """A new workspace made ready before its agent starts: config `copy:` files from the
 main checkout (e.g. `.env`, kept out of commits) and config `setup:` commands
-(e.g. `npm ci`, `uv sync`) run in it, in order, with the agent's environment.
+(e.g. `npm ci`, `uv sync`) run in it, in order, with the agent's environment and,
+when runs are sandboxed, inside the agent's sandbox (jobs/sandbox.py: the same
+workspace writable, the same HOME and /tmp, nothing else): a setup command can
+harm no more than the agent could. Each in its own process group, killed whole
+when it ends or outlives the time left.
 
 Runs in the worker's prepare thread. A failure raises SetupFailed with the failing
 command's last line of output; the output of every command (bounded) goes to the
@@ -15,6 +19,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 OUTPUT_MAX = 256 * 1024  # of each command's output, the last this many bytes are kept
 
@@ -52,15 +57,21 @@ def copy_files(root: Path, workspace: Path, names: list[str], exclude_file: Path
     return "".join(log).encode()
 
 
-def run_commands(commands: list[str], workspace: Path, env: dict[str, str], timeout_s: float) -> tuple[bytes, float]:
-    """Run each command with `sh -c` in the workspace; (their output, seconds).
-    Raises SetupFailed on the first that fails or outlives the time left."""
+Wrap = Callable[[list[str]], list[str]]  # a command line, as the sandbox runs it
+
+
+def run_commands(commands: list[str], workspace: Path, env: dict[str, str], timeout_s: float,
+                 wrap: Wrap | None = None) -> tuple[bytes, float]:
+    """Run each command with `sh -c` in the workspace (through `wrap`: the run's
+    sandbox); (their output, seconds). Raises SetupFailed on the first that fails
+    or outlives the time left."""
     out = bytearray()
     t0 = time.monotonic()
     for cmd in commands:
         out += f"[setup] $ {cmd}\n".encode()
         left = timeout_s - (time.monotonic() - t0)
-        proc = subprocess.Popen(["sh", "-c", cmd], cwd=workspace, env=env, stdin=subprocess.DEVNULL,
+        argv = ["sh", "-c", cmd]
+        proc = subprocess.Popen(wrap(argv) if wrap else argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             data, _ = proc.communicate(timeout=max(left, 0.1))
@@ -81,13 +92,15 @@ def run_commands(commands: list[str], workspace: Path, env: dict[str, str], time
     return bytes(out), time.monotonic() - t0
 
 
-def prepare(config, gitops, root: Path, workspace: Path, env: dict[str, str]) -> tuple[bytes, float]:
-    """Config copy: then setup: in a new workspace; (output, milliseconds)."""
+def prepare(config, gitops, root: Path, workspace: Path, env: dict[str, str],
+            wrap: Wrap | None = None) -> tuple[bytes, float]:
+    """Config copy: then setup: in a new workspace, setup through `wrap` (the run's
+    sandbox, None when unsandboxed); (output, milliseconds)."""
     if not (config.copy or config.setup):
         return b"", 0.0
     t0 = time.perf_counter()
     # A run's own clone reads its own exclude file; a linked worktree reads the repository's.
     git_dir = workspace / ".git" if (workspace / ".git").is_dir() else gitops.git_common_dir(root)
     out = copy_files(root, workspace, list(config.copy), git_dir / "info" / "exclude")
-    ran, _ = run_commands(list(config.setup), workspace, env, config.limits.agent_timeout)
+    ran, _ = run_commands(list(config.setup), workspace, env, config.limits.agent_timeout, wrap)
     return out + ran, (time.perf_counter() - t0) * 1000

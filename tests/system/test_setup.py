@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cocode.jobs import sandbox
 from support import GitRepo, cocode, down, up, wait_until
 
 GIT_ENV = {
@@ -22,12 +23,12 @@ ADDER = ["bash", "-c", "echo agent found: $(cat built.txt); git add -A && "
                        "git commit -q -m work -m 'cocode ready for check'"]
 
 
-def start(tmp: Path, setup: list[str], copy: list[str]) -> Path:
+def start(tmp: Path, setup: list[str], copy: list[str], command: list[str] = ADDER, **config) -> Path:
     repo = GitRepo.init(tmp / "repo", {"README.md": "hi\n"}).path
     (repo / ".env").write_text("API_TOKEN=local-only\n")  # untracked, as .env files are
     (repo / ".cocode").mkdir(mode=0o700)
     (repo / ".cocode" / "config.yaml").write_text(json.dumps({
-        "agents": {"adder": {"command": ADDER, "env": GIT_ENV}}, "setup": setup, "copy": copy,
+        "agents": {"adder": {"command": command, "env": GIT_ENV}}, "setup": setup, "copy": copy, **config,
     }))
     up(repo)
     return repo
@@ -89,3 +90,24 @@ def test_copy_of_a_missing_file_fails_the_run_saying_which(tmp_path, repos):
     run = finished(repo, submit(repo))
     assert (run["state"], run["reason"]) == ("failed", "setup_failed")
     assert ".env.local does not exist" in run["detail"]
+
+
+@pytest.mark.skipif(sandbox.unavailable() is not None, reason="bubblewrap cannot confine runs here")
+def test_setup_runs_in_the_agents_sandbox(tmp_path, repos):
+    """A sandboxed run's setup: commands run where its agent does: the workspace
+    writable, the run's own HOME (the agent sees what setup left there), and no
+    write reaches the main checkout or .cocode/ (unsandboxed, both did)."""
+    root = tmp_path / "repo"
+    setup = [f"echo escaped > {root}/escaped.txt; echo escaped > {root}/.cocode/escaped.txt; "
+             "echo from-setup > $HOME/setup-was-here; echo built > built.txt"]
+    agent = ["bash", "-c", "echo agent home: $(cat $HOME/setup-was-here) built: $(cat built.txt); "
+                           "git add -A && git commit -q -m work -m 'cocode ready for check'"]
+    repo = start(tmp_path, setup, [], agent, sandbox="bwrap")
+    repos.append(repo)
+    job = submit(repo)
+    run = finished(repo, job)
+    assert (run["state"], run["reason"]) == ("ready", None), run
+    assert not (repo / "escaped.txt").exists(), "setup wrote into the main checkout"
+    assert not (repo / ".cocode" / "escaped.txt").exists(), "setup wrote into .cocode/"
+    log = cocode(repo, "logs", job, "adder", check=True).stdout
+    assert "agent home: from-setup built: built" in log, log
