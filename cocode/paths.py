@@ -83,6 +83,11 @@ class Paths:
         return self.home / "archive"
 
     @property
+    def tmp(self) -> Path:
+        """The worker's private files per run: issue files, sandbox HOMEs (jobs/runtmp.py)."""
+        return self.home / "tmp"
+
+    @property
     def supervisor_log(self) -> Path:
         return self.run / "supervisor.log"
 

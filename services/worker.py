@@ -25,7 +25,7 @@ import zmq
 
 from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
-from cocode.jobs import agents, sandbox
+from cocode.jobs import agents, runtmp, sandbox
 from cocode.jobs.pool import PoolKeeper, run_worktrees
 from cocode.resources import cpushare
 from cocode.core import events as ev
@@ -64,7 +64,7 @@ class Worker(Service):
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prepare")
         self.agents = agents.merge_agents(config.agents)
         self.recovered = False
-        self.tmp = paths.home / "tmp"
+        self.tmp = paths.tmp
         self.fd_owner: dict[int, RunProcess] = {}
         self.worktree_lock = threading.Lock()
         limits = config.limits
@@ -143,7 +143,9 @@ class Worker(Service):
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
-        if isinstance(event, (ev.RunRequeued, ev.RunDispatched)):
+        if isinstance(event, ev.RunFinished):
+            self.tidy_home(event.job, event.agent)
+        elif isinstance(event, (ev.RunRequeued, ev.RunDispatched)):
             self.supersede(RunKey(event.job, event.agent), event.attempt)
         elif isinstance(event, ev.CancelRequested):
             for rp in list(self.runs.values()):
@@ -158,6 +160,24 @@ class Worker(Service):
             rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
                 rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", MEMORY_GRACE_S)
+
+    def tidy_home(self, job_id: str, agent: str) -> None:
+        """A run that ended loses its private HOME (jobs/runtmp.py), unless a follow-up
+        may resume its agent's session from there. Renamed aside here, deleted off the loop."""
+        job = self.state.jobs.get(job_id)
+        run = job.runs.get(agent) if job else None
+        if run is None or not run.final:
+            return
+        spec = self.agents.get(agents.base_name(agent, self.agents))
+        if runtmp.keeps_home(spec.resume if spec else None, run.session_id):
+            return
+        aside = runtmp.set_aside(self.tmp, RunKey(job_id, agent))
+        if aside is None:
+            return
+        try:
+            self.executor.submit(runtmp.remove, aside)
+        except RuntimeError:  # stopping: no threads left for it
+            runtmp.remove(aside)
 
     def supersede(self, key: RunKey, attempt: int) -> None:
         """A newer attempt of a run this worker still holds exists: this worker was

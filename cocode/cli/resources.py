@@ -48,6 +48,7 @@ def clean(env: Env, dry_run: bool, days: float | None, hard: bool, yes: bool, as
           auto: bool) -> None:
     """Remove idle worktrees of finished runs (their branches and commits stay)."""
     from cocode import client
+    from cocode.jobs import agents
     from cocode.jobs import clean as cl
 
     paths = env.paths
@@ -61,12 +62,22 @@ def clean(env: Env, dry_run: bool, days: float | None, hard: bool, yes: bool, as
     runs = cl.final_runs(state, now, days)
     actions = cl.plan(runs, cl.gather(paths.root, runs, branches=hard), now, days, hard)
     todo = [a for a in actions if a.kind != "keep"]
+    leftovers = cl.tmp_leftovers(paths.tmp, state, agents.merge_agents(env.config.agents), actions)
     report = {"dry_run": dry_run, "older_than_days": days, "hard": hard,
-              "actions": [_action_json(a) for a in actions], "done": []}
-    if not actions and not quiet:
+              "actions": [_action_json(a) for a in actions], "done": [],
+              "tmp": [str(p) for p in leftovers]}
+    if not actions and not leftovers and not quiet:
         click.echo(f"nothing to clean: no worktree of a run that ended over {days:g} days ago")
     for a in actions if not quiet else ():
         click.echo(a.line(dry_run))
+    if not dry_run:  # private scratch of finished runs: nothing recorded, nothing to confirm
+        for line in cl.remove_tmp(leftovers):
+            report["done"].append(line)
+            if not quiet:
+                click.echo(line)
+    elif not quiet:
+        for p in leftovers:
+            click.echo(f"would remove {p}")
     if not (dry_run or not todo):
         require_running(paths)
         if cl.needs_confirmation(todo) and not yes:

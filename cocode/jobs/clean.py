@@ -12,6 +12,9 @@ facts and acting on them (I/O).
   Unmerged work is never destroyed silently.
 - The monitor removes idle worktrees (worktree_idle_days) by itself, hourly, by
   running `cocode clean --auto`: never --hard.
+- Files final runs left in .cocode/tmp (a sandbox HOME, an issue file) are
+  removed (jobs/runtmp.py decides which), except the HOME a run keeps for a
+  follow-up that resumes its agent's session while its worktree stays.
 Runs that are not final are never touched.
 """
 
@@ -187,3 +190,31 @@ def execute(root: Path, actions: list[Action], record, reason: str) -> list[str]
                         f"`git branch {a.target} {tip}` restores it until git prunes it"))
             done.append(f"deleted branch {a.target} (was {tip[:12]})")
     return done
+
+
+# -- a run's temp files ------------------------------------------------------------------------
+
+
+def tmp_leftovers(tmp: Path, state: st.State, agent_table, actions: list[Action]) -> list[Path]:
+    """What final runs left in the worker's temp dir that may go now (jobs/runtmp.py);
+    `actions` are this cleanup's (a run whose worktree goes keeps no HOME for a resume)."""
+    from cocode.jobs import agents, runtmp
+
+    def resume_of(agent: str):
+        spec = agent_table.get(agents.base_name(agent, agent_table))
+        return spec.resume if spec is not None else None
+
+    try:
+        names = os.listdir(tmp)
+    except FileNotFoundError:
+        return []
+    going = {a.run.key for a in actions if a.kind == "remove_worktree"}
+    return [tmp / n for n in runtmp.leftovers(state, names, resume_of, going)]
+
+
+def remove_tmp(paths: list[Path]) -> list[str]:
+    from cocode.jobs import runtmp
+
+    for p in paths:
+        runtmp.remove(p)
+    return [f"removed {p}" for p in paths]

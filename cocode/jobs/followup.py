@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from cocode.config import AgentSpec
 from cocode.core import events as ev
 from cocode.errors import CocodeError, ConfigError
@@ -79,9 +81,13 @@ def plan_turn(spec: AgentSpec, run, attempt: int, title: str, body: str, history
     return Turn(spec.command, prompt)
 
 
-def plan_for(gitops, spec: AgentSpec, run, attempt: int, job, root, branch: str, logs_dir) -> Turn:
+def plan_for(gitops, spec: AgentSpec, run, attempt: int, job, root, branch: str, logs_dir,
+             session_kept: bool = True) -> Turn:
     """plan_turn with what it needs read: the branch's tip and, for a new prompt, the
-    end of the run's log (this host's collector files)."""
+    end of the run's log (this host's collector files). Without `session_kept` (the
+    agent's state went with its sandbox HOME) no session is resumed."""
+    if run is not None and run.session_id and not session_kept:
+        run = msgspec.structs.replace(run, session_id="")
     history, head = b"", ""
     if run is not None and run.follow_up and run.follow_up_attempt == attempt:
         head = gitops.resolve_commit(root, f"refs/heads/{branch}")

@@ -76,7 +76,10 @@ def prepare_run(w: Preparing, msg: wire.Dispatch, job: ev.JobSubmitted, view, ro
         passthrough=list(w.config.env_passthrough) + list(spec.passthrough),
         parent_env=os.environ,
     )
-    turn = followup.plan_for(gitops, spec, view(), msg.attempt, job, root, branch, w.paths.logs)
+    run_home = run.run_home(w.tmp)
+    # A sandboxed agent's session lives in its run's HOME: gone (cocode clean), none to resume.
+    turn = followup.plan_for(gitops, spec, view(), msg.attempt, job, root, branch, w.paths.logs,
+                             session_kept=not w.sandboxed or run_home.is_dir())
     if w.config.sandbox == "bwrap" and not w.sandboxed:
         body_file.unlink(missing_ok=True)
         raise PrepareFailed("sandbox_unavailable", f"sandbox: bwrap, but {w.sandbox_why}")
@@ -97,7 +100,6 @@ def prepare_run(w: Preparing, msg: wire.Dispatch, job: ev.JobSubmitted, view, ro
         raise PrepareFailed("missing_dependency", f"{missing} is not on PATH")
     confine = None
     if w.sandboxed:
-        run_home = run.run_home(w.tmp)
         run_home.mkdir(mode=0o700, exist_ok=True)
         git_common = gitops.git_common_dir(root)
 

@@ -14,9 +14,10 @@ import lz4.frame
 import msgspec
 import pytest
 
+from cocode.jobs import sandbox
 from support import (
     AGENT_GIT_ENV, agents, cocode, down, events, git, heavy, make_repo, runs_of, status, submit, up, wait_job,
-    wait_run, write_config,
+    wait_run, wait_until, write_config,
 )
 
 DONE = 'cd "$COCODE_REPO_PATH" && echo d >> done.txt && git add done.txt && ' \
@@ -182,3 +183,52 @@ def test_compact_keeps_status_and_replay_and_archives_readably(repo, tmp_path):
     assert "identical" in ok(repo, "replay", "--verify")
     not_running = cocode(repo, "compact", timeout=30)
     assert not_running.returncode != 0 and "cocode up" in not_running.stderr
+
+
+# A run that reports a claude session (claude's stream-json first line) and can resume it.
+SESSION = ('echo \'{"type":"system","subtype":"init","session_id":"sess-1","model":"m"}\'; '
+           'echo cache > "$HOME/cache.txt"; ' + DONE)
+
+
+@pytest.mark.skipif(sandbox.unavailable() is not None, reason="bubblewrap cannot confine runs here")
+def test_a_sandboxed_runs_home_goes_when_it_ends_and_clean_removes_leftovers(tmp_path):
+    """A sandboxed run's private HOME under .cocode/tmp goes when the run ends, unless
+    `cocode say` may resume the agent's session from it (kept while its worktree stays).
+    `cocode clean` removes what final runs left there and never a live run's."""
+    repo = make_repo(tmp_path / "repo")
+    write_config(repo, {"agents": {
+        "done": {"command": ["bash", "-c", 'echo x > "$HOME/cache.txt"; ' + DONE], "env": AGENT_GIT_ENV},
+        "session": {"command": ["bash", "-c", SESSION], "resume": ["bash", "-c", DONE],
+                    "format": "claude-stream-json", "env": AGENT_GIT_ENV},
+        "slow": {"command": ["bash", "-c", 'echo x > "$HOME/cache.txt"; sleep 60'], "env": AGENT_GIT_ENV},
+    }, "sandbox": "bwrap"})
+    tmp = repo / ".cocode" / "tmp"
+    up(repo)
+    try:
+        job = submit(repo, *agents("done", "session"), text=ISSUE)
+        runs = wait_done(repo, job)
+        assert [runs[a]["state"] for a in ("done", "session")] == ["ready", "ready"], runs
+        wait_until(lambda: not (tmp / f"{job}-done-home").exists(), 10, what="the finished run's HOME to go")
+        assert (tmp / f"{job}-session-home" / "cache.txt").exists(), "a resumable session's HOME was removed"
+        assert sorted(p.name for p in tmp.iterdir()) == [f"{job}-session-home"]
+
+        # What a killed worker would have left of a final run, and a live run's own HOME.
+        (tmp / f"{job}-done-home").mkdir()
+        (tmp / f"{job}-done-issue.md").write_text("# left\n")
+        live = submit(repo, *agents("slow"), text=ISSUE)
+        wait_until(lambda: (tmp / f"{live}-slow-home" / "cache.txt").exists(), 20, what="the live run's HOME")
+
+        out = ok(repo, "clean", "--dry-run")
+        assert f"would remove {tmp / f'{job}-done-home'}" in out and f"{job}-done-issue.md" in out
+        assert (tmp / f"{job}-done-home").exists()
+        ok(repo, "clean")  # worktrees are not idle yet: the resumable HOME stays with them
+        assert sorted(p.name for p in tmp.iterdir()) == sorted(
+            [f"{job}-session-home", f"{live}-slow-home", f"{live}-slow-issue.md"])
+        ok(repo, "clean", "--older-than", "0")  # the worktree goes: no follow-up, no HOME
+        assert sorted(p.name for p in tmp.iterdir()) == sorted([f"{live}-slow-home", f"{live}-slow-issue.md"])
+
+        ok(repo, "cancel", live)
+        wait_done(repo, live)
+        wait_until(lambda: list(tmp.iterdir()) == [], 10, what="the cancelled run's HOME to go")
+    finally:
+        down(repo)

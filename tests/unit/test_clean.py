@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from cocode.core import archive, compaction
 from cocode.core.views import JobView, RunView, State
-from cocode.jobs import clean
+from cocode.jobs import clean, runtmp
 
 DAY = 86400.0
 
@@ -60,3 +60,19 @@ def test_compaction_selects_only_finished_old_jobs():
     assert archive.archive_name(3, 1234) == "events-000000000003-000000001234.msgpack.lz4"
 
 
+
+
+def test_tmp_leftovers_keep_live_runs_and_a_resumable_session_home():
+    now = 1_000_000_000.0
+    s = _state(now)
+    s.jobs["j1"].runs["a"].session_id = "s1"  # a can resume (below); b reported no session
+    names = ["j1-a-home", "j1-b-home", "j1-b-issue.md", "j2-a-home", "j2-c-home", "j2-c-issue.md",
+             "j9-x-home", ".gone-j1-b-home.123", "notes.txt"]
+    resume = {"a": ["claude", "--resume"], "b": ["claude", "--resume"]}.get
+    assert runtmp.leftovers(s, names, resume) == [
+        ".gone-j1-b-home.123", "j1-b-home", "j1-b-issue.md", "j2-a-home", "j9-x-home"]
+    # Its worktree goes in this cleanup (or went before): no follow-up, so no HOME kept for one.
+    assert "j1-a-home" in runtmp.leftovers(s, names, resume, {"j1/a"})
+    s.jobs["j1"].runs["a"].worktree_removed = True
+    assert "j1-a-home" in runtmp.leftovers(s, names, resume)
+    assert runtmp.keeps_home(["x"], "s") and not runtmp.keeps_home([], "s") and not runtmp.keeps_home(["x"], "")

@@ -77,3 +77,16 @@ def test_a_requeued_run_resumes_its_session_and_a_first_attempt_gets_the_issue()
     assert turn.command == spec.resume and "interrupted" in turn.prompt and turn.watch_from == ""
     first = followup.plan_turn(spec, run, 1, "Fix it", "b", b"", "")
     assert first.command == spec.command and "Fix it" in first.prompt
+
+
+def test_a_session_whose_sandbox_home_is_gone_is_not_resumed(tmp_path):
+    """A sandboxed agent's session lives in its run's HOME (jobs/runtmp.py): once that
+    is removed, the next attempt gets the issue again instead of a resume that would fail."""
+    spec = agents.PRESETS["claude"]
+    job = ev.JobSubmitted(job="j", title="Fix it", body="b", agents=["claude"], base_sha="x", seq=1)
+    run = folded(ev.AgentSession(job="j", agent="claude", session_id="s1")).jobs["j"].runs["claude"]
+    kept = followup.plan_for(None, spec, run, 2, job, tmp_path, "cocode/j/claude", tmp_path)
+    assert kept.command == spec.resume and kept.session_id == "s1"
+    gone = followup.plan_for(None, spec, run, 2, job, tmp_path, "cocode/j/claude", tmp_path, session_kept=False)
+    assert gone.command == spec.command and "Fix it" in gone.prompt and gone.session_id == ""
+    assert run.session_id == "s1"  # the fold's view is not changed
