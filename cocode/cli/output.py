@@ -1,5 +1,5 @@
 """Commands that show agents' output: `tail` (the last lines, then live) and `logs`
-(all a run kept). They parse and call cocode.logs.tail, which prints.
+(all a run kept). They parse and call cocode.logs.show, which prints.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from cocode.errors import ConfigError
 def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, follow: bool,
              as_json: bool, no_bell: bool) -> None:
     """A job's agent output: the last lines, then (-f) live, `agent |` prefixed for several."""
-    from cocode.logs import tail as tail_mod
+    from cocode.logs import show
 
     n = env.config.limits.tui_log_lines if lines is None else lines
     if n < 0:
         raise ConfigError(f"-n {n}: give 0 or more lines")
-    code = tail_mod.tail(env.paths, job_id, agents, n, follow, as_json, colour=env.colour)
+    code = show.tail(env.paths, job_id, agents, n, follow, as_json, colour=env.colour)
     if follow and not no_bell and not as_json:
         from cocode.jobs.notify import bell
 
@@ -46,8 +46,8 @@ def tail_cmd(env: Env, job_id: str, agents: tuple[str, ...], lines: int | None, 
 @pass_env
 def logs_cmd(env: Env, job_id: str, agent: str, as_json: bool, raw: bool) -> None:
     """All retained output of one run, oldest first (rotated lz4 files, then the live file)."""
-    from cocode.logs import tail as tail_mod
+    from cocode.logs import show
 
     if raw:
-        sys.exit(tail_mod.print_raw(env.paths, job_id, agent))
-    sys.exit(tail_mod.print_logs(env.paths, job_id, agent, terminal=terminal(), as_json=as_json))
+        sys.exit(show.print_raw(env.paths, job_id, agent))
+    sys.exit(show.print_logs(env.paths, job_id, agent, terminal=terminal(), as_json=as_json))

@@ -16,7 +16,7 @@ from typing import Callable
 from cocode.core import events as ev
 from cocode.core.views import CheckView, JobView, RunView, ServiceView, State, Usage
 
-FOLD_VERSION = 5
+FOLD_VERSION = 6  # 6: RunView.attempt_causes
 
 
 def _run(state: State, e: ev.Event) -> RunView | None:
@@ -127,8 +127,19 @@ def _run_interrupted(state: State, e: ev.RunInterrupted) -> None:
         r.state, r.live, r.interrupted, r.reason, r.pid, r.pgid = "queued", False, True, e.reason, 0, 0
 
 
+def requeue_cause(interrupted_by: str | None) -> str:
+    """Why a requeued attempt began, as the log's separator says it."""
+    return f"requeued after {interrupted_by}" if interrupted_by else "requeued"
+
+
+def follow_up_cause(message: str) -> str:
+    said = (message.strip().splitlines() or [""])[0]
+    return f"follow-up: {said[:60]}{'...' if len(said) > 60 else ''}"
+
+
 def _run_requeued(state: State, e: ev.RunRequeued) -> None:
     if (r := _run(state, e)) and not r.final:
+        r.attempt_causes[e.attempt] = requeue_cause(r.reason if r.interrupted else None)
         r.state, r.live, r.attempt, r.reason = "queued", False, e.attempt, None
         r.interrupted = False
 
@@ -148,6 +159,7 @@ def _follow_up_requested(state: State, e: ev.FollowUpRequested) -> None:
     if (r := _run(state, e)) and r.final:
         # The message before the attempt: a worker thread waiting for the attempt then sees both.
         r.follow_up, r.follow_up_attempt, r.follow_ups = e.message, e.attempt, r.follow_ups + 1
+        r.attempt_causes[e.attempt] = follow_up_cause(e.message)
         r.state, r.final, r.live, r.attempt = "queued", False, False, e.attempt
         r.reason, r.exit_code, r.ready_commit, r.detail, r.ended_at = None, None, None, "", None
         r.cancel_requested = r.interrupted = False

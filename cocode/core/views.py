@@ -83,6 +83,9 @@ class RunView(msgspec.Struct):
     follow_up: str = ""  # the latest `cocode say` message, for attempt follow_up_attempt
     follow_up_attempt: int = 0
     follow_ups: int = 0  # attempts that were follow-ups (not crash requeues)
+    # Why each attempt after the first began ("requeued after worker_lost", "follow-up: ..."):
+    # the separators between attempts in `cocode tail` and `cocode logs`.
+    attempt_causes: dict[int, str] = {}
     ready_at: float | None = None
     checks: dict[str, CheckView] = {}
     check_requests: dict[str, int] = {}  # check name ("" for all) -> seq of the latest request

@@ -41,6 +41,28 @@ def attempt_base(attempt: int) -> int:
     return max(0, attempt - 1) * ATTEMPT_SPAN
 
 
+def attempt_of(offset: int) -> int:
+    """The attempt whose output is at run offset `offset`."""
+    return offset // ATTEMPT_SPAN + 1
+
+
+def line_start(data: bytes, lines: int) -> int:
+    """Where the last `lines` lines of `data` begin (a last line without its newline
+    counts); 0 when it holds fewer, len(data) for none."""
+    if lines <= 0:
+        return len(data)
+    pos = len(data) - 1 if data.endswith(b"\n") else len(data)
+    for _ in range(lines):
+        pos = data.rfind(b"\n", 0, pos)
+        if pos < 0:
+            return 0
+    return pos + 1
+
+
+def count_lines(data: bytes) -> int:
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
 class Rotated(msgspec.Struct):
     file: str  # name inside the logs directory
     start: int  # run offsets [start, end) it holds, uncompressed
@@ -176,6 +198,47 @@ class RunFiles:
                     offset += len(block)
         except FileNotFoundError:
             return
+
+    def last_lines(self, lines: int, before: int | None = None) -> list[tuple[int, bytes]]:
+        """The last `lines` lines held below run offset `before` (all held when None),
+        as (offset, bytes) pieces oldest first. A jump between pieces (a new attempt,
+        a pruned file) ends a line. Reads only the newest segments it needs."""
+        m = self.read_manifest()
+        if m is None or lines <= 0:
+            return []
+        segments: list[tuple[int, Rotated | None]] = [(r.start, r) for r in m.rotated]
+        if not m.truncate_live:
+            segments.append((m.start, None))
+        picked: list[tuple[int, bytes]] = []  # newest first
+        found = 0
+        for start, r in reversed(segments):
+            if before is not None and start >= before:
+                continue
+            try:
+                data = b"".join(self.iter_rotated(r)) if r is not None else self.live.read_bytes()
+            except (OSError, RuntimeError):  # pruned meanwhile, or unreadable: what is left
+                continue
+            if before is not None:
+                data = data[: before - start]
+            if data:
+                picked.append((start, data))
+                found += data.count(b"\n")
+                if found > lines:
+                    break
+        groups: list[tuple[int, bytes]] = []  # contiguous pieces joined, oldest first
+        for start, data in reversed(picked):
+            if groups and groups[-1][0] + len(groups[-1][1]) == start:
+                groups[-1] = (groups[-1][0], groups[-1][1] + data)
+            else:
+                groups.append((start, data))
+        out = []
+        for start, data in reversed(groups):
+            cut = line_start(data, lines)
+            out.append((start + cut, data[cut:]))
+            lines -= count_lines(data[cut:])
+            if lines <= 0:
+                break
+        return out[::-1]
 
     def tail_bytes(self, m: Manifest, want: int) -> tuple[int, bytes]:
         """The last `want` bytes the files hold contiguously: (their start offset, bytes).

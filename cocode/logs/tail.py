@@ -1,25 +1,26 @@
-"""`cocode tail` and `cocode logs`: a run's output for a person (or a program).
+"""Following runs' output live: the reading and resuming half of `cocode tail`.
 
-tail: the clone pattern applied to bytes. Subscribe to `log.<job>.<agent>` first,
-then ask the collector for the backlog (the last N lines, and `end`, the offset
-to follow live from); live chunks that arrive meanwhile wait, and those below
-`end` are dropped, so the switch from backlog to live has no gap and no
-duplicate. Live, a chunk past the expected offset means chunks were lost (the
-bus drops for a reader behind its high-water mark, or the collector restarted):
-the collector is asked again, for everything it holds, and the missing part is
-printed from that. With -f it also follows the runs' events and ends once every
-run it shows is final and its output is all printed, with the run's final state.
+The clone pattern applied to bytes. Subscribe to `log.<job>.<agent>` first, then
+ask the collector for the backlog (the last N lines, and `end`, the offset to
+follow live from); live chunks that arrive meanwhile wait, and those below `end`
+are dropped, so the switch from backlog to live has no gap and no duplicate. The
+collector holds only the current attempt in memory: when its backlog starts at an
+attempt's first byte and has fewer than N lines, the rest comes from the earlier
+attempts' files (.cocode/logs, logs/files.py), so a requeued or followed-up run
+shows every attempt, in order. Live, a chunk past the expected offset means chunks
+were lost (the bus drops for a reader behind its high-water mark, or the collector
+restarted) or a new attempt began: the collector is asked again, for everything it
+holds, and the missing part is printed from that. With -f it also follows the
+runs' events and ends once every run it shows is final and its output is all
+printed, with the run's final state.
 
-logs: every retained byte of one run (rotated lz4 files, then the live file),
-read from .cocode/logs directly, so it works with cocode down too.
+What is printed, and how, is the `out` object's (logs/show.py's Output): this
+module hands it (offset, bytes) in order and never formats anything itself.
 """
 
 from __future__ import annotations
 
 import gc
-import json
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -27,96 +28,18 @@ import msgspec
 import zmq
 
 from cocode.core import events as ev
-from cocode import render
+from cocode.core import state as st
 from cocode.core import wire
 from cocode.core.follower import Follower
-from cocode.errors import CocodeError
-from cocode.logs.files import ATTEMPT_SPAN, RunFiles
-from cocode.logs.printer import LONG_LINE, Printer
 from cocode.core.loop import Loop, drain
+from cocode.errors import CocodeError
+from cocode.logs.files import ATTEMPT_SPAN, RunFiles, attempt_base, attempt_of, count_lines
 from cocode.paths import Paths
 from cocode.runkey import RunKey
 
 ASK_AGAIN_S = 2.0  # a backlog request not answered by then is sent again
 SETTLE_S = 0.3  # after run_finished: quiet this long, then a last check with the collector
 GIVE_UP_S = 10.0  # the collector never answered: stop waiting for a finished run's output
-
-
-# -- output ------------------------------------------------------------------------------
-
-
-class Output:
-    """Text (prefixed when several agents, coloured on a terminal) or JSON lines."""
-
-    def __init__(self, job: str, agents: list[str], as_json: bool, colour: bool) -> None:
-        self.job, self.as_json = job, as_json
-        self.lines: list[str] = []
-        echo = self.lines.append
-        self.text = Printer(echo, colour, agents)
-        self.partial: dict[str, tuple[int, bytes]] = {}
-
-    def chunk(self, agent: str, offset: int, data: bytes) -> None:
-        if not self.as_json:
-            self.text.chunk(agent, data)
-            return
-        start, buf = self.partial.get(agent, (offset, b""))
-        buf += data
-        pos = 0
-        while (nl := buf.find(b"\n", pos)) >= 0:
-            self._json_line(agent, start + pos, buf[pos:nl])
-            pos = nl + 1
-        rest = buf[pos:]
-        if len(rest) > LONG_LINE:  # show a very long line in pieces rather than hold it all
-            self._json_line(agent, start + pos, rest)
-            start, pos, rest = start + len(buf), 0, b""
-        self.partial[agent] = (start + pos, rest)
-
-    def _json_line(self, agent: str, offset: int, line: bytes) -> None:
-        self.lines.append(json.dumps({"job": self.job, "agent": agent, "offset": offset,
-                                      "line": line.decode("utf-8", "replace")}))
-
-    def notice(self, agent: str, text: str) -> None:
-        if self.as_json:
-            self.lines.append(json.dumps({"job": self.job, "agent": agent, "notice": text}))
-        else:
-            self.text.line(agent, f"-- {text}")
-
-    def final(self, event: ev.RunFinished | ev.CheckFinished) -> None:
-        self.flush_agent(event.agent)
-        if self.as_json and isinstance(event, ev.CheckFinished):
-            self.lines.append(json.dumps({
-                "job": self.job, "agent": event.agent, "event": "check_finished", "status": event.status,
-                "summary": event.summary, "exit_code": event.exit_code, "reason": event.reason}))
-        elif self.as_json:
-            self.lines.append(json.dumps({
-                "job": self.job, "agent": event.agent, "event": "run_finished", "state": event.state,
-                "reason": event.reason, "exit_code": event.exit_code, "detail": event.detail}))
-        else:
-            self.notice(event.agent, render.run_event_summary(event) or event.state)
-
-    def flush_agent(self, agent: str) -> None:
-        """Print the agent's last line even without its newline (its output ended)."""
-        if self.as_json:
-            start, rest = self.partial.pop(agent, (0, b""))
-            if rest:
-                self._json_line(agent, start, rest)
-            return
-        self.text.flush(agent)
-
-    def flush_all(self) -> None:
-        for agent in list(self.partial) + list(self.text.partial):
-            self.flush_agent(agent)
-
-    def emit(self) -> None:
-        """Write what is pending to stdout, at once (a pipe reader sees it now)."""
-        if self.lines:
-            text = "\n".join(self.lines) + "\n"
-            self.lines.clear()
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-
-# -- following ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -134,7 +57,7 @@ class Stream:
 
 class Tail:
     def __init__(self, paths: Paths, job: str, agents: list[str], lines: int, follow: bool,
-                 out: Output, state) -> None:
+                 out, state) -> None:
         self.paths, self.job, self.lines, self.follow, self.out = paths, job, lines, follow, out
         self.ctx = zmq.Context.instance()
         self.loop = Loop()
@@ -170,7 +93,9 @@ class Tail:
                         commits=run.commits, ready_commit=run.ready_commit, detail=run.detail)
             self.follower = Follower(self.ctx, paths.endpoint("bus"), paths.endpoint("store"),
                                      self.on_event, after=state.seq,
-                                     types={"run_finished", "run_requeued", "check_started", "check_finished"})
+                                     types={"run_finished", "run_requeued", "run_interrupted",
+                                            "follow_up_requested", "check_started", "check_finished"})
+            self.interrupted_by: dict[str, str] = {}
             self.follower.attach(self.loop)
 
     # -- the collector ------------------------------------------------------------------------
@@ -204,13 +129,18 @@ class Tail:
             return  # an answer to a request already answered (it was sent twice)
         s.asked_at = 0.0
         if s.expected is None:  # the first answer: the last N lines
-            if self.lines > 0:
-                self.out.chunk(s.agent, b.start, b.data)
+            pieces = [*self.earlier_attempts(s.agent, b), (b.start, b.data)] if self.lines > 0 else []
+            # Where showing starts: a later attempt than this one gets its separator.
+            self.out.begin(s.agent, pieces[0][0] if pieces and pieces[0][1] else b.end)
+            for offset, data in pieces:
+                self.out.chunk(s.agent, offset, data)
             s.expected = b.end
         elif b.end > s.expected:  # a gap: print what was missed, from the collector's copy
-            if b.start > s.expected and b.start % ATTEMPT_SPAN:
-                self.out.notice(s.agent, f"{b.start - s.expected} bytes of output are no longer held; skipped")
             frm = max(s.expected, b.start)
+            self.out.begin(s.agent, frm)
+            lost_from = max(s.expected, attempt_base(attempt_of(b.start)))  # a new attempt loses nothing before it
+            if b.start > lost_from:
+                self.out.notice(s.agent, f"{b.start - lost_from} bytes of output are no longer held; skipped")
             self.out.chunk(s.agent, frm, b.data[frm - b.start :])
             s.expected = b.end
         elif s.final is not None:
@@ -218,6 +148,16 @@ class Tail:
         queued, s.waiting = s.waiting, []
         for chunk in sorted(queued, key=lambda c: c.offset):
             self.on_chunk(s, chunk)
+
+    def earlier_attempts(self, agent: str, b: wire.Backlog) -> list[tuple[int, bytes]]:
+        """The collector holds one attempt: when its backlog is the whole of a later
+        attempt and has fewer lines than asked for, the rest from the files."""
+        if not b.start or b.start % ATTEMPT_SPAN:
+            return []
+        short = self.lines - count_lines(b.data)
+        if short <= 0:
+            return []
+        return RunFiles(self.paths.logs, self.job, agent).last_lines(short, before=b.start)
 
     # -- live ----------------------------------------------------------------------------------
 
@@ -245,7 +185,7 @@ class Tail:
         if end <= s.expected:
             return  # already printed (from the backlog, or a resend after a restart)
         if c.offset > s.expected:
-            s.waiting.append(c)  # something between was lost: ask for it
+            s.waiting.append(c)  # something between was lost, or a new attempt began: ask
             self.ask(s, 0)
             return
         self.out.chunk(s.agent, s.expected, c.data[s.expected - c.offset :])
@@ -270,8 +210,13 @@ class Tail:
         s = self.streams[event.agent]
         if isinstance(event, ev.RunFinished):
             s.final, s.final_seen_at, s.checked = event, time.monotonic(), False
+        elif isinstance(event, ev.RunInterrupted):
+            self.interrupted_by[event.agent] = event.reason
         elif isinstance(event, ev.RunRequeued):
             s.final, s.checked, s.done = None, False, False
+            self.out.set_cause(event.agent, event.attempt, st.requeue_cause(self.interrupted_by.pop(event.agent, None)))
+        elif isinstance(event, ev.FollowUpRequested):
+            self.out.set_cause(event.agent, event.attempt, st.follow_up_cause(event.message))
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -319,121 +264,3 @@ class Tail:
         self.sub.close(0)
         self.req.close(0)
         self.loop.close()
-
-
-# -- entry points --------------------------------------------------------------------------------
-
-
-def resolve(paths: Paths, job_id: str, agents: tuple[str, ...]):
-    from cocode import client
-
-    state = client.current_state(paths)
-    job = state.jobs.get(job_id)
-    if job is None:
-        raise CocodeError(f"no job {job_id!r}; `cocode status` lists them")
-    for a in agents:
-        if RunKey.split_check(a)[0] not in job.runs:
-            raise CocodeError(f"job {job_id} has no agent {a!r} (it has {', '.join(job.agents)})")
-    # Unnamed: every run, and the checks that ran on it (their own logs, `AGENT/check:NAME`).
-    checks = [RunKey(job_id, a).check_log(n).agent for a in job.agents for n in job.runs[a].checks]
-    return state, list(agents) or list(job.agents) + checks
-
-
-def tail(paths: Paths, job_id: str, agents: tuple[str, ...], lines: int, follow: bool,
-         as_json: bool, colour: bool = False) -> int:
-    """Print to stdout; `colour` colours the text prefixes."""
-    from cocode import client
-
-    state, names = resolve(paths, job_id, agents)
-    out = Output(job_id, names, as_json, colour=colour and not as_json)
-    try:
-        if not client.is_running(paths):
-            if follow:
-                raise client.not_running(paths)
-            for a in names:  # cocode is down: what the files hold
-                data = b"".join(RunFiles(paths.logs, job_id, a).iter_all())
-                start = _line_start(data, lines)
-                out.chunk(a, start, data[start:])
-                out.flush_agent(a)
-            out.emit()
-            return 0
-        return Tail(paths, job_id, names, lines, follow, out, state).run()
-    except BrokenPipeError:
-        _quiet_stdout()
-        return 0
-
-
-def _line_start(data: bytes, lines: int) -> int:
-    if lines <= 0:
-        return len(data)
-    pos = len(data) - 1 if data.endswith(b"\n") else len(data)
-    for _ in range(lines):
-        pos = data.rfind(b"\n", 0, pos)
-        if pos < 0:
-            return 0
-    return pos + 1
-
-
-def print_logs(paths: Paths, job_id: str, agent: str, terminal: bool = False,
-               as_json: bool = False) -> int:
-    """Every retained byte of the run to stdout: raw into a pipe or file, made safe
-    when `terminal` says stdout is one, or (as_json) a JSON object per line as
-    `tail --json` prints them."""
-    files = RunFiles(paths.logs, job_id, agent)
-    if files.read_manifest() is None:
-        resolve(paths, job_id, (agent,))  # a clear error for a wrong job or agent
-        return 0  # a run that wrote nothing (yet)
-    try:
-        if as_json:
-            out = Output(job_id, [agent], True, colour=False)
-            expected = None
-            for offset, block in files.iter_at():
-                if expected is not None and offset != expected:
-                    out.flush_agent(agent)  # a jump (new attempt, pruned file): a line ends here
-                out.chunk(agent, offset, block)
-                expected = offset + len(block)
-                out.emit()  # a block at a time: a long log is never held whole
-            out.flush_agent(agent)
-            out.emit()
-        elif terminal:
-            printer = Printer(lambda line: sys.stdout.write(line + "\n"), False, [agent])
-            for block in files.iter_all():
-                printer.chunk(agent, block)
-            printer.flush(agent)
-            sys.stdout.flush()
-        else:
-            out = sys.stdout.buffer
-            for block in files.iter_all():
-                out.write(block)
-            out.flush()
-    except BrokenPipeError:
-        _quiet_stdout()
-    return 0
-
-
-def print_raw(paths: Paths, job_id: str, agent: str) -> int:
-    """A formatted run's original stdout (redacted), every attempt's, oldest first."""
-    from cocode.logs.structured import raw_files
-
-    found = raw_files(paths.logs / "raw", job_id, agent)
-    if not found:
-        resolve(paths, job_id, (agent,))  # a clear error for a wrong job or agent
-        raise CocodeError(f"{job_id}/{agent} has no raw output: only agents with a format "
-                          f"other than text keep one (`cocode logs {job_id} {agent}` shows its output)")
-    try:
-        out = sys.stdout.buffer
-        for path in found:
-            with open(path, "rb") as f:
-                while block := f.read(1 << 20):
-                    out.write(block)
-        out.flush()
-    except BrokenPipeError:
-        _quiet_stdout()
-    return 0
-
-
-def _quiet_stdout() -> None:
-    """The reader went away (`| head`): exit without a BrokenPipeError at shutdown."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)

@@ -284,7 +284,7 @@ def test_bad_bytes_are_stored_faithfully_and_shown_safely(running, repo):
     assert "invalid utf-8: \ufffd" in shown
     assert "after the long line" in shown
     jl = [json.loads(line) for line in cocode(repo, "tail", job, "--json", check=True).stdout.splitlines()]
-    assert jl[0] == {"job": job, "agent": "weird", "offset": 0, "line": "valid line"}
+    assert jl[0] == {"job": job, "agent": "weird", "offset": 0, "attempt": 1, "line": "valid line"}
     assert psutil.pid_exists(pidfile_pid(running, "logs"))
 
 

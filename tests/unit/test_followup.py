@@ -90,3 +90,12 @@ def test_a_session_whose_sandbox_home_is_gone_is_not_resumed(tmp_path):
     gone = followup.plan_for(None, spec, run, 2, job, tmp_path, "cocode/j/claude", tmp_path, session_kept=False)
     assert gone.command == spec.command and "Fix it" in gone.prompt and gone.session_id == ""
     assert run.session_id == "s1"  # the fold's view is not changed
+
+
+def test_the_fold_says_why_each_attempt_began():
+    s = folded(ev.RunDispatched(job="j", agent="mine", worker="w", attempt=1),
+               ev.RunInterrupted(job="j", agent="mine", reason="worker_lost", attempt=1),
+               ev.RunRequeued(job="j", agent="mine", attempt=2),
+               ev.RunFinished(job="j", agent="mine", state="ready", attempt=2),
+               ev.FollowUpRequested(job="j", agent="mine", message="  add tests\nand docs", attempt=3))
+    assert s.jobs["j"].runs["mine"].attempt_causes == {2: "requeued after worker_lost", 3: "follow-up: add tests"}
