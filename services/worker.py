@@ -162,22 +162,13 @@ class Worker(Service):
                 rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", MEMORY_GRACE_S)
 
     def tidy_home(self, job_id: str, agent: str) -> None:
-        """A run that ended loses its private HOME (jobs/runtmp.py), unless a follow-up
-        may resume its agent's session from there. Renamed aside here, deleted off the loop."""
+        """A run that ended loses its private HOME, unless a follow-up may resume from it."""
         job = self.state.jobs.get(job_id)
         run = job.runs.get(agent) if job else None
-        if run is None or not run.final:
-            return
-        spec = self.agents.get(agents.base_name(agent, self.agents))
-        if runtmp.keeps_home(spec.resume if spec else None, run.session_id):
-            return
-        aside = runtmp.set_aside(self.tmp, RunKey(job_id, agent))
-        if aside is None:
-            return
-        try:
-            self.executor.submit(runtmp.remove, aside)
-        except RuntimeError:  # stopping: no threads left for it
-            runtmp.remove(aside)
+        if run is not None and run.final:
+            spec = self.agents.get(agents.base_name(agent, self.agents))
+            runtmp.tidy(self.tmp, RunKey(job_id, agent), spec.resume if spec else None, run.session_id,
+                        self.executor.submit)
 
     def supersede(self, key: RunKey, attempt: int) -> None:
         """A newer attempt of a run this worker still holds exists: this worker was

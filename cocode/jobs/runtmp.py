@@ -70,6 +70,20 @@ def set_aside(tmp: Path, key: RunKey) -> Path | None:
     return aside
 
 
+def tidy(tmp: Path, key: RunKey, resume, session_id: str, run_later: Callable) -> None:
+    """At a final run's end: its HOME renamed aside now, then deleted through
+    `run_later(remove, path)` (off the caller's loop), unless keeps_home()."""
+    if keeps_home(resume, session_id):
+        return
+    aside = set_aside(tmp, key)
+    if aside is None:
+        return
+    try:
+        run_later(remove, aside)
+    except RuntimeError:  # the executor is shut down (stopping): here, then
+        remove(aside)
+
+
 def remove(path: Path) -> None:
     """Delete a file or a directory tree; what an agent made read-only included."""
     if path.is_dir() and not path.is_symlink():
