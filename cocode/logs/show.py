@@ -197,13 +197,16 @@ def print_logs(paths: Paths, job_id: str, agent: str, terminal: bool = False,
     from cocode import client
 
     files = RunFiles(paths.logs, job_id, agent)
-    if files.read_manifest() is None:
+    manifest = files.read_manifest()
+    if manifest is None:
         resolve(paths, job_id, (agent,))  # a clear error for a wrong job or agent
         return 0  # a run that wrote nothing (yet)
-    try:
-        state = client.current_state(paths)
-    except CocodeError:
-        state = None  # the files alone: separators without their causes
+    state = None
+    if attempt_of(manifest.start) > 1:  # separators to show: why each attempt began is the fold's
+        try:
+            state = client.current_state(paths)
+        except CocodeError:
+            pass  # the files alone: separators without their causes
     try:
         out = Output(job_id, [agent], as_json, colour=False, causes=causes_of(state, job_id, [agent]))
         if as_json or terminal:
