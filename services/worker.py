@@ -27,7 +27,7 @@ from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
 from cocode.jobs import agents, sandbox
 from cocode.jobs.pool import PoolKeeper, run_worktrees
-from cocode.resources import cpushare
+from cocode.resources import cpushare, reaper
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core import wire
@@ -75,6 +75,7 @@ class Worker(Service):
 
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.reaper = reaper.Reaper()  # orphans of its agents re-parent here, not to init
         self.sandboxed, self.sandbox_why = sandbox.active(self.config.sandbox)
         if not self.sandboxed and self.config.sandbox == "auto":  # never silently
             self.append(ev.WarningEvent(code="sandbox_off", message=f"agent runs are not sandboxed: {self.sandbox_why}"))
@@ -95,6 +96,7 @@ class Worker(Service):
     # -- scheduler ----------------------------------------------------------------------
 
     def beat(self) -> None:
+        self.reaper.reap()  # orphans that exited on their own
         held = [run.key for run in (*self.runs, *self.preparing)]
         msg = wire.WorkerBeat(worker=self.id, pid=os.getpid(), runs=held)
         try:
@@ -271,6 +273,7 @@ class Worker(Service):
         try:
             plan = fut.result()
         except PrepareFailed as err:
+            self.sweep(key)  # what its setup commands left running
             self.log.warning("run %s cannot start: %s", key, err)
             if err.output:  # setup's output: in the run's log like an agent's
                 ship = self.shipper.open(job, agent, attempt)
@@ -282,12 +285,14 @@ class Worker(Service):
             return
         except Exception as err:  # a bug must not leave the run in no definite state
             self.log.exception("run %s failed to prepare", key)
+            self.sweep(key)
             self.append(ev.RunFinished(job=job, agent=agent, state="failed",
                                        reason="prepare_failed", head=None, attempt=attempt))
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
         if self.cancelled_before_start(job, agent):
             plan.body_file.unlink(missing_ok=True)
+            self.sweep(key)
             return
         # Output is redacted, spooled and shipped to the logs collector (cocode/logs/shipper.py).
         ship = self.shipper.open(job, agent, plan.attempt, plan.format)
@@ -309,10 +314,15 @@ class Worker(Service):
 
         if plan.setup_output:
             ship.output("stderr", 0, plan.setup_output)
-        rp = RunProcess(plan, emit, ship.output)
+        rp = RunProcess(plan, emit, ship.output, sweep=lambda: self.sweep(key, rp.pgid))
         rp.log_ship = ship  # type: ignore[attr-defined]
         try:
-            rp.start()
+            with reaper.spawning() as keep:  # its Popen waits for it, not reap()
+                try:
+                    rp.start()
+                finally:
+                    if rp.proc is not None:
+                        keep(rp.proc.pid)
         except Exception as err:  # OSError, ValueError (a NUL byte in argv or env), anything
             self.spawn_failed(rp, ship, err)
             return
@@ -340,6 +350,8 @@ class Worker(Service):
             rp.kill_group(signal.SIGKILL)
             rp.proc.wait()
             rp.close()
+            reaper.release(rp.proc.pid)
+        self.sweep(plan.run, rp.pgid)
         why = ship.scrub(f"cannot start {plan.command[0] if plan.command else 'the agent'}: {err}")[:500]
         ship.close()
         plan.body_file.unlink(missing_ok=True)
@@ -359,7 +371,15 @@ class Worker(Service):
             del self.fd_owner[fd]
         rp.close()
         rp.log_ship.close()  # type: ignore[attr-defined]  # its spool goes once the collector has it all
+        reaper.release(rp.proc.pid)
         del self.runs[key]
+
+    def sweep(self, key: RunKey, sid: int = 0) -> None:
+        """Kill what is left of a run that ends (daemons included), before its end is recorded."""
+        spare = {rp.pgid for k, rp in self.runs.items() if k != key}
+        killed = self.reaper.sweep(key.job, key.agent, sid, spare)
+        if killed:
+            self.log.info("run %s: killed %d processes it left running", key, killed)
 
     def teardown(self) -> None:
         """Stopping: agents are stopped and recorded, none is left running."""
@@ -387,6 +407,9 @@ class Worker(Service):
                                               worker=self.id, reason="interrupted", attempt=rp.plan.attempt))
                 rp.plan.body_file.unlink(missing_ok=True)
             self.forget(key, rp)
+        killed = self.reaper.sweep_all()  # nothing any run started outlives the worker
+        if killed:
+            self.log.info("stopping: killed %d processes runs left running", killed)
         self.shipper.close()  # a last moment for acks; what is unacked stays spooled
 
 
