@@ -7,8 +7,8 @@ producer id it writes into its own messages. Two rules (issue 11, defect 4):
 
 - An agent writes nothing: a sender descended from the worker (an agent, or
   anything an agent started) is refused whole. The sandbox hides the socket from
-  agents; this holds where runs go unsandboxed too, as long as the agent's
-  process stays in the worker's tree (a daemon re-parented to init escapes it).
+  agents; this holds where runs go unsandboxed too: the worker is subreaper
+  (resources/reaper.py), so even a daemon's orphan stays in its tree.
 - A live run's reports (started, progress, ready, finished, interrupted) come
   from the worker process it was dispatched to (`worker_pid`, bound at dispatch
   from the worker's beats) while that process lives: a forged `run_finished` from
