@@ -81,8 +81,9 @@ class Worker(Service):
             self.append(ev.WarningEvent(code="sandbox_off", message=f"agent runs are not sandboxed: {self.sandbox_why}"))
         self.shipper = Shipper(self.ctx, self.paths, self.config)
         self.shipper.attach(self.loop)
+        # No chosen routing id: the scheduler's ROUTER gives each connection its own, which
+        # no other process can claim (its beats say which worker it is, checked by pid).
         self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
-        self.sched.setsockopt(zmq.IDENTITY, self.id.encode())
         self.loop.add(self.sched, self.on_scheduler)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES | {"limit_hit"})
         self.tick_gen = 0
