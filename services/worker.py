@@ -41,7 +41,7 @@ from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
 from cocode.core.service import Service
-from cocode.jobs.prepare import PrepareFailed, Preparing, prepare_run
+from cocode.jobs.prepare import PrepareFailed, Preparing, fetch_job, prepare_run
 
 if TYPE_CHECKING:
     from cocode.jobs.runner import RunPlan, RunProcess
@@ -201,7 +201,7 @@ class Worker(Service):
 
     def prepare(self, msg: wire.Dispatch, room: int = 0) -> RunPlan:
         t0 = time.perf_counter()
-        job = self.fetch_job(msg.job_seq)
+        job = fetch_job(self.ctx, self.paths.endpoint("store"), msg.job_seq)
         setting = Preparing(self.paths, self.config, self.agents, self.pool, self.worktree_lock, self.tmp,
                             self.sandboxed, self.sandbox_why, self.id)
         return prepare_run(setting, msg, job, lambda: self.run_view(msg), room, t0)
@@ -217,23 +217,6 @@ class Worker(Service):
             if run is not None and run.attempt >= msg.attempt or time.monotonic() > deadline:
                 return run
             time.sleep(0.02)
-
-    def fetch_job(self, seq: int) -> ev.JobSubmitted:
-        """The job's submission event, read from the store (runs in a prepare thread)."""
-        sock = dealer(self.ctx, self.paths.endpoint("store"))
-        try:
-            for _ in range(10):
-                sock.send(wire.encoder.encode(wire.Sync(after=seq - 1, limit=1)))
-                if sock.poll(2000):
-                    page = wire.reply_decoder.decode(sock.recv())
-                    if isinstance(page, wire.Page) and page.events:
-                        event = ev.decode(page.events[0])
-                        if isinstance(event, ev.JobSubmitted):
-                            return event
-                    raise PrepareFailed("bad_job", f"event {seq} is not a job submission")
-        finally:
-            sock.close(0)
-        raise PrepareFailed("store_unavailable", "the store did not answer for 20 s")
 
     # -- running ----------------------------------------------------------------------------
 
