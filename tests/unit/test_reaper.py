@@ -9,6 +9,7 @@ reports what it saw as JSON.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,7 +51,7 @@ PRELUDE = textwrap.dedent(f"""
         while not cond():
             if time.monotonic() > end:
                 raise SystemExit(what)
-            time.sleep(0.02)
+            time.sleep(0.02)  # pacing: a poll of wait_for, bounded by its timeout
 
     def zombies():
         return [pid for pid in reaper.children(os.getpid()) if (p := reaper.read(pid)) and p.state == "Z"]
@@ -119,3 +120,45 @@ def test_reaping_orphans_never_takes_a_popens_exit_status(tmp_path):
     """)
     assert seen["codes"] == [3, 7] * 30
     assert seen["reaped"] >= 5 and seen["zombies"] == []
+
+
+def _writable_cgroup2() -> "Path | None":
+    """A cgroup v2 directory this test may make a child cgroup in, or None."""
+    from pathlib import Path
+
+    for where in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if (where / "cgroup.procs").exists() and (where / "cgroup.controllers").exists():
+            probe = where / f"cocode-probe-{os.getpid()}"
+            try:
+                probe.mkdir()
+            except OSError:
+                continue
+            if (probe / "cgroup.kill").exists():
+                return probe
+            probe.rmdir()
+    return None
+
+
+def test_a_runs_cgroup_is_killed_whole_daemons_included(tmp_path):
+    from cocode.resources import cpushare
+    from support import wait_until
+
+    group = _writable_cgroup2()
+    if group is None:
+        pytest.skip("no writable cgroup v2 with cgroup.kill here")
+    try:
+        # Joins the cgroup before it forks: its daemon (own session) is in it too.
+        leader = subprocess.Popen(
+            ["sh", "-c", f"echo $$ > {group}/cgroup.procs && setsid -f sleep 1000 && exec sleep 1000"],
+            start_new_session=True)
+        members = lambda: (group / "cgroup.procs").read_text().split()  # noqa: E731
+        wait_until(lambda: len(members()) == 2, 10, what="the leader and its daemon in the cgroup")
+        assert cpushare.kill_cgroup(group)
+        wait_until(lambda: not members(), 10, what="the cgroup to be empty")
+        assert leader.wait(10) == -9
+    finally:
+        for pid in (group / "cgroup.procs").read_text().split():
+            os.kill(int(pid), 9)
+        wait_until(lambda: not (group / "cgroup.procs").read_text().split(), 10, what="an empty cgroup")
+        group.rmdir()
+    assert not cpushare.kill_cgroup(group), "no such cgroup any more"
