@@ -194,6 +194,7 @@ class Worker(Service):
                     continue
                 if run.pgid:
                     kill_stale_group(run.pgid, run.worktree)
+                reaper.kill_marked(job.job, run.agent, str(key.worktree(self.paths)))  # daemons, now init's
                 self.log.info("run %s was left by a previous worker: interrupted", key)
                 self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=self.id, attempt=run.attempt))
 

@@ -39,6 +39,7 @@ PR_SET_CHILD_SUBREAPER = 36
 SWEEP_S = 1.0  # a run's sweep kills until nothing of it is left, or this long (a fork bomb)
 _JOB = envnames.JOB_ID.encode() + b"="
 _AGENT = envnames.AGENT_NAME.encode() + b"="
+_REPO = envnames.REPO_PATH.encode() + b"="
 
 
 class Proc(NamedTuple):
@@ -103,20 +104,40 @@ def descendants(root: int) -> dict[int, Proc]:
     return found
 
 
-def run_mark(pid: int) -> tuple[str, str] | None:
-    """The (job, agent) in the process's environment, or None (none, or unreadable)."""
+def run_mark(pid: int, with_repo: bool = False) -> tuple[str, ...] | None:
+    """The (job, agent) in the process's environment, or None (none, or unreadable);
+    `with_repo`: (job, agent, its COCODE_REPO_PATH)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read()
     except OSError:
         return None
     job = agent = None
+    repo = ""
     for item in env.split(b"\0"):
         if item.startswith(_JOB):
             job = item[len(_JOB):].decode(errors="replace")
         elif item.startswith(_AGENT):
             agent = item[len(_AGENT):].decode(errors="replace")
-    return (job, agent) if job is not None and agent is not None else None
+        elif with_repo and item.startswith(_REPO):
+            repo = item[len(_REPO):].decode(errors="replace")
+    if job is None or agent is None:
+        return None
+    return (job, agent, repo) if with_repo else (job, agent)
+
+
+def kill_marked(job: str, agent: str, worktree: str) -> int:
+    """A dead worker's run: SIGKILL whatever on the host still carries its marks
+    (its orphans went to init, out of any worker's tree); how many. Its worktree
+    path is part of the mark: another cocode's job may have the same id."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    killed = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit() and run_mark(int(name), with_repo=True) == (job, agent, worktree):
+            p = read(int(name))
+            killed += bool(p is not None and p.state != "Z" and kill(p))
+    return killed
 
 
 def kill(p: Proc, sig: int = signal.SIGKILL) -> bool:

@@ -18,7 +18,7 @@ import pytest
 from cocode import client
 from cocode.jobs import sandbox
 from cocode.paths import Paths
-from support import AGENTS_DIR, cocode, down, heavy, make_repo, up, wait_until
+from support import AGENTS_DIR, cocode, down, heavy, live, make_repo, up, wait_until
 
 VARIANTS = {"doublefork", "nohup", "setsid_f", "ignore_term", "own_group", "setup"}
 # A setup: command's daemon: out of its group and session, and never in the sandbox. The
@@ -36,6 +36,12 @@ def daemons(job: str) -> dict[str, psutil.Process]:
                 and p.info["status"] != psutil.STATUS_ZOMBIE):
             out[cmd[0].split("-")[2]] = p
     return out
+
+
+def events(repo: Path, kind: str) -> list[dict]:
+    proc = cocode(repo, "events", "--json", "--type", kind, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
 def run_of(repo: Path, job: str):
@@ -76,5 +82,37 @@ def test_no_daemon_outlives_its_run_nor_cocode_down(tmp_path, mode):
         assert left == {}, f"{sorted(left)} of {len(VARIANTS)} outlived `cocode down` (sandbox: {mode})"
     finally:
         for p in [*left.values(), *daemons(ended).values(), *daemons(held).values()]:
+            p.kill()
+        down(repo)
+
+
+@heavy
+def test_a_killed_workers_run_leaves_no_daemon_once_recovered(tmp_path):
+    """kill -9 of the worker: its runs' orphans go to init, out of any worker's tree;
+    the restarted worker kills them (by the run's marks) before it records the run
+    interrupted."""
+    import os
+    import signal
+
+    from support import service_pid
+
+    repo = make_repo(tmp_path / "repo")
+    config = {"agents": {"daemons": {"command": ["{python}", str(AGENTS_DIR / "daemons.py")]}},
+              "setup": [SETUP], "sandbox": "off"}
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps(config))
+    up(repo)
+    job = ""
+    try:
+        job = submit(repo)
+        first = wait_until(lambda: set(d := daemons(job)) == VARIANTS and d, 30, what="the daemons to start")
+        os.kill(service_pid(repo, "worker"), signal.SIGKILL)
+        wait_until(lambda: [e for e in events(repo, "run_interrupted") if e["job"] == job], 30,
+                   what="the run to be recorded interrupted")
+        # By pid: the requeued attempt's daemons carry the same names.
+        left = sorted(v for v, p in first.items() if live(p))
+        assert left == [], f"{left} of {len(VARIANTS)} outlived their killed worker"
+    finally:
+        for p in daemons(job).values() if job else ():
             p.kill()
         down(repo)
