@@ -213,52 +213,43 @@ class Reaper:
         """SIGKILL every descendant that belongs to run (job, agent) (see the module
         doc; `sid` its session, `spare` other live runs' sessions), until none is
         left; then reap. How many were killed."""
-        if not sys.platform.startswith("linux"):
-            return 0
         ours = (job, agent)
-        killed: set[int] = set()
-        deadline = time.monotonic() + SWEEP_S
-        while True:
-            procs = descendants(self.me)
-            marks: dict[int, tuple[str, str] | None] = {}
 
-            def mark(pid: int):
-                if pid not in marks:
-                    marks[pid] = run_mark(pid)
-                return marks[pid]
+        def pick(procs: dict[int, Proc]) -> list[Proc]:
+            marks: dict[int, tuple[str, ...] | None] = {}
 
             def belongs(p: Proc, depth: int = 0) -> bool:
-                m = mark(p.pid)
-                if m is not None:
-                    return m == ours
+                if p.pid not in marks:
+                    marks[p.pid] = run_mark(p.pid)
+                if marks[p.pid] is not None:
+                    return marks[p.pid] == ours
                 if sid and sid not in spare and sid != self.my_sid and sid in (p.sid, p.pgrp):
                     return True
                 parent = procs.get(p.ppid)
                 return parent is not None and depth < 64 and belongs(parent, depth + 1)
 
-            victims = [p for p in procs.values() if p.state != "Z" and belongs(p)]
+            return [p for p in procs.values() if belongs(p)]
+
+        return self._kill_until_gone(pick)
+
+    def sweep_all(self) -> int:
+        """The worker is stopping: every descendant outside its own session dies."""
+        return self._kill_until_gone(lambda procs: [p for p in procs.values() if p.sid != self.my_sid])
+
+    def _kill_until_gone(self, pick: Callable[[dict[int, Proc]], list[Proc]]) -> int:
+        """SIGKILL what `pick` chooses among the live descendants, again until it
+        chooses none (a process may fork while its siblings die), then reap."""
+        if not sys.platform.startswith("linux"):
+            return 0
+        killed: set[int] = set()
+        deadline = time.monotonic() + SWEEP_S
+        while True:
+            victims = pick({pid: p for pid, p in descendants(self.me).items() if p.state != "Z"})
             for p in victims:
                 if kill(p):
                     killed.add(p.pid)
             if not victims or time.monotonic() > deadline:
                 break
             time.sleep(0.002)  # SIGKILL is delivered, not waited for: look again
-        self.reap()
-        return len(killed)
-
-    def sweep_all(self) -> int:
-        """The worker is stopping: every descendant outside its own session dies."""
-        if not sys.platform.startswith("linux"):
-            return 0
-        killed: set[int] = set()
-        deadline = time.monotonic() + SWEEP_S
-        while True:
-            victims = [p for p in descendants(self.me).values() if p.state != "Z" and p.sid != self.my_sid]
-            for p in victims:
-                if kill(p):
-                    killed.add(p.pid)
-            if not victims or time.monotonic() > deadline:
-                break
-            time.sleep(0.002)
         self.reap()
         return len(killed)
