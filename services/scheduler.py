@@ -6,7 +6,8 @@ start; beside it, it keeps which workers are alive and, per run, the decisions
 on their way to the log (cocode.jobs.inflight). Submissions and
 cancellations arrive as events (durable the moment the store acks them, even
 while the scheduler is down). Workers connect to its ROUTER socket and beat
-every second (the Paranoid Pirate pattern); a run goes only to a worker heard
+every second (the Paranoid Pirate pattern), a beat counted only from the process
+whose pid it claims (cocode/core/gate.py); a run goes only to a worker heard
 from within LIVENESS seconds. A dispatch is recorded (run_dispatched, acked)
 before the worker is told, so a scheduler crash can neither lose a run nor
 start it twice.
@@ -20,6 +21,7 @@ from typing import NamedTuple
 import msgspec
 import zmq
 
+from cocode.core import gate
 from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
 from cocode.jobs import dispatch
@@ -60,11 +62,13 @@ class Scheduler(Service):
         self.inflight = InflightTable()
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its id
+        # No ROUTER_HANDOVER: a worker's routing id is the one its connection was given,
+        # learnt from its last beat that passed the gate (a restarted worker's is new).
         self.dirty = False
         self.born = time.monotonic()
         self.appender.on_ack = self.on_ack
         self.bad_frame = Throttled(self.log, "dropped an undecodable worker message")
+        self.forged_beat = Throttled(self.log, "dropped a worker beat not from its worker: %s")
 
     def setup(self) -> None:
         bind(self.router, self.paths.endpoint("scheduler"))
@@ -108,16 +112,21 @@ class Scheduler(Service):
     # -- workers ---------------------------------------------------------------------
 
     def on_worker(self) -> None:
-        for frames in drain(self.router, multipart=True):
+        for frames in drain(self.router, multipart=True, copy=False):
             if len(frames) != 2:
                 continue
-            ident, raw = frames
+            ident, raw = frames[0].bytes, frames[1]
             try:
-                msg = wire.scheduler_decoder.decode(raw)
+                msg = wire.scheduler_decoder.decode(raw.buffer)
             except msgspec.MsgspecError:
                 self.bad_frame()
                 continue
             if isinstance(msg, wire.WorkerBeat):
+                # The kernel's word on the sender (SO_PEERCRED), as the store's gate takes it.
+                refusal = gate.beat_refusal(msg.pid, gate.peer_pid(raw), gate.worker_pids(self.state))
+                if refusal is not None:
+                    self.forged_beat(refusal)
+                    continue
                 fresh = msg.worker not in self.live_workers()
                 self.workers[msg.worker] = WorkerSeen(ident, time.monotonic(), set(msg.runs), msg.pid)
                 self.said_alive.discard(msg.worker)

@@ -27,7 +27,7 @@ from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
 from cocode.jobs import agents, runtmp, sandbox
 from cocode.jobs.pool import PoolKeeper, run_worktrees
-from cocode.resources import cpushare
+from cocode.resources import cpushare, reaper
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core import wire
@@ -41,7 +41,7 @@ from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
 from cocode.core.service import Service
-from cocode.jobs.prepare import PrepareFailed, Preparing, prepare_run
+from cocode.jobs.prepare import PrepareFailed, Preparing, fetch_job, prepare_run
 
 if TYPE_CHECKING:
     from cocode.jobs.runner import RunPlan, RunProcess
@@ -75,13 +75,15 @@ class Worker(Service):
 
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.reaper = reaper.Reaper()  # orphans of its agents re-parent here, not to init
         self.sandboxed, self.sandbox_why = sandbox.active(self.config.sandbox)
         if not self.sandboxed and self.config.sandbox == "auto":  # never silently
             self.append(ev.WarningEvent(code="sandbox_off", message=f"agent runs are not sandboxed: {self.sandbox_why}"))
         self.shipper = Shipper(self.ctx, self.paths, self.config)
         self.shipper.attach(self.loop)
+        # No chosen routing id: the scheduler's ROUTER gives each connection its own, which
+        # no other process can claim (its beats say which worker it is, checked by pid).
         self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
-        self.sched.setsockopt(zmq.IDENTITY, self.id.encode())
         self.loop.add(self.sched, self.on_scheduler)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES | {"limit_hit"})
         self.tick_gen = 0
@@ -95,6 +97,7 @@ class Worker(Service):
     # -- scheduler ----------------------------------------------------------------------
 
     def beat(self) -> None:
+        self.reaper.reap()  # orphans that exited on their own
         held = [run.key for run in (*self.runs, *self.preparing)]
         msg = wire.WorkerBeat(worker=self.id, pid=os.getpid(), runs=held)
         try:
@@ -202,6 +205,7 @@ class Worker(Service):
                     continue
                 if run.pgid:
                     kill_stale_group(run.pgid, run.worktree)
+                reaper.kill_marked(job.job, run.agent, str(key.worktree(self.paths)))  # daemons, now init's
                 self.log.info("run %s was left by a previous worker: interrupted", key)
                 self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=self.id, attempt=run.attempt))
 
@@ -209,7 +213,7 @@ class Worker(Service):
 
     def prepare(self, msg: wire.Dispatch, room: int = 0) -> RunPlan:
         t0 = time.perf_counter()
-        job = self.fetch_job(msg.job_seq)
+        job = fetch_job(self.ctx, self.paths.endpoint("store"), msg.job_seq)
         setting = Preparing(self.paths, self.config, self.agents, self.pool, self.worktree_lock, self.tmp,
                             self.sandboxed, self.sandbox_why, self.id)
         return prepare_run(setting, msg, job, lambda: self.run_view(msg), room, t0)
@@ -225,23 +229,6 @@ class Worker(Service):
             if run is not None and run.attempt >= msg.attempt or time.monotonic() > deadline:
                 return run
             time.sleep(0.02)
-
-    def fetch_job(self, seq: int) -> ev.JobSubmitted:
-        """The job's submission event, read from the store (runs in a prepare thread)."""
-        sock = dealer(self.ctx, self.paths.endpoint("store"))
-        try:
-            for _ in range(10):
-                sock.send(wire.encoder.encode(wire.Sync(after=seq - 1, limit=1)))
-                if sock.poll(2000):
-                    page = wire.reply_decoder.decode(sock.recv())
-                    if isinstance(page, wire.Page) and page.events:
-                        event = ev.decode(page.events[0])
-                        if isinstance(event, ev.JobSubmitted):
-                            return event
-                    raise PrepareFailed("bad_job", f"event {seq} is not a job submission")
-        finally:
-            sock.close(0)
-        raise PrepareFailed("store_unavailable", "the store did not answer for 20 s")
 
     # -- running ----------------------------------------------------------------------------
 
@@ -282,6 +269,7 @@ class Worker(Service):
         try:
             plan = fut.result()
         except PrepareFailed as err:
+            self.sweep(key)  # what its setup commands left running
             self.log.warning("run %s cannot start: %s", key, err)
             if err.output:  # setup's output: in the run's log like an agent's
                 ship = self.shipper.open(job, agent, attempt)
@@ -293,12 +281,14 @@ class Worker(Service):
             return
         except Exception as err:  # a bug must not leave the run in no definite state
             self.log.exception("run %s failed to prepare", key)
+            self.sweep(key)
             self.append(ev.RunFinished(job=job, agent=agent, state="failed",
                                        reason="prepare_failed", head=None, attempt=attempt))
             self.append(ev.WarningEvent(job=job, agent=agent, code="prepare_failed", message=str(err)))
             return
         if self.cancelled_before_start(job, agent):
             plan.body_file.unlink(missing_ok=True)
+            self.sweep(key)
             return
         # Output is redacted, spooled and shipped to the logs collector (cocode/logs/shipper.py).
         ship = self.shipper.open(job, agent, plan.attempt, plan.format)
@@ -320,10 +310,15 @@ class Worker(Service):
 
         if plan.setup_output:
             ship.output("stderr", 0, plan.setup_output)
-        rp = RunProcess(plan, emit, ship.output)
+        rp = RunProcess(plan, emit, ship.output, sweep=lambda: self.sweep(key, rp.pgid))
         rp.log_ship = ship  # type: ignore[attr-defined]
         try:
-            rp.start()
+            with reaper.spawning() as keep:  # its Popen waits for it, not reap()
+                try:
+                    rp.start()
+                finally:
+                    if rp.proc is not None:
+                        keep(rp.proc.pid)
         except Exception as err:  # OSError, ValueError (a NUL byte in argv or env), anything
             self.spawn_failed(rp, ship, err)
             return
@@ -351,6 +346,8 @@ class Worker(Service):
             rp.kill_group(signal.SIGKILL)
             rp.proc.wait()
             rp.close()
+            reaper.release(rp.proc.pid)
+        self.sweep(plan.run, rp.pgid)
         why = ship.scrub(f"cannot start {plan.command[0] if plan.command else 'the agent'}: {err}")[:500]
         ship.close()
         plan.body_file.unlink(missing_ok=True)
@@ -370,7 +367,16 @@ class Worker(Service):
             del self.fd_owner[fd]
         rp.close()
         rp.log_ship.close()  # type: ignore[attr-defined]  # its spool goes once the collector has it all
+        reaper.release(rp.proc.pid)
         del self.runs[key]
+
+    def sweep(self, key: RunKey, sid: int = 0) -> None:
+        """Kill what is left of a run that ends (daemons included), before its end is recorded."""
+        spare = {rp.pgid for k, rp in self.runs.items() if k != key}
+        cpushare.kill(key.key)  # its cgroup, if it has one: all of it at once
+        killed = self.reaper.sweep(key.job, key.agent, sid, spare)
+        if killed:
+            self.log.info("run %s: killed %d processes it left running", key, killed)
 
     def teardown(self) -> None:
         """Stopping: agents are stopped and recorded, none is left running."""
@@ -398,6 +404,9 @@ class Worker(Service):
                                               worker=self.id, reason="interrupted", attempt=rp.plan.attempt))
                 rp.plan.body_file.unlink(missing_ok=True)
             self.forget(key, rp)
+        killed = self.reaper.sweep_all()  # nothing any run started outlives the worker
+        if killed:
+            self.log.info("stopping: killed %d processes runs left running", killed)
         self.shipper.close()  # a last moment for acks; what is unacked stays spooled
 
 

@@ -7,13 +7,17 @@ producer id it writes into its own messages. Two rules (issue 11, defect 4):
 
 - An agent writes nothing: a sender descended from the worker (an agent, or
   anything an agent started) is refused whole. The sandbox hides the socket from
-  agents; this holds where runs go unsandboxed too, as long as the agent's
-  process stays in the worker's tree (a daemon re-parented to init escapes it).
+  agents; this holds where runs go unsandboxed too: the worker is subreaper
+  (resources/reaper.py), so even a daemon's orphan stays in its tree.
 - A live run's reports (started, progress, ready, finished, interrupted) come
   from the worker process it was dispatched to (`worker_pid`, bound at dispatch
   from the worker's beats) while that process lives: a forged `run_finished` from
   anyone else is refused. Once that process is gone, others may settle the run
   (the scheduler's `worker_lost`, a restarted worker's recovery).
+
+The scheduler checks worker beats the same way (`beat_refusal`): a WorkerBeat is
+taken only from the process whose pid it claims, and never from an agent, so an
+unsandboxed agent cannot keep a dead worker's runs alive nor claim runs.
 
 The rules are pure functions of the folded state and pids; reading /proc is kept
 to `ancestors` so the rules are tested without processes.
@@ -75,6 +79,15 @@ def agent_refusal(pid: int, workers: set[int], parents: Callable[[int], Iterable
         if parent in workers:
             return f"pid {pid} is a process of an agent run (under worker pid {parent}): agents do not write the log"
     return None
+
+
+def beat_refusal(claimed: int, peer: int, workers: set[int],
+                 parents: Callable[[int], Iterable[int]] = ancestors) -> str | None:
+    """Why the scheduler drops a worker beat claiming pid `claimed` from process `peer`
+    (0: the transport does not say; such a beat is taken, as appends are)."""
+    if peer and claimed != peer:
+        return f"a beat claiming pid {claimed} came from pid {peer}"
+    return agent_refusal(peer, workers, parents)
 
 
 def event_refusal(state: State, event: ev.Event, pid: int, alive: Callable[[int], bool]) -> str | None:

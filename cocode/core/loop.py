@@ -147,11 +147,12 @@ class Loop:
             self._wake_r = self._wake_w = None
 
 
-def drain(sock: zmq.Socket, multipart: bool = False) -> Iterator:
-    """Every message waiting on `sock` now, without blocking: the one way handlers read."""
+def drain(sock: zmq.Socket, multipart: bool = False, copy: bool = True) -> Iterator:
+    """Every message waiting on `sock` now, without blocking: the one way handlers read
+    (`copy=False`: zmq.Frames, whose properties say who sent them)."""
     recv = sock.recv_multipart if multipart else sock.recv
     while True:
         try:
-            yield recv(zmq.NOBLOCK)
+            yield recv(zmq.NOBLOCK, copy=copy)
         except zmq.Again:
             return

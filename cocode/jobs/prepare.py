@@ -4,8 +4,9 @@ issue file, its allowlisted environment, its command (a follow-up's resume, the
 sandbox around it) and its setup commands. What comes out is the RunPlan the
 runner executes; what goes wrong is a PrepareFailed with the run's reason.
 
-The worker owns the sockets and the fold; this module only reads what it is given
-(`Preparing`) and touches the filesystem and git.
+The worker owns the sockets and the fold; this module reads what it is given
+(`Preparing`) and the job's submission from the store (`fetch_job`), and touches
+the filesystem and git.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cocode import gitops
 from cocode.config import AgentSpec, Config
 from cocode.core import events as ev
 from cocode.core import wire
+from cocode.core.sockets import dealer
 from cocode.errors import CocodeError
 from cocode.jobs import agents, followup, sandbox, setup
 from cocode.jobs.pool import PoolKeeper
@@ -124,6 +126,24 @@ def prepare_run(w: Preparing, msg: wire.Dispatch, job: ev.JobSubmitted, view, ro
         max_cost_usd=job.max_cost_usd or spec.max_cost_usd or w.config.max_cost_usd or 0.0,
         watch_from=turn.watch_from,
     )
+
+
+def fetch_job(ctx, store_endpoint: str, seq: int) -> ev.JobSubmitted:
+    """The job's submission event, read from the store (runs in a prepare thread)."""
+    sock = dealer(ctx, store_endpoint)
+    try:
+        for _ in range(10):
+            sock.send(wire.encoder.encode(wire.Sync(after=seq - 1, limit=1)))
+            if sock.poll(2000):
+                page = wire.reply_decoder.decode(sock.recv())
+                if isinstance(page, wire.Page) and page.events:
+                    event = ev.decode(page.events[0])
+                    if isinstance(event, ev.JobSubmitted):
+                        return event
+                raise PrepareFailed("bad_job", f"event {seq} is not a job submission")
+    finally:
+        sock.close(0)
+    raise PrepareFailed("store_unavailable", "the store did not answer for 20 s")
 
 
 def make_workspace(job: ev.JobSubmitted, root: Path, worktree: Path, branch: str) -> None:

@@ -6,7 +6,8 @@ The worker owns a RunProcess per running agent and drives it from its loop:
 run reports through two callbacks: `emit(event)` for the log and
 `output(stream, offset, data)` for every chunk of ≤ 4 KB the agent writes.
 A run always ends in exactly one run_finished event, and its process group is
-dead by then: no orphan works on in a worktree.
+dead by then, with whatever left the group (`sweep`, the worker's reaper): no
+orphan works on in a worktree, nor anywhere else.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class RunProcess:
     retry_at: float = 0.0  # reading the branch failed: not again before this
     git_error: str = ""
     streams: dict[int, str] = field(default_factory=dict)
+    # Kills what of the run left its group (the worker's reaper): with every SIGKILL.
+    sweep: Callable[[], object] | None = None
 
     # -- start ---------------------------------------------------------------------------
 
@@ -240,6 +243,8 @@ class RunProcess:
             os.killpg(self.pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        if sig == signal.SIGKILL and self.sweep is not None:
+            self.sweep()  # daemons: their own session, re-parented to the worker
 
     def stopped_by_other(self, state: str, reason: str, grace: float) -> None:
         """Someone else stops this run (the monitor, over its memory limit): record

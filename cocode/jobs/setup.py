@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from cocode.resources import reaper
+
 OUTPUT_MAX = 256 * 1024  # of each command's output, the last this many bytes are kept
 
 
@@ -71,8 +73,10 @@ def run_commands(commands: list[str], workspace: Path, env: dict[str, str], time
         out += f"[setup] $ {cmd}\n".encode()
         left = timeout_s - (time.monotonic() - t0)
         argv = ["sh", "-c", cmd]
-        proc = subprocess.Popen(wrap(argv) if wrap else argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        with reaper.spawning() as keep:  # its own session: not an orphan for the worker to reap
+            proc = subprocess.Popen(wrap(argv) if wrap else argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            keep(proc.pid)
         try:
             data, _ = proc.communicate(timeout=max(left, 0.1))
         except subprocess.TimeoutExpired:
@@ -85,6 +89,7 @@ def run_commands(commands: list[str], workspace: Path, env: dict[str, str], time
                 os.killpg(proc.pid, signal.SIGKILL)  # whatever it left running in its group
             except (ProcessLookupError, PermissionError):
                 pass
+            reaper.release(proc.pid)
         out += data[-OUTPUT_MAX:]
         if proc.returncode != 0:
             last = (data.decode("utf-8", errors="replace").strip().splitlines() or ["(no output)"])[-1]

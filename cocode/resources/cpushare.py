@@ -8,8 +8,13 @@ process group gets nice AGENT_NICE; where the kernel groups by session
 (autogroup) the agent's session gets that nice too, and since each agent is its
 own session, CPU is again shared per run rather than per process.
 
-The worker calls apply() right after spawning an agent; `cocode doctor` prints
-describe(). Nothing here ever fails a run: a share that cannot be set is logged.
+The worker calls apply() right after spawning an agent, and kill() when the run
+ends: a run's own cgroup is the strongest way to end all of it at once
+(`cgroup.kill`, Linux 5.14+: forks racing the kill included), before the worker's
+subreaper sweep (resources/reaper.py) finds what left or never joined it (a
+`setup:` command's daemon, or what forked in the moment before apply()).
+`cocode doctor` prints describe(). Nothing here ever fails a run: a share that
+cannot be set is logged.
 """
 
 from __future__ import annotations
@@ -122,6 +127,20 @@ def apply(pgid: int, key: str) -> str:
         except OSError:
             pass
     return "nice"
+
+
+def kill(key: str) -> bool:
+    """SIGKILL everything in the run's cgroup at once; False where it has none."""
+    kind, parent, _ = mode()
+    return kind == "cgroup" and kill_cgroup(parent / _cgroup_name(key))
+
+
+def kill_cgroup(group: Path) -> bool:
+    try:
+        (group / "cgroup.kill").write_text("1")
+        return True
+    except OSError:  # no such cgroup, or a kernel before 5.14
+        return False
 
 
 def _group_members(pgid: int) -> list[int]:

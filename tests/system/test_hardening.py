@@ -242,8 +242,8 @@ ATTACKS = ("write_log", "reach_store", "read_other_worktree", "read_logs", "forg
 
 @pytest.mark.parametrize("mode", ["bwrap", "off"])
 def test_hostile_agent_in_and_out_of_the_sandbox(tmp_path, mode):
-    """With `sandbox: bwrap` every attack is blocked and its daemon dies with it;
-    with `sandbox: off` the report documents what an agent can do (most of it)."""
+    """With `sandbox: bwrap` every attack is blocked; with `sandbox: off` the report
+    documents what an agent can do (most of it). Its daemon dies with it in both."""
     import psutil
 
     from cocode.jobs import sandbox
@@ -268,12 +268,13 @@ def test_hostile_agent_in_and_out_of_the_sandbox(tmp_path, mode):
                      subprocess.run(["git", "show", f"{run.ready_commit}:report.txt"], cwd=repo,
                                     capture_output=True, text=True, check=True).stdout.splitlines())
         assert set(found) == set(ATTACKS)
-        daemon = [p for p in psutil.process_iter(["cmdline"])
-                  if (p.info["cmdline"] or [])[:2] == ["sleep", f"1000.{int(job, 16)}"]]
+        daemon = [p for p in psutil.process_iter(["cmdline", "status"])
+                  if (p.info["cmdline"] or [])[:2] == ["sleep", f"1000.{int(job, 16)}"]
+                  and p.info["status"] != psutil.STATUS_ZOMBIE]
         (tmp_path / "gate").touch()
+        assert daemon == [], f"a daemon outlived its run (sandbox: {mode})"
         if mode == "bwrap":
             assert found == dict.fromkeys(ATTACKS, "blocked"), found
-            assert daemon == [], "a daemon outlived its sandboxed run"
         else:  # what remains possible without the sandbox (documented, not wished for)
             assert {a for a, v in found.items() if v == "possible"} >= {
                 "write_log", "reach_store", "read_other_worktree", "read_logs", "forge_ref",

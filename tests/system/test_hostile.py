@@ -10,7 +10,7 @@ searched for the victims' secret, and a daemon (fork, setsid, fork, chdir /).
 
 With the sandbox every attack fails and the victims end ready with their own
 commits; with `sandbox: off` the test asserts what remains possible, so that a
-change in either direction is seen.
+change in either direction is seen (the daemon dies with its run in both).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
 }
 # Without the sandbox, what an agent can still do. Forged appends are refused by the
-# store's gate (cocode/core/gate.py): an agent is a descendant of the worker.
-POSSIBLE_WITHOUT_SANDBOX = {"bus_in", "update_ref", "write_db", "read_others", "daemonise"}
+# store's gate (cocode/core/gate.py): an agent is a descendant of the worker. A daemon
+# dies with its run either way (the worker is subreaper: resources/reaper.py).
+POSSIBLE_WITHOUT_SANDBOX = {"bus_in", "update_ref", "write_db", "read_others"}
 
 
 def write_config(repo: Path, mode: str) -> None:
@@ -171,6 +172,7 @@ def test_every_attack_fails_in_the_sandbox(tmp_path):
 def test_without_the_sandbox_what_remains_possible(tmp_path):
     succeeded, details = attack_everything(tmp_path, "off")
     assert {a for a, ok in succeeded.items() if ok} == POSSIBLE_WITHOUT_SANDBOX, (succeeded, details)
+    assert details["daemons_left"] == 0 and details["reports"]["daemonise"].get("daemon"), details
     # The store did not wedge on the row written behind its back: the victims ended. The
     # sibling's branch, moved to an orphan, is no run's work: it fails with the reason;
     # the other, moved on top of its tip, passes for its own (what the sandbox prevents).

@@ -14,6 +14,7 @@ from cocode import client
 from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
+from cocode.paths import Paths
 from support import AGENTS_DIR, cocode, down, make_repo, up, wait_until
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@cocode.invalid", "GIT_COMMITTER_NAME": "a",
@@ -56,4 +57,50 @@ def test_a_forged_run_finished_is_refused_and_the_users_cancel_is_not(tmp_path, 
         cocode(repo, "cancel", job, check=True, timeout=60)
         assert client.current_state(paths).jobs[job].runs["gate"].state == "cancelled"
     finally:
+        down(repo)
+
+
+def test_forged_worker_beats_are_dropped_and_claim_no_run(tmp_path):
+    """Beats claiming the real worker's pid from another process, and beats from an
+    unsandboxed agent claiming its own: neither counts as a worker. Counted, either
+    would be the least loaded worker and get the next runs (never to start them)."""
+    import socket
+    import subprocess
+    import sys
+
+    from support import ROOT, service_pid
+
+    forger = str(AGENTS_DIR / "beat_forger.py")
+    real = f"worker@{socket.gethostname()}"
+    repo = make_repo(tmp_path / "repo")
+    paths = Paths(repo)
+    beater = {"command": ["{python}", forger, paths.endpoint("scheduler"), "worker@agent", "self",
+                          str(tmp_path / "agent-beats"), "60"], "env": {"PYTHONPATH": str(ROOT)}}
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({"agents": {"beater": beater}, "sandbox": "off"}))
+    up(repo)
+    outside = None
+    try:
+        # As the real worker, by name (and routing id) and pid: only the kernel says otherwise.
+        outside = subprocess.Popen([sys.executable, forger, paths.endpoint("scheduler"), real,
+                                    str(service_pid(repo, "worker")), str(tmp_path / "outside-beats"), "60"],
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cocode(repo, "submit", "--text", "beat", "--agent", "beater", check=True, timeout=30)
+        wait_until(lambda: (tmp_path / "agent-beats").exists() and (tmp_path / "outside-beats").exists(), 30,
+                   what="both forgers to beat")
+        jobs = [json.loads(cocode(repo, "submit", "--text", f"t{i}", "--agent", "demo", "--json",
+                                  check=True, timeout=30).stdout)["job"] for i in range(3)]
+        for job in jobs:
+            run = wait_until(lambda: (r := client.current_state(paths).jobs[job].runs["demo"]).final and r, 60,
+                             what=f"job {job}")
+            assert (run.worker, run.state) == (real, "ready"), run
+        log = (paths.home / "logs" / "services" / "scheduler.log").read_text()
+        dropped = [ln for ln in log.splitlines() if "dropped a worker beat not from its worker" in ln]
+        assert len(dropped) == 1, dropped  # throttled: one line for a flood
+        assert ("came from pid" in dropped[0] or "is a process of an agent run" in dropped[0]), dropped
+        assert "worker worker@agent is live" not in log
+    finally:
+        if outside is not None:
+            outside.kill()
+            outside.wait()
         down(repo)

@@ -89,3 +89,14 @@ def test_peer_pid_is_the_senders_process(tmp_path):
         assert gate.peer_pid(frame) == os.getpid()
     finally:
         ctx.destroy(linger=0)
+
+
+def test_a_worker_beat_counts_only_from_the_process_it_names_and_never_from_an_agent():
+    tree = {777: [WORKER, 1], 555: [2, 1]}  # 777: an agent under the worker; 555: anyone else
+    parents = lambda pid: tree.get(pid, [])  # noqa: E731
+    workers = {WORKER}
+    assert gate.beat_refusal(WORKER, WORKER, workers, parents) is None
+    assert gate.beat_refusal(WORKER, 555, workers, parents) == f"a beat claiming pid {WORKER} came from pid 555"
+    assert "is a process of an agent run" in gate.beat_refusal(777, 777, workers, parents)
+    assert gate.beat_refusal(555, 555, workers, parents) is None  # a new worker, say, after a restart
+    assert gate.beat_refusal(WORKER, 0, workers, parents) is None  # the transport does not say: as appends
