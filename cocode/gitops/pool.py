@@ -3,18 +3,23 @@
 A fresh checkout writes every file of the repository (178-620 ms on a 2,000-file
 repository); the pool pays that in the background. Each entry is what a run works
 in (gitops/clones.py): a clone under `.cocode/pool/<id>` that borrows the
-repository's objects (`--shared`) and has refs of its own, checked out at the
-commit the next job most likely starts from (the repository's HEAD), and ready
-once `<id>.ready` exists next to it. A run `take`s one: it claims it (the marker
-goes first), creates the run's branch in the repository at its base (as
-`clones.create_run_clone` does), moves the entry to that branch and base with
-`git checkout --force -B`, removes every untracked and ignored file with
-`git clean -ffdx`, drops every other ref, and renames the directory to the run's
-path. Only the files that differ between the pool's commit and the run's base are
-written. What the agent sees is what `create_run_clone` at the base gives: the
-same files, modes and index (tests/unit/test_pool.py compares them file by file,
-junk left in the entry included). Git runs inside an entry only before any agent
-has had it: the entry's config is still the one cocode wrote.
+repository's objects (`--shared`), checked out at the commit the next job most
+likely starts from (the repository's HEAD) on its one branch, a placeholder
+(`PLACEHOLDER`), and ready once `<id>.ready` exists next to it. An entry left
+behind by a commit is moved to the new HEAD in the background (`refresh`).
+
+A run `take`s one: it claims it (the marker goes first) and creates the run's
+branch in the repository at its base (as `clones.create_run_clone` does). An
+entry as its fill left it (HEAD on the placeholder, nothing for `git status` to
+show, ignored files included) has its placeholder renamed to the run's branch,
+is moved with `git reset --hard` only when the base is another commit (writing
+only the files that differ), and its directory renamed to the run's path. Any
+other entry (junk left in it, its HEAD moved) is made right the long way:
+`git checkout --force -B`, `git clean -ffdx`, every other ref dropped. Either way
+the agent sees what `create_run_clone` at the base gives: the same files, modes
+and index (tests/unit/test_pool.py compares them file by file, junk left in the
+entry included). Git runs inside an entry only before any agent has had it: the
+entry's config is still the one cocode wrote.
 
 Crash safety: an entry without its marker is unfinished or half-taken, so
 `recover` deletes it; nothing else is trusted. A run's branch a half-done take
@@ -30,17 +35,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from cocode.errors import CocodeError
-from cocode.gitops.clones import ensure_branch
-from cocode.gitops.refs import resolve_names
+from cocode.gitops.refs import BranchWatcher, read_head
 from cocode.gitops.runner import CLONE_TIMEOUT, git, git_dirs, run
 from cocode.gitops.worktrees import _worktree_admin
 
 READY = ".ready"
+PLACEHOLDER = "cocode-pool"  # an entry's one branch until a take renames it to the run's
 
 
 class WorktreePool:
@@ -51,6 +57,8 @@ class WorktreePool:
         self.root = Path(repo_root)
         self.dir = Path(pool_dir).absolute()
         self._common: Path | None = None
+        self._git_dir: Path | None = None
+        self.last_take = ""  # "short", "moved" or "cleaned": the way the last take went (tests, bench)
 
     # -- what is there ------------------------------------------------------------------
 
@@ -79,8 +87,9 @@ class WorktreePool:
     # -- filling -------------------------------------------------------------------------
 
     def add(self, base: str = "HEAD") -> Path:
-        """One new entry, a clone sharing the repository's objects, detached at `base`,
-        without its files yet. `fill` then checks it out; it needs no lock."""
+        """One new entry, a clone sharing the repository's objects, its one branch the
+        placeholder at `base`, without its files yet. `fill` then checks it out; it
+        needs no lock."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"p-{os.urandom(5).hex()}"
         repo = Path(self.root).resolve()
@@ -88,7 +97,12 @@ class WorktreePool:
             git(self.dir, "clone", "--quiet", "--shared", "--no-checkout", "--no-tags", str(repo), str(path),
                 timeout=CLONE_TIMEOUT)
             git(path, "remote", "set-url", "origin", repo.as_uri())
-            git(path, "update-ref", "--no-deref", "HEAD", git(self.root, "rev-parse", "--verify", f"{base}^{{commit}}").decode().strip())
+            commit = git(self.root, "rev-parse", "--verify", f"{base}^{{commit}}").decode().strip()
+            # The clone's refs are the repository's branches, none the agent's business:
+            # dropped now, in the background's time, a take has none left to drop.
+            _drop_refs(path, keep=None)
+            git(path, "symbolic-ref", "HEAD", f"refs/heads/{PLACEHOLDER}")
+            git(path, "update-ref", f"refs/heads/{PLACEHOLDER}", commit)
         except CocodeError:
             shutil.rmtree(path, ignore_errors=True)
             raise
@@ -101,6 +115,9 @@ class WorktreePool:
         stopping worker's returns early, true): then the entry is left unready, for
         `recover` to delete, and False returned."""
         git(path, "reset", "--quiet", "--hard", "--no-recurse-submodules")
+        return self._settle(path, pause)
+
+    def _settle(self, path: Path, pause: Callable[[float], object]) -> bool:
         # Files written in the same second as the index are "racily clean": git must
         # re-read every one of them at the take (measured 74-181 ms vs 21-37 ms for a
         # 2,000-file entry). Refreshing the index once that second is over records
@@ -122,6 +139,32 @@ class WorktreePool:
             raise
         return path
 
+    def head(self) -> str | None:
+        """The repository's HEAD commit, read from files (None when it cannot be)."""
+        git_dir, common = git_dirs(self.root) if self._git_dir is None else (self._git_dir, self.common)
+        self._git_dir, self._common = git_dir, common
+        return read_head(self.root, git_dir, common)
+
+    def stale(self) -> list[Path]:
+        """Ready entries at another commit than the repository's HEAD (a commit was
+        made since they were filled): `refresh` moves them. Read from files."""
+        head = self.head()
+        if head is None:
+            return []
+        return [p for p in self.ready() if BranchWatcher(p, PLACEHOLDER, common=p / ".git").head() != head]
+
+    def refresh(self, path: Path, pause: Callable[[float], object] = time.sleep) -> bool:
+        """Move a ready entry to the repository's HEAD in place, writing only the files
+        that differ; unready meanwhile (claimed like a take). False if it was taken
+        first or `pause` was cut short (then `recover` deletes it)."""
+        try:
+            path.with_name(path.name + READY).unlink()
+        except FileNotFoundError:
+            return False
+        head = self.head() or "HEAD"
+        git(path, "reset", "--quiet", "--hard", "--no-recurse-submodules", head)
+        return self._settle(path, pause)
+
     # -- taking --------------------------------------------------------------------------
 
     def take(self, dest: Path, branch: str, base_sha: str) -> bool:
@@ -131,7 +174,7 @@ class WorktreePool:
         dest = Path(dest).absolute()
         if dest.exists() or os.path.lexists(dest) or not self.ready():
             return False
-        if resolve_names(self.root, f"refs/heads/{branch}")[0] is not None:
+        if self._branch(branch) is not None:
             return False  # a requeued run: it goes on from its branch as it is
         for path in self.ready():
             marker = path.with_name(path.name + READY)
@@ -142,35 +185,64 @@ class WorktreePool:
             if not path.is_dir():
                 self.discard(path)
                 continue
-            tip, _ = ensure_branch(self.root, branch, base_sha)
-            # checkout -f, not switch --discard-changes: only it also overwrites untracked
-            # files in the way (a file someone `git rm --cached` in the entry).
-            switched = run(path, "checkout", "--quiet", "--force", "--no-guess", "-B", branch, tip)
-            if switched.returncode != 0:
-                self.discard(path)  # e.g. an entry broken by hand: do not offer it again
-                continue
+            # Whether the entry is untouched (a status in the entry) and the run's branch
+            # in the repository are independent: asked at the same time.
+            seen: dict[str, str | None] = {}
+            looking = threading.Thread(target=lambda: seen.update(at=self._untouched(path)))
+            looking.start()
+            # The run's branch in the repository at its base, created only if still
+            # missing: git refuses a branch that exists or a base that is no commit.
+            made = run(self.root, "update-ref", "-m", f"branch: Created from {base_sha}",
+                       f"refs/heads/{branch}", base_sha, "")
+            looking.join()
+            at = seen.get("at")
+            if made.returncode != 0:
+                marker.touch()  # given back as it was; create_run_clone says what is wrong
+                return False
             try:
-                git(path, "clean", "--quiet", "-ffdx")
-                self._only_branch(path, branch)
+                if at is not None:
+                    _rename_branch(path / ".git", branch)
+                    if at != base_sha:  # only the files that differ are written
+                        git(path, "reset", "--quiet", "--hard", "--no-recurse-submodules", base_sha)
+                    self.last_take = "short" if at == base_sha else "moved"
+                else:
+                    # checkout -f, not switch --discard-changes: only it also overwrites untracked
+                    # files in the way (a file someone `git rm --cached` in the entry).
+                    git(path, "checkout", "--quiet", "--force", "--no-guess", "-B", branch, base_sha)
+                    git(path, "clean", "--quiet", "-ffdx")
+                    _drop_refs(path, keep=f"refs/heads/{branch}")
+                    self.last_take = "cleaned"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(path, dest)  # a clone is self-contained: its objects are found by absolute path
             except CocodeError:
-                self.discard(path)
-                # The branch was made by the checkout, at the base: a fresh add would make
-                # it again, so drop it (it holds no commit but the base).
+                self.discard(path)  # e.g. an entry broken by hand: do not offer it again
+                # The branch was made above, at the base: a fresh clone would make it
+                # again, so drop it (it holds no commit but the base).
                 run(self.root, "branch", "--quiet", "-D", branch)
                 raise
             return True
         return False
 
+    def _branch(self, branch: str) -> str | None:
+        """The repository's `branch` tip, read from its ref files (no process)."""
+        return BranchWatcher(self.root, branch, common=self.common).head()
+
     @staticmethod
-    def _only_branch(path: Path, branch: str) -> None:
-        """Drop every ref of the entry but the run's branch, as a single-branch clone of
-        it would have: other branches are not the agent's business."""
-        refs = git(path, "for-each-ref", "--format=%(refname)", "refs/heads", "refs/remotes").decode().split()
-        drop = "".join(f"delete {r}\n" for r in refs if r != f"refs/heads/{branch}")
-        if drop:
-            git(path, "update-ref", "--no-deref", "--stdin", input=drop.encode())
+    def _untouched(path: Path) -> str | None:
+        """The entry's commit if it is as `fill` left it (HEAD on the placeholder, and
+        nothing for `git status` to show, untracked and ignored files included), else
+        None: then the take cleans it the long way."""
+        try:
+            if (path / ".git" / "HEAD").read_bytes() != f"ref: refs/heads/{PLACEHOLDER}\n".encode():
+                return None
+        except OSError:
+            return None
+        if not (path / ".git" / "refs" / "heads" / PLACEHOLDER).is_file():
+            return None  # packed, or gone: not as `add` wrote it
+        at = BranchWatcher(path, PLACEHOLDER, common=path / ".git").head()
+        status = run(path, "--no-optional-locks", "status", "--porcelain", "-z", "--ignored",
+                     "--untracked-files=all")
+        return at if at is not None and status.returncode == 0 and not status.stdout else None
 
     # -- shrinking, recovery -------------------------------------------------------------
 
@@ -233,3 +305,27 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _drop_refs(path: Path, keep: str | None) -> None:
+    """Drop every branch and remote ref of the entry but `keep`, as a single-branch
+    clone of the run's branch would have: other branches are not the agent's business."""
+    refs = git(path, "for-each-ref", "--format=%(refname)", "refs/heads", "refs/remotes").decode().split()
+    drop = "".join(f"delete {r}\n" for r in refs if r != keep)
+    if drop:
+        git(path, "update-ref", "--no-deref", "--stdin", input=drop.encode())
+
+
+def _rename_branch(git_dir: Path, branch: str) -> None:
+    """What `git branch -m PLACEHOLDER branch` does in an untouched entry, in file
+    renames (a git process costs 6-35 ms on a loaded machine): its loose ref and its
+    reflog move to the new name, then HEAD names it. `_untouched` checked that the
+    entry's HEAD is the placeholder's and its ref a loose file, as `add` wrote them."""
+    for where in (git_dir / "refs" / "heads", git_dir / "logs" / "refs" / "heads"):
+        old, new = where / PLACEHOLDER, where / branch
+        if old.exists():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(old, new)
+    head = git_dir / "HEAD.cocode"
+    head.write_text(f"ref: refs/heads/{branch}\n")
+    os.rename(head, git_dir / "HEAD")  # whole or not at all, as git writes it

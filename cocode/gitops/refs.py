@@ -87,6 +87,20 @@ def _loose_oid(data: bytes) -> str | None:
     return m.group(1).decode() if m else None
 
 
+def read_head(repo_root: Path, git_dir: Path, common: Path) -> str | None:
+    """The commit HEAD of `git_dir` is at, read from files (no process): detached, or
+    the branch it names; None when it cannot be read so (unborn, or not a branch)."""
+    data = _read_loose(os.path.join(git_dir, "HEAD"))
+    if data is None:
+        return None
+    oid = _loose_oid(data)
+    if oid is not None:
+        return oid
+    if not (data.startswith(b"ref: refs/heads/") and data.endswith(b"\n")):
+        return None
+    return BranchWatcher(repo_root, data[16:-1].decode(errors="replace"), common=common).head()
+
+
 class BranchWatcher:
     """Repeated cheap reads of one branch head: ~3 µs, one small file read, no fork.
 
@@ -106,8 +120,9 @@ class BranchWatcher:
     __slots__ = ("_root", "_common", "_ref", "_loose", "_packed", "_packed_key", "_packed_oid",
                  "_reftable", "_last", "_raw", "_loose_gone")
 
-    def __init__(self, repo_root: Path, branch: str):
-        _, common = git_dirs(repo_root)
+    def __init__(self, repo_root: Path, branch: str, common: Path | None = None):
+        if common is None:  # a caller that knows it saves a `git rev-parse`
+            _, common = git_dirs(repo_root)
         self._root = Path(repo_root)
         self._common = str(common)
         self._ref = f"refs/heads/{branch}"

@@ -4,8 +4,10 @@ and a run's workspace made from it (the git of it is gitops/pool.py).
 The pool counts toward `max_worktrees`: it only ever fills the room the runs'
 worktrees leave (`target`), and gives entries back when a run needs that room.
 It refills in the background, one entry at a time, only while no run is being
-prepared, so a refill never competes with a start it could have served. A
-repository big enough for light workspaces gets no pool.
+prepared, so a refill never competes with a start it could have served; entries
+a commit left behind are moved to the new HEAD the same way, so a take stays the
+short one (gitops/pool.py). A repository big enough for light workspaces gets no
+pool.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class PoolKeeper:
             self.busy = self.executor.submit(self._refill)
         elif have > want:
             self.busy = self.executor.submit(self._trim, want)
+        elif stale := self.pool.stale():  # a commit since they were filled: moved to it, one at a time
+            self.busy = self.executor.submit(self._refresh, stale[0])
 
     def _recover(self) -> None:
         with self.lock:
@@ -90,6 +94,15 @@ class PoolKeeper:
         # The checkout (the slow part) touches only the entry: no lock, a start may take another.
         try:
             self.pool.fill(path, pause=self.stopping.wait)
+        except Exception:
+            with self.lock:
+                self.pool.discard(path)
+            raise
+
+    def _refresh(self, path: Path) -> None:
+        # Touches only the entry, which it claimed first: no lock, like a fill.
+        try:
+            self.pool.refresh(path, pause=self.stopping.wait)
         except Exception:
             with self.lock:
                 self.pool.discard(path)

@@ -88,6 +88,27 @@ def test_runs_take_ready_worktrees_and_the_pool_stays_within_max_worktrees(tmp_p
     assert len(registered(repo)) == 1 + 2 + 1  # the checkout, two runs, one pool entry
 
 
+def test_entries_a_commit_left_behind_move_to_the_new_head(tmp_path, cocode_up):
+    repo = make_repo(tmp_path / "repo")
+    paths = write_config(repo, worktree_pool=2, max_worktrees=5)
+    pool = WorktreePool(repo, paths.pool)
+    cocode_up(repo)
+    wait_until(lambda: len(pool.ready()) == 2, 30, what="two ready pool entries")
+    entries = set(pool.ready())
+    (repo / "later.txt").write_text("later\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "later")
+    head = git(repo, "rev-parse", "HEAD")
+    wait_until(lambda: len(pool.ready()) == 2 and not pool.stale(), 30, what="the entries moved to the new HEAD")
+    assert set(pool.ready()) == entries, "moved in place, not made again"
+    assert all((e / "later.txt").read_text() == "later\n" for e in entries)
+    job = submit(repo)
+    wait_until(lambda: (r := run_of(paths, job)) and r.final, 30, what="the run's end")
+    worktree = paths.worktrees / f"{job}-adr003"
+    assert run_of(paths, job).state == "ready" and (worktree / "later.txt").exists()
+    assert git(worktree, "rev-parse", "HEAD~1") == head  # the agent's commit on the new base
+
+
 def test_worker_killed_while_refilling_leaves_a_pool_that_recovers(tmp_path, cocode_up):
     repo = make_repo(tmp_path / "repo")
     # A slow smudge filter makes each entry's checkout take seconds: the kill lands inside one.

@@ -91,6 +91,7 @@ def test_taken_entry_equals_fresh_add_at_the_pool_commit(repo, tmp_path):
     pool.refill()
     dest = tmp_path / "wt" / "job-a"
     assert pool.take(dest, "cocode/j/a", repo.head())
+    assert pool.last_take == "short"  # a rename of its branch and of its directory, nothing written
     assert rename_branch(snapshot(dest), "cocode/j/a", "f") == fresh(repo, tmp_path, "f", repo.head())
     assert pool.entries() == []
     assert GitRepo(dest).git("for-each-ref", "--format=%(refname)") == "refs/heads/cocode/j/a"  # its refs only
@@ -108,7 +109,61 @@ def test_taken_entry_equals_fresh_add_at_another_commit(repo, tmp_path):
     for branch, sha in (("x/new", new), ("x/old", old)):
         dest = tmp_path / branch.replace("/", "-")
         assert pool.take(dest, branch, sha)
+        assert pool.last_take == ("moved" if sha == new else "short")
         assert rename_branch(snapshot(dest), branch, "f" + branch) == fresh(repo, tmp_path, "f" + branch, sha)
+
+
+def test_an_entry_left_behind_by_a_commit_is_refreshed_in_place(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    assert pool.stale() == []
+    (repo.path / "src/deep/b.txt").unlink()
+    new = repo.commit("later", {"src/a.py": "print('A')\n", "new/c.txt": "c\n"})
+    assert pool.stale() == [entry]
+    assert pool.refresh(entry)
+    assert pool.stale() == [] and pool.ready() == [entry]
+    dest = tmp_path / "run"
+    assert pool.take(dest, "cocode/j/n", new)
+    assert pool.last_take == "short"
+    assert rename_branch(snapshot(dest), "cocode/j/n", "f") == fresh(repo, tmp_path, "f", new)
+
+
+# Each alone, HEAD left where the fill put it: what `git status` must see for the take
+# to go the long way (the short way would hand the junk to the agent).
+JUNK = {
+    "untracked": lambda wt: (wt / "untracked.txt").write_text("junk\n"),
+    "untracked in a new dir": lambda wt: ((wt / "src/deep/more").mkdir(), (wt / "src/deep/more/u.txt").write_text("j")),
+    "ignored": lambda wt: (wt / "debug.log").write_text("ignored\n"),
+    "ignored dir": lambda wt: ((wt / "build").mkdir(), (wt / "build/out.o").write_bytes(b"\0")),
+    "modified": lambda wt: (wt / "README.md").write_text("modified\n"),
+    "same size, modified": lambda wt: (wt / "README.md").write_text("HELLO\n"),
+    "mode": lambda wt: os.chmod(wt / "run.sh", 0o644),
+    "deleted link": lambda wt: (wt / "link").unlink(),
+    "staged": lambda wt: ((wt / "staged.txt").write_text("s\n"), GitRepo(wt).git("add", "staged.txt")),
+    "unstaged from the index": lambda wt: GitRepo(wt).git("rm", "-q", "--cached", "src/a.py"),
+    "nested repository": lambda wt: GitRepo.init(wt / "nested"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(JUNK))
+def test_each_kind_of_junk_sends_the_take_the_long_way(repo, tmp_path, kind):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    JUNK[kind](entry)
+    dest = tmp_path / "run"
+    assert pool.take(dest, "cocode/j/k", repo.head())
+    assert pool.last_take == "cleaned"
+    assert rename_branch(snapshot(dest), "cocode/j/k", "f") == fresh(repo, tmp_path, "f", repo.head())
+    assert GitRepo(dest).git("for-each-ref", "--format=%(refname)") == "refs/heads/cocode/j/k"
+
+
+def test_a_base_that_is_no_commit_gives_the_entry_back(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    tree = repo.git("rev-parse", "HEAD^{tree}")
+    assert not pool.take(tmp_path / "run", "cocode/j/t", tree)
+    assert pool.ready() == [entry] and not (tmp_path / "run").exists()
+    assert repo.git("branch", "--list", "cocode/j/t") == ""
 
 
 def leave_junk(repo: GitRepo, wt: Path, other: str) -> None:
