@@ -103,7 +103,7 @@ def prepare_run(w: Preparing, msg: wire.Dispatch, job: ev.JobSubmitted, view, ro
     confine = None
     if w.sandboxed:
         run_home.mkdir(mode=0o700, exist_ok=True)
-        git_common = gitops.git_common_dir(root)
+        git_common = w.pool.pool.common  # the pool's, asked of git once: not a process per run
 
         def confine(argv: list[str]) -> list[str]:
             return sandbox.wrap(argv, root=root, worktree=worktree, git_common=git_common, job=msg.job,

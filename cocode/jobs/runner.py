@@ -100,7 +100,11 @@ class RunProcess:
 
     def start(self) -> None:
         p = self.plan
-        self.watcher = gitops.BranchWatcher(p.worktree if p.light or p.clone else p.repo_root, p.branch)
+        # A run's own clone (or light workspace) keeps its refs in its .git directory: said
+        # here, not asked of `git rev-parse` on the worker's loop right before the agent starts.
+        own = p.light or p.clone
+        self.watcher = gitops.BranchWatcher(p.worktree if own else p.repo_root, p.branch,
+                                            common=p.worktree / ".git" if own else None)
         self.proc = subprocess.Popen(
             p.command, cwd=p.worktree, env=p.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
