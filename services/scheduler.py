@@ -41,6 +41,7 @@ ORPHAN_AFTER = 10.0  # a silent worker's runs are interrupted after this long, i
 MAX_ATTEMPTS = 2
 REDISPATCH_AFTER = 5.0  # a dispatched run the worker does not report is sent again
 MAX_REDISPATCH = 3  # ... this many times at most, then it fails
+BURST_S = 0.005  # in a burst of events, decisions at most this often (one for many events)
 
 
 class WorkerSeen(NamedTuple):
@@ -65,6 +66,7 @@ class Scheduler(Service):
         # No ROUTER_HANDOVER: a worker's routing id is the one its connection was given,
         # learnt from its last beat that passed the gate (a restarted worker's is new).
         self.dirty = False
+        self.last_tick = 0.0  # when decisions were last made (bursts are coalesced from there)
         self.born = time.monotonic()
         self.appender.on_ack = self.on_ack
         self.bad_frame = Throttled(self.log, "dropped an undecodable worker message")
@@ -141,12 +143,14 @@ class Scheduler(Service):
     # -- dispatch --------------------------------------------------------------------
 
     def mark_dirty(self) -> None:
-        """Something changed: decide soon, once for a burst of events (5 ms)."""
+        """Something changed: decide at once after a quiet moment (a submission is
+        dispatched without waiting), and at most once per BURST_S in a burst of events."""
         if not self.dirty:
             self.dirty = True
-            self.loop.call_later(0.005, self.tick)
+            self.loop.call_later(max(0.0, self.last_tick + BURST_S - time.monotonic()), self.tick)
 
     def tick(self) -> None:
+        self.last_tick = time.monotonic()
         if not supervisor_alive():
             # Every service is stopping on its own after a supervisor kill -9: the
             # worker's run_interrupted must not be requeued and dispatched now (the
