@@ -125,9 +125,15 @@ class Scene:
         self.log_ms: list[float] = []
         self._stop = threading.Event()
         self._sub: threading.Thread | None = None
+        self._sampler: threading.Thread | None = None
+        # Each service's RSS over the scenario (`bench plot` draws it): seconds since
+        # cocode was started, and MiB per service at those moments.
+        self.timeline: dict = {"t": [], "services_mib": {name: [] for name in SERVICE_NAMES}}
 
     def __enter__(self) -> "Scene":
         supervisor.start_detached(self.paths)
+        self._sampler = threading.Thread(target=self._sample_memory, daemon=True)
+        self._sampler.start()
         self.warm_pool()
         self._sub = threading.Thread(target=self._listen, daemon=True)
         self._sub.start()
@@ -136,9 +142,27 @@ class Scene:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        if self._sub:
-            self._sub.join(timeout=5)
+        for thread in (self._sub, self._sampler):
+            if thread:
+                thread.join(timeout=5)
         supervisor.stop(self.paths)
+
+    def _sample_memory(self, every: float = 0.25) -> None:
+        """Each service's RSS every `every` s until the scenario ends (a pid file read
+        and one /proc read per service: no walk of every process)."""
+        t0 = time.monotonic()
+        procs: dict[str, psutil.Process] = {}
+        while not self._stop.wait(every):
+            self.timeline["t"].append(round(time.monotonic() - t0, 2))
+            for name in SERVICE_NAMES:
+                mib = None
+                try:
+                    if name not in procs:  # a restarted service has a new pid: looked up again
+                        procs[name] = psutil.Process(int((self.paths.run / f"{name}.pid").read_text()))
+                    mib = round(procs[name].memory_info().rss / 2**20, 1)
+                except (OSError, ValueError, psutil.Error):
+                    procs.pop(name, None)
+                self.timeline["services_mib"][name].append(mib)
 
     def warm_pool(self, timeout: float = 120.0) -> None:
         """Until the worktree pool is full (an idle cocode's state), if it has one."""

@@ -10,6 +10,10 @@ cocode: one with the worktree pool (`worktree_pool: 2`), one without (0):
 - ready commit -> `run_ready` event (the agent stamps the time its commit returned);
 - the worker's CPU per watched run, over its idle CPU;
 - a dispatch decision with 1,000 queued jobs (the pure dispatch.plan).
+
+Agents run unsandboxed, as earlier runs were measured; `--sandbox` runs both sides
+in bubblewrap, so the sandbox's start is in the measured path too. Every sample
+is saved (`samples`) for `cocode bench plot`'s CDFs.
 """
 
 from __future__ import annotations
@@ -27,18 +31,21 @@ from cocode.jobs import watch
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.views import State
-from cocode.bench import percentile
+from cocode.bench import cdf_points, percentile
 from cocode.client import append_one
 from cocode.configload import load_config
 from cocode.gitops.pool import WorktreePool
 from cocode.gitops.runner import git, init_repo
 from cocode.paths import Paths
+from cocode.runkey import RunKey
 from cocode.jobs.submit import Issue, build_job
 
+# The stamps go into the run's own workspace (untracked, so the commit leaves them
+# out): the one place the agent may write with or without the sandbox.
 AGENT = r"""
-date +%s%N > "$BENCH_OUT/$COCODE_JOB_ID.exec"
+date +%s%N > .bench-exec
 git commit -q --allow-empty -m bench -m "$COCODE_READY_MARKER"
-date +%s%N > "$BENCH_OUT/$COCODE_JOB_ID.commit"
+date +%s%N > .bench-commit
 sleep "${BENCH_SLEEP:-0}"
 """
 
@@ -54,20 +61,20 @@ def make_repo(root: Path, files: int = 2000, size: int = 10_000) -> Path:
     return root
 
 
-def write_config(paths: Paths, out: Path, pool: int = 2) -> None:
+def write_config(paths: Paths, pool: int = 2, sandbox: str = "off") -> None:
     paths.home.mkdir(mode=0o700, exist_ok=True)
-    # sandbox off: the agents write to files outside their workspace (hidden by the
-    # sandbox); `cocode bench sandbox` measures the sandbox itself.
+    # sandbox off by default, as earlier runs were measured; `--sandbox` runs both sides
+    # in bubblewrap (`cocode bench sandbox` measures the sandbox against none).
     lines = [
-        "sandbox: off", "performance:", "  max_worktrees: 50", "  max_concurrent_agents: 10", f"  worktree_pool: {pool}",
+        f"sandbox: {sandbox}", "performance:", "  max_worktrees: 50", "  max_concurrent_agents: 10", f"  worktree_pool: {pool}",
         "agents:",
     ]
     for name, sleep in (("bench", "0"), ("bench-watch", "6")):
         lines += [
             f"  {name}:",
             f"    command: [sh, -c, '{AGENT.strip().replace(chr(10), '; ')}']",
-            "    env: {BENCH_OUT: '%s', BENCH_SLEEP: '%s', GIT_AUTHOR_NAME: bench, GIT_AUTHOR_EMAIL: b@c.invalid,"
-            " GIT_COMMITTER_NAME: bench, GIT_COMMITTER_EMAIL: b@c.invalid}" % (out, sleep),
+            "    env: {BENCH_SLEEP: '%s', GIT_AUTHOR_NAME: bench, GIT_AUTHOR_EMAIL: b@c.invalid,"
+            " GIT_COMMITTER_NAME: bench, GIT_COMMITTER_EMAIL: b@c.invalid}" % sleep,
         ]
     paths.config.write_text("\n".join(lines) + "\n")
 
@@ -98,23 +105,21 @@ def dispatch_decision_ms(jobs: int = 1000) -> float:
     return percentile(times, 50)
 
 
-def run(jobs: int = 15, watched: int = 5, progress: bool = True) -> dict:
+def run(jobs: int = 15, watched: int = 5, progress: bool = True, sandbox: bool = False) -> dict:
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
     tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-"))
     started: list[Paths] = []
     try:
         say("making two identical 2,000-file repositories ...")
-        out = tmp / "out"
-        out.mkdir()
         sides = []
         for name, pool in (("pool", 2), ("nopool", 0)):
             paths = Paths(make_repo(tmp / name))
-            write_config(paths, out, pool)
+            write_config(paths, pool, "bwrap" if sandbox else "off")
             sides.append(Side(name, paths, load_config(paths.config)))
         for side in sides:
             supervisor.start_detached(side.paths)
             started.append(side.paths)
-        return measure(sides[0], sides[1], tmp, out, jobs, watched, say)
+        return {**measure(sides[0], sides[1], tmp, jobs, watched, say), "sandbox": sandbox}
     finally:
         for paths in started:
             supervisor.stop(paths)
@@ -131,7 +136,7 @@ class Side:
         self.prepare_ms: list[float] = []
         self.ready_ms: list[float] = []
 
-    def one_job(self, out: Path, agent: str = "bench") -> None:
+    def one_job(self, agent: str = "bench") -> None:
         job, t_submit = submit(self.paths, self.config, agent, self.state)
         got: dict[str, float] = {}
 
@@ -142,8 +147,9 @@ class Side:
                 got["prepare_ms"] = e.worktree_ms
 
         self.state = watch.watch_job(self.paths, job, self.state, on_event, None, timeout=60)
-        exec_ns = int((out / f"{job}.exec").read_text())
-        commit_ns = int((out / f"{job}.commit").read_text())
+        workspace = RunKey(job, agent).worktree(self.paths)
+        exec_ns = int((workspace / ".bench-exec").read_text())
+        commit_ns = int((workspace / ".bench-commit").read_text())
         self.exec_ms.append((exec_ns - t_submit) / 1e6)
         self.prepare_ms.append(got.get("prepare_ms", float("nan")))
         if "ready_ns" in got:
@@ -161,7 +167,7 @@ def wait_pool(paths: Paths, size: int, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def measure(pooled: Side, bare: Side, tmp, out, jobs, watched, say) -> dict:
+def measure(pooled: Side, bare: Side, tmp, jobs, watched, say) -> dict:
     add_ms: list[float] = []
     say(f"{jobs} rounds: a bare `git worktree add`, a job with the pool, a job without ...")
     wait_pool(pooled.paths, 2)
@@ -171,10 +177,10 @@ def measure(pooled: Side, bare: Side, tmp, out, jobs, watched, say) -> dict:
             if step == 0:
                 add_ms.append(worktree_add_ms(bare.paths.root, tmp / f"bare-{i}"))
             elif step == 1:
-                pooled.one_job(out)
+                pooled.one_job()
                 wait_pool(pooled.paths, 2)  # its refill must not slow the other two down
             else:
-                bare.one_job(out)
+                bare.one_job()
     paths, config, state = pooled.paths, pooled.config, pooled.state
     ready_ms = pooled.ready_ms + bare.ready_ms
     worker = psutil.Process(int((paths.run / "worker.pid").read_text()))
@@ -206,6 +212,9 @@ def measure(pooled: Side, bare: Side, tmp, out, jobs, watched, say) -> dict:
         "worker_idle_cpu_pct": round(idle, 2),
         "jobs": jobs,
         "watched_runs": watched,
+        # For `bench plot`'s CDFs: every sample of this run, sorted.
+        "samples": {"exec_ms": cdf_points(pooled.exec_ms), "exec_nopool_ms": cdf_points(bare.exec_ms),
+                    "worktree_add_ms": cdf_points(add_ms), "ready_ms": cdf_points(ready_ms)},
     }
 
 
@@ -219,7 +228,7 @@ def cpu_pct(proc: psutil.Process, seconds: float) -> float:
 def report(r: dict) -> str:
     return "\n".join([
         f"submit -> agent exec, pool     p50 {r['exec_p50_ms']:.0f} ms  p99 {r['exec_p99_ms']:.0f} ms"
-        f"   ({r['jobs']} jobs each, 2,000-file repo)",
+        f"   ({r['jobs']} jobs each, 2,000-file repo{', sandboxed' if r.get('sandbox') else ''})",
         f"submit -> agent exec, no pool  p50 {r['exec_nopool_p50_ms']:.0f} ms  p99 {r['exec_nopool_p99_ms']:.0f} ms",
         f"bare git worktree add          p50 {r['worktree_add_p50_ms']:.0f} ms  p99 {r['worktree_add_p99_ms']:.0f} ms",
         f"ratio to bare add              pool {r['exec_ratio']:.3f}  no pool {r['exec_nopool_ratio']:.3f}",

@@ -35,7 +35,7 @@ import zmq
 
 from cocode import supervisor
 from cocode.core import wire
-from cocode.bench import percentile, stamped
+from cocode.bench import cdf_points, percentile, stamped
 from cocode.client import append_one
 from cocode.configload import load_config
 from cocode.gitops.runner import init_repo
@@ -135,6 +135,7 @@ def run(rate: float = 1.0, seconds: float = 10.0, total_mb: int = 200, progress:
         "tail_p50_ms": round(percentile(lat, 50), 2),
         "tail_p99_ms": round(percentile(lat, 99), 2),
         "tail_samples": len(lat),
+        "samples": {"tail_ms": cdf_points(lat)},  # for `bench plot`'s CDF
         "collector_mb_per_s": round(mb_s, 1),
         "cat_mb_per_s": round(cat_s, 1),
         "ratio": round(mb_s / cat_s, 3) if cat_s else None,

@@ -1,19 +1,29 @@
-"""`cocode bench plot FILE... --out DIR`: PNGs from `cocode bench all --save` files,
-with matplotlib (the optional extra `cocode[plots]`).
+"""`cocode bench plot FILE... --out DIR`: PNGs from saved benchmark JSON, with
+matplotlib (the optional extra `cocode[plots]`).
+
+FILEs are `cocode bench all --save` files and `cocode bench scenario N --save`
+files, in any mix; each figure is drawn when the files hold what it needs:
 
 - start.png: submit -> agent exec with the pool, without it, and bare `git worktree
   add` (p50 and p99 of each run of `bench jobs`, the last file's);
-- ratios.png: every same-run ratio across the files given (baselines over releases),
-  each point the median of its repeats, the bar its range.
+- ratios.png: every same-run ratio across the `bench all` files given (baselines
+  over releases), each point the median of its repeats, the bar its range;
+- cdf_start.png: the CDF of submit -> agent exec, pool vs no pool, with bare `git
+  worktree add` of the same repository in the same runs (the last file with samples);
+- cdf_ready.png: the CDF of ready commit -> `run_ready` (same runs);
+- cdf_tail.png: the CDF of agent write -> `cocode tail -f` with 5 agents at 1 MB/s
+  (`bench logs`, the last file with samples);
+- memory.png: each service's RSS over each scenario of the scenario files.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
 from cocode.bench import baseline
-from cocode.errors import EXIT_MISSING_DEPENDENCY, CocodeError
+from cocode.errors import EXIT_CONFIG, EXIT_MISSING_DEPENDENCY, CocodeError
 
 
 def _pyplot():
@@ -27,30 +37,105 @@ def _pyplot():
     return plt
 
 
-def load(files: list[Path]) -> list[dict]:
-    return [{**baseline.load(f), "_name": Path(f).stem} for f in files]
+def load(files: list[Path]) -> tuple[list[dict], list[dict]]:
+    """(bench all files, scenarios): a one-line error (exit 2) for anything else."""
+    runs, scenarios = [], []
+    for f in files:
+        try:
+            data = json.loads(Path(f).read_text())
+        except (OSError, ValueError) as e:
+            raise CocodeError(f"{f} is not a saved benchmark: {e}", EXIT_CONFIG) from None
+        if isinstance(data, dict) and "scenarios" in data:
+            scenarios += [{**s, "_name": Path(f).stem} for s in data["scenarios"]]
+        else:
+            runs.append({**baseline.load(f), "_name": Path(f).stem})
+    return runs, scenarios
 
 
 def plot(files: list[Path], out: Path) -> list[Path]:
+    runs, scenarios = load(files)  # bad files are a usage error, matplotlib or not
     plt = _pyplot()
-    runs = load(files)
     out.mkdir(parents=True, exist_ok=True)
     made = []
-    jobs = runs[-1].get("benchmarks", {}).get("jobs", [])
+    jobs = runs[-1].get("benchmarks", {}).get("jobs", []) if runs else []
     if jobs:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        series = [("pool", "exec_p50_ms", "exec_p99_ms"), ("no pool", "exec_nopool_p50_ms", "exec_nopool_p99_ms"),
-                  ("bare git worktree add", "worktree_add_p50_ms", "worktree_add_p99_ms")]
-        width = 0.8 / len(series)
-        for i, (label, p50, p99) in enumerate(series):
-            xs = [k + i * width for k in range(len(jobs))]
-            ax.bar(xs, [r.get(p50, 0) for r in jobs], width, label=f"{label} p50")
-            ax.scatter(xs, [r.get(p99, 0) for r in jobs], marker="_", s=200, color="black")
-        ax.set_xticks([k + width for k in range(len(jobs))], [f"run {k + 1}" for k in range(len(jobs))])
-        ax.set_ylabel("ms (bars p50, dashes p99)")
-        ax.set_title(f"submit -> agent exec, 2,000-file repository ({runs[-1]['_name']})")
-        ax.legend()
-        made.append(_save(plt, fig, out / "start.png"))
+        made.append(_start(plt, jobs, runs[-1]["_name"], out / "start.png"))
+    if runs:
+        made.append(_ratios(plt, runs, out / "ratios.png"))
+    sampled = _last_with(runs, "jobs", "exec_ms")
+    if sampled:
+        name, results = sampled
+        made.append(_cdf(plt, f"submit -> agent exec, 2,000-file repository ({name})", [
+            ("with the pool", _samples(results, "exec_ms")),
+            ("without (a fresh clone)", _samples(results, "exec_nopool_ms")),
+            ("bare git worktree add (baseline)", _samples(results, "worktree_add_ms")),
+        ], out / "cdf_start.png", log=True))
+        made.append(_cdf(plt, f"ready commit -> run_ready event ({name})",
+                         [("ready detection", _samples(results, "ready_ms"))], out / "cdf_ready.png"))
+    sampled = _last_with(runs, "logs", "tail_ms")
+    if sampled:
+        name, results = sampled
+        made.append(_cdf(plt, f"agent write -> cocode tail -f, 5 agents x 1 MB/s ({name})",
+                         [("tail latency", _samples(results, "tail_ms"))], out / "cdf_tail.png", log=True))
+    timed = [s for s in scenarios if s.get("memory_timeline", {}).get("t")]
+    if timed:
+        made.append(_memory(plt, timed, out / "memory.png"))
+    if not made:
+        raise CocodeError("nothing to draw: give `cocode bench all --save` or `bench scenario --save` files",
+                          EXIT_CONFIG)
+    return made
+
+
+def _last_with(runs: list[dict], bench: str, key: str) -> tuple[str, list[dict]] | None:
+    """The last file whose `bench` results carry samples of `key`, and those results."""
+    for r in reversed(runs):
+        results = [x for x in r.get("benchmarks", {}).get(bench, []) if x.get("samples", {}).get(key)]
+        if results:
+            return r["_name"], results
+    return None
+
+
+def _samples(results: list[dict], key: str) -> list[float]:
+    return sorted(v for r in results for v in r.get("samples", {}).get(key, []))
+
+
+def _cdf(plt, title: str, series: list[tuple[str, list[float]]], path: Path, log: bool = False) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, values in series:
+        if not values:
+            continue
+        n = len(values)
+        p50 = statistics.median(values)
+        ax.step(values, [(i + 1) / n for i in range(n)], where="post",
+                label=f"{label}: p50 {p50:.1f} ms, max {values[-1]:.0f} ms (n={n})")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("fraction of samples at or below")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig, path)
+
+
+def _start(plt, jobs: list[dict], name: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    series = [("pool", "exec_p50_ms", "exec_p99_ms"), ("no pool", "exec_nopool_p50_ms", "exec_nopool_p99_ms"),
+              ("bare git worktree add", "worktree_add_p50_ms", "worktree_add_p99_ms")]
+    width = 0.8 / len(series)
+    for i, (label, p50, p99) in enumerate(series):
+        xs = [k + i * width for k in range(len(jobs))]
+        ax.bar(xs, [r.get(p50, 0) for r in jobs], width, label=f"{label} p50")
+        ax.scatter(xs, [r.get(p99, 0) for r in jobs], marker="_", s=200, color="black")
+    ax.set_xticks([k + width for k in range(len(jobs))], [f"run {k + 1}" for k in range(len(jobs))])
+    ax.set_ylabel("ms (bars p50, dashes p99)")
+    ax.set_title(f"submit -> agent exec, 2,000-file repository ({name})")
+    ax.legend()
+    return _save(plt, fig, path)
+
+
+def _ratios(plt, runs: list[dict], path: Path) -> Path:
     names = sorted({n for r in runs for n in r["ratios"]})
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.8 * len(names)), squeeze=False)
     for ax, name in zip(axes[:, 0], names):
@@ -64,8 +149,22 @@ def plot(files: list[Path], out: Path) -> list[Path]:
         ax.set_ylabel(name, rotation=0, ha="right", fontsize=8)
         ax.set_xticks(range(len(runs)), [r["_name"] for r in runs], fontsize=7)
     fig.suptitle("same-run ratios per baseline (median, range of repeats)")
-    made.append(_save(plt, fig, out / "ratios.png"))
-    return made
+    return _save(plt, fig, path)
+
+
+def _memory(plt, scenarios: list[dict], path: Path) -> Path:
+    fig, axes = plt.subplots(len(scenarios), 1, figsize=(7, 2.6 * len(scenarios)), squeeze=False)
+    for ax, s in zip(axes[:, 0], scenarios):
+        tl = s["memory_timeline"]
+        for service, mib in sorted(tl["services_mib"].items()):
+            if any(v is not None for v in mib):
+                ax.plot(tl["t"], [float("nan") if v is None else v for v in mib], label=service)
+        ax.set_title(f"scenario {s.get('scenario')}: {s.get('name', '')} ({s['_name']})", fontsize=9)
+        ax.set_xlabel("s since cocode started")
+        ax.set_ylabel("RSS MiB")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, ncol=4, loc="lower right")
+    return _save(plt, fig, path)
 
 
 def _save(plt, fig, path: Path) -> Path:

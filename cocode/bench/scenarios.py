@@ -47,6 +47,7 @@ def _result(n: int, name: str, params: dict, runs: dict, scene: h.Scene, extra: 
         "runs": {k: {"state": r["state"], "reason": r["reason"]} for k, r in runs.items()},
         **extra, "adr005": adr, "goals": goals, "ok": all(c["ok"] for c in adr.values()),
         "load_avg_1m": round(psutil.getloadavg()[0], 2),
+        "memory_timeline": scene.timeline,
     }
 
 

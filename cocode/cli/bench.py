@@ -26,12 +26,13 @@ def _show(result, as_json: bool, report) -> None:
 
 @bench.command("jobs")
 @click.option("--jobs", "count", default=15, show_default=True)
+@click.option("--sandbox", is_flag=True, help="Agents in bubblewrap on both sides (its start measured too).")
 @click.option("--json", "as_json", is_flag=True)
-def bench_jobs(count: int, as_json: bool) -> None:
+def bench_jobs(count: int, sandbox: bool, as_json: bool) -> None:
     """Submit->exec against bare `git worktree add`, ready latency, watch cost, dispatch time."""
     from cocode.bench import jobs as bench_jobs_mod
 
-    _show(bench_jobs_mod.run(jobs=count, progress=not as_json), as_json, bench_jobs_mod.report)
+    _show(bench_jobs_mod.run(jobs=count, progress=not as_json, sandbox=sandbox), as_json, bench_jobs_mod.report)
 
 
 @bench.command("events")
@@ -87,9 +88,14 @@ def bench_top(seconds: float, as_json: bool) -> None:
 @click.option("--size", "size_mb", type=click.FloatRange(min=1), help="Repository MB (scenarios 1 and 5).")
 @click.option("--minutes", type=click.FloatRange(min=0.1), help="How long agents run (scenario 3).")
 @click.option("--seconds", type=click.FloatRange(min=1), help="How long agents log (scenario 2).")
+@click.option("--save", "save", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the results to this JSON file (for `cocode bench plot`).")
 def bench_scenario(which: str, quick: bool, size_mb: float | None, minutes: float | None,
-                   seconds: float | None) -> None:
+                   seconds: float | None, save: str | None) -> None:
     """ADR-005's load scenarios as JSON; exit 1 when one misses an ADR-005 target."""
+    import json
+    from pathlib import Path
+
     from cocode.bench import scenarios
 
     chosen = list(scenarios.SCENARIOS) if which == "all" else [int(which)]
@@ -100,6 +106,8 @@ def bench_scenario(which: str, quick: bool, size_mb: float | None, minutes: floa
         result = scenarios.SCENARIOS[n](quick, **opts)
         print_json(result)
         results.append(result)
+        if save:  # after each, so a later scenario's failure keeps the earlier ones
+            Path(save).write_text(json.dumps({"scenarios": results}, indent=1) + "\n")
     if not all(r["ok"] for r in results):
         missed = [f"{r['scenario']}:{k}" for r in results for k, c in r["adr005"].items() if not c["ok"]]
         raise CocodeError(f"ADR-005 targets missed: {', '.join(missed)}")
@@ -146,7 +154,8 @@ def bench_compare(old: str, new: str, as_json: bool) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out", default="bench-plots", show_default=True, type=click.Path(file_okay=False))
 def bench_plot(files: tuple[str, ...], out: str) -> None:
-    """PNGs from `bench all --save` files (needs the extra cocode[plots])."""
+    """PNGs (CDFs, memory, ratios) from `bench all --save` and `bench scenario --save` files
+    (needs the extra cocode[plots])."""
     from pathlib import Path
 
     from cocode.bench import plot

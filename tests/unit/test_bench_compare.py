@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,12 +80,46 @@ def statistics_median(values):
     return statistics.median(values)
 
 
+def plot(tmp: Path, *files: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cocode", "bench", "plot", *map(str, files), "--out", str(tmp / "plots")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp, env=env)
+
+
+def drawn(tmp: Path) -> list[str]:
+    made = sorted(p.name for p in (tmp / "plots").iterdir())
+    for name in made:
+        assert (tmp / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    return made
+
+
 def test_plot_renders_pngs_from_the_saved_baselines(tmp_path):
     pytest.importorskip("matplotlib")
-    proc = subprocess.run([sys.executable, "-m", "cocode", "bench", "plot", str(BASELINE), str(SAME_CODE),
-                           "--out", str(tmp_path / "plots")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = plot(tmp_path, BASELINE, SAME_CODE)
     assert proc.returncode == 0, proc.stderr
-    made = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert made == ["ratios.png", "start.png"]
-    for name in made:
-        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn(tmp_path) == ["ratios.png", "start.png"]  # saved before runs kept their samples
+
+
+def test_plot_draws_latency_cdfs_and_memory_from_saved_runs_and_scenarios(tmp_path):
+    pytest.importorskip("matplotlib")
+    # What docs/performance.md shows: `bench all --save` runs with samples, `bench scenario --save` files.
+    runs = sorted((ROOT / "benchmarks").glob("run-*.json"))
+    scenarios = sorted((ROOT / "benchmarks").glob("scenario-*.json"))
+    assert runs and scenarios
+    proc = plot(tmp_path, *runs, *scenarios)
+    assert proc.returncode == 0, proc.stderr
+    assert drawn(tmp_path) == ["cdf_ready.png", "cdf_start.png", "cdf_tail.png", "memory.png",
+                               "ratios.png", "start.png"]
+    assert proc.stdout.count(".png") == 6
+
+
+def test_plot_without_samples_or_matplotlib_says_what_to_do(tmp_path):
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    proc = plot(tmp_path, tmp_path / "x.json")
+    assert proc.returncode == 2 and "has no ratios" in proc.stderr and "Traceback" not in proc.stderr
+    # matplotlib made unimportable: the missing extra is named, exit 3 (ADR-003).
+    (tmp_path / "hide").mkdir()
+    (tmp_path / "hide" / "matplotlib.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "hide"), str(ROOT)])}
+    proc = plot(tmp_path, BASELINE, env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "pip install 'cocode[plots]'" in proc.stderr and "Traceback" not in proc.stderr

@@ -225,6 +225,22 @@ def test_branch_watcher_follows_a_symbolic_ref(gitrepo):
     assert watcher.head() == work
 
 
+def test_read_head_follows_head_from_files_detached_symbolic_or_packed(gitrepo):
+    from cocode.gitops.refs import read_head
+
+    git_dir, common = gitrepo.path / ".git", gitrepo.path / ".git"
+    first = gitrepo.head()
+    assert read_head(gitrepo.path, git_dir, common) == first  # on main, a loose ref
+    second = gitrepo.commit("second", {"b.txt": "b\n"})
+    assert read_head(gitrepo.path, git_dir, common) == second
+    gitrepo.git("pack-refs", "--all")
+    assert read_head(gitrepo.path, git_dir, common) == second  # main only in packed-refs
+    gitrepo.git("checkout", "-q", "--detach", first)
+    assert read_head(gitrepo.path, git_dir, common) == first
+    gitrepo.git("checkout", "-q", "--orphan", "unborn")
+    assert read_head(gitrepo.path, git_dir, common) is None
+
+
 def test_branch_watcher_asks_git_when_refs_live_in_a_reftable(gitrepo):
     # git here still reads ref files and ignores the directory: this checks the
     # fallback's answers, not reftable itself.
