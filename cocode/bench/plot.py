@@ -153,7 +153,7 @@ def _ratios(plt, runs: list[dict], path: Path) -> Path:
 
 
 def _memory(plt, scenarios: list[dict], path: Path) -> Path:
-    fig, axes = plt.subplots(len(scenarios), 1, figsize=(7, 2.6 * len(scenarios)), squeeze=False)
+    fig, axes = plt.subplots(len(scenarios), 1, figsize=(8, 2.6 * len(scenarios)), squeeze=False)
     for ax, s in zip(axes[:, 0], scenarios):
         tl = s["memory_timeline"]
         for service, mib in sorted(tl["services_mib"].items()):
@@ -163,7 +163,7 @@ def _memory(plt, scenarios: list[dict], path: Path) -> Path:
         ax.set_xlabel("s since cocode started")
         ax.set_ylabel("RSS MiB")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, ncol=4, loc="lower right")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(plt, fig, path)
 
 
