@@ -237,7 +237,10 @@ class Worker(Service):
         chain replaces the older one (whose pending call then does nothing)."""
         self.tick_gen += 1
         gen = self.tick_gen
-        self.loop.call_later(delay, lambda: self.tick(gen))
+        if delay == TICK_S:  # on the shipper's grid: one wake-up serves both
+            self.loop.call_on_grid(TICK_S, lambda: self.tick(gen))
+        else:
+            self.loop.call_later(delay, lambda: self.tick(gen))
 
     def tick(self, gen: int) -> None:
         if gen != self.tick_gen:
