@@ -27,7 +27,6 @@ import zmq
 from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.sockets import bind
-from cocode.client import request, running_pid
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
 from cocode import envnames
@@ -375,6 +374,8 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
 
     The caller has checked the config; the supervisor starts through `python -m
     cocode -C ROOT supervise`, which skips the click command line (see __main__)."""
+    from cocode.client import request  # here: the supervisor process never needs the client
+
     paths.ensure_private_dirs()
     log_path = paths.home / "logs" / "services" / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -401,6 +402,8 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
 
 def stop(paths: Paths, timeout: float = 30.0) -> tuple[int | None, list[int]]:
     """`cocode down`: graceful stop; then no cocode process and no socket file remain."""
+    from cocode.client import request, running_pid
+
     pid = running_pid(paths)
     if pid:
         request(paths, "stop")
