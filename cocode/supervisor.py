@@ -167,6 +167,7 @@ class Supervisor:
                 child.state, child.reason = "unhealthy", "refusing appends: see its log"
             elif not refusing and child.state == "unhealthy":
                 child.state, child.reason = "ready", ""
+        self.note_all_ready()  # at once, not at the next check: `up --detach` polls for it
 
     def check_children(self) -> None:
         now = time.monotonic()
@@ -176,6 +177,9 @@ class Supervisor:
             elif child.state == "backoff" and now >= child.next_start:
                 child.restarts += 1
                 self.spawn(child)
+        self.note_all_ready()
+
+    def note_all_ready(self) -> None:
         if not self.all_ready_once and all(c.state == "ready" for c in self.children.values()):
             self.all_ready_once = True
             log.info("all services ready")
