@@ -31,6 +31,14 @@ from cocode.client import is_running
 WINDOW = 50_000  # unacked events a producer keeps in flight
 
 
+def _remove_db(path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
 def raw_sqlite_rows_per_s(directory, rows: int, payload_size: int) -> float:
     path = directory / f"bench-raw-{os.getpid()}.db"
     try:
@@ -55,11 +63,7 @@ def raw_sqlite_rows_per_s(directory, rows: int, payload_size: int) -> float:
         conn.close()
         return seq / elapsed
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(f"{path}{suffix}")
-            except FileNotFoundError:
-                pass
+        _remove_db(path)
 
 
 def raw_commit_ms(directory, commits: int, payload_size: int) -> list[float]:
@@ -83,11 +87,7 @@ def raw_commit_ms(directory, commits: int, payload_size: int) -> list[float]:
         conn.close()
         return times
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(f"{path}{suffix}")
-            except FileNotFoundError:
-                pass
+        _remove_db(path)
 
 
 def _producer(paths: Paths, tag: str, index: int, count: int, rate: int, out: mp.Queue) -> None:
