@@ -40,9 +40,9 @@ def test_grid_timers_set_at_different_moments_fire_in_the_same_turn():
         # Both set within the same period (the second one a little later, as the
         # shipper arms after the worker's tick): they come due together.
         while (time.monotonic() % period) > period / 2:
-            time.sleep(0.001)
+            time.sleep(0.001)  # pacing: to the first half of a period
         loop.call_on_grid(period, lambda: turns.append(turn))
-        time.sleep(0.005)
+        time.sleep(0.005)  # pacing: the second ticker arms later in the same period
         loop.call_on_grid(period, lambda: turns.append(turn))
         start = time.monotonic()
         while len(turns) < 2:
