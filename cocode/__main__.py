@@ -2,7 +2,9 @@
 
 `cocode -C ROOT service NAME` (how the supervisor starts each service) skips the
 click command line: a service then never imports click, which keeps every
-long-running process a few MiB smaller and faster to start.
+long-running process a few MiB smaller and faster to start. So does `cocode -C
+ROOT supervise`, how `cocode up --detach` starts the supervisor (internal: the
+command line has already checked the config).
 """
 
 import sys
@@ -13,6 +15,10 @@ def _service_fast_path(argv: list[str]) -> int | None:
         from cocode.launcher import run_service
 
         return run_service(argv[1], argv[3])
+    if len(argv) == 3 and argv[0] == "-C" and argv[2] == "supervise":
+        from cocode.supervisor import run_detached
+
+        return run_detached(argv[1])
     return None
 
 

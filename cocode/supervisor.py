@@ -27,7 +27,6 @@ import zmq
 from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.sockets import bind
-from cocode.client import request, running_pid
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
 from cocode import envnames
@@ -168,6 +167,7 @@ class Supervisor:
                 child.state, child.reason = "unhealthy", "refusing appends: see its log"
             elif not refusing and child.state == "unhealthy":
                 child.state, child.reason = "ready", ""
+        self.note_all_ready()  # at once, not at the next check: `up --detach` polls for it
 
     def check_children(self) -> None:
         now = time.monotonic()
@@ -177,6 +177,9 @@ class Supervisor:
             elif child.state == "backoff" and now >= child.next_start:
                 child.restarts += 1
                 self.spawn(child)
+        self.note_all_ready()
+
+    def note_all_ready(self) -> None:
         if not self.all_ready_once and all(c.state == "ready" for c in self.children.values()):
             self.all_ready_once = True
             log.info("all services ready")
@@ -342,8 +345,41 @@ def _is_cocode_service(pid: int) -> bool:
     return "cocode" in args and "service" in args
 
 
+def run_foreground(paths: Paths) -> int:
+    """`cocode up` in the foreground (and the detached supervisor): supervise until
+    stopped; a start-up failure raises with the failing service's own words."""
+    started = time.monotonic()
+    sup = Supervisor(paths)
+    print(f"cocode: supervising {len(SERVICES)} services in {paths.root} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    code = sup.run()
+    if sup.startup_failed:
+        raise CocodeError(f"start-up failed: {sup.startup_failed}")
+    print(f"cocode: stopped after {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
+    return code
+
+
+def run_detached(directory: str) -> int:
+    """`python -m cocode -C ROOT supervise`, how `up --detach` starts the supervisor
+    once it has checked the config: no click and no config read, so the services
+    start sooner. Errors end as one line on stderr (the supervisor's log)."""
+    from cocode.paths import find_repo_root
+
+    try:
+        return run_foreground(Paths(find_repo_root(directory)))
+    except CocodeError as err:
+        print(f"cocode: {err.message}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
 def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20.0) -> float:
-    """`cocode up --detach`: a supervisor in its own session; returns once all are ready."""
+    """`cocode up --detach`: a supervisor in its own session; returns once all are ready.
+
+    The caller has checked the config; the supervisor starts through `python -m
+    cocode -C ROOT supervise`, which skips the click command line (see __main__)."""
+    from cocode.client import request  # here: the supervisor process never needs the client
+
     paths.ensure_private_dirs()
     log_path = paths.home / "logs" / "services" / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +389,7 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
         env[envnames.PERFORMANCE_PROFILE] = profile
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cocode", "-C", str(paths.root), "up"],
+            [sys.executable, "-m", "cocode", "-C", str(paths.root), "supervise"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
         )
     deadline = started + timeout
@@ -370,6 +406,8 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
 
 def stop(paths: Paths, timeout: float = 30.0) -> tuple[int | None, list[int]]:
     """`cocode down`: graceful stop; then no cocode process and no socket file remain."""
+    from cocode.client import request, running_pid
+
     pid = running_pid(paths)
     if pid:
         request(paths, "stop")

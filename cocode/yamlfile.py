@@ -7,9 +7,8 @@ more values than any config has (an alias bomb: 9 levels of 9 took 8.9 s and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-import yaml
 
 from cocode.errors import ConfigError
 
@@ -17,23 +16,32 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 100_000  # what a config with YAML aliases may expand to
 
 
-class _Loader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (YAML says keys are
-    unique; PyYAML would silently keep the last one)."""
+@functools.cache
+def _loader():
+    """The loader class, made at first use: PyYAML costs ~13 ms of CPU to import,
+    which every service and command line would pay at start even with no config
+    file to read."""
+    import yaml
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                    continue  # `<<:` merges may be overridden; complex keys fail later
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while reading a mapping", node.start_mark,
-                        f"duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    class _Loader(yaml.SafeLoader):
+        """safe_load that refuses a key given twice in one mapping (YAML says keys are
+        unique; PyYAML would silently keep the last one)."""
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                        continue  # `<<:` merges may be overridden; complex keys fail later
+                    key = self.construct_object(key_node, deep=deep)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping", node.start_mark,
+                            f"duplicate key {key!r}", key_node.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return _Loader
 
 
 def _expanded_size(value: Any, limit: int) -> int:
@@ -62,8 +70,10 @@ def _expanded_size(value: Any, limit: int) -> int:
 def parse_yaml(text: str, label: str) -> Any:
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{label}: {len(text)} bytes is too big for a config file (at most {MAX_CONFIG_BYTES})")
+    import yaml
+
     try:
-        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        value = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
         if _expanded_size(value, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
             raise ConfigError(f"{label}: its YAML aliases expand to over {MAX_EXPANDED_NODES} values "
                               "(an alias bomb?): write the values out")

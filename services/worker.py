@@ -76,9 +76,12 @@ class Worker(Service):
     def setup(self) -> None:
         self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.reaper = reaper.Reaper()  # orphans of its agents re-parent here, not to init
-        self.sandboxed, self.sandbox_why = sandbox.active(self.config.sandbox)
-        if not self.sandboxed and self.config.sandbox == "auto":  # never silently
-            self.append(ev.WarningEvent(code="sandbox_off", message=f"agent runs are not sandboxed: {self.sandbox_why}"))
+        self.call_soon = self.loop.threadsafe_caller()
+        # The bwrap probe starts a process (~10 ms, far more on a loaded machine): it
+        # runs beside start-up instead of before the first heartbeat. A run's prepare
+        # (in the same executor, queued after it) waits for its answer.
+        self.sandbox_probe = self.executor.submit(sandbox.active, self.config.sandbox)
+        self.sandbox_probe.add_done_callback(lambda _f: self.call_soon(self.say_sandbox))
         self.shipper = Shipper(self.ctx, self.paths, self.config)
         self.shipper.attach(self.loop)
         # No chosen routing id: the scheduler's ROUTER gives each connection its own, which
@@ -89,7 +92,11 @@ class Worker(Service):
         self.tick_gen = 0
         self.schedule_tick(0.0)
         self.loop.every(BEAT_S, self.beat, first=0.0)
-        self.call_soon = self.loop.threadsafe_caller()
+
+    def say_sandbox(self) -> None:
+        sandboxed, why = self.sandbox_probe.result()
+        if not sandboxed and self.config.sandbox == "auto":  # never silently
+            self.append(ev.WarningEvent(code="sandbox_off", message=f"agent runs are not sandboxed: {why}"))
 
     def heartbeat_info(self) -> dict:
         return {"runs": len(self.runs), "preparing": len(self.preparing)}
@@ -215,7 +222,7 @@ class Worker(Service):
         t0 = time.perf_counter()
         job = fetch_job(self.ctx, self.paths.endpoint("store"), msg.job_seq)
         setting = Preparing(self.paths, self.config, self.agents, self.pool, self.worktree_lock, self.tmp,
-                            self.sandboxed, self.sandbox_why, self.id)
+                            *self.sandbox_probe.result(), self.id)
         return prepare_run(setting, msg, job, lambda: self.run_view(msg), room, t0)
 
     def run_view(self, msg: wire.Dispatch, wait_s: float = 5.0):
@@ -237,7 +244,10 @@ class Worker(Service):
         chain replaces the older one (whose pending call then does nothing)."""
         self.tick_gen += 1
         gen = self.tick_gen
-        self.loop.call_later(delay, lambda: self.tick(gen))
+        if delay == TICK_S:  # on the shipper's grid: one wake-up serves both
+            self.loop.call_on_grid(TICK_S, lambda: self.tick(gen))
+        else:
+            self.loop.call_later(delay, lambda: self.tick(gen))
 
     def tick(self, gen: int) -> None:
         if gen != self.tick_gen:

@@ -31,6 +31,14 @@ from cocode.client import is_running
 WINDOW = 50_000  # unacked events a producer keeps in flight
 
 
+def _remove_db(path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
 def raw_sqlite_rows_per_s(directory, rows: int, payload_size: int) -> float:
     path = directory / f"bench-raw-{os.getpid()}.db"
     try:
@@ -55,11 +63,31 @@ def raw_sqlite_rows_per_s(directory, rows: int, payload_size: int) -> float:
         conn.close()
         return seq / elapsed
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(f"{path}{suffix}")
-            except FileNotFoundError:
-                pass
+        _remove_db(path)
+
+
+def raw_commit_ms(directory, commits: int, payload_size: int) -> list[float]:
+    """One row per commit, one after another: what the log's disk alone costs each
+    event at a low rate (the floor under append->subscriber latency, since the
+    store publishes only after its commit)."""
+    path = directory / f"bench-commit-{os.getpid()}.db"
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)")
+        payload = os.urandom(payload_size)
+        times = []
+        for seq in range(1, commits + 1):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO events VALUES (?, ?)", (seq, payload))
+            conn.execute("COMMIT")
+            times.append((time.perf_counter() - t0) * 1000)
+        conn.close()
+        return times
+    finally:
+        _remove_db(path)
 
 
 def _producer(paths: Paths, tag: str, index: int, count: int, rate: int, out: mp.Queue) -> None:
@@ -200,6 +228,8 @@ def run(paths: Paths, count: int = 200_000, producers: int = 2, rate: int = 1000
     lat_count = max(1, min(rate * 3, 5000))
     say(f"latency: {lat_count} events at {rate}/s ...")
     _, lat_ack, lat_sub = _phase(paths, lat_tag, 1, lat_count, rate, timeout=120)
+    say("raw SQLite: 1,000 one-row commits (the disk's share of latency) ...")
+    commit_ms = raw_commit_ms(paths.home, 1000, payload_size)
     lost, dup = verify(paths, tag, producers, per)
     lost2, dup2 = verify(paths, lat_tag, 1, lat_count)
     events_per_s = per * producers / wall
@@ -211,6 +241,8 @@ def run(paths: Paths, count: int = 200_000, producers: int = 2, rate: int = 1000
         "ack_p99_ms": round(percentile(lat_ack, 99), 3),
         "sub_p50_ms": round(percentile(lat_sub["sub"], 50), 3),
         "sub_p99_ms": round(percentile(lat_sub["sub"], 99), 3),
+        "raw_commit_p50_ms": round(percentile(commit_ms, 50), 3),
+        "raw_commit_p99_ms": round(percentile(commit_ms, 99), 3),
         "flat_out_ack_p50_ms": round(percentile(ack, 50), 3),
         "flat_out_ack_p99_ms": round(percentile(ack, 99), 3),
         "flat_out_sub_received": sub["got"],
@@ -229,6 +261,8 @@ def report(r: dict) -> str:
         f"ratio                   {r['ratio']:>10.2f}",
         f"at {r['rate']}/s: append->ack      p50 {r['ack_p50_ms']:.3f} ms  p99 {r['ack_p99_ms']:.3f} ms",
         f"at {r['rate']}/s: append->sub      p50 {r['sub_p50_ms']:.3f} ms  p99 {r['sub_p99_ms']:.3f} ms",
+        f"raw one-row commit      p50 {r['raw_commit_p50_ms']:.3f} ms  p99 {r['raw_commit_p99_ms']:.3f} ms"
+        " (same disk: the floor under append->sub)",
         f"flat out: append->ack   p50 {r['flat_out_ack_p50_ms']:.1f} ms  p99 {r['flat_out_ack_p99_ms']:.1f} ms;"
         f" subscriber saw {r['flat_out_sub_received']:,} live (the rest is in the log: PUB drops under load)",
         f"verify: lost {r['lost']}, duplicated {r['duplicated']}",

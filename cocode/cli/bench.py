@@ -1,4 +1,4 @@
-"""`cocode bench jobs|events|logs|monitor|top|sandbox|checks`: the benchmarks, each printing same-run
+"""`cocode bench jobs|events|logs|monitor|top|sandbox|checks|up|watch`: the benchmarks, each printing same-run
 ratios against a baseline (or --json); `scenario N` (ADR-005's load scenarios);
 `all --save` and `compare` (baselines and the regression alarm). The measuring
 lives in cocode.bench.
@@ -80,6 +80,27 @@ def bench_top(seconds: float, as_json: bool) -> None:
     from cocode.bench import top as bench_top_mod
 
     _show(bench_top_mod.run(seconds=seconds, progress=not as_json), as_json, bench_top_mod.report)
+
+
+@bench.command("up")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--json", "as_json", is_flag=True)
+def bench_up(rounds: int, as_json: bool) -> None:
+    """`cocode up --detach` to all ready against a floor of bare Pythons; idle services' RSS."""
+    from cocode.bench import startup
+
+    _show(startup.run(rounds=rounds, progress=not as_json), as_json, startup.report)
+
+
+@bench.command("watch")
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--seconds", default=60.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+def bench_watch(runs: int, seconds: float, as_json: bool) -> None:
+    """The worker's CPU per watched run (idle agents), over its CPU with no run."""
+    from cocode.bench import watchcost
+
+    _show(watchcost.run(runs=runs, seconds=seconds, progress=not as_json), as_json, watchcost.report)
 
 
 @bench.command("scenario")

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
@@ -49,14 +48,7 @@ def up(env: Env, detach: bool, timeout: float, metrics_port: int | None, as_json
     if pid:
         raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
     if not detach:
-        started = time.monotonic()
-        sup = supervisor.Supervisor(env.paths)
-        click.echo(f"cocode: supervising {len(supervisor.SERVICES)} services in {env.paths.root} (Ctrl-C stops)", err=True)
-        code = sup.run()
-        if sup.startup_failed:
-            raise CocodeError(f"start-up failed: {sup.startup_failed}")
-        click.echo(f"cocode: stopped after {time.monotonic() - started:.1f}s", err=True)
-        sys.exit(code)
+        sys.exit(supervisor.run_foreground(env.paths))
     elapsed = supervisor.start_detached(env.paths, env.profile, timeout)
     if as_json:
         print_json({"root": str(env.paths.root), "pid": client.running_pid(env.paths),

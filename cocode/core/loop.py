@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import math
 import logging
 import signal
 import socket
@@ -48,6 +49,14 @@ class Loop:
         """Run fn once after `delay` seconds."""
         self._timer_ids += 1
         heapq.heappush(self._timers, (time.monotonic() + delay, self._timer_ids, None, fn))
+
+    def call_on_grid(self, period: float, fn: Callable[[], None]) -> None:
+        """Run fn once at the next multiple of `period` on the monotonic clock, so
+        tickers of one period (a worker's run watch and its log shipper) share one
+        wake-up instead of each waking the process on its own phase."""
+        now = time.monotonic()
+        self._timer_ids += 1
+        heapq.heappush(self._timers, ((now // period + 1) * period, self._timer_ids, None, fn))
 
     def stop(self, *_args) -> None:
         self.running = False
@@ -106,7 +115,9 @@ class Loop:
         wait = max_wait
         if self._timers:
             wait = max(0.0, min(wait, self._timers[0][0] - now))
-        for sock, _ in self.poller.poll(int(wait * 1000)):
+        # Rounded up: truncated, a wait of 19.9 ms polls 19 ms, then spins through
+        # zero-timeout polls until the timer is due (most of a 20 ms ticker's CPU).
+        for sock, _ in self.poller.poll(math.ceil(wait * 1000)):
             handler = self._handlers.get(sock)
             if handler is None:
                 continue

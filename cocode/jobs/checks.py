@@ -14,7 +14,6 @@ Sharing the concurrency cap (max_concurrent_agents) with agents:
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
 
@@ -129,6 +128,8 @@ def from_last_line(text: str) -> Counts:
 
 def from_junit(path: Path) -> Counts | None:
     """Totals from a JUnit XML file the check wrote; None if there is none or it is unreadable."""
+    import xml.etree.ElementTree as ET  # here: the checks service starts without an XML parser
+
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):

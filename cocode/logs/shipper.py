@@ -238,7 +238,7 @@ class Shipper:
         """Tick only while some run has something to do: an idle worker sleeps."""
         if not self.armed and self.runs and self.loop is not None:
             self.armed = True
-            self.loop.call_later(TICK_S, self._tick_timer)
+            self.loop.call_on_grid(TICK_S, self._tick_timer)  # shared with the worker's tick
 
     def _tick_timer(self) -> None:
         self.armed = False
