@@ -72,6 +72,8 @@ class Store(ServiceBase):
         self.dropped = 0
         self.bad_kinds: set[str] = set()
         self.refusing: str | None = None
+        # Drawn anew at each start: a seal from an earlier store is no seal.
+        self.seal_key = os.urandom(wire.SEAL_KEY_BYTES)
         self.own_producer = wire.new_producer_id("store")
         self.own_next = 1
         self.trimmed_at = self.head
@@ -107,13 +109,14 @@ class Store(ServiceBase):
                     self.say_refused(refusal)
                     self.router.send_multipart([ident, wire.encoder.encode(wire.Refused(refusal))])
             elif isinstance(req, wire.Sync):
-                syncs.append((ident, req))
+                # The seal key only for a sender the gate would let append (no agent).
+                syncs.append((ident, req, self.sender_refusal(gate.peer_pid(raw)) is None))
             else:
                 others.append((ident, req))
         if appends:
             self.commit(appends)
-        for ident, sync in syncs:
-            self.answer_sync(ident, sync)
+        for ident, sync, trusted in syncs:
+            self.answer_sync(ident, sync, trusted)
         for ident, req in others:
             self.answer_other(ident, req)
 
@@ -168,7 +171,7 @@ class Store(ServiceBase):
             self.bad_kinds.add(kind)
             self.log.warning("dropped an undecodable request (%s: %s); counting further ones", kind, detail)
 
-    def answer_sync(self, ident: bytes, sync: wire.Sync) -> None:
+    def answer_sync(self, ident: bytes, sync: wire.Sync, trusted: bool = False) -> None:
         limit = max(1, min(sync.limit, 10_000))
         if sync.types:
             rows, upto = eventlog.read_typed(self.conn, sync.after, sync.types, limit)
@@ -176,7 +179,8 @@ class Store(ServiceBase):
         else:
             rows = eventlog.read_payloads(self.conn, sync.after, limit)
             upto = sync.after + len(rows)  # seqs are contiguous
-        page = wire.Page(events=[msgspec.Raw(r) for r in rows], head=self.head, upto=upto)
+        page = wire.Page(events=[msgspec.Raw(r) for r in rows], head=self.head, upto=upto,
+                         seal_key=self.seal_key if trusted else b"")
         self.router.send_multipart([ident, wire.encoder.encode(page)])
 
     # -- the write path --------------------------------------------------------------
@@ -246,13 +250,14 @@ class Store(ServiceBase):
                 self.router.send_multipart([ident, wire.encoder.encode(reply)])
         # Published only now, after COMMIT: a subscriber never sees an event the log lacks.
         send, more, now = self.pub.send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK
-        topics, state, apply = ev.TOPICS, self.state, st.apply
+        topics, state, apply, seal, key = ev.TOPICS, self.state, st.apply, wire.seal, self.seal_key
         for row, event in zip(rows, fresh_events):
-            # Two plain sends cost a third of send_multipart; a PUB never blocks or
+            # Plain sends cost a third of send_multipart; a PUB never blocks or
             # fails on them (at the high-water mark it drops, and a lagging
             # subscriber sees the seq gap and syncs).
             send(topics[type(event)], more)
-            send(row[5], now)
+            send(row[5], more)
+            send(seal(key, row[5]), now)
             apply(state, event)
         if self.head - self.snapshot_seq >= SNAPSHOT_EVERY:
             self.snapshot()

@@ -154,7 +154,7 @@ def _subscriber(paths: Paths, tag: str, ready, out: mp.Queue, expect: int, deadl
     while got < expect and time.monotonic() < end:
         if not sub.poll(500):
             continue
-        _, payload = sub.recv_multipart()
+        _, payload, _seal = sub.recv_multipart()
         now = time.time_ns()
         e = ev.decode(payload)
         if e.job == tag:

@@ -5,6 +5,11 @@ events meanwhile, drop what the sync already covered, then go live. A gap in seq
 or a store heartbeat announcing a head we have not seen, sends it back to sync the
 missing range; so does silence from the bus, so a dead bus delays events but never
 loses them.
+
+A live event counts only with the store's seal (core/wire.py): the key comes with
+the sync replies, so events heard before the first reply wait for it. A frame
+whose seal is wrong is dropped and starts a sync: it is a forgery (the real event
+of that seq still arrives), or a restarted store's new key (the sync brings it).
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.loop import Loop, drain
 from cocode.core.sockets import dealer
+
+try:  # the C function alone: hmac would load OpenSSL into every service
+    from _operator import _compare_digest as same_digest
+except ImportError:  # pragma: no cover
+    from hmac import compare_digest as same_digest
 
 
 class Follower:
@@ -58,8 +68,11 @@ class Follower:
         self.syncing = False
         self.sync_sent = 0.0
         self.live: list[ev.Event] = []
+        self.seal_key: bytes | None = None  # None until the first sync reply; b"": not given one
+        self.unsealed: list[tuple[ev.Event, bytes, bytes | None]] = []
         self.last_heard = time.monotonic()
         self.dropped = 0
+        self.forged = 0
         self.synced_once = False
 
     # -- sync -----------------------------------------------------------------------
@@ -86,6 +99,10 @@ class Follower:
                 continue
             self.last_heard = time.monotonic()
             self.head = max(self.head, page.head)
+            self.seal_key = page.seal_key
+            if self.unsealed:
+                heard, self.unsealed = self.unsealed, []
+                self.live.extend(e for e, payload, mark in heard if self._sealed(payload, mark))
             if self.types is not None:
                 self._on_filtered_page(page)
                 continue
@@ -161,10 +178,13 @@ class Follower:
 
     def on_live(self) -> None:
         for frames in drain(self.sub, multipart=True):
-            if len(frames) != 2:
+            if len(frames) == 3:
+                topic, payload, mark = frames
+            elif len(frames) == 2:
+                (topic, payload), mark = frames, None
+            else:
                 self.dropped += 1
                 continue
-            topic, payload = frames
             self.last_heard = time.monotonic()
             if self.types is not None and topic.startswith(wire.EVENT_TOPIC):
                 self._kick()
@@ -183,6 +203,13 @@ class Follower:
             except msgspec.MsgspecError:
                 self.dropped += 1
                 continue
+            if self.seal_key is None:
+                self.unsealed.append((event, payload, mark))  # judged once the key is known
+                continue
+            if not self._sealed(payload, mark):
+                if not self.syncing:
+                    self._request_sync()
+                continue
             if self.syncing:
                 self.live.append(event)
             elif event.seq == self.last + 1:
@@ -190,6 +217,16 @@ class Follower:
             elif event.seq > self.last + 1:
                 self.live.append(event)
                 self._request_sync()
+
+    def _sealed(self, payload: bytes, mark: bytes | None) -> bool:
+        """The store sealed this envelope (or this follower was given no key to check)."""
+        if not self.seal_key:
+            return True
+        if mark is not None and same_digest(wire.seal(self.seal_key, payload), mark):
+            return True
+        self.forged += 1
+        self.dropped += 1
+        return False
 
     def tick(self) -> None:
         now = time.monotonic()

@@ -9,7 +9,11 @@ A producer numbers its events 1, 2, 3 ... without gaps; the store only takes the
 next expected id, which makes a resend harmless and a hole impossible.
 
 Bus frames are [topic, envelope]; topics are `evt.<type>` (durable, sequenced),
-`hb.<service>` (heartbeats), `log.<job>.<agent>`, `metric.<name>`.
+`hb.<service>` (heartbeats), `log.<job>.<agent>`, `metric.<name>`. An `evt.` frame has a
+third part, its seal: a keyed BLAKE2b of the envelope under a key the store draws at
+start and hands out only in its sync replies, to senders its gate does not refuse (no
+agent). Anyone may publish on bus-in; only the store can seal, so a Follower takes no
+forged event, and a forged seq cannot shadow the real one (issue 11, defect 4).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ import time
 from typing import Union
 
 import msgspec
+
+try:  # the C module alone: hashlib would load OpenSSL into every service (~2 MiB)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
 
 from cocode.core.events import EventUnion
 from cocode.runkey import LOG_TOPIC_PREFIX, RunKey
@@ -64,6 +73,7 @@ class Page(msgspec.Struct, tag="page"):
     events: list[msgspec.Raw]
     head: int
     upto: int = 0
+    seal_key: bytes = b""  # the key of the bus's event seals (empty for an agent)
 
 
 class Heartbeat(msgspec.Struct, tag="heartbeat"):
@@ -172,6 +182,12 @@ def log_topic(job: str, agent: str) -> bytes:
 
 HEARTBEAT_TOPIC = b"hb."
 EVENT_TOPIC = b"evt."
+SEAL_KEY_BYTES = 32
+
+
+def seal(key: bytes, envelope) -> bytes:
+    """An event frame's seal: 16 bytes, ~0.6 us for a 120-byte envelope (measured)."""
+    return blake2b(envelope, key=key, digest_size=16).digest()
 
 
 def heartbeat_frames(service: str, head: int = 0, **info) -> list[bytes]:

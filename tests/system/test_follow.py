@@ -132,8 +132,8 @@ def test_plain_pyzmq_sub_socket_sees_msgpack_envelopes(shared, ctx):
 
     seqs = []
     for frames in received:
-        assert len(frames) == 2, frames
-        topic, payload = frames
+        assert len(frames) == 3 and len(frames[2]) == 16, frames  # [topic, envelope, the store's seal]
+        topic, payload, _ = frames
         envelope = msgspec.msgpack.decode(payload)
         assert isinstance(envelope, dict)
         assert isinstance(envelope["seq"], int) and not isinstance(envelope["seq"], bool)
@@ -216,7 +216,7 @@ def test_a_seq_gap_makes_the_follower_fetch_the_missing_range(shared, ctx):
 
         def witnessed() -> bool:
             while witness.poll(50):
-                topic, payload = witness.recv_multipart()
+                topic, payload = witness.recv_multipart()[:2]
                 if topic.startswith(b"evt.") and msgspec.msgpack.decode(payload)["seq"] >= last_missed:
                     return True
             return False

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -38,9 +40,10 @@ GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
 }
 # Without the sandbox, what an agent can still do. Forged appends are refused by the
-# store's gate (cocode/core/gate.py): an agent is a descendant of the worker. A daemon
+# store's gate (cocode/core/gate.py): an agent is a descendant of the worker. Fake
+# evt.* reach the bus but no follower takes them (they lack the store's seal). A daemon
 # dies with its run either way (the worker is subreaper: resources/reaper.py).
-POSSIBLE_WITHOUT_SANDBOX = {"bus_in", "update_ref", "write_db", "read_others"}
+POSSIBLE_WITHOUT_SANDBOX = {"update_ref", "write_db", "read_others"}
 
 
 def write_config(repo: Path, mode: str) -> None:
@@ -96,6 +99,11 @@ def attack_everything(tmp_path: Path, mode: str) -> tuple[dict[str, bool], dict]
     sub.connect(paths.endpoint("bus"))
     sub.setsockopt(zmq.SUBSCRIBE, b"evt.")
     left: list[psutil.Process] = []
+    # What a user following the log sees (a Follower, as every service and dashboard has).
+    followed = tmp_path / "events-follow.jsonl"
+    with open(followed, "wb") as out:
+        watcher = subprocess.Popen([sys.executable, "-m", "cocode", "-C", str(repo), "events", "-f", "--json"],
+                                   stdout=out, stderr=subprocess.DEVNULL)
     try:
         lone = submit(repo, "victim")
         wait_until(lambda: (r := run(paths, lone, "victim")) and r.commits >= 1, 60, what="the victim's first commit")
@@ -105,6 +113,8 @@ def attack_everything(tmp_path: Path, mode: str) -> tuple[dict[str, bool], dict]
         # The bus carries the attackers' run_finished after whatever they published.
         bus_seen: list[bytes] = []
         wait_until(lambda: _drain(sub, bus_seen, job), 20, what="the bus_in attacker's run_finished on the bus")
+        wait_until(lambda: _followed_end(followed.read_text(), job), 30,
+                   what="`cocode events -f` to show the bus_in attacker's run_finished")
         reports = {a: json.loads((Path(run(paths, job, a).worktree) / "hostile-report.json").read_text())
                    for a in ATTACKS}
 
@@ -123,27 +133,41 @@ def attack_everything(tmp_path: Path, mode: str) -> tuple[dict[str, bool], dict]
             "forge_cancel": any(t == "cancel_requested" and j in (lone, job) for _, t, j, _ in rows),
             "forge_finished": any(t == "run_finished" and b"FORGED-FINISH" in p for _, t, _, p in rows)
             or any(r.ready_commit == "0" * 40 for r in ends.values()),
-            "bus_in": any(b"FORGED-BUS" in frame for frame in bus_seen),
+            "bus_in": "FORGED-BUS" in followed.read_text(),
             "update_ref": any("hostile: forged" in log for log in forged_on_branch.values()),
             "write_db": any(b"FORGED-DB" in p for _, _, _, p in rows),
             "read_others": TOKEN in reports["read_others"].get("found", []),
             "daemonise": bool(left),
         }
         details = {"reports": reports, "victims": {k: (r.state, r.reason, r.detail) for k, r in ends.items()},
-                   "daemons_left": len(left), "ps": cocode(repo, "ps", "--json").stdout}
+                   "daemons_left": len(left), "ps": cocode(repo, "ps", "--json").stdout,
+                   "forged_on_bus": any(b"FORGED-BUS" in frame for frame in bus_seen)}
         return succeeded, details
     finally:
+        watcher.kill()
+        watcher.wait(10)
         for p in left:
             p.kill()
         ctx.destroy(linger=0)
         down(repo)
 
 
+def _followed_end(text: str, job: str) -> bool:
+    """`cocode events -f --json` has shown the bus_in attacker's (real) run_finished."""
+    for line in text.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # a line still being written
+        if e.get("type") == "run_finished" and e.get("job") == job and e.get("agent") == "bus_in":
+            return True
+    return False
+
+
 def _drain(sub: zmq.Socket, seen: list[bytes], job: str) -> bool:
     """Collect bus frames; True once the bus_in attacker's run_finished is among them."""
     while sub.poll(50):
-        topic, payload = sub.recv_multipart()
-        seen.append(payload)
+        seen.append(sub.recv_multipart()[1])  # [topic, envelope, seal]; a forgery has no seal
     from cocode.core import events as ev
 
     for payload in seen:
@@ -172,6 +196,7 @@ def test_every_attack_fails_in_the_sandbox(tmp_path):
 def test_without_the_sandbox_what_remains_possible(tmp_path):
     succeeded, details = attack_everything(tmp_path, "off")
     assert {a for a, ok in succeeded.items() if ok} == POSSIBLE_WITHOUT_SANDBOX, (succeeded, details)
+    assert details["forged_on_bus"], "the bus_in attack never reached the bus: its failure proves nothing"
     assert details["daemons_left"] == 0 and details["reports"]["daemonise"].get("daemon"), details
     # The store did not wedge on the row written behind its back: the victims ended. The
     # sibling's branch, moved to an orphan, is no run's work: it fails with the reason;
