@@ -141,13 +141,16 @@ class TopApp(PaneSearch, App):
                 continue
             if c.agent in self.hidden:
                 # A hidden tab holds no lines, only a count: its backlog comes again when shown.
-                pane.unseen += c.data.count(b"\n")
+                pane.unseen += c.n if c.kind in ("count", "lines") else c.data.count(b"\n")
                 continue
             if c.kind == "reset":
                 pane.reset()
             elif c.kind == "notice":
                 pane.notice(c.text)
-            else:
+            elif c.kind == "lines":
+                pane.add(c.lines, c.n, c.text)
+                shown.append(c)
+            elif c.kind == "data":
                 pane.feed(c.data)
                 shown.append(c)
         if b.state is not None or b.events:
@@ -218,7 +221,7 @@ class TopApp(PaneSearch, App):
         self.build_panes()
         self.run_rows = []
         self.refresh_runs()
-        self.feed.watch(job_id, self.agents)
+        self.feed.watch(job_id, self.agents, [a for a in self.agents if a not in self.hidden])
 
     def build_panes(self) -> None:
         box = self.query_one("#panes", Container)
@@ -250,7 +253,7 @@ class TopApp(PaneSearch, App):
                 w.generation, w.version = pane.generation, pane.version
         if shown in self.hidden:
             self.hidden.discard(shown)
-            self.feed.refetch(self.job, shown)
+            self.feed.show(self.job, [shown])
 
     # -- actions ---------------------------------------------------------------------------------
 

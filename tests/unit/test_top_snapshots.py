@@ -42,7 +42,10 @@ class ScriptedFeed:
                 self.on_batch(b)
         threading.Thread(target=run, daemon=True).start()
 
-    def watch(self, job, agents) -> None:
+    def watch(self, job, agents, shown=None) -> None:
+        pass
+
+    def show(self, job, agents) -> None:
         pass
 
     def on_painted(self) -> None:
