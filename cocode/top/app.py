@@ -17,20 +17,18 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from cocode.errors import CocodeError
 from cocode.paths import Paths
-from cocode.top import actions
 from cocode.top import model as vm
 from cocode.top.feed import Batch, Feed
+from cocode.top.keys import KeyActions
 from cocode.top.lineview import AgentPane
 from cocode.top.pane_search import PaneSearch, SearchInput
 from cocode.top.panes import PaneLog
-from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen, SubmitScreen
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 
 
-class TopApp(PaneSearch, App):
+class TopApp(KeyActions, PaneSearch, App):
     TITLE = "cocode top"
     CSS = """
     #status { height: 1; background: $boost; padding: 0 1; }
@@ -263,92 +261,6 @@ class TopApp(PaneSearch, App):
             return None
         row = min(max(runs.cursor_row, 0), len(self.run_rows) - 1)
         return self.job, self.run_rows[row].agent
-
-    def _do(self, fn, *args, then=None) -> None:
-        """Run a blocking call to cocode off the UI thread; say what came of it."""
-        def work() -> None:
-            try:
-                result = fn(*args)
-            except CocodeError as err:
-                self.call_from_thread(self.notify, err.message, severity="error", timeout=8)
-                return
-            if then is not None:
-                self.call_from_thread(then, result)
-        self.run_worker(work, thread=True, exit_on_error=False)
-
-    def action_submit(self) -> None:
-        names = actions.agent_names(self.config)
-        chosen = list(self.config.default_agents) if self.config is not None else names[:1]
-
-        def done(result) -> None:
-            if result:
-                text, agents = result
-                self._do(actions.submit, self.paths, self.config, text, agents,
-                         then=lambda job: self.notify(f"job {job} queued ({', '.join(agents)})"))
-        self.push_screen(SubmitScreen(names, chosen), done)
-
-    def action_cancel_run(self) -> None:
-        sel = self.selected_run()
-        if sel is None:
-            self.notify("no run selected", severity="warning")
-            return
-        self._do(actions.cancel, self.paths, sel[0], sel[1], then=self.notify)
-
-    def action_cancel_job(self) -> None:
-        if self.job is None:
-            self.notify("no job selected", severity="warning")
-            return
-        self._do(actions.cancel, self.paths, self.job, None, then=self.notify)
-
-    def action_diff(self) -> None:
-        sel = self.selected_run()
-        if sel is None:
-            self.notify("no run selected", severity="warning")
-            return
-        self._do(actions.diff, self.paths, *sel,
-                 then=lambda text: self.push_screen(DiffScreen(f"diff {sel[0]}/{sel[1]}", text)))
-
-    def action_say(self) -> None:
-        """`cocode say` for the selected run: a message, then exactly what will happen."""
-        sel = self.selected_run()
-        if sel is None:
-            self.notify("no run selected", severity="warning")
-            return
-
-        def confirm(plan) -> None:
-            event, text = plan
-            self.push_screen(ConfirmScreen(text), lambda yes: yes and self._do(
-                actions.say, self.paths, event, then=self.notify))
-
-        def written(message) -> None:
-            if message is not None:
-                self._do(actions.say_plan, self.paths, self.config, *sel, message, then=confirm)
-        self.push_screen(SayScreen(f"{sel[0]}/{sel[1]}"), written)
-
-    def worktree(self) -> str | None:
-        sel = self.selected_run()
-        path = ""
-        if sel is not None:
-            path = next((r.worktree for r in self.run_rows if r.agent == sel[1]), "")
-        if not path:
-            self.notify("this run has no worktree (not started yet, or cleaned)", severity="warning")
-            return None
-        return path
-
-    def action_copy_path(self) -> None:
-        if path := self.worktree():
-            self.copy_to_clipboard(path)
-            self.notify(f"copied {path}")
-
-    def action_open_path(self) -> None:
-        if path := self.worktree():
-            try:
-                with self.suspend():
-                    actions.open_in_editor(path)
-            except CocodeError as err:
-                self.notify(err.message, severity="error")
-            except Exception as err:  # no terminal to suspend (the browser): say so
-                self.notify(f"cannot open an editor here ({err}); `y` copies {path}", severity="error")
 
     def get_system_commands(self, screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
