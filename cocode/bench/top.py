@@ -40,8 +40,7 @@ from cocode import supervisor
 from cocode.bench import percentile
 from cocode.bench.logs import AGENTS
 from cocode.bench.stamped import STAMP
-from cocode.bench.topbase import (EMPTY_APP_FLOOR, IMPORT_FLOOR, START_TIMEOUT_S, Gate, bare_app, cpu_seconds,
-                                  floor_mib, loadavg)
+from cocode.bench.topbase import EMPTY_APP_FLOOR, IMPORT_FLOOR, START_TIMEOUT_S, Gate, cpu_seconds, floor_mib, loadavg
 from cocode.configload import load_config
 from cocode.errors import CocodeError
 
@@ -108,11 +107,13 @@ async def cursor_presses(app, seconds: float) -> list[float]:
 
 
 async def job_switches(app, n: int = 20) -> list[float]:
-    app.query_one("#jobs").focus()
+    jobs = app.query_one("#jobs")
+    jobs.focus()
+    await until(lambda: app.focused is jobs, 10, "the jobs table focused")
     out = []
-    for i in range(n):
+    for _ in range(n):
         before = app.job
-        out.append(await press(app, "down" if i % 2 == 0 else "up", lambda: app.job != before))
+        out.append(await press(app, "down" if jobs.cursor_row == 0 else "up", lambda: app.job != before))
         await asyncio.sleep(0.1)
     return out
 
@@ -161,25 +162,15 @@ async def measure(proc: psutil.Process, app, seconds: float, probe: Probe) -> di
     return {"keys": keys_task.result(), "cpu": cpu, "peak": peak}
 
 
-async def bare_phase(paths, gate: Gate, seconds: float, say) -> dict:
+def bare_phase(paths, tmp: Path, seconds: float, say) -> dict:
+    """The bare Textual app, in a process of its own (two Textual apps run one after
+    the other in one process lose the second one's after-refresh callbacks)."""
     say(f"baseline: a bare Textual app showing 5 agents x 1 MB/s for {seconds:g} s ...")
-    job = await asyncio.to_thread(submit, paths, AGENTS, "bench top: bare Textual baseline")
-    probe, proc = Probe(), psutil.Process()
-    app = bare_app(paths, job)
-    app.on_visible = probe.pairs
-    async with app.run_test(size=(160, 48)):
-        await start_streaming(gate, job, AGENTS)
-        probe.on = True
-        m = await measure(proc, app, seconds - 1.5, probe)
-        probe.on = False
-        app.feed.running = False
-    await until(lambda: not gate.missing(job, AGENTS) and job_done(paths, job), seconds + 60, "the bare stream's end")
-    return {"bare_visible_p50_ms": round(percentile(probe.visible, 50), 2),
-            "bare_visible_p99_ms": round(percentile(probe.visible, 99), 2),
-            "bare_visible_samples": len(probe.visible),
-            "bare_key_p50_ms": round(percentile(m["keys"], 50), 2),
-            "bare_key_p99_ms": round(percentile(m["keys"], 99), 2),
-            "bare_cpu_percent": round(m["cpu"], 1)}
+    out = subprocess.run([sys.executable, "-m", "cocode.bench.topbare", str(paths.root), str(tmp), str(seconds)],
+                         capture_output=True, text=True, timeout=START_TIMEOUT_S + seconds + 120)
+    if out.returncode != 0:
+        raise CocodeError(f"bench top: the bare Textual baseline failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(out.stdout)
 
 
 def job_done(paths, job: str) -> bool:
@@ -307,7 +298,7 @@ def run(seconds: float = 10.0, progress: bool = True) -> dict:
         paths = gate.repo(seconds)
         supervisor.start_detached(paths)
         try:
-            result = asyncio.run(bare_phase(paths, gate, seconds, say))
+            result = bare_phase(paths, tmp, seconds, say)
             result.update(asyncio.run(drive(paths, gate, seconds, say)))
             result.update(real_terminal(paths, gate, seconds, say))
         finally:

@@ -48,12 +48,13 @@ START_TIMEOUT_S = 180.0  # cocode starting 5 agents on a loaded 2-core machine: 
 
 
 class Gate:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, create: bool = True) -> None:
         self.dir = tmp / "gate"
-        self.dir.mkdir()
         self.writer, self.script = tmp / "writer.py", tmp / "gate.py"
-        self.writer.write_text(WRITER)
-        self.script.write_text(GATE)
+        if create:
+            self.dir.mkdir()
+            self.writer.write_text(WRITER)
+            self.script.write_text(GATE)
 
     def repo(self, seconds: float) -> Paths:
         """A fresh repository (tmp/repo) whose agents stream 1 MB/s for `seconds` once let go."""
@@ -151,7 +152,11 @@ def bare_app(paths: Paths, job: str):
             runs.add_columns("agent", "state")
             for a in AGENTS:
                 runs.add_row(a, "running")
+            self.pane = self.query_one("#pane", Static)
             self.feed.start()
+
+        def on_unmount(self) -> None:
+            self.feed.running = False
 
         def _from_feed(self, batch) -> None:
             try:
@@ -163,8 +168,8 @@ def bare_app(paths: Paths, job: str):
             shown = [(data, at) for agent, data, at in batch if agent == AGENTS[0]]
             for data, _ in shown:
                 self.lines.extend(data.decode(errors="replace").splitlines())
-            if shown:
-                pane = self.query_one("#pane", Static)
+            if shown and self.is_running:
+                pane = self.pane
                 pane.update("\n".join(list(self.lines)[-max(1, pane.size.height):]))
                 if self.on_visible is not None:
                     probe = self.on_visible

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from cocode import osutil
 from cocode.paths import Paths
 from cocode.top import model as vm
 from cocode.top.feed import Batch, Feed
@@ -66,6 +67,7 @@ class TopApp(KeyActions, PaneSearch, App):
         self.wall, self.mono = wall, mono  # clocks (fixed ones make snapshots repeatable)
         self.paths, self.config, self.keep = paths, config, keep_lines
         self.model = vm.Model()
+        osutil.limit_arenas()  # before the feed's threads (its own and 0MQ's) allocate
         self.feed = feed_factory(paths, self._from_feed, keep_lines)
         self.job: str | None = None
         self.agents: list[str] = []
@@ -238,9 +240,10 @@ class TopApp(KeyActions, PaneSearch, App):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Only the shown tab holds lines: the one left is emptied, the one shown asks
         the collector for its backlog (a reset, then the last tui_log_lines lines)."""
-        shown = next((w.agent for w in event.pane.query(AgentPane)), None)
-        if shown is None or self.job is None:
-            return
+        pane = next(iter(event.pane.query(AgentPane)), None)
+        if pane is None or self.job is None or self.widgets.get(pane.agent) is not pane:
+            return  # a tab of panes already replaced (another job's, being removed)
+        shown = pane.agent
         for a, w in self.widgets.items():
             if a != shown and a not in self.hidden:
                 self.hidden.add(a)

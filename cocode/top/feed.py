@@ -26,7 +26,7 @@ from typing import Callable
 import msgspec
 import zmq
 
-from cocode import client
+from cocode import client, osutil
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -44,6 +44,7 @@ PAINT_WAIT_S = 1.0  # the next batch waits for the last one's repaint, at most t
 ASK_AGAIN_S = 2.0
 SETTLE_S = 0.3  # a watched run finished: check with the collector that we hold its end
 SUB_SETTLE_S = 0.05
+TRIM_EVERY_S = 2.0  # heap freed after a burst of output handed back to the OS at most this often
 BEAT_EVERY_S = 1.0  # liveness handed to the app at most this often  # new subscriptions reach the bus before the backlog is cut
 
 
@@ -128,6 +129,7 @@ class Feed:
         self.was_up = False
         self.last_beat = 0.0
         self.batch_beat = 0.0
+        self.bytes_in = 0  # output bytes since the last trim
 
     # -- the app's side ------------------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class Feed:
         self.loop.add(self.cmd_in, self.on_cmd)
         self.loop.every(0.2, self.tick)
         self.loop.every(1.0, self.check_started)
+        self.loop.every(TRIM_EVERY_S, self.trim)
         last_flush = 0.0
         try:
             while self.running:
@@ -330,6 +333,7 @@ class Feed:
     def emit(self, s: Stream, data: bytes, now: float, ts: float = 0.0) -> None:
         if not data:
             return
+        self.bytes_in += len(data)
         if not s.shown:
             self.batch.chunks.append(Chunk(self.job or "", s.agent, "count", n=data.count(b"\n"), at=now, ts=ts))
             return
@@ -385,6 +389,11 @@ class Feed:
             elif s.check_at and now >= s.check_at and not s.asked_at and s.expected is not None:
                 s.check_at = 0.0
                 self.ask(s, 0)
+
+    def trim(self) -> None:
+        if self.bytes_in:
+            self.bytes_in = 0
+            osutil.release_memory()
 
     def check_started(self) -> None:
         if not self.was_up:

@@ -144,8 +144,9 @@ def test_submit_screen(snap_compare, tmp_path):
     async def run_before(pilot) -> None:
         await settled(3)(pilot)
         await pilot.press("s")
-        for _ in range(100):
-            if type(pilot.app.screen).__name__ == "SubmitScreen":
+        for _ in range(250):  # the screens' module is imported when a key first opens one
+            screen = pilot.app.screen
+            if type(screen).__name__ == "SubmitScreen" and screen.query("#issue") and screen.focused is not None:
                 break
             await pilot.pause(0.02)
         await pilot.pause(0.1)
