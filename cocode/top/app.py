@@ -58,6 +58,7 @@ class TopApp(KeyActions, PaneSearch, App):
         Binding("q", "quit", "Quit"),
         Binding("slash", "search", "Search"),  # after Quit: a narrow footer cuts these, not q
         Binding("m", "say", "Say"),
+        Binding("p", "pick", "Pick"),
     ]
 
     def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
@@ -74,6 +75,7 @@ class TopApp(KeyActions, PaneSearch, App):
         self.panes: dict[str, PaneLog] = {}
         self.widgets: dict[str, AgentPane] = {}
         self.hidden: set[str] = set()  # agents whose tab is not shown
+        self.tab_labels: dict[str, str] = {}  # the label each tab shows (unread lines while hidden)
         self.job_rows: list = []
         self.run_rows: list = []
         self.batches = 0
@@ -172,6 +174,22 @@ class TopApp(KeyActions, PaneSearch, App):
             return  # the app is closing (its screen's widgets are gone): a late tick
         self.refresh_tables()
         self.refresh_header()
+        self.refresh_tab_labels()
+
+    def refresh_tab_labels(self) -> None:
+        """A hidden tab's label counts the lines it has not shown (once a second: a
+        label change lays the tab row out again)."""
+        tabs = next(iter(self.query("#panes TabbedContent")), None)
+        if tabs is None:
+            return
+        for i, (a, pane) in enumerate(self.panes.items()):
+            label = f"{a} ({pane.unseen:,} new)" if a in self.hidden and pane.unseen else a
+            if self.tab_labels.get(a) != label:
+                try:
+                    tabs.get_tab(f"pane-{i}").label = label
+                except (ValueError, LookupError):
+                    continue  # not mounted yet: the next tick
+                self.tab_labels[a] = label
 
     def refresh_header(self) -> None:
         h = vm.header(self.model, self.mono(), str(self.paths.root))
@@ -228,6 +246,7 @@ class TopApp(KeyActions, PaneSearch, App):
         box.remove_children()
         self.widgets = {a: AgentPane(a, p, self.keep) for a, p in self.panes.items()}
         self.hidden = set()
+        self.tab_labels = {a: a for a in self.panes}
         if len(self.widgets) <= MAX_SIDE_BY_SIDE:
             box.mount(Horizontal(*self.widgets.values()))
         else:
@@ -255,6 +274,7 @@ class TopApp(KeyActions, PaneSearch, App):
         if shown in self.hidden:
             self.hidden.discard(shown)
             self.feed.show(self.job, [shown])
+        self.refresh_tab_labels()
 
     # -- actions ---------------------------------------------------------------------------------
 

@@ -77,6 +77,19 @@ class KeyActions:
                 self._do(actions.say_plan, self.paths, self.config, *sel, message, then=confirm)
         self.push_screen(screens().SayScreen(f"{sel[0]}/{sel[1]}"), written)
 
+    def action_pick(self) -> None:
+        """`cocode pick` for the selected run: exactly what it would do, then y does it."""
+        sel = self.selected_run()
+        if sel is None:
+            self.notify("no run selected", severity="warning")
+            return
+
+        def confirm(plan) -> None:
+            p, text = plan
+            self.push_screen(screens().ConfirmScreen(text), lambda yes: yes and self._do(
+                actions.pick, self.paths, self.config, p, then=self.notify))
+        self._do(actions.pick_plan, self.paths, self.config, *sel, then=confirm)
+
     def worktree(self) -> str | None:
         sel = self.selected_run()
         path = ""
