@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,8 @@ class Probe:
         if self.on:
             now = time.time_ns()
             for c in chunks:
-                self.record(c.lines[-1].encode() if c.lines else c.data[-2000:], c.at, now)
+                lines = getattr(c, "lines", None)  # a view that sends bytes has no lines
+                self.record(lines[-1].encode() if lines else c.data[-2000:], c.at, now)
 
     def pairs(self, pairs) -> None:
         """The bare app's (bytes, received at)."""
@@ -291,6 +293,8 @@ def run(seconds: float = 10.0, progress: bool = True) -> dict:
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     if seconds < 3:
         raise CocodeError("bench top: --seconds must be at least 3 (the measurement is the stream's last part)", 2)
+    # Killed (timeout, kill): stop the cocode started here on the way out, as on an error.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-top-"))
     load = loadavg()
     try:
