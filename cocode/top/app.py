@@ -227,8 +227,16 @@ class TopApp(KeyActions, PaneSearch, App):
                     pane.flush()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "jobs" and event.row_key.value and event.row_key.value != self.job:
-            self.select_job(event.row_key.value)
+        if event.data_table.id != "jobs":
+            return
+        # The row the cursor is on now, not the event's: a table rebuilt (clear, rows,
+        # cursor back to its job) posts highlights of rows it only passed through.
+        table = event.data_table
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key and key != self.job:
+            self.select_job(key)
 
     def select_job(self, job_id: str) -> None:
         job = self.model.state.jobs.get(job_id)
