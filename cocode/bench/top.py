@@ -273,9 +273,10 @@ def real_terminal(paths, gate: Gate, seconds: float, say) -> dict:
         proc = find()
         wait_for(lambda: shown_job in screen() and "up ·" in screen(), 30,
                  f"`cocode top` in tmux showing job {shown_job} and cocode up")
-        idle_rss, c0 = proc.memory_info().rss, cpu_seconds(proc)
-        time.sleep(3.0)  # the idle measurement's window
+        c0 = cpu_seconds(proc)
+        time.sleep(3.0)  # the idle measurement's window; RSS at its end (the backlog's load has passed)
         idle_cpu = (cpu_seconds(proc) - c0) / 3.0 * 100
+        idle_rss = proc.memory_info().rss
         job = submit(paths, AGENTS, "bench top: in a real terminal")
         wait_for(lambda: job in screen(), 30, f"job {job} listed in tmux")
         # The new job is listed first, the cursor stays on the job it was on: select it.
