@@ -158,7 +158,7 @@ async def measure(proc: psutil.Process, app, seconds: float, probe: Probe) -> di
         await until(lambda: probe.visible, 30, "the first streamed line shown")
     except CocodeError as err:
         panes = {a: (p.total_lines, p.unseen) for a, p in getattr(app, "panes", {}).items()}
-        streams = {a: (s.shown, s.expected, bool(s.asked_at)) for a, s in getattr(app.feed, "streams", {}).items()}
+        streams = {a: (getattr(s, "shown", True), s.expected, bool(s.asked_at)) for a, s in getattr(app.feed, "streams", {}).items()}
         raise CocodeError(f"{err.message} (job {getattr(app, 'job', '?')}, hidden {sorted(getattr(app, 'hidden', []))}, "
                           f"panes lines/unseen {panes}, feed shown/expected/asking {streams}) {getattr(app.feed, 'dbg', None)} now {time.monotonic() % 1000:.1f}", err.exit_code) from None
     peak, c0, t0 = 0, cpu_seconds(proc), time.monotonic()
