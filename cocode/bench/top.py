@@ -171,8 +171,7 @@ async def measure(proc: psutil.Process, app, seconds: float, probe: Probe) -> di
 
 
 def bare_phase(paths, tmp: Path, seconds: float, say) -> dict:
-    """The bare Textual app, in a process of its own (two Textual apps run one after
-    the other in one process lose the second one's after-refresh callbacks)."""
+    """The bare Textual app, in a process of its own: its CPU and RSS are its own."""
     say(f"baseline: a bare Textual app showing 5 agents x 1 MB/s for {seconds:g} s ...")
     out = subprocess.run([sys.executable, "-m", "cocode.bench.topbare", str(paths.root), str(tmp), str(seconds)],
                          capture_output=True, text=True, timeout=START_TIMEOUT_S + seconds + 120)
