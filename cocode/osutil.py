@@ -92,3 +92,15 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass  # not glibc (macOS, musl): nothing to do
+
+
+def limit_arenas(n: int = 2) -> None:
+    """At most n glibc malloc arenas from now on. Each thread that allocates otherwise
+    gets an arena of its own, and bytes allocated in one thread and freed in another
+    (a feed thread handing chunks to a UI thread) leave every arena holding its peak."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, n)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do

@@ -158,7 +158,6 @@ def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool, as_js
 def pick(env: Env, job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bool, yes: bool) -> None:
     """Land a run (AGENT, default the recommended one) on the base branch, or open a PR."""
     from cocode import client
-    from cocode.core import events as ev
     from cocode.jobs import review
 
     limits = env.config.limits
@@ -168,24 +167,10 @@ def pick(env: Env, job_id: str, agent: str | None, mode: str | None, pr: bool, d
         click.echo(review.dry_run(env.paths.root, p, limits.git_timeout))
         return
     require_running(env.paths)  # the `picked` event must be recordable before anything lands
-    what = " and ".join(filter(None, [f"{mode} {p.run.agent}'s ready commit into the main checkout" if mode else "",
-                                      "push it and open a pull request" if pr else ""]))
+    what = review.what_pick_does(p)
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError(f"pick would {what}: add --yes to confirm without a terminal")
         if not click.confirm(f"{what[0].upper()}{what[1:]}?", default=False):
             raise CocodeError("nothing done")
-    landed, url = "", ""
-    if mode:
-        branch, landed = review.land(env.paths.root, p, limits.git_timeout)
-        click.echo(f"{mode}d {p.run.agent} ({p.run.ready_commit[:12]}) into {branch}: now at {landed[:12]}")
-    if pr:
-        url = review.open_pr(env.paths.root, p, limits.git_timeout, limits.github_timeout)
-        click.echo(f"pull request: {url}")
-    client.append_one(env.paths, ev.Picked(
-        job=job_id, agent=p.run.agent, mode=mode or "pr", commit=p.run.ready_commit,
-        base_ref=p.job.base_ref, landed_sha=landed, pr_url=url))
-    released = review.release_others(env.paths.root, p.job, p.run.agent,
-                                     lambda event: client.append_one(env.paths, event))
-    if released:
-        click.echo(f"released the worktrees of {', '.join(released)} (their branches stay until cocode clean --hard)")
+    review.execute(env.paths.root, p, limits, lambda event: client.append_one(env.paths, event), click.echo)

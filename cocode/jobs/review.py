@@ -238,3 +238,27 @@ def release_others(root: Path, job: JobView, keep: str, append: Callable[[ev.Eve
         append(ev.WorktreeRemoved(job=job.job, agent=agent, path=run.worktree, reason="picked"))
         released.append(agent)
     return released
+
+
+def what_pick_does(p: Pick) -> str:
+    """The pick's action in words (the confirmation's question)."""
+    return " and ".join(filter(None, [f"{p.mode} {p.run.agent}'s ready commit into the main checkout" if p.mode else "",
+                                      "push it and open a pull request" if p.pr else ""]))
+
+
+def execute(root: Path, p: Pick, limits, append: Callable[[ev.Event], None], say: Callable[[str], None]) -> None:
+    """The pick, confirmed: land and/or open the PR, record `picked` (through `append`,
+    so cocode must be up), release the other runs' worktrees; `say` each outcome.
+    `cocode pick` and `cocode top`'s pick key both run exactly this."""
+    landed, url = "", ""
+    if p.mode:
+        branch, landed = land(root, p, limits.git_timeout)
+        say(f"{p.mode}d {p.run.agent} ({p.run.ready_commit[:12]}) into {branch}: now at {landed[:12]}")
+    if p.pr:
+        url = open_pr(root, p, limits.git_timeout, limits.github_timeout)
+        say(f"pull request: {url}")
+    append(ev.Picked(job=p.job.job, agent=p.run.agent, mode=p.mode or "pr", commit=p.run.ready_commit,
+                     base_ref=p.job.base_ref, landed_sha=landed, pr_url=url))
+    released = release_others(root, p.job, p.run.agent, append)
+    if released:
+        say(f"released the worktrees of {', '.join(released)} (their branches stay until cocode clean --hard)")

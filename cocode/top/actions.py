@@ -1,5 +1,5 @@
 """What a key in `cocode top` does to cocode: the same calls the CLI commands make
-(`cocode submit`, `cancel`, `diff`, `say`), so the view can do nothing a command cannot.
+(`cocode submit`, `cancel`, `diff`, `say`, `pick`), so the view can do nothing a command cannot.
 Blocking; the app runs them in a worker thread.
 """
 
@@ -75,6 +75,31 @@ def say(paths: Paths, event) -> str:
         raise client.not_running(paths)
     client.append_one(paths, event)
     return f"{event.job}/{event.agent}: follow-up queued as attempt {event.attempt}"
+
+
+def pick_plan(paths: Paths, config, job: str, agent: str):
+    """What `cocode pick JOB AGENT` would do now: its choice (review.choose, so the same
+    refusals) and the confirmation's words, `cocode pick --dry-run`'s own text."""
+    from cocode.jobs import review
+
+    timeout = config.limits.git_timeout if config is not None else 60
+    order = config.rank_by if config is not None else ["checks", "failures", "diff", "ready"]
+    p = review.choose(client.current_state(paths), paths.root, job, agent, "merge", False, order)
+    what = review.what_pick_does(p)
+    text = (f"cocode pick {job} {agent}\n\n{review.dry_run(paths.root, p, timeout)}\n\n"
+            f"y will {what}, record it, and release the other runs' worktrees (their branches stay).")
+    return p, text
+
+
+def pick(paths: Paths, config, p) -> str:
+    """`cocode pick`'s second half, confirmed (cocode must be up to record it)."""
+    from cocode.jobs import review
+
+    if not client.is_running(paths):
+        raise client.not_running(paths)
+    said: list[str] = []
+    review.execute(paths.root, p, config.limits, lambda event: client.append_one(paths, event), said.append)
+    return "; ".join(said)
 
 
 def editor_command(path: str) -> list[str]:

@@ -17,20 +17,19 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from cocode.errors import CocodeError
+from cocode import osutil
 from cocode.paths import Paths
-from cocode.top import actions
 from cocode.top import model as vm
 from cocode.top.feed import Batch, Feed
+from cocode.top.keys import KeyActions
 from cocode.top.lineview import AgentPane
 from cocode.top.pane_search import PaneSearch, SearchInput
 from cocode.top.panes import PaneLog
-from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen, SubmitScreen
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 
 
-class TopApp(PaneSearch, App):
+class TopApp(KeyActions, PaneSearch, App):
     TITLE = "cocode top"
     CSS = """
     #status { height: 1; background: $boost; padding: 0 1; }
@@ -59,6 +58,7 @@ class TopApp(PaneSearch, App):
         Binding("q", "quit", "Quit"),
         Binding("slash", "search", "Search"),  # after Quit: a narrow footer cuts these, not q
         Binding("m", "say", "Say"),
+        Binding("p", "pick", "Pick"),
     ]
 
     def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
@@ -68,12 +68,14 @@ class TopApp(PaneSearch, App):
         self.wall, self.mono = wall, mono  # clocks (fixed ones make snapshots repeatable)
         self.paths, self.config, self.keep = paths, config, keep_lines
         self.model = vm.Model()
+        osutil.limit_arenas()  # before the feed's threads (its own and 0MQ's) allocate
         self.feed = feed_factory(paths, self._from_feed, keep_lines)
         self.job: str | None = None
         self.agents: list[str] = []
         self.panes: dict[str, PaneLog] = {}
         self.widgets: dict[str, AgentPane] = {}
         self.hidden: set[str] = set()  # agents whose tab is not shown
+        self.tab_labels: dict[str, str] = {}  # the label each tab shows (unread lines while hidden)
         self.job_rows: list = []
         self.run_rows: list = []
         self.batches = 0
@@ -141,13 +143,16 @@ class TopApp(PaneSearch, App):
                 continue
             if c.agent in self.hidden:
                 # A hidden tab holds no lines, only a count: its backlog comes again when shown.
-                pane.unseen += c.data.count(b"\n")
+                pane.unseen += c.n if c.kind in ("count", "lines") else c.data.count(b"\n")
                 continue
             if c.kind == "reset":
                 pane.reset()
             elif c.kind == "notice":
                 pane.notice(c.text)
-            else:
+            elif c.kind == "lines":
+                pane.add(c.lines, c.n, c.text)
+                shown.append(c)
+            elif c.kind == "data":
                 pane.feed(c.data)
                 shown.append(c)
         if b.state is not None or b.events:
@@ -169,6 +174,22 @@ class TopApp(PaneSearch, App):
             return  # the app is closing (its screen's widgets are gone): a late tick
         self.refresh_tables()
         self.refresh_header()
+        self.refresh_tab_labels()
+
+    def refresh_tab_labels(self) -> None:
+        """A hidden tab's label counts the lines it has not shown (once a second: a
+        label change lays the tab row out again)."""
+        tabs = next(iter(self.query("#panes TabbedContent")), None)
+        if tabs is None:
+            return
+        for i, (a, pane) in enumerate(self.panes.items()):
+            label = f"{a} ({pane.unseen:,} new)" if a in self.hidden and pane.unseen else a
+            if self.tab_labels.get(a) != label:
+                try:
+                    tabs.get_tab(f"pane-{i}").label = label
+                except (ValueError, LookupError):
+                    continue  # not mounted yet: the next tick
+                self.tab_labels[a] = label
 
     def refresh_header(self) -> None:
         h = vm.header(self.model, self.mono(), str(self.paths.root))
@@ -206,8 +227,16 @@ class TopApp(PaneSearch, App):
                     pane.flush()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "jobs" and event.row_key.value and event.row_key.value != self.job:
-            self.select_job(event.row_key.value)
+        if event.data_table.id != "jobs":
+            return
+        # The row the cursor is on now, not the event's: a table rebuilt (clear, rows,
+        # cursor back to its job) posts highlights of rows it only passed through.
+        table = event.data_table
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key and key != self.job:
+            self.select_job(key)
 
     def select_job(self, job_id: str) -> None:
         job = self.model.state.jobs.get(job_id)
@@ -218,13 +247,14 @@ class TopApp(PaneSearch, App):
         self.build_panes()
         self.run_rows = []
         self.refresh_runs()
-        self.feed.watch(job_id, self.agents)
+        self.feed.watch(job_id, self.agents, [a for a in self.agents if a not in self.hidden])
 
     def build_panes(self) -> None:
         box = self.query_one("#panes", Container)
         box.remove_children()
         self.widgets = {a: AgentPane(a, p, self.keep) for a, p in self.panes.items()}
         self.hidden = set()
+        self.tab_labels = {a: a for a in self.panes}
         if len(self.widgets) <= MAX_SIDE_BY_SIDE:
             box.mount(Horizontal(*self.widgets.values()))
         else:
@@ -237,9 +267,10 @@ class TopApp(PaneSearch, App):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Only the shown tab holds lines: the one left is emptied, the one shown asks
         the collector for its backlog (a reset, then the last tui_log_lines lines)."""
-        shown = next((w.agent for w in event.pane.query(AgentPane)), None)
-        if shown is None or self.job is None:
-            return
+        pane = next(iter(event.pane.query(AgentPane)), None)
+        if pane is None or self.job is None or self.widgets.get(pane.agent) is not pane:
+            return  # a tab of panes already replaced (another job's, being removed)
+        shown = pane.agent
         for a, w in self.widgets.items():
             if a != shown and a not in self.hidden:
                 self.hidden.add(a)
@@ -250,7 +281,8 @@ class TopApp(PaneSearch, App):
                 w.generation, w.version = pane.generation, pane.version
         if shown in self.hidden:
             self.hidden.discard(shown)
-            self.feed.refetch(self.job, shown)
+            self.feed.show(self.job, [shown])
+        self.refresh_tab_labels()
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -260,92 +292,6 @@ class TopApp(PaneSearch, App):
             return None
         row = min(max(runs.cursor_row, 0), len(self.run_rows) - 1)
         return self.job, self.run_rows[row].agent
-
-    def _do(self, fn, *args, then=None) -> None:
-        """Run a blocking call to cocode off the UI thread; say what came of it."""
-        def work() -> None:
-            try:
-                result = fn(*args)
-            except CocodeError as err:
-                self.call_from_thread(self.notify, err.message, severity="error", timeout=8)
-                return
-            if then is not None:
-                self.call_from_thread(then, result)
-        self.run_worker(work, thread=True, exit_on_error=False)
-
-    def action_submit(self) -> None:
-        names = actions.agent_names(self.config)
-        chosen = list(self.config.default_agents) if self.config is not None else names[:1]
-
-        def done(result) -> None:
-            if result:
-                text, agents = result
-                self._do(actions.submit, self.paths, self.config, text, agents,
-                         then=lambda job: self.notify(f"job {job} queued ({', '.join(agents)})"))
-        self.push_screen(SubmitScreen(names, chosen), done)
-
-    def action_cancel_run(self) -> None:
-        sel = self.selected_run()
-        if sel is None:
-            self.notify("no run selected", severity="warning")
-            return
-        self._do(actions.cancel, self.paths, sel[0], sel[1], then=self.notify)
-
-    def action_cancel_job(self) -> None:
-        if self.job is None:
-            self.notify("no job selected", severity="warning")
-            return
-        self._do(actions.cancel, self.paths, self.job, None, then=self.notify)
-
-    def action_diff(self) -> None:
-        sel = self.selected_run()
-        if sel is None:
-            self.notify("no run selected", severity="warning")
-            return
-        self._do(actions.diff, self.paths, *sel,
-                 then=lambda text: self.push_screen(DiffScreen(f"diff {sel[0]}/{sel[1]}", text)))
-
-    def action_say(self) -> None:
-        """`cocode say` for the selected run: a message, then exactly what will happen."""
-        sel = self.selected_run()
-        if sel is None:
-            self.notify("no run selected", severity="warning")
-            return
-
-        def confirm(plan) -> None:
-            event, text = plan
-            self.push_screen(ConfirmScreen(text), lambda yes: yes and self._do(
-                actions.say, self.paths, event, then=self.notify))
-
-        def written(message) -> None:
-            if message is not None:
-                self._do(actions.say_plan, self.paths, self.config, *sel, message, then=confirm)
-        self.push_screen(SayScreen(f"{sel[0]}/{sel[1]}"), written)
-
-    def worktree(self) -> str | None:
-        sel = self.selected_run()
-        path = ""
-        if sel is not None:
-            path = next((r.worktree for r in self.run_rows if r.agent == sel[1]), "")
-        if not path:
-            self.notify("this run has no worktree (not started yet, or cleaned)", severity="warning")
-            return None
-        return path
-
-    def action_copy_path(self) -> None:
-        if path := self.worktree():
-            self.copy_to_clipboard(path)
-            self.notify(f"copied {path}")
-
-    def action_open_path(self) -> None:
-        if path := self.worktree():
-            try:
-                with self.suspend():
-                    actions.open_in_editor(path)
-            except CocodeError as err:
-                self.notify(err.message, severity="error")
-            except Exception as err:  # no terminal to suspend (the browser): say so
-                self.notify(f"cannot open an editor here ({err}); `y` copies {path}", severity="error")
 
     def get_system_commands(self, screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

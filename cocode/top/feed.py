@@ -7,7 +7,9 @@ dashboard can, and hands the app batches.
 - output: `log.<job>.<agent>` chunks of the watched job, with the collector's
   backlog first and offsets checked like `cocode tail` does (logs/tail.py): a
   chunk past the expected offset, or cocode coming back up, asks the collector
-  for what was missed, and bytes below the expected offset are dropped.
+  for what was missed, and bytes below the expected offset are dropped. The
+  bytes are decoded and split into lines here (panes.Splitter), not on the app's
+  thread; a stream the app does not show (a hidden tab) is only counted.
 
 Batches go out at most every FLUSH_S, and not before the app painted the last one
 (one repaint each, however many lines came; a slow screen gets fewer, bigger ones);
@@ -24,7 +26,7 @@ from typing import Callable
 import msgspec
 import zmq
 
-from cocode import client
+from cocode import client, osutil
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -35,12 +37,14 @@ from cocode.core.loop import Loop, drain
 from cocode.errors import CocodeError
 from cocode.logs.files import ATTEMPT_SPAN
 from cocode.paths import Paths
+from cocode.top.panes import Splitter
 
 FLUSH_S = 0.04  # at most 25 batches a second: redraws are batched, not per line
 PAINT_WAIT_S = 1.0  # the next batch waits for the last one's repaint, at most this long
 ASK_AGAIN_S = 2.0
 SETTLE_S = 0.3  # a watched run finished: check with the collector that we hold its end
 SUB_SETTLE_S = 0.05
+TRIM_EVERY_S = 2.0  # heap freed after a burst of output handed back to the OS at most this often
 BEAT_EVERY_S = 1.0  # liveness handed to the app at most this often  # new subscriptions reach the bus before the backlog is cut
 
 
@@ -48,9 +52,11 @@ BEAT_EVERY_S = 1.0  # liveness handed to the app at most this often  # new subsc
 class Chunk:
     job: str
     agent: str
-    kind: str  # "reset" (backlog start: drop what the pane holds), "data", "notice"
-    data: bytes = b""
-    text: str = ""
+    kind: str  # "reset" (backlog start: drop what the pane holds), "lines", "count", "notice", "data"
+    data: bytes = b""  # "data": raw bytes, split by the app (scripted feeds)
+    text: str = ""  # "notice": its words; "lines": the unterminated line now
+    lines: list = field(default_factory=list)  # "lines": the newest complete lines, made readable
+    n: int = 0  # "lines", "count": how many complete lines came (a hidden stream is only counted)
     at: float = 0.0  # wall-clock time the chunk reached this process (the bench's baseline)
     ts: float = 0.0  # when the shipper read it from the agent (wall clock)
 
@@ -74,11 +80,17 @@ class Batch:
 @dataclass
 class Stream:
     agent: str
+    keep: int = 2000
+    shown: bool = True  # the app shows it: split into lines, else only counted
     expected: int | None = None
     asked_at: float = 0.0
     lines: int = 0
     waiting: list = field(default_factory=list)
     check_at: float = 0.0  # ask the collector for anything past `expected` at this time
+    splitter: Splitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.splitter = Splitter(self.keep)
 
 
 def initial_state(paths: Paths) -> tuple[State, str]:
@@ -117,6 +129,7 @@ class Feed:
         self.was_up = False
         self.last_beat = 0.0
         self.batch_beat = 0.0
+        self.bytes_in = 0  # output bytes since the last trim
 
     # -- the app's side ------------------------------------------------------------------------
 
@@ -124,26 +137,28 @@ class Feed:
         self.running = True
         self.thread.start()
 
-    def watch(self, job: str | None, agents: list[str]) -> None:
-        """Show this job's agents from now on (their backlog first)."""
-        self.cmd_out.send(msgspec.msgpack.encode(["watch", job or "", agents]))
+    def watch(self, job: str | None, agents: list[str], shown: list[str] | None = None) -> None:
+        """Follow this job's agents from now on (their backlog first); only those in
+        `shown` (default all) are split into lines, the others counted."""
+        self.cmd_out.send(msgspec.msgpack.encode(["watch", job or "", agents, agents if shown is None else shown]))
 
-    def refetch(self, job: str, agent: str) -> None:
-        """A hidden tab is shown: send its backlog again (a reset first), then live."""
-        self.cmd_out.send(msgspec.msgpack.encode(["refetch", job, [agent]]))
+    def show(self, job: str, agents: list[str]) -> None:
+        """Now these agents are shown, the others hidden: one newly shown gets its
+        backlog again (a reset first), then live."""
+        self.cmd_out.send(msgspec.msgpack.encode(["show", job, agents, []]))
 
     def on_painted(self) -> None:
         """The app's thread: the last batch is on the screen."""
         self.painted.set()
 
     def recheck(self) -> None:
-        self.cmd_out.send(msgspec.msgpack.encode(["recheck", "", []]))
+        self.cmd_out.send(msgspec.msgpack.encode(["recheck", "", [], []]))
 
     def stop(self) -> None:
         if self.running:
             self.running = False
             try:
-                self.cmd_out.send(msgspec.msgpack.encode(["stop", "", []]), zmq.NOBLOCK)
+                self.cmd_out.send(msgspec.msgpack.encode(["stop", "", [], []]), zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
             self.thread.join(timeout=3)
@@ -182,6 +197,7 @@ class Feed:
         self.loop.add(self.cmd_in, self.on_cmd)
         self.loop.every(0.2, self.tick)
         self.loop.every(1.0, self.check_started)
+        self.loop.every(TRIM_EVERY_S, self.trim)
         last_flush = 0.0
         try:
             while self.running:
@@ -213,27 +229,34 @@ class Feed:
 
     def on_cmd(self) -> None:
         for raw in drain(self.cmd_in):
-            cmd, job, agents = msgspec.msgpack.decode(raw)
+            cmd, job, agents, shown = msgspec.msgpack.decode(raw)
             if cmd == "stop":
                 self.running = False
             elif cmd == "watch":
-                self.set_watch(job or None, agents)
+                self.set_watch(job or None, agents, shown)
             elif cmd == "recheck":
                 self.check_all()
-            elif cmd == "refetch" and job == self.job:
-                for a in agents:
-                    if (s := self.streams.get(a)) is not None:
-                        s.expected, s.waiting = None, []  # as at watch: the backlog first
-                        self.ask(s, self.keep_lines)
+            elif cmd == "show" and job == self.job:
+                self.set_shown(agents)
 
-    def set_watch(self, job: str | None, agents: list[str]) -> None:
+    def set_shown(self, agents: list[str]) -> None:
+        for a, s in self.streams.items():
+            if a in agents and not s.shown:
+                s.shown, s.expected, s.waiting = True, None, []  # as at watch: the backlog first
+                s.splitter.reset()
+                self.ask(s, self.keep_lines)
+            elif a not in agents:
+                s.shown = False
+                s.splitter.reset()
+
+    def set_watch(self, job: str | None, agents: list[str], shown: list[str]) -> None:
         for a in self.streams:
             self.sub.setsockopt(zmq.UNSUBSCRIBE, wire.log_topic(self.job or "", a))
         self.job, self.streams = job, {}
         if job is None:
             return
         for a in agents:
-            self.streams[a] = Stream(a)
+            self.streams[a] = Stream(a, self.keep_lines, a in shown)
             self.sub.setsockopt(zmq.SUBSCRIBE, wire.log_topic(job, a))
         self.loop.call_later(SUB_SETTLE_S, self.ask_backlogs)
 
@@ -308,8 +331,15 @@ class Feed:
         s.expected = end
 
     def emit(self, s: Stream, data: bytes, now: float, ts: float = 0.0) -> None:
-        if data:
-            self.batch.chunks.append(Chunk(self.job or "", s.agent, "data", data, at=now, ts=ts))
+        if not data:
+            return
+        self.bytes_in += len(data)
+        if not s.shown:
+            self.batch.chunks.append(Chunk(self.job or "", s.agent, "count", n=data.count(b"\n"), at=now, ts=ts))
+            return
+        lines, n = s.splitter.split(data)
+        self.batch.chunks.append(Chunk(self.job or "", s.agent, "lines", text=s.splitter.rest(), lines=lines, n=n,
+                                       at=now, ts=ts))
 
     def on_reply(self) -> None:
         now = time.time()
@@ -327,11 +357,13 @@ class Feed:
             return  # the answer to a request sent twice
         s.asked_at = 0.0
         if s.expected is None:
+            s.splitter.reset()
             self.batch.chunks.append(Chunk(self.job or "", s.agent, "reset"))
             self.emit(s, b.data, now)
             s.expected = b.end
         elif b.end > s.expected:
             if b.start > s.expected:
+                s.splitter.reset()  # the bytes between are gone: a line cut there is not joined
                 if b.start % ATTEMPT_SPAN == 0:
                     self.batch.chunks.append(Chunk(self.job or "", s.agent, "notice",
                                                    text=f"attempt {b.start // ATTEMPT_SPAN + 1}"))
@@ -357,6 +389,11 @@ class Feed:
             elif s.check_at and now >= s.check_at and not s.asked_at and s.expected is not None:
                 s.check_at = 0.0
                 self.ask(s, 0)
+
+    def trim(self) -> None:
+        if self.bytes_in:
+            self.bytes_in = 0
+            osutil.release_memory()
 
     def check_started(self) -> None:
         if not self.was_up:

@@ -1,6 +1,9 @@
-"""An agent's output as lines for a pane: bytes in, safe lines out, at most `keep`
-of them waiting for the pane (a hidden tab takes them when shown). Pure: the feed hands it contiguous bytes (it owns the offsets and the
-collector), this turns them into what a person can read.
+"""An agent's output as lines for a pane: bytes in, safe lines out.
+
+Splitter turns contiguous bytes into readable lines; the feed's thread runs it (the
+decode and the line split cost nothing on the app's thread, and a hidden tab's bytes
+are only counted). PaneLog holds what the pane has not drawn yet (at most `keep`
+lines) and the line being written; the app fills it from the feed's chunks.
 
 A line is made safe once (invalid UTF-8 replaced, control characters visible,
 a progress bar shown at its last state) and cut for display at MAX_CHARS: a
@@ -26,31 +29,61 @@ def display(raw: bytes) -> str:
     return text if len(text) <= MAX_CHARS else f"{text[:MAX_CHARS]} … (+{len(text) - MAX_CHARS:,} chars)"
 
 
+class Splitter:
+    """Contiguous bytes of one stream -> complete display lines, plus the unterminated rest."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.partial = b""
+
+    def split(self, data: bytes) -> tuple[list[str], int]:
+        """The new complete lines (only the last `keep` made readable: the pane keeps
+        no more) and how many there were."""
+        buf = self.partial + data if self.partial else data
+        done = buf.split(b"\n")
+        rest = done.pop()
+        if len(rest) > HOLD_PARTIAL:
+            done.append(rest)
+            rest = b""
+        self.partial = rest
+        return [display(line) for line in done[-self.keep:]], len(done)
+
+    def rest(self) -> str:
+        """The unterminated line as shown (an agent's prompt, a bar), "" if none."""
+        return display(self.partial) if self.partial else ""
+
+    def reset(self) -> None:
+        self.partial = b""
+
+
 class PaneLog:
     """One run's output not yet shown (the last `keep` lines), plus the line being written."""
 
     def __init__(self, keep: int) -> None:
         self.lines: deque[str] = deque(maxlen=keep)
-        self.partial = b""
+        self.splitter = Splitter(keep)  # bytes fed on the app's thread (scripted feeds, tests)
+        self.rest = ""  # the unterminated line, shown when the run ends
         self.version = 0
         self.total_lines = 0  # complete lines ever added (the pane keeps the last `keep`)
         self.generation = 0  # bumped by reset: a widget showing an older one starts over
         self.unseen = 0  # lines that came while its tab was hidden (not held: fetched when shown)
 
-    def feed(self, data: bytes) -> None:
-        if not data:
-            return
-        buf = self.partial + data if self.partial else data
-        *done, rest = buf.split(b"\n")
-        for line in done:
-            self.lines.append(display(line))
-        self.total_lines += len(done)
-        if len(rest) > HOLD_PARTIAL:
-            self.lines.append(display(rest))
-            self.total_lines += 1
-            rest = b""
-        self.partial = rest
+    @property
+    def partial(self) -> bytes:
+        return self.splitter.partial or self.rest.encode()
+
+    def add(self, lines: list[str], count: int, rest: str) -> None:
+        """Lines split elsewhere (the feed's thread): `count` complete ones came, `lines`
+        are the last of them; `rest` is the unterminated line now."""
+        self.lines.extend(lines)
+        self.total_lines += count
+        self.rest = rest
         self.version += 1
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            lines, count = self.splitter.split(data)
+            self.add(lines, count, self.splitter.rest())
 
     def notice(self, text: str) -> None:
         self.lines.append(f"-- {text}")
@@ -59,15 +92,17 @@ class PaneLog:
 
     def flush(self) -> None:
         """The run ended: its last line counts even without a newline."""
-        if self.partial:
-            self.lines.append(display(self.partial))
+        if self.rest:
+            self.lines.append(self.rest)
             self.total_lines += 1
-            self.partial = b""
+            self.rest = ""
+            self.splitter.reset()
             self.version += 1
 
     def reset(self) -> None:
         self.lines.clear()
-        self.partial = b""
+        self.splitter.reset()
+        self.rest = ""
         self.total_lines = 0
         self.generation += 1
         self.version += 1
@@ -81,7 +116,4 @@ class PaneLog:
 
     def visible(self) -> list[str]:
         """Complete lines, then the unterminated one (an agent's prompt, a bar)."""
-        out = list(self.lines)
-        if self.partial:
-            out.append(display(self.partial))
-        return out
+        return [*self.lines, self.rest] if self.rest else list(self.lines)

@@ -6,7 +6,6 @@ text; the app calls cocode (cocode/top/actions.py) with what they return.
 
 from __future__ import annotations
 
-from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -83,6 +82,8 @@ class DiffScreen(ModalScreen[None]):
         text = self.text
         if len(text) > MAX_DIFF_CHARS:
             text = text[:MAX_DIFF_CHARS] + f"\n… cut: {len(self.text):,} chars; `cocode diff` prints it all\n"
+        from rich.syntax import Syntax  # pygments: loaded when a diff is first shown
+
         body = Syntax(text, "diff", theme="ansi_dark", word_wrap=False) if text else "(no changes)"
         box = VerticalScroll(Static(body, id="diff-text"), id="diff-box")
         box.border_title = self.title_text

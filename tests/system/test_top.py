@@ -163,7 +163,8 @@ def test_output_has_no_gap_or_duplicate_across_down_and_up(running, repo):
         assert restarted.returncode == 0, restarted.stderr
         await until(pilot, lambda: status_text(app).startswith("up "), what="the view reconnected")
         await until(pilot, lambda: app.model.state.jobs[job].done, timeout=60, what="the requeued run ending")
-        want = stored_lines(repo, job, "lines")
+        # `cocode logs` heads each attempt with its own line; the pane marks it with a notice.
+        want = [l for l in stored_lines(repo, job, "lines") if not l.startswith("--- attempt ")]
         await until(pilot, lambda: [l for l in pane_text(app, "lines") if not NOTICE.match(l)] == want,
                     what="the pane equal to the stored log, line for line")
         shown = pane_text(app, "lines")
@@ -241,6 +242,54 @@ def test_say_shows_what_it_will_do_and_goes_through_the_clis_calls(running, repo
         assert (run.follow_up_attempt, run.follow_ups) == (2, 1)  # the refused one was never sent
 
     asyncio.run(drive(scenario)(app))
+
+
+def test_pick_shows_what_cocode_pick_would_do_then_lands_the_run(running, repo):
+    """p: a confirmation with `cocode pick --dry-run`'s own words (the same choice and
+    checks as the CLI); n changes nothing, y merges the run's commit into the main
+    checkout, records `picked` and releases the other run's worktree, like the CLI."""
+    job = submit(repo, "demo", "demo-fail", text="Pick me")
+    paths = running
+    app = make_app(paths)
+    head_before = git_head(repo)
+
+    async def ask(app, pilot):
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the pick confirmation")
+        return app.screen.text
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: app.model.state.jobs.get(job) and app.model.state.jobs[job].done,
+                    what="the demo job done")
+        await until(pilot, lambda: [r.agent for r in app.run_rows] == ["demo", "demo-fail"], what="its run rows")
+        app.query_one("#runs").focus()
+        text = await ask(app, pilot)
+        dry = cocode(repo, "pick", job, "demo", "--dry-run", check=True).stdout.strip()
+        assert text.startswith(f"cocode pick {job} demo\n\n{dry}\n") and "would merge" in dry
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the confirmation closed")
+        assert git_head(repo) == head_before and not app.model.state.jobs[job].picked
+        await ask(app, pilot)
+        await pilot.press("y")
+        await until(pilot, lambda: app.model.state.jobs[job].picked == "demo", what="the picked event")
+        await until(pilot, lambda: app.model.state.jobs[job].runs["demo-fail"].worktree_removed,
+                    what="the other run's worktree released")
+        run = client.current_state(paths).jobs[job].runs["demo"]
+        assert git_head(repo) != head_before
+        assert cocode(repo, "pick", job, "--dry-run").returncode != 0  # picked: the CLI refuses again too
+        assert run.ready_commit in subprocess_out(repo, "git", "log", "--format=%H", "-3")
+
+    asyncio.run(drive(scenario)(app))
+
+
+def git_head(repo: Path) -> str:
+    return subprocess_out(repo, "git", "rev-parse", "HEAD").strip()
+
+
+def subprocess_out(repo: Path, *cmd: str) -> str:
+    import subprocess
+
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=True, timeout=30).stdout
 
 
 def test_not_started_then_up_connects_by_itself(repo):

@@ -82,8 +82,8 @@ def test_a_person_in_a_real_terminal_sees_jobs_and_moves_between_them(running, r
             return subprocess.run([*tmux, "capture-pane", "-p", "-t", "top"], capture_output=True, text=True,
                                   timeout=10).stdout
 
-        wait_until(lambda: "up ·" in screen() and newer in screen() and "Submit" in screen(), 30,
-                   what="the view drawn in tmux")
+        wait_until(lambda: "up ·" in screen() and newer in screen() and "Submit" in screen()
+                   and "ready marker" in screen(), 30, what="the view drawn in tmux, the pane's output in it")
         first = screen()
         lines = first.splitlines()
         assert lines[0].lstrip().startswith("up ·"), first

@@ -110,7 +110,7 @@ def test_twenty_runs_all_get_a_row():
 def test_pane_joins_split_lines_and_keeps_the_last_n():
     p = PaneLog(keep=3)
     p.feed(b"one\ntw")
-    assert list(p.lines) == ["one"] and p.partial == b"tw"
+    assert list(p.lines) == ["one"] and p.partial == b"tw" and p.rest == "tw"
     p.feed(b"o\nthree\nfour\nfive\n")
     assert list(p.lines) == ["three", "four", "five"] and p.total_lines == 5
     assert p.take() == ["three", "four", "five"] and p.take() == []  # handed over once
@@ -132,7 +132,7 @@ def test_pane_shows_an_unterminated_line_at_the_end_and_reset_starts_over():
     p.feed(b"prompt> ")
     assert p.visible() == ["prompt> "]
     p.flush()
-    assert list(p.lines) == ["prompt> "] and p.partial == b""
+    assert list(p.lines) == ["prompt> "] and p.partial == b"" and p.rest == ""
     gen = p.generation
     p.reset()
     assert p.generation == gen + 1 and not p.lines and p.total_lines == 0

@@ -42,7 +42,10 @@ class ScriptedFeed:
                 self.on_batch(b)
         threading.Thread(target=run, daemon=True).start()
 
-    def watch(self, job, agents) -> None:
+    def watch(self, job, agents, shown=None) -> None:
+        pass
+
+    def show(self, job, agents) -> None:
         pass
 
     def on_painted(self) -> None:
@@ -141,8 +144,9 @@ def test_submit_screen(snap_compare, tmp_path):
     async def run_before(pilot) -> None:
         await settled(3)(pilot)
         await pilot.press("s")
-        for _ in range(100):
-            if type(pilot.app.screen).__name__ == "SubmitScreen":
+        for _ in range(250):  # the screens' module is imported when a key first opens one
+            screen = pilot.app.screen
+            if type(screen).__name__ == "SubmitScreen" and screen.query("#issue") and screen.focused is not None:
                 break
             await pilot.pause(0.02)
         await pilot.pause(0.1)
@@ -170,6 +174,43 @@ def test_search_in_a_pane(snap_compare):
         assert sum(bool(seg.style.bold) and not seg.style.reverse for seg in drawn) == 1  # the current
         await pilot.pause(0.1)
     assert snap_compare(make_app(main_batches()), terminal_size=(130, 36), run_before=run_before)
+
+
+def test_hidden_tabs_count_their_unread_lines_in_their_labels():
+    """More than 4 agents: tabs. A hidden tab's label says how many lines came since
+    (the feed only counts them); shown, its label is the agent's name again."""
+    import asyncio
+
+    from textual.widgets import TabbedContent
+
+    agents = [f"ag{i}" for i in range(6)]
+    state = st.replay([ev.JobSubmitted(job="cafe01", seq=1, ts=T0 - 30, title="Six at once", body="",
+                                       agents=agents, base_sha=SHA)])
+    chunks = [Chunk("cafe01", "ag0", "lines", lines=["shown line"], n=1),
+              Chunk("cafe01", "ag2", "count", n=1200), Chunk("cafe01", "ag2", "count", n=34),
+              Chunk("cafe01", "ag5", "count", n=7)]
+
+    def labels(app) -> list[str]:
+        tabs = app.query_one(TabbedContent)
+        return [str(tabs.get_tab(f"pane-{i}").label) for i in range(len(agents))]
+
+    async def main():
+        app = make_app([Batch(state=state, beat=MONO), Batch(chunks=chunks)])
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settled(2)(pilot)
+            for _ in range(150):  # the labels follow the counts once a second
+                if labels(app)[2] != "ag2":
+                    break
+                await pilot.pause(0.02)
+            assert labels(app) == ["ag0", "ag1", "ag2 (1,234 new)", "ag3", "ag4", "ag5 (7 new)"]
+            assert list(app.widgets["ag0"].lines) == ["shown line"] and not app.widgets["ag2"].lines
+            app.query_one(TabbedContent).active = "pane-2"
+            for _ in range(150):
+                if labels(app)[2] == "ag2":
+                    break
+                await pilot.pause(0.02)
+            assert labels(app)[2] == "ag2" and "ag2" not in app.hidden and "ag0" in app.hidden
+    asyncio.run(asyncio.wait_for(main(), 50))
 
 
 # -- faults the view must survive (not pictures, but the same scripted app) ---------------------
