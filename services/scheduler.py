@@ -125,7 +125,7 @@ class Scheduler(Service):
                 continue
             if isinstance(msg, wire.WorkerBeat):
                 # The kernel's word on the sender (SO_PEERCRED), as the store's gate takes it.
-                refusal = gate.beat_refusal(msg.pid, gate.peer_pid(raw), gate.worker_pids(self.state))
+                refusal = gate.beat_refusal(msg.pid, gate.peer_pid(raw), gate.runner_pids(self.state))
                 if refusal is not None:
                     self.forged_beat(refusal)
                     continue

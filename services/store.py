@@ -156,7 +156,7 @@ class Store(ServiceBase):
             return hit[1]
         if len(self.senders) > 1000:
             self.senders.clear()
-        refusal = gate.agent_refusal(pid, gate.worker_pids(self.state))
+        refusal = gate.agent_refusal(pid, gate.runner_pids(self.state))
         self.senders[pid] = (now, refusal)
         return refusal
 

@@ -61,12 +61,15 @@ def ancestors(pid: int) -> Iterable[int]:
         yield pid
 
 
-def worker_pids(state: State) -> set[int]:
-    """The processes that run agents: the worker service, and every live run's worker."""
+def runner_pids(state: State) -> set[int]:
+    """The processes that run code an agent wrote: the worker service, every live run's
+    worker, and the checks service (a check runs the run's own tests: a conftest.py an
+    agent committed is the agent's code, so it is refused like the agent)."""
     pids = {r.worker_pid for j in state.jobs.values() if not j.done for r in j.runs.values() if r.live}
-    worker = state.services.get("worker")
-    if worker is not None and worker.state == "running":
-        pids.add(worker.pid)
+    for name in ("worker", "checks"):
+        service = state.services.get(name)
+        if service is not None and service.state == "running":
+            pids.add(service.pid)
     pids.discard(0)
     return pids
 
@@ -77,7 +80,8 @@ def agent_refusal(pid: int, workers: set[int], parents: Callable[[int], Iterable
         return None
     for parent in parents(pid):
         if parent in workers:
-            return f"pid {pid} is a process of an agent run (under worker pid {parent}): agents do not write the log"
+            return (f"pid {pid} runs an agent's code (under worker or checks pid {parent}): "
+                    "agents do not write the log")
     return None
 
 

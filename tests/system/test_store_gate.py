@@ -97,10 +97,46 @@ def test_forged_worker_beats_are_dropped_and_claim_no_run(tmp_path):
         log = (paths.home / "logs" / "services" / "scheduler.log").read_text()
         dropped = [ln for ln in log.splitlines() if "dropped a worker beat not from its worker" in ln]
         assert len(dropped) == 1, dropped  # throttled: one line for a flood
-        assert ("came from pid" in dropped[0] or "is a process of an agent run" in dropped[0]), dropped
+        assert ("came from pid" in dropped[0] or "runs an agent's code" in dropped[0]), dropped
         assert "worker worker@agent is live" not in log
     finally:
         if outside is not None:
             outside.kill()
             outside.wait()
+        down(repo)
+
+
+def test_a_check_is_refused_like_the_agent_whose_code_it_runs(tmp_path):
+    """A check runs the run's own code (its tests, a conftest.py the agent committed):
+    unsandboxed, it reaches the store socket, so the gate refuses it as an agent. Here the
+    check tries the user's own `cocode cancel` on another job; that job runs on."""
+    import sys
+
+    repo = make_repo(tmp_path / "repo")
+    target = tmp_path / "victim-job"
+    check = (f"{sys.executable} -m cocode -C {repo} cancel $(cat {target}) > {tmp_path}/cancel.out 2>&1; "
+             f"echo $? > {tmp_path}/cancel.rc")
+    (repo / ".cocode").mkdir(mode=0o700)
+    (repo / ".cocode" / "config.yaml").write_text(json.dumps({
+        "sandbox": "off",  # the gate, not the sandbox, is what this shows
+        "checks": {"sneaky": check},
+        "agents": {
+            "gate": {"command": ["bash", str(AGENTS_DIR / "gate.sh")],
+                     "env": {**GIT_ENV, "GATE_FILE": str(tmp_path / "gate")}},
+            "adr003": {"command": ["bash", str(AGENTS_DIR / "adr003_example.sh")], "env": GIT_ENV},
+        }}))
+    paths = up(repo)
+    try:
+        victim = json.loads(cocode(repo, "submit", "--text", "t", "--agent", "gate", "--json", check=True).stdout)["job"]
+        target.write_text(victim)
+        wait_until(lambda: client.current_state(paths).jobs[victim].runs["gate"].pid, 30, what="the victim to start")
+        checked = json.loads(cocode(repo, "submit", "--text", "t", "--agent", "adr003", "--json", check=True).stdout)["job"]
+        wait_until(lambda: (c := client.current_state(paths).jobs[checked].runs["adr003"].checks.get("sneaky"))
+                   and c.status not in ("", "running", "queued") and c, 60, what="the sneaky check to finish")
+        said = (tmp_path / "cancel.out").read_text()
+        assert (tmp_path / "cancel.rc").read_text().strip() != "0", said
+        assert "runs an agent's code" in said, said
+        assert client.current_state(paths).jobs[victim].runs["gate"].state == "running"
+        assert not [e for e in rows(paths, "cancel_requested") if e["job"] == victim]
+    finally:
         down(repo)

@@ -55,16 +55,17 @@ def test_other_events_and_runs_not_live_are_not_the_gates_business():
 def test_the_workers_descendants_are_agents():
     tree = {10: [5, 3], 11: [3], 12: [7]}
     parents = lambda pid: tree.get(pid, [])  # noqa: E731
-    assert gate.agent_refusal(10, {5}, parents).startswith("pid 10 is a process of an agent run (under worker pid 5)")
+    assert gate.agent_refusal(10, {5}, parents).startswith("pid 10 runs an agent's code (under worker or checks pid 5)")
     assert gate.agent_refusal(11, {5}, parents) is None
     assert gate.agent_refusal(5, {5}, parents) is None  # the worker itself
     assert gate.agent_refusal(12, set(), parents) is None
 
 
-def test_worker_pids_are_the_worker_service_and_live_runs_workers():
+def test_runner_pids_are_the_worker_and_checks_services_and_live_runs_workers():
     s = live_state()
     st.apply(s, ev.ServiceStarted(seq=3, service="worker", pid=77))
-    assert gate.worker_pids(s) == {WORKER, 77}
+    st.apply(s, ev.ServiceStarted(seq=4, service="checks", pid=78))
+    assert gate.runner_pids(s) == {WORKER, 77, 78}
 
 
 def test_ancestors_walks_a_real_process_tree():
@@ -97,6 +98,6 @@ def test_a_worker_beat_counts_only_from_the_process_it_names_and_never_from_an_a
     workers = {WORKER}
     assert gate.beat_refusal(WORKER, WORKER, workers, parents) is None
     assert gate.beat_refusal(WORKER, 555, workers, parents) == f"a beat claiming pid {WORKER} came from pid 555"
-    assert "is a process of an agent run" in gate.beat_refusal(777, 777, workers, parents)
+    assert "runs an agent's code" in gate.beat_refusal(777, 777, workers, parents)
     assert gate.beat_refusal(555, 555, workers, parents) is None  # a new worker, say, after a restart
     assert gate.beat_refusal(WORKER, 0, workers, parents) is None  # the transport does not say: as appends
