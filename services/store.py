@@ -30,6 +30,7 @@ from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.osutil import pid_alive, release_memory
 from cocode.paths import Paths
 from cocode.core.sockets import bind
+from cocode.jobs import sandbox
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
 SNAPSHOT_EVERY = 10_000
@@ -72,8 +73,12 @@ class Store(ServiceBase):
         self.dropped = 0
         self.bad_kinds: set[str] = set()
         self.refusing: str | None = None
-        # Drawn anew at each start: a seal from an earlier store is no seal.
-        self.seal_key = os.urandom(wire.SEAL_KEY_BYTES)
+        # Events are sealed only while agents' code may run unconfined (`sandbox: off`,
+        # or no bubblewrap here): confined, nothing of theirs reaches bus-in, and a seal
+        # costs a fifth of the append throughput (bench events: ratio 0.58-0.62 without,
+        # 0.44-0.48 with, same session). Drawn anew at each start: an old seal is no seal.
+        confined, _ = sandbox.active(config.sandbox)
+        self.seal_key = b"" if confined else os.urandom(wire.SEAL_KEY_BYTES)
         self.own_producer = wire.new_producer_id("store")
         self.own_next = 1
         self.trimmed_at = self.head
@@ -256,8 +261,11 @@ class Store(ServiceBase):
             # fails on them (at the high-water mark it drops, and a lagging
             # subscriber sees the seq gap and syncs).
             send(topics[type(event)], more)
-            send(row[5], more)
-            send(seal(key, row[5]), now)
+            if key:
+                send(row[5], more)
+                send(seal(key, row[5]), now)
+            else:
+                send(row[5], now)
             apply(state, event)
         if self.head - self.snapshot_seq >= SNAPSHOT_EVERY:
             self.snapshot()

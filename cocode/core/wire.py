@@ -9,11 +9,13 @@ A producer numbers its events 1, 2, 3 ... without gaps; the store only takes the
 next expected id, which makes a resend harmless and a hole impossible.
 
 Bus frames are [topic, envelope]; topics are `evt.<type>` (durable, sequenced),
-`hb.<service>` (heartbeats), `log.<job>.<agent>`, `metric.<name>`. An `evt.` frame has a
-third part, its seal: a keyed BLAKE2b of the envelope under a key the store draws at
-start and hands out only in its sync replies, to senders its gate does not refuse (no
-agent). Anyone may publish on bus-in; only the store can seal, so a Follower takes no
-forged event, and a forged seq cannot shadow the real one (issue 11, defect 4).
+`hb.<service>` (heartbeats), `log.<job>.<agent>`, `metric.<name>`. While agents' code
+may run unconfined (no sandbox), an `evt.` frame has a third part, its seal: a keyed
+BLAKE2b of the envelope under a key the store draws at start and hands out only in its
+sync replies, to senders its gate does not refuse (no agent). Anyone may publish on
+bus-in; only the store can seal, so a Follower takes no forged event, and a forged seq
+cannot shadow the real one (issue 11, defect 4). Sandboxed, agents cannot reach the
+bus at all and events go unsealed (a seal costs a fifth of the append throughput).
 """
 
 from __future__ import annotations

@@ -132,8 +132,9 @@ def test_plain_pyzmq_sub_socket_sees_msgpack_envelopes(shared, ctx):
 
     seqs = []
     for frames in received:
-        assert len(frames) == 3 and len(frames[2]) == 16, frames  # [topic, envelope, the store's seal]
-        topic, payload, _ = frames
+        # [topic, envelope], and the store's seal third while runs may go unsandboxed.
+        assert len(frames) == 2 or (len(frames) == 3 and len(frames[2]) == 16), frames
+        topic, payload = frames[:2]
         envelope = msgspec.msgpack.decode(payload)
         assert isinstance(envelope, dict)
         assert isinstance(envelope["seq"], int) and not isinstance(envelope["seq"], bool)

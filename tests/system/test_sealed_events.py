@@ -1,5 +1,5 @@
-"""Issue 11, defect 4 (the bus half): anyone on the host may publish `evt.*` on
-bus-in, but a Follower takes only what the store sealed, so a forged event with the
+"""Issue 11, defect 4 (the bus half): with runs unsandboxed, an agent may publish
+`evt.*` on bus-in, but a Follower takes only what the store sealed, so a forged event with the
 next seq cannot shadow the real one, and a restarted store's new key is learnt by a
 sync, not mistaken for forgery for good.
 
@@ -25,6 +25,9 @@ from support import down, make_repo, ps, up, wait_until
 @pytest.fixture
 def running(tmp_path):
     repo = make_repo(tmp_path / "repo")
+    (repo / ".cocode").mkdir(mode=0o700)
+    # Unsandboxed runs: the case where an agent can reach bus-in, so events are sealed.
+    (repo / ".cocode" / "config.yaml").write_text('{"sandbox": "off"}')
     paths = up(repo)
     yield paths
     down(repo)
@@ -84,3 +87,25 @@ def test_a_forged_event_with_the_next_seq_does_not_shadow_the_real_one(running):
         follower.close()
         loop.close()
         ctx.destroy(0)
+
+
+def test_sandboxed_runs_leave_events_unsealed(tmp_path):
+    """Confined, no agent reaches the bus: the store does not pay for seals."""
+    from cocode.core.sockets import dealer
+    from cocode.jobs import sandbox
+
+    if sandbox.unavailable():
+        pytest.skip(sandbox.unavailable())
+    repo = make_repo(tmp_path / "repo")
+    paths = up(repo)
+    ctx = zmq.Context()
+    req = dealer(ctx, paths.endpoint("store"))
+    try:
+        req.send(wire.encoder.encode(wire.Sync(after=0)))
+        assert req.poll(10_000), "the store did not answer"
+        page = wire.reply_decoder.decode(req.recv())
+        assert isinstance(page, wire.Page) and page.events and page.seal_key == b""
+    finally:
+        req.close(0)
+        ctx.destroy(0)
+        down(repo)
