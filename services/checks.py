@@ -17,6 +17,13 @@ them; after a kill -9 the next start finds the checks the log still calls
 running on this host, kills what is left of their groups and records them
 interrupted the same way: none is left `running`.
 
+Sandbox: a check runs code the agent wrote (a conftest.py, a test), so when runs
+are sandboxed (the worker's decision: jobs/sandbox.active) it runs in the run's
+sandbox, as its agent and setup commands do, with a HOME of its own for one
+execution under .cocode/tmp/checks/ (its JUnit XML is written there), removed
+once its result is read (and all of them at start: what a kill -9 left). With
+`sandbox: bwrap` and no bubblewrap a check is recorded an error, never run bare.
+
 It also sends the `notify:` notifications (cocode.jobs.notify), the other thing
 that follows a run's outcome: in a thread pool, never holding up the loop; what
 fails after its retries is recorded as notify_failed. Only events that happened
@@ -27,9 +34,12 @@ replays (nor what happened while it was down).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
+from pathlib import Path
 
 from cocode import envnames, gitops
 from cocode.config import Config
@@ -37,7 +47,7 @@ from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.views import queued_runs, running_checks
 from cocode.core.service import Service
-from cocode.jobs import agents, checks
+from cocode.jobs import agents, checks, sandbox
 from cocode.jobs.checkrun import CheckProcess
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
@@ -48,6 +58,7 @@ TICK_S = 0.02  # while checks run: exit and timeout polling
 HEADS_EVERY_S = 0.5  # branch heads of ready runs (a ref file read each, ~3 µs)
 HEADS_WINDOW_S = 24 * 3600  # runs that ended longer ago are not watched for new commits
 SHUTDOWN_GRACE_S = 3.0
+CHECKS_TMP = "checks"  # under .cocode/tmp: sandboxed checks' HOMEs, one per execution
 
 
 class Checks(Service):
@@ -67,6 +78,8 @@ class Checks(Service):
         self.notifier = None
         self.notified: set[tuple[str, str]] = set()
         self.born = time.time()
+        self.sandbox: tuple[bool, str] | None = None  # (confine checks?, why), probed at the first
+        self.git_common: Path | None = None
 
     def setup(self) -> None:
         self.shipper = Shipper(self.ctx, self.paths, self.config)
@@ -172,6 +185,7 @@ class Checks(Service):
             self.start(d)
 
     def recover(self) -> None:
+        shutil.rmtree(self.paths.tmp / CHECKS_TMP, ignore_errors=True)  # none runs yet
         for job, agent, c in checks.stale(self.state, self.host, set(self.procs)):
             if c.pgid:
                 worktree = self.state.jobs[job].runs[agent].worktree
@@ -188,6 +202,12 @@ class Checks(Service):
         if not d.worktree or run.worktree_removed or not os.path.isdir(d.worktree):
             self.record_unstartable(d, execution, f"the run's worktree {d.worktree or '(none)'} was removed")
             return
+        if self.sandbox is None:
+            self.sandbox = sandbox.active(self.config.sandbox)  # one bwrap probe, as the worker's
+        if not self.sandbox[0] and self.config.sandbox == "bwrap":
+            self.record_unstartable(d, execution, f"sandbox: bwrap, but {self.sandbox[1]}: "
+                                    "a check runs the agent's code and is never run unconfined")
+            return
         log = RunKey(d.job, d.agent).check_log(d.name)
         ship = self.shipper.open(log.job, log.agent, execution)
         env = agents.inherited_env(os.environ, list(self.config.env_passthrough))  # as agents get it
@@ -195,14 +215,16 @@ class Checks(Service):
         # what escapes the check's session is found by it (cocode.resources.proctree).
         env.update({envnames.JOB_ID: d.job, envnames.AGENT_NAME: log.agent, envnames.CHECK_AGENT: d.agent,
                     envnames.REPO_PATH: d.worktree, "GIT_TERMINAL_PROMPT": "0"})
+        scratch, confine = self.confinement(d, env) if self.sandbox[0] else (None, None)
         p = CheckProcess(d.job, d.agent, d.name, spec.command, d.worktree, d.commit,
                          spec.timeout or self.config.limits.check_timeout, env,
-                         lambda data: ship.output("check", 0, data))
+                         lambda data: ship.output("check", 0, data), confine, scratch)
         p.ship = ship  # type: ignore[attr-defined]
         try:
             p.start()
         except OSError as err:
             ship.close()
+            self.drop_scratch(p)
             self.record_unstartable(d, execution, f"cannot start: {err.strerror}")
             return
         self.procs[p.key] = p
@@ -213,6 +235,26 @@ class Checks(Service):
             job=d.job, agent=d.agent, name=d.name, commit=d.commit, pgid=p.pgid, host=self.host,
             execution=execution, seq=self.state.seq))
         self.arm()
+
+    def confinement(self, d: checks.Due, env: dict[str, str]):
+        """(scratch directory, confine) for a check in the run's sandbox: the run's
+        workspace writable, the scratch directory its HOME (sandbox.RUN_HOME)."""
+        base = self.paths.tmp / CHECKS_TMP
+        base.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{RunKey(d.job, d.agent).dir_name}-", dir=base))
+        if self.git_common is None:
+            self.git_common = gitops.git_common_dir(self.paths.root)
+        root, worktree, git_common, home = self.paths.root, Path(d.worktree), self.git_common, os.environ.get("HOME")
+
+        def confine(argv: list[str]) -> list[str]:
+            return sandbox.wrap(argv, root=root, worktree=worktree, git_common=git_common, job=d.job,
+                                issue_file=None, home=home, run_home=scratch, env=env)
+        return scratch, confine
+
+    @staticmethod
+    def drop_scratch(p: CheckProcess) -> None:
+        if p.scratch is not None:
+            shutil.rmtree(p.scratch, ignore_errors=True)
 
     def record_unstartable(self, d: checks.Due, execution: int, reason: str) -> None:
         started = ev.CheckStarted(job=d.job, agent=d.agent, name=d.name, commit=d.commit,
@@ -253,6 +295,7 @@ class Checks(Service):
         p.ship.close()  # type: ignore[attr-defined]
         del self.procs[p.key]
         r = p.result()
+        self.drop_scratch(p)
         self.log.info("check %s of %s/%s: %s (%s)", p.name, p.job, p.agent, r["status"], r["summary"])
         self.append(ev.CheckFinished(job=p.job, agent=p.agent, name=p.name, commit=p.commit, **r))
 

@@ -5,6 +5,11 @@ outcome (cocode.jobs.checks reads what the output says).
 Driven like an agent's RunProcess: `on_output()` when its pipe is readable,
 `tick()` from the owner's loop; `stop()` for cancel, memory limit or shutdown.
 Its process group is dead by the time `result()` is asked for.
+
+When runs are sandboxed the owner hands a `confine` (jobs/sandbox.py's wrap for
+the run's workspace) and a `scratch` directory of the check's own, seen inside as
+its HOME (sandbox.RUN_HOME): the JUnit XML goes there, since the sandbox's /tmp
+is its own. The group is then bwrap's, so killing it ends the pid namespace.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from pathlib import Path
 from typing import Callable
 
 from cocode import envnames
-from cocode.jobs import checks
+from cocode.jobs import checks, sandbox
 
+JUNIT_NAME = "junit.xml"  # in a sandboxed check's scratch directory
 CHUNK = 4096
 TAIL_BYTES = 8192  # the output's end is kept to find the tool's summary line
 TERM_GRACE_S = 5.0  # SIGTERM, then this long, then SIGKILL (as for agents)
@@ -29,7 +35,8 @@ PIPE_DRAIN_S = 2.0  # a daemon it forked may hold the pipe: its group is killed 
 class CheckProcess:
     def __init__(self, job: str, agent: str, name: str, command: str, worktree: str,
                  commit: str, timeout_s: int, env: dict[str, str],
-                 output: Callable[[bytes], None]) -> None:
+                 output: Callable[[bytes], None], confine: Callable[[list[str]], list[str]] | None = None,
+                 scratch: Path | None = None) -> None:
         self.job, self.agent, self.name, self.command = job, agent, name, command
         self.worktree, self.commit, self.timeout_s = worktree, commit, timeout_s
         self.env, self.output = dict(env), output
@@ -40,20 +47,27 @@ class CheckProcess:
         self.exited_at = 0.0
         self.finished = False
         self.started = 0.0
-        fd, junit = tempfile.mkstemp(prefix="cocode-junit-", suffix=".xml")
-        os.close(fd)
-        os.unlink(junit)  # its existence afterwards says the check wrote one
-        self.junit = Path(junit)
+        self.confine, self.scratch = confine, scratch
+        if scratch is not None:
+            self.junit = scratch / JUNIT_NAME
+            self.junit_seen = f"{sandbox.RUN_HOME}/{JUNIT_NAME}" if confine else str(self.junit)
+        else:
+            fd, junit = tempfile.mkstemp(prefix="cocode-junit-", suffix=".xml")
+            os.close(fd)
+            os.unlink(junit)  # its existence afterwards says the check wrote one
+            self.junit = Path(junit)
+            self.junit_seen = junit
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.job, self.agent, self.name)
 
     def start(self) -> None:
-        self.env[envnames.JUNIT_XML] = str(self.junit)
+        self.env[envnames.JUNIT_XML] = self.junit_seen
         self.env[envnames.CHECK_NAME] = self.name
+        argv = ["/bin/sh", "-c", self.command]
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", self.command], cwd=self.worktree, env=self.env,
+            self.confine(argv) if self.confine else argv, cwd=self.worktree, env=self.env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: killed as one, sampled as one
         )

@@ -107,10 +107,12 @@ def programs_under_tmp(env: dict[str, str] | None) -> list[str]:
 
 
 def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, job: str,
-         issue_file: Path, home: str | None, run_home: Path, env: dict[str, str] | None = None) -> list[str]:
+         issue_file: Path | None, home: str | None, run_home: Path,
+         env: dict[str, str] | None = None) -> list[str]:
     """`command` run inside bubblewrap, confined to its run (see the module doc).
     `run_home` (the run's own, kept across its attempts: an agent resumes its session
-    from there) is its HOME, seen at /tmp/home."""
+    from there) is its HOME, seen at /tmp/home. A check (services/checks.py) has no
+    issue file (None) and a HOME of its own for one execution."""
     args = ["bwrap", *_base_args(), "--tmpfs", "/tmp"]
     for where in programs_under_tmp(env):  # before .cocode/ is hidden below: it stays hidden
         args += ["--ro-bind", where, where]
@@ -141,6 +143,8 @@ def wrap(command: list[str], *, root: Path, worktree: Path, git_common: Path, jo
         where = (env or {}).get(var)
         if where and Path(where).is_dir() and not Path(where).resolve().is_relative_to(cocode_home.resolve()):
             args += ["--bind", where, where]
-    args += ["--bind", str(worktree), str(worktree), "--ro-bind", str(issue_file), str(issue_file),
-             "--chdir", str(worktree), "--setenv", "HOME", RUN_HOME, "--setenv", "TMPDIR", "/tmp", "--"]
+    args += ["--bind", str(worktree), str(worktree)]
+    if issue_file is not None:
+        args += ["--ro-bind", str(issue_file), str(issue_file)]
+    args += ["--chdir", str(worktree), "--setenv", "HOME", RUN_HOME, "--setenv", "TMPDIR", "/tmp", "--"]
     return args + command
