@@ -154,7 +154,7 @@ def _subscriber(paths: Paths, tag: str, ready, out: mp.Queue, expect: int, deadl
     while got < expect and time.monotonic() < end:
         if not sub.poll(500):
             continue
-        _, payload, _seal = sub.recv_multipart()
+        payload = sub.recv_multipart()[1]  # [topic, envelope(, seal)]
         now = time.time_ns()
         e = ev.decode(payload)
         if e.job == tag:
@@ -187,11 +187,24 @@ def _phase(paths: Paths, tag: str, producers: int, per_producer: int, rate: int,
         p.start()
     results = [out.get(timeout=timeout) for _ in procs]
     wall = time.perf_counter() - t0
-    sub_result = sub_out.get(timeout=timeout + 5)
+    sub_result = _result_of(sub, sub_out, timeout + 5)
     for p in procs + [sub]:
         p.join(5)
     ack = [x * 1000 for r in results for x in r["ack"]]
     return wall, ack, sub_result
+
+
+def _result_of(proc, queue, timeout: float) -> dict:
+    """What a bench process put on its queue; an error at once if it died without."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return queue.get(timeout=0.5)
+        except Exception:  # queue.Empty
+            if not proc.is_alive() and queue.empty():
+                raise CocodeError(f"bench: the subscriber died (exit {proc.exitcode}) without a result") from None
+            if time.monotonic() > deadline:
+                raise CocodeError(f"bench: the subscriber gave no result in {timeout:.0f} s") from None
 
 
 def verify(paths: Paths, tag: str, producers: int, per_producer: int) -> tuple[int, int]:
