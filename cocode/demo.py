@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cocode import supervisor
+from cocode import updown
 from cocode.configload import load_config
 from cocode.configfile import init_config
 from cocode.gitops.runner import init_repo
@@ -74,12 +74,12 @@ def run(directory: Path, echo, submit_and_watch) -> int:
     paths = Paths(repo)
     echo(f"demo repository: {repo}")
     config = load_config(paths.config, builtin_agents=DEMO_AGENTS)
-    elapsed = supervisor.start_detached(paths)
+    elapsed = updown.start_detached(paths)
     echo(f"cocode up: all services ready in {elapsed * 1000:.0f} ms")
     try:
         job, best = submit_and_watch(paths, config)
     finally:
-        supervisor.stop(paths)
+        updown.stop(paths)
         echo("cocode down: stopped")
     if best:
         echo(f"land it on main: cd {repo} && cocode up -d && cocode pick {job.job} {best} --merge --yes")

@@ -88,7 +88,7 @@ def _events(count: int) -> dict:
     """bench events needs a running cocode: one on a fresh repository."""
     import tempfile
 
-    from cocode import supervisor
+    from cocode import updown
     from cocode.bench import events
     from cocode.gitops.runner import init_repo
     from cocode.paths import Paths
@@ -98,11 +98,11 @@ def _events(count: int) -> dict:
         (tmp / "README").write_text("bench\n")
         init_repo(tmp, "bench", name="bench", email="bench@cocode.invalid")
         paths = Paths(tmp)
-        supervisor.start_detached(paths)
+        updown.start_detached(paths)
         try:
             return events.run(paths, count=count, progress=False)
         finally:
-            supervisor.stop(paths)
+            updown.stop(paths)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

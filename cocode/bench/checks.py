@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cocode import client, supervisor
+from cocode import client, updown
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.configload import load_config
@@ -94,11 +94,11 @@ def run(samples: int = 20, progress: bool = True) -> dict:
         out.mkdir()
         paths = setup(tmp / "repo", out)
         config = load_config(paths.config)
-        supervisor.start_detached(paths)
+        updown.start_detached(paths)
         try:
             return measure(paths, config, out, samples, say)
         finally:
-            supervisor.stop(paths)
+            updown.stop(paths)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

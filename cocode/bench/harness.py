@@ -27,7 +27,7 @@ import msgspec
 import psutil
 import zmq
 
-from cocode import client, supervisor
+from cocode import client, updown
 from cocode.bench import percentile
 from cocode.bench.stamped import STAMP
 from cocode.client import append_one, current_state
@@ -131,7 +131,7 @@ class Scene:
         self.timeline: dict = {"t": [], "services_mib": {name: [] for name in SERVICE_NAMES}}
 
     def __enter__(self) -> "Scene":
-        supervisor.start_detached(self.paths)
+        updown.start_detached(self.paths)
         self._sampler = threading.Thread(target=self._sample_memory, daemon=True)
         self._sampler.start()
         self.warm_pool()
@@ -145,7 +145,7 @@ class Scene:
         for thread in (self._sub, self._sampler):
             if thread:
                 thread.join(timeout=5)
-        supervisor.stop(self.paths)
+        updown.stop(self.paths)
 
     def _sample_memory(self, every: float = 0.25) -> None:
         """Each service's RSS every `every` s until the scenario ends (a pid file read

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from cocode import supervisor
+from cocode import updown
 from cocode.jobs import dispatch
 from cocode.jobs import watch
 from cocode.core import events as ev
@@ -117,12 +117,12 @@ def run(jobs: int = 15, watched: int = 5, progress: bool = True, sandbox: bool =
             write_config(paths, pool, "bwrap" if sandbox else "off")
             sides.append(Side(name, paths, load_config(paths.config)))
         for side in sides:
-            supervisor.start_detached(side.paths)
+            updown.start_detached(side.paths)
             started.append(side.paths)
         return {**measure(sides[0], sides[1], tmp, jobs, watched, say), "sandbox": sandbox}
     finally:
         for paths in started:
-            supervisor.stop(paths)
+            updown.stop(paths)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

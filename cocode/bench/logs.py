@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 import zmq
 
-from cocode import supervisor
+from cocode import updown
 from cocode.core import wire
 from cocode.bench import cdf_points, percentile, stamped
 from cocode.client import append_one
@@ -100,7 +100,7 @@ def run(rate: float = 1.0, seconds: float = 10.0, total_mb: int = 200, progress:
     load = os.getloadavg()[0]
     try:
         paths = writer_repo(tmp, rate, seconds)
-        supervisor.start_detached(paths)
+        updown.start_detached(paths)
         try:
             say(f"throughput: {total_mb} MB into the collector, 5 runs ...")
             mb_s = collector_throughput(paths, total_mb)
@@ -116,7 +116,7 @@ def run(rate: float = 1.0, seconds: float = 10.0, total_mb: int = 200, progress:
                 say(f"throughput: {total_mb} MB of stream-json formatted, redacted, into the collector ...")
                 json_tp = json_throughput(paths, total_mb)
         finally:
-            supervisor.stop(paths)
+            updown.stop(paths)
         say("baseline: the same bytes through `cat > file` ...")
         cat_s = cat_throughput(tmp, total_mb)
     finally:

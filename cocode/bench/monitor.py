@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from cocode import client, supervisor
+from cocode import client, updown
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.configload import load_config
@@ -97,11 +97,11 @@ def run(seconds: float = 10.0, hogs: int = 5, progress: bool = True) -> dict:
         out.mkdir()
         paths = Paths(repo)
         write_config(paths, out)
-        supervisor.start_detached(paths)
+        updown.start_detached(paths)
         try:
             return measure(paths, load_config(paths.config), out, seconds, hogs, say)
         finally:
-            supervisor.stop(paths)
+            updown.stop(paths)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cocode import supervisor
+from cocode import updown
 from cocode.bench import percentile, stamped
 from cocode.client import append_one
 from cocode.configload import load_config
@@ -88,7 +88,7 @@ def run(jobs: int = 15, seconds: float = 4.0, progress: bool = True) -> dict:
     try:
         instances = {m: make_instance(tmp / m, m, 100.0, seconds) for m in MODES}
         for paths in instances.values():
-            supervisor.start_detached(paths)
+            updown.start_detached(paths)
             started.append(paths)
         say(f"submit -> exec: {jobs} jobs each, alternating sandbox off / bwrap ...")
         exec_ms = {m: [] for m in MODES}
@@ -115,7 +115,7 @@ def run(jobs: int = 15, seconds: float = 4.0, progress: bool = True) -> dict:
             tail[mode] = tail_latency(paths, seconds)
     finally:
         for paths in started:
-            supervisor.stop(paths)
+            updown.stop(paths)
         shutil.rmtree(tmp, ignore_errors=True)
     p50 = {m: percentile(v, 50) for m, v in exec_ms.items()}
     return {

@@ -37,7 +37,7 @@ from pathlib import Path
 import psutil
 from textual import events
 
-from cocode import supervisor
+from cocode import updown
 from cocode.bench import percentile
 from cocode.bench.logs import AGENTS
 from cocode.bench.stamped import STAMP
@@ -306,13 +306,13 @@ def run(seconds: float = 10.0, progress: bool = True) -> dict:
     try:
         gate = Gate(tmp)
         paths = gate.repo(seconds)
-        supervisor.start_detached(paths)
+        updown.start_detached(paths)
         try:
             result = bare_phase(paths, tmp, seconds, say)
             result.update(asyncio.run(drive(paths, gate, seconds, say)))
             result.update(real_terminal(paths, gate, seconds, say))
         finally:
-            supervisor.stop(paths)
+            updown.stop(paths)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result.update(textual_floor_mib=floor_mib(EMPTY_APP_FLOOR), import_floor_mib=floor_mib(IMPORT_FLOOR),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from cocode import supervisor
+from cocode import updown
 from cocode.bench.monitor import cancel, cpu_seconds, submit, wait_running
 from cocode.config import load_config
 from cocode.gitops.runner import init_repo
@@ -41,7 +41,7 @@ def run(runs: int = 5, seconds: float = 60.0, progress: bool = True) -> dict:
         "agents:\n  idle:\n    command: [sh, -c, '%s']\n" % (max(runs, 1), AGENT))
     config = load_config(paths.config)
     try:
-        supervisor.start_detached(paths)
+        updown.start_detached(paths)
         worker = psutil.Process(int((paths.run / "worker.pid").read_text()))
         time.sleep(4.0)  # past the services' eager start-up heartbeats
         say(f"worker with no run, {seconds:.0f} s ...")
@@ -57,7 +57,7 @@ def run(runs: int = 5, seconds: float = 60.0, progress: bool = True) -> dict:
         busy = (cpu_seconds(worker) - c0) / seconds * 100
         cancel(paths, jobs)
     finally:
-        supervisor.stop(paths)
+        updown.stop(paths)
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "runs": runs,

@@ -35,7 +35,7 @@ def init(env: Env, as_json: bool) -> None:
 @pass_env
 def up(env: Env, detach: bool, timeout: float, metrics_port: int | None, as_json: bool) -> None:
     """Start the bus and every service, and supervise them."""
-    from cocode import client, supervisor
+    from cocode import client, supervisor, updown
 
     if as_json and not detach:
         raise ConfigError("--json needs --detach (in the foreground `up` runs until Ctrl-C)")
@@ -49,7 +49,7 @@ def up(env: Env, detach: bool, timeout: float, metrics_port: int | None, as_json
         raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
     if not detach:
         sys.exit(supervisor.run_foreground(env.paths))
-    elapsed = supervisor.start_detached(env.paths, env.profile, timeout)
+    elapsed = updown.start_detached(env.paths, env.profile, timeout)
     if as_json:
         print_json({"root": str(env.paths.root), "pid": client.running_pid(env.paths),
                     "ready_ms": round(elapsed * 1000, 1), "endpoints": env.paths.endpoints()})
@@ -65,9 +65,9 @@ def up(env: Env, detach: bool, timeout: float, metrics_port: int | None, as_json
 @pass_env
 def down(env: Env, timeout: float, as_json: bool) -> None:
     """Stop every service gracefully; no process and no socket file remain."""
-    from cocode import supervisor
+    from cocode import updown
 
-    pid, leftovers = supervisor.stop(env.paths, timeout)
+    pid, leftovers = updown.stop(env.paths, timeout)
     if as_json:
         print_json({"was_running": bool(pid), "pid": pid or None, "leftovers": list(leftovers)})
     elif pid:
