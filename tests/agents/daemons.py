@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from detach import double_fork_exec  # beside this script (its directory is on sys.path)
+
 TAG = os.environ.get("DAEMON_TAG") or os.environ["COCODE_JOB_ID"]
 QUIET = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
@@ -26,15 +28,7 @@ def named(variant: str) -> list[str]:
 
 
 def doublefork() -> None:
-    if os.fork() == 0:
-        os.setsid()
-        if os.fork() == 0:
-            os.chdir("/")
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.execvp("bash", named("doublefork"))
-        os._exit(0)
+    double_fork_exec(named("doublefork"))
     os.wait()
 
 

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from detach import double_fork_exec  # beside this script (its directory is on sys.path)
+
 ATTACK = sys.argv[1]
 HERE = Path(os.environ["COCODE_REPO_PATH"])
 JOB, ME = os.environ["COCODE_JOB_ID"], os.environ["COCODE_AGENT_NAME"]
@@ -201,15 +203,7 @@ def _tokens(data: bytes):
 
 def daemonise() -> None:
     n = int(JOB, 16)
-    if os.fork() == 0:
-        os.setsid()
-        if os.fork() == 0:
-            os.chdir("/")
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.execvp("sleep", ["sleep", f"4242.{n}"])
-        os._exit(0)
+    double_fork_exec(["sleep", f"4242.{n}"])
     time.sleep(0.3)
     report["daemon"] = f"sleep 4242.{n}"
 
