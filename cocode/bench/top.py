@@ -45,6 +45,14 @@ from cocode.bench.topbase import EMPTY_APP_FLOOR, IMPORT_FLOOR, START_TIMEOUT_S,
 from cocode.configload import load_config
 from cocode.errors import CocodeError
 
+# Every phase measures the stream minus its first WARM_UP_S (agents starting, the
+# first lines reaching the view): with less than MEASURED_S left, a phase saw a
+# handful of key presses or none, and its percentiles were noise or NaN.
+WARM_UP_S = 1.5
+MEASURED_S = 3.5
+MIN_SECONDS = WARM_UP_S + MEASURED_S
+
+
 class Probe:
     """Line stamps against the clock when shown (and when the feed received them)."""
 
@@ -220,7 +228,7 @@ async def drive(paths, gate: Gate, seconds: float, say) -> dict:
         await until(lambda: all(r.state == "running" for r in app.model.state.jobs[job].runs.values()),
                     30, "the view showing 5 agents running")
         probe.on = True
-        m = await measure(proc, app, seconds - 1.5, probe)
+        m = await measure(proc, app, seconds - WARM_UP_S, probe)
         probe.on = False
         await until(lambda: app.model.state.jobs[job].done, seconds + 60, "the stream's end")
         say("switching between the two jobs ...")
@@ -285,7 +293,7 @@ def real_terminal(paths, gate: Gate, seconds: float, say) -> dict:
         gate.go(job)
         wait_for(lambda: "T1" in screen(), 30, "streamed lines in tmux")
         peak, t0, c0 = 0, time.monotonic(), cpu_seconds(proc)
-        while time.monotonic() - t0 < seconds - 1.5:
+        while time.monotonic() - t0 < seconds - WARM_UP_S:
             peak = max(peak, proc.memory_info().rss)
             time.sleep(0.25)
         cpu = (cpu_seconds(proc) - c0) / (time.monotonic() - t0) * 100
@@ -297,8 +305,10 @@ def real_terminal(paths, gate: Gate, seconds: float, say) -> dict:
 
 def run(seconds: float = 10.0, progress: bool = True) -> dict:
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
-    if seconds < 3:
-        raise CocodeError("bench top: --seconds must be at least 3 (the measurement is the stream's last part)", 2)
+    if seconds < MIN_SECONDS:
+        raise CocodeError(f"bench top: --seconds {seconds:g} is too short: give at least {MIN_SECONDS:g}"
+                          f" (the stream's first {WARM_UP_S:g} s are its warm-up, the {MEASURED_S:g} s after"
+                          " are what is measured)", 2)
     # Killed (timeout, kill): stop the cocode started here on the way out, as on an error.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="cocode-bench-top-"))

@@ -15,7 +15,7 @@ import psutil
 
 from cocode.bench import percentile
 from cocode.bench.logs import AGENTS
-from cocode.bench.top import Probe, job_done, measure, start_streaming, submit, until
+from cocode.bench.top import WARM_UP_S, Probe, job_done, measure, start_streaming, submit, until
 from cocode.bench.topbase import Gate, bare_app
 from cocode.paths import Paths
 
@@ -28,7 +28,7 @@ async def bare_phase(paths, gate: Gate, seconds: float) -> dict:
     async with app.run_test(size=(160, 48)):
         await start_streaming(gate, job, AGENTS)
         probe.on = True
-        m = await measure(proc, app, seconds - 1.5, probe)
+        m = await measure(proc, app, seconds - WARM_UP_S, probe)
         probe.on = False
         app.feed.running = False
     await until(lambda: not gate.missing(job, AGENTS) and job_done(paths, job), seconds + 60, "the bare stream's end")
