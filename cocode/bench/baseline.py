@@ -33,6 +33,7 @@ from pathlib import Path
 from cocode.errors import EXIT_CONFIG, CocodeError
 
 THRESHOLD = 0.10
+SWEEP = (1, 2, 4, 8)  # producers for bench events' throughput curve
 
 # name -> (benchmark, key in its JSON, "lower" or "higher" is better, what it is against)
 RATIOS: dict[str, tuple[str, str, str, str]] = {
@@ -73,6 +74,22 @@ def machine() -> dict:
             "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
 
 
+def code() -> dict:
+    """Which code was measured: the commit of the checkout cocode runs from, its
+    date, and whether cocode/ differed from it; empty when not run from a checkout."""
+    src = Path(__file__).resolve().parents[2]
+    if not (src / ".git").exists() or not (src / "pyproject.toml").exists():
+        return {}
+    git = ["git", "-C", str(src)]
+    head = subprocess.run([*git, "log", "-1", "--format=%H %cI"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return {}
+    commit, date = head.stdout.split()
+    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "cocode"],
+                             capture_output=True, text=True).stdout.strip()
+    return {"commit": commit, "date": date, "modified": bool(changed)}
+
+
 def runners(quick: bool) -> dict[str, Callable[[], dict]]:
     from cocode.bench import jobs, logs, monitor
 
@@ -100,14 +117,15 @@ def _events(count: int) -> dict:
         paths = Paths(tmp)
         updown.start_detached(paths)
         try:
-            return events.run(paths, count=count, progress=False)
+            return events.run(paths, count=count, progress=False, sweep_producers=list(SWEEP))
         finally:
             updown.stop(paths)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda m: None) -> dict:
+def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda m: None,
+            release: str | None = None) -> dict:
     results: dict[str, list[dict]] = {}
     errors: list[str] = []
     for name, fn in runners(quick).items():
@@ -120,9 +138,12 @@ def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda 
             except CocodeError as err:  # one failed repetition costs its numbers, not the file
                 say(f"{name} ({i + 1}/{repeat}) failed: {err.message}")
                 errors.append(f"{name} {i + 1}: {err.message}")
-    return {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-            "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results),
-            "errors": errors}
+    out = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+           "code": code(), "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results),
+           "errors": errors}
+    if release:
+        out["release"] = release
+    return out
 
 
 def ratios(results: dict[str, list[dict]]) -> dict[str, list[float]]:

@@ -8,6 +8,11 @@ raw `executemany` of rows of the same size into a fresh SQLite file beside the
 log, with the same WAL + synchronous=FULL setting, 100 rows per commit. Last it
 reads the log back and counts every tick: none lost, none twice, even when the
 store was killed mid-run.
+
+With `sweep` (e.g. 1, 2, 4, 8 producers) it also measures throughput against the
+number of producers: for each, the raw SQLite baseline again just before, then
+`count` events split among the producers, flat out; each point's ratio is to its
+own baseline, measured a moment earlier on the same disk.
 """
 
 from __future__ import annotations
@@ -151,9 +156,15 @@ def _subscriber(paths: Paths, tag: str, ready, out: mp.Queue, expect: int, deadl
     lat: list[float] = []
     got = 0
     end = time.monotonic() + deadline_s
+    last = time.monotonic()
     while got < expect and time.monotonic() < end:
         if not sub.poll(500):
+            # Flat out, PUB drops what a slow subscriber misses: once the ticks have
+            # stopped coming for 3 s, no more are on their way.
+            if got and time.monotonic() - last > 3:
+                break
             continue
+        last = time.monotonic()
         payload = sub.recv_multipart()[1]  # [topic, envelope(, seal)]
         now = time.time_ns()
         e = ev.decode(payload)
@@ -223,12 +234,27 @@ def verify(paths: Paths, tag: str, producers: int, per_producer: int) -> tuple[i
     return lost, dup
 
 
+def sweep(paths: Paths, tag: str, count: int, producers: list[int], payload_size: int, say) -> list[dict]:
+    """Acked events/s for each number of producers, each against raw SQLite just before."""
+    points = []
+    for n in producers:
+        raw = raw_sqlite_rows_per_s(paths.home, min(count, 200_000), payload_size)
+        per = count // n
+        say(f"throughput vs producers: {per * n} events from {n} producer(s) ...")
+        wall, _, _ = _phase(paths, f"{tag}-x{n}", n, per, 0, timeout=600)
+        lost, dup = verify(paths, f"{tag}-x{n}", n, per)
+        points.append({"producers": n, "events_per_s": round(per * n / wall), "raw_rows_per_s": round(raw),
+                       "ratio": round(per * n / wall / raw, 3), "count": per * n, "lost": lost, "duplicated": dup})
+    return points
+
+
 def run(paths: Paths, count: int = 200_000, producers: int = 2, rate: int = 1000,
-        progress: bool = True) -> dict:
+        progress: bool = True, sweep_producers: list[int] | None = None) -> dict:
     if not is_running(paths):
         raise CocodeError(f"cocode is not running in {paths.root}; start it with `cocode up --detach`")
-    if count < producers or producers < 1:
-        raise CocodeError("bench events: --count must be at least --producers, and --producers at least 1", 2)
+    if count < max([producers, *(sweep_producers or [])]) or min([producers, *(sweep_producers or [])]) < 1:
+        raise CocodeError("bench events: --count must be at least --producers (and --sweep's largest),"
+                          " and each at least 1", 2)
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
     per = count // producers
     payload_size = len(ev.encode(ev.BenchTick(n=per, sent_ns=time.time_ns(), job="x" * 16, agent="p0", seq=per)))
@@ -245,8 +271,10 @@ def run(paths: Paths, count: int = 200_000, producers: int = 2, rate: int = 1000
     commit_ms = raw_commit_ms(paths.home, 1000, payload_size)
     lost, dup = verify(paths, tag, producers, per)
     lost2, dup2 = verify(paths, lat_tag, 1, lat_count)
+    points = sweep(paths, tag, count, sweep_producers, payload_size, say) if sweep_producers else []
     events_per_s = per * producers / wall
     return {
+        "throughput": points,
         "events_per_s": round(events_per_s),
         "raw_rows_per_s": round(raw),
         "ratio": round(events_per_s / raw, 3),
@@ -262,8 +290,8 @@ def run(paths: Paths, count: int = 200_000, producers: int = 2, rate: int = 1000
         "count": per * producers,
         "producers": producers,
         "rate": rate,
-        "lost": lost + lost2,
-        "duplicated": dup + dup2,
+        "lost": lost + lost2 + sum(p["lost"] for p in points),
+        "duplicated": dup + dup2 + sum(p["duplicated"] for p in points),
     }
 
 
@@ -278,5 +306,7 @@ def report(r: dict) -> str:
         " (same disk: the floor under append->sub)",
         f"flat out: append->ack   p50 {r['flat_out_ack_p50_ms']:.1f} ms  p99 {r['flat_out_ack_p99_ms']:.1f} ms;"
         f" subscriber saw {r['flat_out_sub_received']:,} live (the rest is in the log: PUB drops under load)",
+        *[f"{p['producers']:>2} producer(s): {p['events_per_s']:>10,} events/s  raw SQLite {p['raw_rows_per_s']:>10,}"
+          f" rows/s  ratio {p['ratio']:.2f}" for p in r.get("throughput", [])],
         f"verify: lost {r['lost']}, duplicated {r['duplicated']}",
     ])

@@ -13,7 +13,13 @@ files, in any mix; each figure is drawn when the files hold what it needs:
 - cdf_ready.png: the CDF of ready commit -> `run_ready` (same runs);
 - cdf_tail.png: the CDF of agent write -> `cocode tail -f` with 5 agents at 1 MB/s
   (`bench logs`, the last file with samples);
-- memory.png: each service's RSS over each scenario of the scenario files.
+- memory.png: each service's RSS over each scenario of the scenario files;
+- throughput.png: acked events/s against the number of producers, beside raw
+  SQLite's rows/s measured just before each point, and their ratio (`bench events
+  --sweep`, which `bench all` runs with 1, 2, 4 and 8; the last file with a sweep);
+- releases.png: every same-run ratio over the releases' baselines (files saved with
+  `bench all --release NAME`), in the order of their code's commit dates, each
+  point labelled with its release, commit and when it was measured.
 """
 
 from __future__ import annotations
@@ -77,6 +83,12 @@ def plot(files: list[Path], out: Path) -> list[Path]:
         name, results = sampled
         made.append(_cdf(plt, f"agent write -> cocode tail -f, 5 agents x 1 MB/s ({name})",
                          [("tail latency", _samples(results, "tail_ms"))], out / "cdf_tail.png", log=True))
+    swept = _last_sweep(runs)
+    if swept:
+        made.append(_throughput(plt, *swept, out / "throughput.png"))
+    releases = sorted((r for r in runs if r.get("release")), key=lambda r: r.get("code", {}).get("date", r["created"]))
+    if len(releases) > 1:
+        made.append(_releases(plt, releases, out / "releases.png"))
     timed = [s for s in scenarios if s.get("memory_timeline", {}).get("t")]
     if timed:
         made.append(_memory(plt, timed, out / "memory.png"))
@@ -93,6 +105,75 @@ def _last_with(runs: list[dict], bench: str, key: str) -> tuple[str, list[dict]]
         if results:
             return r["_name"], results
     return None
+
+
+def _last_sweep(runs: list[dict]) -> tuple[str, list[list[dict]]] | None:
+    """The last file whose `bench events` results carry a producers sweep: (name, sweeps)."""
+    for r in reversed(runs):
+        sweeps = [x["throughput"] for x in r.get("benchmarks", {}).get("events", []) if x.get("throughput")]
+        if sweeps:
+            return r["_name"], sweeps
+    return None
+
+
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    """(median, below, above): an error bar over the repeats."""
+    m = statistics.median(values)
+    return m, m - min(values), max(values) - m
+
+
+def _throughput(plt, name: str, sweeps: list[list[dict]], path: Path) -> Path:
+    by_n: dict[int, list[dict]] = {}
+    for points in sweeps:
+        for point in points:
+            by_n.setdefault(point["producers"], []).append(point)
+    ns = sorted(by_n)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for key, label in (("events_per_s", "cocode: acked durable events/s"),
+                       ("raw_rows_per_s", "raw SQLite rows/s (executemany, 100/commit), just before")):
+        m, lo, hi = zip(*(_spread([p[key] for p in by_n[n]]) for n in ns))
+        top.errorbar(ns, m, yerr=[lo, hi], marker="o", capsize=4, label=label)
+    top.set_ylabel("per second")
+    top.set_ylim(bottom=0)
+    top.legend(fontsize=8)
+    top.grid(True, alpha=0.3)
+    m, lo, hi = zip(*(_spread([p["ratio"] for p in by_n[n]]) for n in ns))
+    bottom.errorbar(ns, m, yerr=[lo, hi], marker="o", capsize=4, color="tab:green")
+    bottom.set_ylabel("cocode / raw SQLite")
+    bottom.set_ylim(bottom=0)
+    bottom.grid(True, alpha=0.3)
+    bottom.set_xscale("log", base=2)
+    bottom.set_xticks(ns, [str(n) for n in ns])
+    bottom.set_xlabel("producers (processes appending at once)")
+    fig.suptitle(f"bench events: throughput vs producers, median and range of {len(sweeps)} runs ({name})",
+                 fontsize=10)
+    return _save(plt, fig, path)
+
+
+def _release_label(r: dict) -> str:
+    code = r.get("code", {})
+    commit = code.get("commit", "?")[:7] + ("+" if code.get("modified") else "")
+    return (f"{r['release']}\n{commit} {code.get('date', '?')[5:16].replace('T', ' ')}\n"
+            f"measured {r['created'][5:16].replace('T', ' ')}, load {r['machine'].get('load_avg_1m', '?')}")
+
+
+def _releases(plt, runs: list[dict], path: Path) -> Path:
+    names = [n for n in baseline.RATIOS if any(n in r["ratios"] for r in runs)]
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.7 * len(names) + 1.2), squeeze=False, sharex=True)
+    for ax, name in zip(axes[:, 0], names):
+        xs, med, lo, hi = [], [], [], []
+        for k, r in enumerate(runs):
+            if r["ratios"].get(name):
+                m, below, above = _spread(r["ratios"][name])
+                xs.append(k), med.append(m), lo.append(below), hi.append(above)
+        ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4)
+        better = baseline.RATIOS[name][2]
+        ax.set_ylabel(f"{name}\n({better} is better)", rotation=0, ha="right", va="center", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xticks(range(len(runs)), [_release_label(r) for r in runs], fontsize=7)
+    axes[-1, 0].set_xlim(-0.5, len(runs) - 0.5)
+    fig.suptitle("same-run ratios over releases (median, range of the repeats)", fontsize=10)
+    return _save(plt, fig, path)
 
 
 def _samples(results: list[dict], key: str) -> list[float]:

@@ -39,13 +39,21 @@ def bench_jobs(count: int, sandbox: bool, as_json: bool) -> None:
 @click.option("--count", default=200_000, show_default=True)
 @click.option("--producers", default=2, show_default=True)
 @click.option("--rate", default=1000, show_default=True, help="Events/s for the latency phase.")
+@click.option("--sweep", default="", metavar="N,N,...",
+              help="Also throughput for each number of producers (e.g. 1,2,4,8), each against raw SQLite.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
-def bench_events(env: Env, count: int, producers: int, rate: int, as_json: bool) -> None:
+def bench_events(env: Env, count: int, producers: int, rate: int, sweep: str, as_json: bool) -> None:
     """Throughput and latency of the real append path, against raw SQLite."""
     from cocode.bench import events as bench_ev
 
-    result = bench_ev.run(env.paths, count=count, producers=producers, rate=rate, progress=not as_json)
+    try:
+        counts = [int(n) for n in sweep.split(",") if n.strip()]
+    except ValueError:
+        raise CocodeError(f"--sweep {sweep!r}: give producer counts separated by commas, e.g. 1,2,4,8",
+                          EXIT_CONFIG) from None
+    result = bench_ev.run(env.paths, count=count, producers=producers, rate=rate, progress=not as_json,
+                          sweep_producers=counts)
     _show(result, as_json, bench_ev.report)
 
 
@@ -73,7 +81,8 @@ def bench_monitor(seconds: float, as_json: bool) -> None:
 
 
 @bench.command("top")
-@click.option("--seconds", default=10.0, show_default=True, help="How long the 5 agents stream 1 MB/s each.")
+@click.option("--seconds", default=10.0, show_default=True,
+              help="How long the 5 agents stream 1 MB/s each (at least 5: the first 1.5 s are warm-up).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_top(seconds: float, as_json: bool) -> None:
     """key -> screen and agent output -> visible in `cocode top`, its RSS and CPU."""
@@ -141,14 +150,16 @@ def bench_scenario(which: str, quick: bool, size_mb: float | None, minutes: floa
               help="Runs of each benchmark (their spread is the noise compare allows).")
 @click.option("--quick", is_flag=True, help="Smaller sizes: minutes, not a quarter hour.")
 @click.option("--only", multiple=True, type=click.Choice(["jobs", "events", "logs", "monitor"]))
-def bench_all(save: str, repeat: int, quick: bool, only: tuple[str, ...]) -> None:
+@click.option("--release", metavar="NAME", help="This file is the baseline of release NAME (`bench plot`'s releases.png).")
+def bench_all(save: str, repeat: int, quick: bool, only: tuple[str, ...], release: str | None) -> None:
     """Every benchmark `repeat` times, saved as a baseline for `cocode bench compare`."""
     import json
     from pathlib import Path
 
     from cocode.bench import baseline
 
-    result = baseline.run_all(repeat, quick, list(only) or None, say=lambda m: click.echo(m, err=True))
+    result = baseline.run_all(repeat, quick, list(only) or None, say=lambda m: click.echo(m, err=True),
+                              release=release)
     Path(save).write_text(json.dumps(result, indent=1) + "\n")
     click.echo(f"saved {save}: " + ", ".join(f"{k} {sorted(v)}" for k, v in result["ratios"].items()))
 
