@@ -1,4 +1,4 @@
-"""`cocode bench jobs|events|logs|monitor|top|sandbox|checks|up|watch`: the benchmarks, each printing same-run
+"""`cocode bench jobs|events|logs|monitor|top|sandbox|checks|up|watch|profiles`: the benchmarks, each printing same-run
 ratios against a baseline (or --json); `scenario N` (ADR-005's load scenarios);
 `all --save` and `compare` (baselines and the regression alarm). The measuring
 lives in cocode.bench.
@@ -110,6 +110,22 @@ def bench_watch(runs: int, seconds: float, as_json: bool) -> None:
     from cocode.bench import watchcost
 
     _show(watchcost.run(runs=runs, seconds=seconds, progress=not as_json), as_json, watchcost.report)
+
+
+@bench.command("profiles")
+@click.option("--agents", default=5, show_default=True, type=click.IntRange(1, 20))
+@click.option("--seconds", default=2.0, show_default=True, type=click.FloatRange(min=0.5),
+              help="How long each agent runs.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1, 10))
+@click.option("--size", "size_mb", default=20.0, show_default=True, type=click.FloatRange(min=1),
+              help="Repository MB.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_profiles(agents: int, seconds: float, rounds: int, size_mb: float, as_json: bool) -> None:
+    """The same job under the low, medium and high profiles: start, job time over its floor, memory."""
+    from cocode.bench import profiles
+
+    _show(profiles.run(agents=agents, seconds=seconds, size_mb=size_mb, rounds=rounds, progress=not as_json), as_json,
+          profiles.report)
 
 
 @bench.command("scenario")

@@ -16,8 +16,9 @@ import pytest
 from cocode.bench import baseline
 from support import ROOT
 
-BASELINE = sorted((ROOT / "benchmarks").glob("baseline-*.json"))[-1]
-SAME_CODE = ROOT / "benchmarks" / "same-code-rerun.json"
+BASELINE = ROOT / "benchmarks" / "baseline-0.1.0-quick.json"
+SAME_CODE = ROOT / "benchmarks" / "same-code-rerun.json"  # the same code as BASELINE, run again
+RELEASES = sorted((ROOT / "benchmarks").glob("baseline-*.json"))
 
 
 def compare(tmp: Path, old: dict, new: dict) -> subprocess.CompletedProcess:
@@ -110,6 +111,33 @@ def test_plot_draws_latency_cdfs_and_memory_from_saved_runs_and_scenarios(tmp_pa
     assert drawn(tmp_path) == ["cdf_ready.png", "cdf_start.png", "cdf_tail.png", "memory.png",
                                "ratios.png", "start.png"]
     assert proc.stdout.count(".png") == 6
+
+
+def test_compare_works_across_releases_through_the_cli(tmp_path):
+    # Each release's baseline against the next: every ratio both hold is compared, and
+    # the exit code is the verdict (0 or 1), never a usage error.
+    releases = sorted((json.loads(f.read_text()) for f in RELEASES), key=lambda d: d["code"]["date"])
+    assert len(releases) >= 2 and all(d.get("release") for d in releases)
+    for old, new in zip(releases, releases[1:]):
+        proc = compare(tmp_path, old, new)
+        rows = baseline.compare(old, new)
+        assert {r["ratio"] for r in rows} == set(old["ratios"]) & set(new["ratios"]) != set()
+        assert proc.returncode == (1 if any(r["regressed"] for r in rows) else 0), proc.stdout + proc.stderr
+        assert all(r["ratio"] in proc.stdout for r in rows)
+
+
+def test_plot_draws_throughput_and_releases_from_the_release_baselines(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = plot(tmp_path, *RELEASES)
+    assert proc.returncode == 0, proc.stderr
+    assert {"throughput.png", "releases.png"} <= set(drawn(tmp_path))
+    # Only files saved with --release are releases: one release alone draws no releases.png.
+    one = tmp_path / "one"
+    one.mkdir()
+    swept = [f for f in RELEASES if any(e.get("throughput") for e in json.loads(f.read_text())["benchmarks"]["events"])]
+    proc = plot(one, swept[-1], SAME_CODE)
+    assert proc.returncode == 0, proc.stderr
+    assert "releases.png" not in drawn(one) and "throughput.png" in drawn(one)
 
 
 def test_plot_without_samples_or_matplotlib_says_what_to_do(tmp_path):
