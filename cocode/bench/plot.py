@@ -58,43 +58,56 @@ def load(files: list[Path]) -> tuple[list[dict], list[dict]]:
     return runs, scenarios
 
 
-def plot(files: list[Path], out: Path) -> list[Path]:
+FIGURES = ("start", "ratios", "cdf_start", "cdf_ready", "cdf_tail", "throughput", "releases", "memory")
+
+
+def plot(files: list[Path], out: Path, only: list[str] | None = None) -> list[Path]:
+    """Every figure the files hold what it needs for (or only those named in `only`)."""
     runs, scenarios = load(files)  # bad files are a usage error, matplotlib or not
+    unknown = sorted(set(only or []) - set(FIGURES))
+    if unknown:
+        raise CocodeError(f"bench plot --only {','.join(unknown)}: choose from {','.join(FIGURES)}", EXIT_CONFIG)
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
     made = []
+
+    def want(name: str) -> bool:
+        return not only or name in only
+
     jobs = runs[-1].get("benchmarks", {}).get("jobs", []) if runs else []
-    if jobs:
+    if jobs and want("start"):
         made.append(_start(plt, jobs, runs[-1]["_name"], out / "start.png"))
-    if runs:
+    if runs and want("ratios"):
         made.append(_ratios(plt, runs, out / "ratios.png"))
     sampled = _last_with(runs, "jobs", "exec_ms")
-    if sampled:
+    if sampled and want("cdf_start"):
         name, results = sampled
         made.append(_cdf(plt, f"submit -> agent exec, 2,000-file repository ({name})", [
             ("with the pool", _samples(results, "exec_ms")),
             ("without (a fresh clone)", _samples(results, "exec_nopool_ms")),
             ("bare git worktree add (baseline)", _samples(results, "worktree_add_ms")),
         ], out / "cdf_start.png", log=True))
+    if sampled and want("cdf_ready"):
+        name, results = sampled
         made.append(_cdf(plt, f"ready commit -> run_ready event ({name})",
                          [("ready detection", _samples(results, "ready_ms"))], out / "cdf_ready.png"))
     sampled = _last_with(runs, "logs", "tail_ms")
-    if sampled:
+    if sampled and want("cdf_tail"):
         name, results = sampled
         made.append(_cdf(plt, f"agent write -> cocode tail -f, 5 agents x 1 MB/s ({name})",
                          [("tail latency", _samples(results, "tail_ms"))], out / "cdf_tail.png", log=True))
     swept = _last_sweep(runs)
-    if swept:
+    if swept and want("throughput"):
         made.append(_throughput(plt, *swept, out / "throughput.png"))
     releases = sorted((r for r in runs if r.get("release")), key=lambda r: r.get("code", {}).get("date", r["created"]))
-    if len(releases) > 1:
+    if len(releases) > 1 and want("releases"):
         made.append(_releases(plt, releases, out / "releases.png"))
     timed = [s for s in scenarios if s.get("memory_timeline", {}).get("t")]
-    if timed:
+    if timed and want("memory"):
         made.append(_memory(plt, timed, out / "memory.png"))
     if not made:
-        raise CocodeError("nothing to draw: give `cocode bench all --save` or `bench scenario --save` files",
-                          EXIT_CONFIG)
+        raise CocodeError("nothing to draw: give `cocode bench all --save` or `bench scenario --save` files"
+                          + (f" holding what {', '.join(only)} needs" if only else ""), EXIT_CONFIG)
     return made
 
 

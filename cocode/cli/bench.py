@@ -201,14 +201,17 @@ def bench_compare(old: str, new: str, as_json: bool) -> None:
 @bench.command("plot")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out", default="bench-plots", show_default=True, type=click.Path(file_okay=False))
-def bench_plot(files: tuple[str, ...], out: str) -> None:
-    """PNGs (CDFs, memory, ratios) from `bench all --save` and `bench scenario --save` files
+@click.option("--only", default="", metavar="NAME,...",
+              help="Draw only these figures (start, ratios, cdf_start, cdf_ready, cdf_tail, throughput, releases, memory).")
+def bench_plot(files: tuple[str, ...], out: str, only: str) -> None:
+    """PNGs (CDFs, memory, ratios, throughput, releases) from `bench all --save` and `bench scenario --save` files
     (needs the extra cocode[plots])."""
     from pathlib import Path
 
     from cocode.bench import plot
 
-    for path in plot.plot([Path(f) for f in files], Path(out)):
+    chosen = [n.strip() for n in only.split(",") if n.strip()] or None
+    for path in plot.plot([Path(f) for f in files], Path(out), chosen):
         click.echo(str(path))
 
 
