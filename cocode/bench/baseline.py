@@ -126,6 +126,7 @@ def _events(count: int) -> dict:
 
 def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda m: None,
             release: str | None = None) -> dict:
+    measured = code()  # before the runs: the checkout may change while they run
     results: dict[str, list[dict]] = {}
     errors: list[str] = []
     for name, fn in runners(quick).items():
@@ -139,7 +140,7 @@ def run_all(repeat: int, quick: bool, only: list[str] | None = None, say=lambda 
                 say(f"{name} ({i + 1}/{repeat}) failed: {err.message}")
                 errors.append(f"{name} {i + 1}: {err.message}")
     out = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-           "code": code(), "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results),
+           "code": measured, "repeat": repeat, "quick": quick, "benchmarks": results, "ratios": ratios(results),
            "errors": errors}
     if release:
         out["release"] = release
