@@ -166,3 +166,13 @@ def test_plot_without_samples_or_matplotlib_says_what_to_do(tmp_path):
     proc = plot(tmp_path, BASELINE, env=env)
     assert proc.returncode == 3, proc.stderr
     assert "pip install 'cocode[plots]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_saved_baseline_names_the_code_it_measured():
+    # What releases.png orders and labels by: this checkout's commit and its date.
+    if not (ROOT / ".git").exists():
+        pytest.skip("not run from a git checkout")
+    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%H %cI"], capture_output=True, text=True,
+                          check=True, timeout=30).stdout.split()
+    code = baseline.code()
+    assert [code["commit"], code["date"]] == head and isinstance(code["modified"], bool)
