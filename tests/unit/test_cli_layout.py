@@ -100,5 +100,5 @@ def test_import_is_light_and_registers_every_command():
         "endpoints", "events", "init", "logs", "metrics", "pick", "ps", "replay", "say", "schema", "service",
         "status", "submit", "tail", "top", "up",
     ])
-    assert got["bench"] == ["all", "checks", "compare", "events", "jobs", "logs", "monitor", "plot", "sandbox", "scenario",
-                            "top", "up", "watch"]
+    assert got["bench"] == ["all", "checks", "compare", "events", "jobs", "logs", "monitor", "plot", "profiles", "sandbox",
+                            "scenario", "top", "up", "watch"]
