@@ -14,17 +14,18 @@ from typing import Callable, Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Container, Horizontal
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Static
 
 from cocode import osutil
 from cocode.paths import Paths
 from cocode.top import model as vm
 from cocode.top.feed import Batch, Feed
 from cocode.top.keys import KeyActions
-from cocode.top.lineview import AgentPane
 from cocode.top.pane_search import PaneSearch, SearchInput
 from cocode.top.panes import PaneLog
+from cocode.top.panestate import Pane
+from cocode.top.paneview import PaneView
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 
@@ -39,11 +40,6 @@ class TopApp(KeyActions, PaneSearch, App):
     #jobs { width: 2fr; height: auto; max-height: 100%; }
     #runs { width: 3fr; height: auto; max-height: 100%; }
     #panes { height: 1fr; }
-    #panes > Horizontal { height: 1fr; }
-    AgentPane { border: round $primary-darken-2; width: 1fr; height: 1fr; scrollbar-size-vertical: 1;
-                overflow: auto auto; }
-    TabbedContent, ContentSwitcher, TabPane { height: 1fr; }
-    #empty { padding: 1 2; color: $text-muted; }
     #search { dock: bottom; height: 3; display: none; }
     """
     BINDINGS = [
@@ -73,7 +69,7 @@ class TopApp(KeyActions, PaneSearch, App):
         self.job: str | None = None
         self.agents: list[str] = []
         self.panes: dict[str, PaneLog] = {}
-        self.widgets: dict[str, AgentPane] = {}
+        self.widgets: dict[str, Pane] = {}  # what each agent's pane shows (drawn by PaneView)
         self.hidden: set[str] = set()  # agents whose tab is not shown
         self.tab_labels: dict[str, str] = {}  # the label each tab shows (unread lines while hidden)
         self.job_rows: list = []
@@ -91,7 +87,7 @@ class TopApp(KeyActions, PaneSearch, App):
         with Horizontal(id="tables"):
             yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="runs", cursor_type="row")
-        yield Container(Static("no job selected", id="empty"), id="panes")
+        yield PaneView(MAX_SIDE_BY_SIDE, id="panes")
         yield SearchInput(placeholder="search the pane: Enter finds, n/N move, Escape closes", id="search")
         yield Footer()
 
@@ -160,8 +156,7 @@ class TopApp(KeyActions, PaneSearch, App):
         if b.metrics and self.job:
             self.refresh_runs()
         self.refresh_header()
-        for w in self.widgets.values():
-            w.sync()
+        self.sync_panes()
         self.call_after_refresh(self.feed.on_painted)
         if shown and self.on_visible is not None:
             probe = self.on_visible
@@ -177,19 +172,17 @@ class TopApp(KeyActions, PaneSearch, App):
         self.refresh_tab_labels()
 
     def refresh_tab_labels(self) -> None:
-        """A hidden tab's label counts the lines it has not shown (once a second: a
-        label change lays the tab row out again)."""
-        tabs = next(iter(self.query("#panes TabbedContent")), None)
-        if tabs is None:
-            return
-        for i, (a, pane) in enumerate(self.panes.items()):
-            label = f"{a} ({pane.unseen:,} new)" if a in self.hidden and pane.unseen else a
-            if self.tab_labels.get(a) != label:
-                try:
-                    tabs.get_tab(f"pane-{i}").label = label
-                except (ValueError, LookupError):
-                    continue  # not mounted yet: the next tick
-                self.tab_labels[a] = label
+        """A hidden tab's label counts the lines it has not shown (once a second)."""
+        view = self.query_one(PaneView)
+        for a, pane in self.panes.items():
+            view.set_label(a, f"{a} ({pane.unseen:,} new)" if a in self.hidden and pane.unseen else a)
+        self.tab_labels = dict(view.labels)
+
+    def sync_panes(self) -> None:
+        """The panes take their new lines; the view redraws once if a shown one changed."""
+        changed = [w for w in self.widgets.values() if w.sync()]
+        if changed:
+            self.query_one(PaneView).changed(changed)
 
     def refresh_header(self) -> None:
         h = vm.header(self.model, self.mono(), str(self.paths.root))
@@ -225,6 +218,7 @@ class TopApp(KeyActions, PaneSearch, App):
             for a, pane in self.panes.items():
                 if job.runs[a].final and pane.partial:
                     pane.flush()
+                    self.sync_panes()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "jobs":
@@ -250,35 +244,25 @@ class TopApp(KeyActions, PaneSearch, App):
         self.feed.watch(job_id, self.agents, [a for a in self.agents if a not in self.hidden])
 
     def build_panes(self) -> None:
-        box = self.query_one("#panes", Container)
-        box.remove_children()
-        self.widgets = {a: AgentPane(a, p, self.keep) for a, p in self.panes.items()}
-        self.hidden = set()
-        self.tab_labels = {a: a for a in self.panes}
-        if len(self.widgets) <= MAX_SIDE_BY_SIDE:
-            box.mount(Horizontal(*self.widgets.values()))
-        else:
-            tabs = TabbedContent()
-            for i, (a, w) in enumerate(self.widgets.items()):
-                tabs.compose_add_child(TabPane(a, w, id=f"pane-{i}"))  # what `with TabbedContent():` does
-            self.hidden = set(self.agents[1:])
-            box.mount(tabs)
+        self.widgets = {a: Pane(a, p, self.keep) for a, p in self.panes.items()}
+        view = self.query_one(PaneView)
+        view.set_panes(list(self.widgets.values()))
+        self.hidden = set(self.agents[1:]) if view.tabs else set()
+        self.tab_labels = dict(view.labels)
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+    def on_pane_view_tab_changed(self, event: PaneView.TabChanged) -> None:
         """Only the shown tab holds lines: the one left is emptied, the one shown asks
         the collector for its backlog (a reset, then the last tui_log_lines lines)."""
-        pane = next(iter(event.pane.query(AgentPane)), None)
-        if pane is None or self.job is None or self.widgets.get(pane.agent) is not pane:
-            return  # a tab of panes already replaced (another job's, being removed)
-        shown = pane.agent
+        shown = event.agent
+        if self.job is None or shown not in self.widgets:
+            return  # a tab of panes already replaced
         for a, w in self.widgets.items():
             if a != shown and a not in self.hidden:
                 self.hidden.add(a)
-                pane = self.panes[a]
-                pane.reset()
-                pane.unseen = 0
-                w.clear()
-                w.generation, w.version = pane.generation, pane.version
+                log = self.panes[a]
+                log.reset()
+                log.unseen = 0
+                w.sync()
         if shown in self.hidden:
             self.hidden.discard(shown)
             self.feed.show(self.job, [shown])

@@ -8,7 +8,8 @@ from textual.binding import Binding
 from textual.widgets import Input
 
 from cocode.top import search
-from cocode.top.lineview import AgentPane
+from cocode.top.panestate import Pane
+from cocode.top.paneview import PaneView
 
 
 class SearchInput(Input):
@@ -25,14 +26,15 @@ class PaneSearch:
     """The app's search keys (a mixin of TopApp: it has `widgets` and `selected_run`)."""
 
     query_text = ""  # the text searched; n/N look for it again in the pane
-    searched: AgentPane | None = None
+    searched: Pane | None = None
     search_at: tuple[int, int] | None = None  # (line, start) of the current match
     focus_before = None
 
-    def search_pane(self) -> AgentPane | None:
-        """The pane a search is for: the focused one, else the selected run's."""
-        if isinstance(self.focused, AgentPane):
-            return self.focused
+    def search_pane(self) -> Pane | None:
+        """The pane a search is for: the current one of the focused panes, else the
+        selected run's."""
+        if isinstance(self.focused, PaneView) and self.focused.current is not None:
+            return self.focused.current
         sel = self.selected_run()
         return self.widgets.get(sel[1]) if sel is not None else None
 
@@ -60,7 +62,7 @@ class PaneSearch:
         self.action_search_step(True)
 
     def action_search_step(self, forward: bool) -> None:
-        pane = self.searched if self.searched is not None and self.searched.is_attached else None
+        pane = self.searched if self.searched is not None and self.widgets.get(self.searched.agent) is self.searched else None
         if pane is None or not self.query_text:
             self.notify("nothing searched yet: / searches the pane", severity="warning")
             return
@@ -68,11 +70,14 @@ class PaneSearch:
         matches = search.find(pane.lines, self.query_text, pane.first)
         i = search.after(matches, self.search_at, forward)
         pane.set_matches(matches, i)
+        view = self.query_one(PaneView)
         if i < 0:
             self.search_at = None
             self.notify(f"{self.query_text!r} is not in {pane.agent}'s pane", severity="warning")
+            view.refresh()
             return
         m = matches[i]
         self.search_at = (m.line, m.start)
         pane.show_line(m.line)
-        pane.border_subtitle = f"/{self.query_text}: {i + 1} of {len(matches)}"
+        pane.note = f"/{self.query_text}: {i + 1} of {len(matches)}"
+        view.refresh()

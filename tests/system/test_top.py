@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import TabbedContent
 
 from cocode import client
 from cocode.configload import load_config
 from cocode.paths import Paths
 from cocode.top.app import TopApp
+from cocode.top.paneview import PaneView
 from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen
 from support import AGENTS_DIR, cocode, down, make_repo, up
 
@@ -140,7 +140,7 @@ def test_a_hidden_tab_holds_only_a_count_and_fetches_its_backlog_when_shown(runn
         assert pane_text(app, "few") == [] and "few" in app.hidden
         want = stored_lines(repo, job, "few")
         assert len(want) == 60
-        app.query_one(TabbedContent).active = "pane-4"
+        app.query_one(PaneView).show_tab(4)  # what a click on its tab or → does
         await until(pilot, lambda: pane_text(app, "few") == want, what="few's backlog, fetched when shown")
         assert "few" not in app.hidden and "demo" in app.hidden and pane_text(app, "demo") == []
 

@@ -19,6 +19,7 @@ from cocode.core import state as st
 from cocode.paths import Paths
 from cocode.top.app import TopApp
 from cocode.top.feed import Batch, Chunk
+from cocode.top.paneview import PaneView
 from cocode.top.screens import DiffScreen
 
 T0 = 1_700_000_000.0
@@ -156,7 +157,7 @@ def test_submit_screen(snap_compare, tmp_path):
 @pytest.mark.timeout(60)
 def test_search_in_a_pane(snap_compare):
     """`/`, a text, Enter: the selected run's pane shows its matches, the current one
-    in the accent colour, the count in its border; n moves to the next one."""
+    in the accent colour, the count in its title; n moves to the next one."""
     async def run_before(pilot) -> None:
         await settled(3)(pilot)
         app = pilot.app
@@ -164,24 +165,29 @@ def test_search_in_a_pane(snap_compare):
         await pilot.press(*"step 2", "enter")
         pane = app.widgets["claude"]
         # 'step 2' is in lines 2 and 20-29: 11 matches, the first at line 2
-        assert app.search_at == (pane.first + 2, 8) and pane.border_subtitle == "/step 2: 1 of 11"
+        assert app.search_at == (pane.first + 2, 8) and pane.note == "/step 2: 1 of 11"
         await pilot.press("n")
-        assert app.search_at == (pane.first + 20, 8) and pane.border_subtitle == "/step 2: 2 of 11"
+        assert app.search_at == (pane.first + 20, 8) and pane.note == "/step 2: 2 of 11"
         await pilot.press("N", "N")
-        assert pane.border_subtitle == "/step 2: 11 of 11"  # wrapped to the last
-        drawn = [seg for y in range(pane.size.height) for seg in pane.render_line(y) if seg.text == "step 2"]
+        assert pane.note == "/step 2: 11 of 11"  # wrapped to the last
+        view = app.query_one(PaneView)
+        drawn = [seg for y in range(view.size.height) for seg in view.render_line(y) if seg.text == "step 2"]
         assert sum(bool(seg.style.reverse) for seg in drawn) == len(drawn) - 1  # the others, reversed
         assert sum(bool(seg.style.bold) and not seg.style.reverse for seg in drawn) == 1  # the current
         await pilot.pause(0.1)
     assert snap_compare(make_app(main_batches()), terminal_size=(130, 36), run_before=run_before)
 
 
+def tab_x(app, agent: str) -> int:
+    """The column of `agent`'s tab in the tab row."""
+    view = app.query_one(PaneView)
+    return next(x0 for x0, _, i in view._tab_spans if view.panes[i].agent == agent) + 1
+
+
 def test_hidden_tabs_count_their_unread_lines_in_their_labels():
     """More than 4 agents: tabs. A hidden tab's label says how many lines came since
     (the feed only counts them); shown, its label is the agent's name again."""
     import asyncio
-
-    from textual.widgets import TabbedContent
 
     agents = [f"ag{i}" for i in range(6)]
     state = st.replay([ev.JobSubmitted(job="cafe01", seq=1, ts=T0 - 30, title="Six at once", body="",
@@ -191,8 +197,8 @@ def test_hidden_tabs_count_their_unread_lines_in_their_labels():
               Chunk("cafe01", "ag5", "count", n=7)]
 
     def labels(app) -> list[str]:
-        tabs = app.query_one(TabbedContent)
-        return [str(tabs.get_tab(f"pane-{i}").label) for i in range(len(agents))]
+        labels = app.query_one(PaneView).labels
+        return [labels[a] for a in agents]
 
     async def main():
         app = make_app([Batch(state=state, beat=MONO), Batch(chunks=chunks)])
@@ -204,7 +210,7 @@ def test_hidden_tabs_count_their_unread_lines_in_their_labels():
                 await pilot.pause(0.02)
             assert labels(app) == ["ag0", "ag1", "ag2 (1,234 new)", "ag3", "ag4", "ag5 (7 new)"]
             assert list(app.widgets["ag0"].lines) == ["shown line"] and not app.widgets["ag2"].lines
-            app.query_one(TabbedContent).active = "pane-2"
+            await pilot.click(PaneView, offset=(tab_x(app, "ag2"), 0))  # the tab row
             for _ in range(150):
                 if labels(app)[2] == "ag2":
                     break
