@@ -188,13 +188,14 @@ class TopApp(KeyActions, PaneSearch, App):
         h = vm.header(self.model, self.mono(), str(self.paths.root))
         if h == self.shown_header:
             return  # an unchanged Static is not repainted
-        self.shown_header = h
+        old, self.shown_header = self.shown_header, h
         status = self.query_one("#status", Static)
-        status.update(h.text)
+        status.update(h.text, layout=False)  # one row always: a new text lays nothing out
         status.set_class(not h.up, "down")
-        warnings = self.query_one("#warnings", Static)
-        warnings.update("\n".join(f"⚠ {w}" for w in h.warnings))
-        warnings.display = bool(h.warnings)
+        if old is None or old.warnings != h.warnings:  # their height can change: a layout
+            warnings = self.query_one("#warnings", Static)
+            warnings.update("\n".join(f"⚠ {w}" for w in h.warnings))
+            warnings.display = bool(h.warnings)
 
     def refresh_tables(self) -> None:
         rows = vm.job_rows(self.model, self.wall())

@@ -181,6 +181,12 @@ class PaneView(Widget, can_focus=True):
             self.at = i
             self.refresh()
 
+    def on_focus(self) -> None:
+        self.refresh(Region(0, self.head - 1, self.size.width, 1))  # the current pane's title shows it
+
+    def on_blur(self) -> None:
+        self.refresh(Region(0, self.head - 1, self.size.width, 1))
+
     def on_mouse_scroll_up(self, event) -> None:
         self._wheel(event, -3)
 
@@ -223,6 +229,24 @@ class PaneView(Widget, can_focus=True):
             s["now"] = s["current"] + Style(bold=True)
             self._styles = s
         return self._styles
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The rows straight from render_line: this widget has no border, padding or
+        tint for Textual's styles cache to add, and its per-row pass (a new Strip per
+        row of a scrolling pane) was the larger part of a frame. The app's filters
+        (e.g. the dimming behind a modal screen) still apply."""
+        filters = self.get_line_filters()
+        background = self.background_colors[1] if filters else None
+        strips = []
+        for y in crop.line_range:
+            strip = self.render_line(y)
+            for f in filters:
+                strip = strip.apply_filter(f, background)
+            strips.append(strip)
+        x1, x2 = crop.column_span
+        if (x1, x2) != (0, self.size.width):
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
 
     def render_line(self, y: int) -> Strip:
         st = self.styles_for()
