@@ -26,6 +26,8 @@ def display(raw: bytes) -> str:
         head = safe_text(raw[: MAX_CHARS * 4])[:MAX_CHARS]
         return f"{head} … (+{len(raw) - MAX_CHARS * 4:,} bytes)"
     text = safe_text(raw)
+    if "\t" in text:
+        text = text.expandtabs()  # a tab is one character but several cells: drawn as spaces
     return text if len(text) <= MAX_CHARS else f"{text[:MAX_CHARS]} … (+{len(text) - MAX_CHARS:,} chars)"
 
 

@@ -268,6 +268,8 @@ class PaneView(Widget, can_focus=True):
                 segs.append(Segment(_fit(f" {p.title()}", w), st["title-current" if mine else "title"]))
             else:
                 segs.extend(self._cell(p, row, w, st))
+        if x0 + w > width:  # narrower than its separators: cut, never wider than the widget
+            return Strip(segs).crop(0, width)
         return Strip(segs, width)
 
     def _cell(self, p: Pane, row: int, w: int, st: dict[str, Style]) -> list[Segment]:

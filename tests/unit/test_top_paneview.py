@@ -135,3 +135,25 @@ def test_more_agents_than_fit_are_tabs_switched_by_a_click_or_a_key():
         view.set_label("ag0", "ag0 (12 new)")
         assert "ag0 (12 new)" in view.render_line(0).text
     run(app, scenario, size=(80, 12))
+
+
+def test_a_pane_numbers_its_lines_absolutely_so_a_paused_reader_survives_the_ring():
+    """No widget: where the reader is, as the ring of `keep` lines turns and a reset
+    (a backlog coming again) empties the pane."""
+    log = PaneLog(5)
+    pane = Pane("a", log, 5)
+    pane.height = 3
+    log.add([f"l{i}" for i in range(4)], 4, "")
+    assert pane.sync() and not pane.sync()  # taken once; nothing new the second time
+    assert pane.visible() == ["l1", "l2", "l3"] and pane.follow
+    pane.scroll(-1)
+    assert pane.visible() == ["l0", "l1", "l2"] and not pane.follow
+    log.add(["l4", "l5"], 2, "")
+    pane.sync()
+    assert pane.first == 1 and pane.visible() == ["l1", "l2", "l3"]  # l0 left the ring: the nearest kept
+    pane.scroll(10)
+    assert pane.follow and pane.visible() == ["l3", "l4", "l5"]
+    log.reset()
+    log.add(["again"], 1, "")
+    pane.sync()
+    assert list(pane.lines) == ["again"] and pane.first == 6 and pane.line_at(0) == 6
