@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Static
 
 from cocode import osutil
@@ -113,8 +114,8 @@ class TopApp(KeyActions, PaneSearch, App):
         """Called in the feed's thread: run apply() in the app's, wait for it (back-pressure)."""
         try:
             self.call_from_thread(self.apply, batch)
-        except RuntimeError:
-            pass  # the app is closing
+        except (RuntimeError, NoMatches):
+            pass  # the app is closing (its screen's widgets already gone)
 
     def apply(self, b: Batch) -> None:
         self.batches += 1
