@@ -27,6 +27,7 @@ from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
 from cocode.jobs import agents, runtmp, sandbox
 from cocode.jobs.pool import PoolKeeper, run_worktrees
+from cocode.jobs.refwake import RefWake
 from cocode.resources import cpushare, reaper
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -46,7 +47,9 @@ from cocode.jobs.prepare import PrepareFailed, Preparing, fetch_job, prepare_run
 if TYPE_CHECKING:
     from cocode.jobs.runner import RunPlan, RunProcess
 
-TICK_S = 0.02  # ref and exit polling while runs are live (a ref file read is ~3 µs); ADR target is 2 s
+# Ref and exit polling while runs are live (a ref file read is ~3 µs); a moved ref wakes
+# the worker at once through RefWake, so this is the fallback for refs, not the path.
+TICK_S = 0.02
 IDLE_TICK_S = 0.25  # with nothing to watch, wake rarely
 BEAT_S = 1.0
 SHUTDOWN_GRACE_S = 3.0
@@ -89,6 +92,9 @@ class Worker(Service):
         self.sched = dealer(self.ctx, self.paths.endpoint("scheduler"))
         self.loop.add(self.sched, self.on_scheduler)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES | {"limit_hit"})
+        self.refwake = RefWake()
+        if self.refwake.fd is not None:
+            self.loop.add(self.refwake.fd, self.on_ref_change)
         self.tick_gen = 0
         self.schedule_tick(0.0)
         self.loop.every(BEAT_S, self.beat, first=0.0)
@@ -273,6 +279,15 @@ class Worker(Service):
             rp.tick(now)
             if rp.finished:
                 self.forget(key, rp)
+        self.refwake.rearm(now)
+
+    def on_ref_change(self) -> None:
+        """A run's branch ref was replaced: read it now, not at the next tick."""
+        now = time.monotonic()
+        for key in self.refwake.fired():
+            rp = self.runs.get(key)
+            if rp is not None and not rp.finished:
+                rp.check_branch(now)
 
     def start_run(self, key: RunKey, attempt: int, fut: Future) -> None:
         job, agent = key
@@ -333,6 +348,7 @@ class Worker(Service):
             self.spawn_failed(rp, ship, err)
             return
         self.runs[key] = rp
+        self.refwake.add(key, rp.watcher.loose_path)
         try:
             cpushare.apply(rp.pgid, key.key)  # the same CPU share for every agent
         except Exception:
@@ -375,6 +391,7 @@ class Worker(Service):
         for fd in [fd for fd, owner in self.fd_owner.items() if owner is rp]:
             self.loop.remove(fd)
             del self.fd_owner[fd]
+        self.refwake.discard(key)
         rp.close()
         rp.log_ship.close()  # type: ignore[attr-defined]  # its spool goes once the collector has it all
         reaper.release(rp.proc.pid)

@@ -20,8 +20,16 @@ Errors a user can act on are `CocodeError`s with a one-line message naming the f
 This module only re-exports the public names, so callers write `gitops.X`.
 """
 
-from cocode.gitops.clones import create_run_clone, is_run_clone, take_head
-from cocode.gitops.history import changed_lines, count_commits, descends_from, diff_text, find_ready_commit
+from cocode.gitops.clones import create_run_clone, fetch_head, is_run_clone, move_branch, take_head
+from cocode.gitops.history import (
+    History,
+    changed_lines,
+    count_commits,
+    descends_from,
+    diff_text,
+    find_ready_commit,
+    read_history,
+)
 from cocode.gitops.refs import BranchWatcher, resolve_commit
 from cocode.gitops.runner import CLONE_TIMEOUT, GIT_TIMEOUT, git_common_dir, git_dir, init_repo
 from cocode.gitops.size import (
@@ -43,5 +51,5 @@ __all__ = [
     "MB", "RepoSize", "SizePolicy", "WARN_WORKTREE_BYTES", "changed_lines", "count_commits", "descends_from",
     "create_light_workspace", "create_run_clone", "create_worktree", "diff_text", "fetch_back", "find_ready_commit",
     "git_common_dir", "git_dir", "human_size", "init_repo", "is_run_clone", "remove_worktree", "repo_size",
-    "resolve_commit", "size_policy", "take_head",
+    "resolve_commit", "size_policy", "take_head", "fetch_head", "move_branch", "History", "read_history",
 ]

@@ -80,12 +80,25 @@ def take_head(repo_root: Path, clone: Path, branch: str, base_sha: str, head: st
     """Copy commit `head` of the run's clone into `repo_root` as `branch`; False (and
     the branch left where it was) if it does not descend from the run's base: then
     it is not the run's work. Raises CocodeError if git fails (the commit is gone)."""
-    git(repo_root, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", f"--upload-pack={UPLOAD_PACK}",
-        Path(clone).resolve().as_uri(), head, timeout=timeout)
+    fetch_head(repo_root, clone, head, timeout=timeout)
     if not descends_from(repo_root, base_sha, head):
         return False
-    git(repo_root, "update-ref", "-m", "cocode: the run's commit", f"refs/heads/{branch}", head)
+    move_branch(repo_root, branch, head)
     return True
+
+
+def fetch_head(repo_root: Path, clone: Path, head: str, *, timeout: float = GIT_TIMEOUT) -> None:
+    """Bring commit `head` of the run's clone and all it needs into `repo_root`'s objects,
+    checked as any fetch is (every object hashed on arrival, then connected), and no ref
+    moved. No auto-maintenance: that is one more git process on the way to `run_ready`
+    after every commit of every run; the repository's own git commands still run it."""
+    git(repo_root, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance",
+        f"--upload-pack={UPLOAD_PACK}", Path(clone).resolve().as_uri(), head, timeout=timeout)
+
+
+def move_branch(repo_root: Path, branch: str, head: str) -> None:
+    """Point the run's branch in `repo_root` at `head` (fetched, and found to be its work)."""
+    git(repo_root, "update-ref", "-m", "cocode: the run's commit", f"refs/heads/{branch}", head)
 
 
 def settle_run_clone(repo_root: Path, path: Path) -> None:

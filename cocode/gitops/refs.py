@@ -135,6 +135,13 @@ class BranchWatcher:
         self._raw: bytes | None = None  # the loose file's bytes when they gave _last
         self._loose_gone = False  # no loose file at the last read
 
+    @property
+    def loose_path(self) -> str | None:
+        """The file git renames into place when the branch moves (None with a reftable):
+        watching its directory wakes a reader at once (cocode.inotify); packing, and a
+        reftable, are seen by polling head()."""
+        return None if self._reftable else self._loose
+
     def head(self) -> str | None:
         """The branch's commit sha, or None while the branch does not exist."""
         try:

@@ -197,24 +197,34 @@ class RunProcess:
             self.kill_group(signal.SIGKILL)
             self.killed = True
 
-    def check_branch(self, now: float) -> None:
+    def check_branch(self, now: float) -> bool:
+        """Read the branch head (a file read); when it moved, look at the new commits:
+        the ready commit is recorded first, then the run's progress. True if it moved."""
         head = self.watcher.head()
         if head is None or head == self.head or now < self.retry_at:
-            return
+            return False
         t0 = time.perf_counter()
         p = self.plan
         repo = p.worktree if p.light else p.repo_root
+        # Three git processes (a clone's: the fetch, then one `git log`, then update-ref)
+        # between the commit and run_ready; the line count waits until it is recorded.
         try:
-            ours = (gitops.take_head(p.repo_root, p.worktree, p.branch, p.base_sha, head) if p.clone
-                    else gitops.descends_from(repo, p.base_sha, head))
+            if p.clone:
+                gitops.fetch_head(p.repo_root, p.worktree, head)
+            hist = gitops.read_history(repo, p.watch_from or p.base_sha, head, agents.READY_MARKER)
+            if p.watch_from and p.watch_from != p.base_sha:  # a follow-up: its own work is from the base
+                hist = gitops.History(gitops.descends_from(repo, p.base_sha, head), hist.ready,
+                                      gitops.count_commits(repo, p.base_sha, head))
+            if p.clone and hist.descends:
+                gitops.move_branch(p.repo_root, p.branch, head)
         except CocodeError as err:  # git failed (load, or a ref naming no commit): later
             self.retry_at = now + 1.0
             if err.message != self.git_error:
                 self.git_error = err.message
                 self.emit(ev.WarningEvent(job=p.job, agent=p.agent, code="branch_unreadable", message=err.message))
-            return
+            return False
         self.head = head
-        if not ours:
+        if not hist.descends:
             # Not this run's work: its branch was moved (another process's update-ref)
             # or reset below its base. Whatever the commits there claim, it is no
             # ready commit of this run, and the run cannot go on from it.
@@ -224,21 +234,23 @@ class RunProcess:
                             f"the run's base {p.base_sha[:12]}: not this run's work")
                 self.stop_reason = None
                 self.stop("failed", "not_from_base")
-            return
-        if not self.ready_commit:
-            sha = gitops.find_ready_commit(repo, p.watch_from or p.base_sha, head, agents.READY_MARKER)
-            if sha:
-                self.ready_commit, self.ready_at = sha, now
-                self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=sha, attempt=p.attempt,
-                                      detect_ms=(time.perf_counter() - t0) * 1000))
-        self.commits = gitops.count_commits(repo, p.base_sha, head)
-        lines = gitops.changed_lines(repo, p.base_sha, head)
+            return True
+        if not self.ready_commit and hist.ready:
+            self.ready_commit, self.ready_at = hist.ready, now
+            self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=hist.ready, attempt=p.attempt,
+                                  detect_ms=(time.perf_counter() - t0) * 1000))
+        self.commits = hist.commits
+        try:
+            lines = gitops.changed_lines(repo, p.base_sha, head)
+        except CocodeError:
+            lines = 0  # the commit is taken; the count is a hint for the time limit only
         grown = timeouts.run_timeout(p.base_timeout_s, p.complexity, p.worktree_mb, lines)
         if grown > self.timeout_s:
             self.deadline += grown - self.timeout_s
             self.timeout_s = grown
         self.emit(ev.RunProgress(job=p.job, agent=p.agent, head=head, commits=self.commits,
                                  changed_lines=lines, timeout_s=self.timeout_s, attempt=p.attempt))
+        return True
 
     # -- ending ------------------------------------------------------------------------
 

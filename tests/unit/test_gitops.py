@@ -416,3 +416,45 @@ def test_fetch_back_refuses_to_overwrite_a_moved_branch(gitrepo, tmp_path):
         gitops.fetch_back(gitrepo.path, ws, "cocode/j/c")
     assert "\n" not in err.value.message
     assert gitrepo.git("rev-parse", "cocode/j/c") == moved
+
+
+def test_read_history_answers_descent_ready_and_count_with_one_log(gitrepo):
+    base = gitrepo.head()
+    gitrepo.commit("wip", {"a.txt": "1\n"})
+    ready = gitrepo.commit(f"fix\n\n{MARKER}", {"a.txt": "2\n"})
+    head = gitrepo.commit(f"{MARKER} again", {"a.txt": "3\n"})
+    h = gitops.read_history(gitrepo.path, base, head, MARKER)
+    assert (h.descends, h.ready, h.commits) == (True, ready, 3)
+    assert h.ready == gitops.find_ready_commit(gitrepo.path, base, head, MARKER)
+    assert h.commits == gitops.count_commits(gitrepo.path, base, head)
+    assert gitops.read_history(gitrepo.path, base, base, MARKER) == gitops.History(True, None, 0)
+    # Reset below the base: reachable from it, so listed as nothing, and not its work.
+    assert not gitops.read_history(gitrepo.path, head, base, MARKER).descends
+    # A forged orphan with the marker, and a commit on top of another line of history.
+    tree = gitrepo.git("rev-parse", f"{head}^{{tree}}")
+    orphan = gitrepo.git("commit-tree", tree, "-m", f"forged\n\n{MARKER}")
+    h = gitops.read_history(gitrepo.path, base, orphan, MARKER)
+    assert not h.descends and h.ready == orphan  # found, and refused by the caller for not descending
+    other = gitrepo.git("commit-tree", tree, "-p", f"{base}~0", "-m", "x")
+    assert gitops.read_history(gitrepo.path, ready, other, MARKER).descends is False
+
+
+def test_read_history_agrees_with_the_three_commands_across_merges(gitrepo):
+    base = gitrepo.head()
+    gitrepo.git("checkout", "-q", "-b", "side")
+    gitrepo.commit(f"side work\n\n{MARKER}", {"side.txt": "s\n"})
+    gitrepo.git("checkout", "-q", "main")
+    gitrepo.commit("main work", {"main.txt": "m\n"})
+    gitrepo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    merged = gitrepo.head()
+    ready = gitrepo.commit(f"done\n\n{MARKER}")
+    # Base brought in through a merge's second parent: git merge-base decides, as before.
+    gitrepo.git("checkout", "-q", "--orphan", "elsewhere")
+    gitrepo.commit("unrelated root", {"u.txt": "u\n"})
+    gitrepo.git("merge", "-q", "--allow-unrelated-histories", "-m", f"merge main\n\n{MARKER}", "main")
+    via_second = gitrepo.head()
+    for start, head in ((base, merged), (base, ready), (base, via_second), (ready, via_second), (merged, ready)):
+        h = gitops.read_history(gitrepo.path, start, head, MARKER)
+        assert h.descends == gitops.descends_from(gitrepo.path, start, head), (start, head)
+        assert h.ready == gitops.find_ready_commit(gitrepo.path, start, head, MARKER), (start, head)
+        assert h.commits == gitops.count_commits(gitrepo.path, start, head), (start, head)
