@@ -84,6 +84,7 @@ def agent_table(tmp: Path) -> dict:
         "resumable": bash("resumable.sh"),
         "lingerer": bash("ready_then_hang.sh"),
         "ticker": bash("ticker.sh", "25"),
+        **{f"moves_{m}": bash("ready_moves.sh", m) for m in ("burst", "amend", "switch", "restart")},
         # A binary of its own that a test creates, and may delete before dispatch.
         "vanish": {"command": [str(tmp / "bin" / "vanish.sh")], "env": AGENT_GIT_ENV},
         "envdump": {

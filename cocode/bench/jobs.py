@@ -7,7 +7,9 @@ cocode: one with the worktree pool (`worktree_pool: 2`), one without (0):
   each round the pool has refilled (a start after an idle moment, the case the pool is
   for), so no background checkout competes with the measured ones;
 - the worker's prepare time (`run_started.worktree_ms`) with and without the pool;
-- ready commit -> `run_ready` event (the agent stamps the time its commit returned);
+- ready commit -> `run_ready` event (the agent stamps the time its commit returned): the
+  event's own time (made in the worker) and its receipt here, through store and bus,
+  as any subscriber sees it; and the worker's git time for it (`detect_ms`);
 - the worker's CPU per watched run, over its idle CPU;
 - a dispatch decision with 1,000 queued jobs (the pure dispatch.plan).
 
@@ -135,6 +137,8 @@ class Side:
         self.exec_ms: list[float] = []
         self.prepare_ms: list[float] = []
         self.ready_ms: list[float] = []
+        self.seen_ms: list[float] = []
+        self.detect_ms: list[float] = []
 
     def one_job(self, agent: str = "bench") -> None:
         job, t_submit = submit(self.paths, self.config, agent, self.state)
@@ -143,6 +147,8 @@ class Side:
         def on_event(e, got=got):
             if isinstance(e, ev.RunReady):
                 got["ready_ns"] = e.ts * 1e9
+                got["seen_ns"] = time.time_ns()  # delivered to this subscriber
+                got["detect_ms"] = e.detect_ms
             elif isinstance(e, ev.RunStarted):
                 got["prepare_ms"] = e.worktree_ms
 
@@ -155,6 +161,8 @@ class Side:
         if "ready_ns" in got:
             # The ref moves before `git commit` returns; a negative value means seen earlier.
             self.ready_ms.append(max(0.0, (got["ready_ns"] - commit_ns) / 1e6))
+            self.seen_ms.append(max(0.0, (got["seen_ns"] - commit_ns) / 1e6))
+            self.detect_ms.append(got["detect_ms"])
 
 
 def wait_pool(paths: Paths, size: int, timeout: float = 60.0) -> None:
@@ -183,6 +191,8 @@ def measure(pooled: Side, bare: Side, tmp, jobs, watched, say) -> dict:
                 bare.one_job()
     paths, config, state = pooled.paths, pooled.config, pooled.state
     ready_ms = pooled.ready_ms + bare.ready_ms
+    seen_ms = pooled.seen_ms + bare.seen_ms
+    detect_ms = pooled.detect_ms + bare.detect_ms
     worker = psutil.Process(int((paths.run / "worker.pid").read_text()))
     say("worker CPU: idle, then watching runs ...")
     idle = cpu_pct(worker, 2.0)
@@ -207,6 +217,10 @@ def measure(pooled: Side, bare: Side, tmp, jobs, watched, say) -> dict:
         "exec_nopool_ratio": round(nopool_p50 / add_p50, 3),
         "ready_p50_ms": round(percentile(ready_ms, 50), 1),
         "ready_p99_ms": round(percentile(ready_ms, 99), 1),
+        "ready_seen_p50_ms": round(percentile(seen_ms, 50), 1),
+        "ready_seen_p99_ms": round(percentile(seen_ms, 99), 1),
+        "ready_detect_p50_ms": round(percentile(detect_ms, 50), 1),
+        "ready_detect_p99_ms": round(percentile(detect_ms, 99), 1),
         "dispatch_ms": round(dispatch_decision_ms(), 3),
         "watch_cpu_pct_per_run": round(max(0.0, busy - idle) / watched, 2),
         "worker_idle_cpu_pct": round(idle, 2),
@@ -214,7 +228,8 @@ def measure(pooled: Side, bare: Side, tmp, jobs, watched, say) -> dict:
         "watched_runs": watched,
         # For `bench plot`'s CDFs: every sample of this run, sorted.
         "samples": {"exec_ms": cdf_points(pooled.exec_ms), "exec_nopool_ms": cdf_points(bare.exec_ms),
-                    "worktree_add_ms": cdf_points(add_ms), "ready_ms": cdf_points(ready_ms)},
+                    "worktree_add_ms": cdf_points(add_ms), "ready_ms": cdf_points(ready_ms),
+                    "ready_seen_ms": cdf_points(seen_ms)},
     }
 
 
@@ -234,6 +249,8 @@ def report(r: dict) -> str:
         f"ratio to bare add              pool {r['exec_ratio']:.3f}  no pool {r['exec_nopool_ratio']:.3f}",
         f"worker prepare                 pool {r['prepare_p50_ms']:.0f} ms  no pool {r['prepare_nopool_p50_ms']:.0f} ms",
         f"ready commit -> event    p50 {r['ready_p50_ms']:.1f} ms  p99 {r['ready_p99_ms']:.1f} ms",
+        f"ready commit -> seen     p50 {r['ready_seen_p50_ms']:.1f} ms  p99 {r['ready_seen_p99_ms']:.1f} ms"
+        f"   (the worker's git: p50 {r['ready_detect_p50_ms']:.1f}  p99 {r['ready_detect_p99_ms']:.1f} ms)",
         f"worker CPU per watched run {r['watch_cpu_pct_per_run']:.2f}% of a core (idle worker {r['worker_idle_cpu_pct']:.2f}%)",
         f"dispatch decision, 1,000 queued jobs  {r['dispatch_ms']:.3f} ms",
     ])
