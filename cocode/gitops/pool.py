@@ -11,7 +11,9 @@ behind by a commit is moved to the new HEAD in the background (`refresh`).
 A run `take`s one: it claims it (the marker goes first) and creates the run's
 branch in the repository at its base (as `clones.create_run_clone` does). An
 entry as its fill left it (HEAD on the placeholder, nothing for `git status` to
-show, ignored files included) has its placeholder renamed to the run's branch,
+show, ignored files included: proven by its stamp (gitops/poolstamp.py) and
+`git diff-files`, or by `git status` itself when the stamp cannot tell) has its
+placeholder renamed to the run's branch,
 is moved with `git reset --hard` only when the base is another commit (writing
 only the files that differ), and its directory renamed to the run's path. Any
 other entry (junk left in it, its HEAD moved) is made right the long way:
@@ -41,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cocode.errors import CocodeError
+from cocode.gitops import poolstamp
 from cocode.gitops.refs import BranchWatcher, read_head
 from cocode.gitops.runner import CLONE_TIMEOUT, git, git_dirs, run
 from cocode.gitops.worktrees import _worktree_admin
@@ -59,6 +62,7 @@ class WorktreePool:
         self._common: Path | None = None
         self._git_dir: Path | None = None
         self.last_take = ""  # "short", "moved" or "cleaned": the way the last take went (tests, bench)
+        self.last_proof = ""  # "stamp" or "status": how the last take's entry was proven untouched
 
     # -- what is there ------------------------------------------------------------------
 
@@ -122,11 +126,13 @@ class WorktreePool:
         # re-read every one of them at the take (measured 74-181 ms vs 21-37 ms for a
         # 2,000-file entry). Refreshing the index once that second is over records
         # their stat data for good; it is the background's time, not the run's.
-        if pause(1.05 - time.time() % 1.0):
+        # At least RACY_S too: the stamp trusts only directories older than that.
+        if pause(max(1.05 - time.time() % 1.0, poolstamp.RACY_S + 0.05)):
             return False
         git(path, "update-index", "-q", "--refresh")
-        marker = path.with_name(path.name + READY)
-        marker.touch()
+        # The marker holds the entry's stamp; written in place, so a take that reads it
+        # half-written finds it unreadable and asks `git status` instead.
+        path.with_name(path.name + READY).write_bytes(poolstamp.record(path) or b"")
         return True
 
     def refill(self, base: str = "HEAD") -> Path:
@@ -179,6 +185,7 @@ class WorktreePool:
         for path in self.ready():
             marker = path.with_name(path.name + READY)
             try:
+                stamp = marker.read_bytes()
                 marker.unlink()  # claimed: a crash from here on makes `recover` delete it
             except FileNotFoundError:
                 continue
@@ -188,7 +195,7 @@ class WorktreePool:
             # Whether the entry is untouched (a status in the entry) and the run's branch
             # in the repository are independent: asked at the same time.
             seen: dict[str, str | None] = {}
-            looking = threading.Thread(target=lambda: seen.update(at=self._untouched(path)))
+            looking = threading.Thread(target=lambda: seen.update(at=self._untouched(path, stamp)))
             looking.start()
             # The run's branch in the repository at its base, created only if still
             # missing: git refuses a branch that exists or a base that is no commit.
@@ -197,7 +204,7 @@ class WorktreePool:
             looking.join()
             at = seen.get("at")
             if made.returncode != 0:
-                marker.touch()  # given back as it was; create_run_clone says what is wrong
+                marker.write_bytes(stamp)  # given back as it was; create_run_clone says what is wrong
                 return False
             try:
                 if at is not None:
@@ -227,11 +234,13 @@ class WorktreePool:
         """The repository's `branch` tip, read from its ref files (no process)."""
         return BranchWatcher(self.root, branch, common=self.common).head()
 
-    @staticmethod
-    def _untouched(path: Path) -> str | None:
+    def _untouched(self, path: Path, stamp: bytes = b"") -> str | None:
         """The entry's commit if it is as `fill` left it (HEAD on the placeholder, and
         nothing for `git status` to show, untracked and ignored files included), else
-        None: then the take cleans it the long way."""
+        None: then the take cleans it the long way. With a stamp that still holds, no
+        name changed anywhere in it, so comparing the tracked files' stat with the
+        index (`git diff-files`) is the rest of the proof."""
+        self.last_proof = "status"
         try:
             if (path / ".git" / "HEAD").read_bytes() != f"ref: refs/heads/{PLACEHOLDER}\n".encode():
                 return None
@@ -240,6 +249,10 @@ class WorktreePool:
         if not (path / ".git" / "refs" / "heads" / PLACEHOLDER).is_file():
             return None  # packed, or gone: not as `add` wrote it
         at = BranchWatcher(path, PLACEHOLDER, common=path / ".git").head()
+        self.last_proof = "stamp" if stamp and poolstamp.holds(path, stamp) else "status"
+        if self.last_proof == "stamp":
+            files = run(path, "--no-optional-locks", "diff-files", "--quiet")
+            return at if at is not None and files.returncode == 0 else None
         status = run(path, "--no-optional-locks", "status", "--porcelain", "-z", "--ignored",
                      "--untracked-files=all")
         return at if at is not None and status.returncode == 0 and not status.stdout else None

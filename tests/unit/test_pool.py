@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from cocode.gitops.clones import create_run_clone
+from cocode.gitops import poolstamp
 from cocode.gitops.pool import READY, WorktreePool
+from cocode.gitops.runner import run
 from cocode.jobs.pool import target
 from support import ROOT, GitRepo, isolated_env, wait_until
 
@@ -155,6 +157,55 @@ def test_each_kind_of_junk_sends_the_take_the_long_way(repo, tmp_path, kind):
     assert pool.last_take == "cleaned"
     assert rename_branch(snapshot(dest), "cocode/j/k", "f") == fresh(repo, tmp_path, "f", repo.head())
     assert GitRepo(dest).git("for-each-ref", "--format=%(refname)") == "refs/heads/cocode/j/k"
+
+
+def stamp_proof(entry: Path) -> bool:
+    """The take's cheap proof alone: the stamp in the marker holds and diff-files is clean."""
+    stamp = entry.with_name(entry.name + READY).read_bytes()
+    return poolstamp.holds(entry, stamp) and run(entry, "diff-files", "--quiet").returncode == 0
+
+
+def test_an_untouched_entry_is_proven_by_its_stamp_not_by_git_status(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    assert stamp_proof(entry)
+    assert pool.take(tmp_path / "run", "cocode/j/s", repo.head())
+    assert (pool.last_take, pool.last_proof) == ("short", "stamp")
+
+
+@pytest.mark.parametrize("kind", sorted(JUNK))
+def test_each_kind_of_junk_fails_the_stamp_proof_alone(repo, tmp_path, kind):
+    """Without `git status` to fall back on, the stamp and diff-files see every kind."""
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    JUNK[kind](entry)
+    assert not stamp_proof(entry)
+
+
+def test_junk_in_git_files_or_a_new_hook_fails_the_stamp(repo, tmp_path):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.refill()
+    with open(entry / ".git" / "config", "a") as f:  # written in place, no new inode
+        f.write("[core]\n\thooksPath = /tmp\n")
+    assert not stamp_proof(entry)
+    entry = pool.refill()
+    (entry / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\n")
+    assert not stamp_proof(entry)
+
+
+def test_an_entry_settled_too_soon_has_no_stamp_and_is_proven_by_status(repo, tmp_path, monkeypatch):
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.add()
+    with monkeypatch.context() as m:
+        m.setattr(poolstamp, "RACY_S", 3600.0)  # every directory is too fresh to trust
+        assert pool.fill(entry, pause=lambda s: False)
+    assert entry.with_name(entry.name + READY).read_bytes() == b""
+    assert pool.take(tmp_path / "run", "cocode/j/r", repo.head())
+    assert (pool.last_take, pool.last_proof) == ("short", "status")
+    entry = pool.refill()
+    entry.with_name(entry.name + READY).write_bytes(b'[["", 1')  # cut short while written
+    assert pool.take(tmp_path / "run2", "cocode/j/r2", repo.head())
+    assert (pool.last_take, pool.last_proof) == ("short", "status")
 
 
 def test_a_base_that_is_no_commit_gives_the_entry_back(repo, tmp_path):
