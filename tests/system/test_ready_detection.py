@@ -23,12 +23,18 @@ def ready_events(repo: Path, job: str) -> list[dict]:
     return [e for e in run_events(repo, job) if e["type"] == "run_ready"]
 
 
+def finished(repo: Path, agent: str) -> tuple[str, dict, str, list[str]]:
+    """Run `agent` to its end: (job, its run, its branch, the branch's subjects since base)."""
+    base = rev_parse(repo, "HEAD")
+    job = submit(repo, "--agent", agent)
+    run = runs_of(wait_job(repo, job, timeout=30))[agent]
+    branch = f"cocode/{job}/{agent}"
+    return job, run, branch, subjects(repo, base, branch)
+
+
 def test_commits_in_quick_succession_find_the_oldest_ready_commit(jobs_repo, running):
-    base = rev_parse(jobs_repo, "HEAD")
-    job = submit(jobs_repo, "--agent", "moves_burst")
-    run = runs_of(wait_job(jobs_repo, job, timeout=30))["moves_burst"]
-    branch = f"cocode/{job}/moves_burst"
-    assert subjects(jobs_repo, base, branch) == ["chore: after ready", "feat: ready", "wip: two", "wip: one"]
+    job, run, branch, made = finished(jobs_repo, "moves_burst")
+    assert made == ["chore: after ready", "feat: ready", "wip: two", "wip: one"]
     ready = rev_parse(jobs_repo, f"{branch}~1")
     assert (run["state"], run["ready_commit"], run["commits"]) == ("ready", ready, 4), run
     assert [e["commit"] for e in ready_events(jobs_repo, job)] == [ready]
@@ -38,11 +44,8 @@ def test_commits_in_quick_succession_find_the_oldest_ready_commit(jobs_repo, run
 
 
 def test_an_amended_ready_commit_is_the_one_that_counts(jobs_repo, running):
-    base = rev_parse(jobs_repo, "HEAD")
-    job = submit(jobs_repo, "--agent", "moves_amend")
-    run = runs_of(wait_job(jobs_repo, job, timeout=30))["moves_amend"]
-    branch = f"cocode/{job}/moves_amend"
-    assert subjects(jobs_repo, base, branch) == ["feat: second try"]
+    job, run, branch, made = finished(jobs_repo, "moves_amend")
+    assert made == ["feat: second try"]
     head = rev_parse(jobs_repo, branch)
     assert (run["state"], run["ready_commit"], run["commits"]) == ("ready", head, 1), run
     # run_ready named the first try if the worker saw it before the amend, else the second.
@@ -51,11 +54,8 @@ def test_an_amended_ready_commit_is_the_one_that_counts(jobs_repo, running):
 
 
 def test_a_ready_commit_on_another_branch_is_not_the_runs(jobs_repo, running):
-    base = rev_parse(jobs_repo, "HEAD")
-    job = submit(jobs_repo, "--agent", "moves_switch")
-    run = runs_of(wait_job(jobs_repo, job, timeout=30))["moves_switch"]
-    branch = f"cocode/{job}/moves_switch"
-    assert subjects(jobs_repo, base, branch) == ["feat: ready on the run's branch"]
+    job, run, branch, made = finished(jobs_repo, "moves_switch")
+    assert made == ["feat: ready on the run's branch"]
     head = rev_parse(jobs_repo, branch)
     assert (run["state"], run["ready_commit"], run["commits"]) == ("ready", head, 1), run
     assert [e["commit"] for e in ready_events(jobs_repo, job)] == [head]
