@@ -193,6 +193,26 @@ def test_junk_in_git_files_or_a_new_hook_fails_the_stamp(repo, tmp_path):
     assert not stamp_proof(entry)
 
 
+@pytest.mark.parametrize("kind", ["untracked", "modified", "ignored dir"])
+def test_junk_left_while_the_entry_fills_leaves_it_no_stamp(repo, tmp_path, kind):
+    """Junk from before the stamp is recorded is in what it records: the status after
+    it finds the junk, so the stamp is not written, and the take cleans the entry."""
+    pool = WorktreePool(repo.path, tmp_path / "pool")
+    entry = pool.add()
+
+    def pause(seconds: float) -> bool:
+        JUNK[kind](entry)  # during the fill's wait, long enough before the stamp
+        time.sleep(max(seconds, poolstamp.RACY_S + 0.05))
+        return False
+
+    assert pool.fill(entry, pause=pause)
+    assert entry.with_name(entry.name + READY).read_bytes() == b""
+    dest = tmp_path / "run"
+    assert pool.take(dest, "cocode/j/f", repo.head())
+    assert (pool.last_take, pool.last_proof) == ("cleaned", "status")
+    assert rename_branch(snapshot(dest), "cocode/j/f", "f") == fresh(repo, tmp_path, "f", repo.head())
+
+
 def test_an_entry_settled_too_soon_has_no_stamp_and_is_proven_by_status(repo, tmp_path, monkeypatch):
     pool = WorktreePool(repo.path, tmp_path / "pool")
     entry = pool.add()
