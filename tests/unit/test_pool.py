@@ -202,7 +202,7 @@ def test_junk_left_while_the_entry_fills_leaves_it_no_stamp(repo, tmp_path, kind
 
     def pause(seconds: float) -> bool:
         JUNK[kind](entry)  # during the fill's wait, long enough before the stamp
-        time.sleep(max(seconds, poolstamp.RACY_S + 0.05))
+        time.sleep(max(seconds, poolstamp.RACY_S + 0.05))  # pacing: the junk is older than the racy limit
         return False
 
     assert pool.fill(entry, pause=pause)
