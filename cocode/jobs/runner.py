@@ -197,12 +197,12 @@ class RunProcess:
             self.kill_group(signal.SIGKILL)
             self.killed = True
 
-    def check_branch(self, now: float) -> bool:
+    def check_branch(self, now: float) -> None:
         """Read the branch head (a file read); when it moved, look at the new commits:
-        the ready commit is recorded first, then the run's progress. True if it moved."""
+        the ready commit is recorded first, then the run's progress."""
         head = self.watcher.head()
         if head is None or head == self.head or now < self.retry_at:
-            return False
+            return
         t0 = time.perf_counter()
         p = self.plan
         repo = p.worktree if p.light else p.repo_root
@@ -222,7 +222,7 @@ class RunProcess:
             if err.message != self.git_error:
                 self.git_error = err.message
                 self.emit(ev.WarningEvent(job=p.job, agent=p.agent, code="branch_unreadable", message=err.message))
-            return False
+            return
         self.head = head
         if not hist.descends:
             # Not this run's work: its branch was moved (another process's update-ref)
@@ -234,7 +234,7 @@ class RunProcess:
                             f"the run's base {p.base_sha[:12]}: not this run's work")
                 self.stop_reason = None
                 self.stop("failed", "not_from_base")
-            return True
+            return
         if not self.ready_commit and hist.ready:
             self.ready_commit, self.ready_at = hist.ready, now
             self.emit(ev.RunReady(job=p.job, agent=p.agent, commit=hist.ready, attempt=p.attempt,
@@ -250,7 +250,6 @@ class RunProcess:
             self.timeout_s = grown
         self.emit(ev.RunProgress(job=p.job, agent=p.agent, head=head, commits=self.commits,
                                  changed_lines=lines, timeout_s=self.timeout_s, attempt=p.attempt))
-        return True
 
     # -- ending ------------------------------------------------------------------------
 
