@@ -21,7 +21,7 @@ import psutil
 
 from cocode import updown
 from cocode.bench.monitor import cancel, cpu_seconds, submit, wait_running
-from cocode.config import load_config
+from cocode.configload import load_config
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
 
