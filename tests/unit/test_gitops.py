@@ -327,14 +327,19 @@ def test_find_ready_commit_ignores_marker_in_file_content(gitrepo):
     assert gitops.find_ready_commit(gitrepo.path, base, head, MARKER) is None
 
 
-def test_find_ready_commit_follows_first_parent_only(gitrepo):
+def merge_a_marked_side_branch(gitrepo) -> tuple[str, str]:
+    """(base, the merge): a side branch whose commit has the marker, merged into main."""
     base = gitrepo.head()
     gitrepo.git("checkout", "-q", "-b", "side")
     gitrepo.commit(f"side work\n\n{MARKER}", {"side.txt": "s\n"})
     gitrepo.git("checkout", "-q", "main")
     gitrepo.commit("main work", {"main.txt": "m\n"})
     gitrepo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
-    head = gitrepo.head()
+    return base, gitrepo.head()
+
+
+def test_find_ready_commit_follows_first_parent_only(gitrepo):
+    base, head = merge_a_marked_side_branch(gitrepo)
     assert gitops.find_ready_commit(gitrepo.path, base, head, MARKER) is None
     ready = gitrepo.commit(f"done\n\n{MARKER}")
     assert gitops.find_ready_commit(gitrepo.path, base, ready, MARKER) == ready
@@ -440,13 +445,7 @@ def test_read_history_answers_descent_ready_and_count_with_one_log(gitrepo):
 
 
 def test_read_history_agrees_with_the_three_commands_across_merges(gitrepo):
-    base = gitrepo.head()
-    gitrepo.git("checkout", "-q", "-b", "side")
-    gitrepo.commit(f"side work\n\n{MARKER}", {"side.txt": "s\n"})
-    gitrepo.git("checkout", "-q", "main")
-    gitrepo.commit("main work", {"main.txt": "m\n"})
-    gitrepo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
-    merged = gitrepo.head()
+    base, merged = merge_a_marked_side_branch(gitrepo)
     ready = gitrepo.commit(f"done\n\n{MARKER}")
     # Base brought in through a merge's second parent: git merge-base decides, as before.
     gitrepo.git("checkout", "-q", "--orphan", "elsewhere")
