@@ -400,8 +400,9 @@ class Worker(Service):
     def sweep(self, key: RunKey, sid: int = 0) -> None:
         """Kill what is left of a run that ends (daemons included), before its end is recorded."""
         spare = {rp.pgid for k, rp in self.runs.items() if k != key}
+        live = {(k.job, k.agent) for k in (*self.runs, *self.preparing) if k != key}
         cpushare.kill(key.key)  # its cgroup, if it has one: all of it at once
-        killed = self.reaper.sweep(key.job, key.agent, sid, spare)
+        killed = self.reaper.sweep(key.job, key.agent, sid, spare, live)
         if killed:
             self.log.info("run %s: killed %d processes it left running", key, killed)
 

@@ -124,7 +124,7 @@ def prepare_run(w: Preparing, msg: wire.Dispatch, job: ev.JobSubmitted, view, ro
         worker=w.worker_id, worktree_ms=(time.perf_counter() - t0) * 1000 - setup_ms, format=spec.format,
         setup_output=setup_out, setup_ms=setup_ms,
         max_cost_usd=job.max_cost_usd or spec.max_cost_usd or w.config.max_cost_usd or 0.0,
-        watch_from=turn.watch_from,
+        watch_from=turn.watch_from, sandboxed=confine is not None,
     )
 
 

@@ -25,6 +25,7 @@ from cocode.errors import CocodeError
 from cocode.jobs import agents
 from cocode.jobs import timeouts
 from cocode.core import events as ev
+from cocode.resources import reaper
 from cocode.runkey import RunKey
 
 CHUNK = 4096
@@ -61,6 +62,7 @@ class RunPlan:
     setup_ms: float = 0.0
     max_cost_usd: float = 0.0  # 0: no budget
     watch_from: str = ""  # a follow-up: only commits after this one can be its ready commit
+    sandboxed: bool = False  # `command` is wrapped in bubblewrap (jobs/sandbox.py)
 
     @property
     def run(self) -> RunKey:
@@ -109,6 +111,7 @@ class RunProcess:
             p.command, cwd=p.worktree, env=p.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,  # its own session and process group: killable as one
+            preexec_fn=reaper.preexec(p.sandboxed),  # unconfined, its orphans stay under it
         )
         self.pgid = self.proc.pid
         self.started = time.monotonic()

@@ -75,7 +75,8 @@ def run_commands(commands: list[str], workspace: Path, env: dict[str, str], time
         argv = ["sh", "-c", cmd]
         with reaper.spawning() as keep:  # its own session: not an orphan for the worker to reap
             proc = subprocess.Popen(wrap(argv) if wrap else argv, cwd=workspace, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=reaper.preexec(wrap is not None))
             keep(proc.pid)
         try:
             data, _ = proc.communicate(timeout=max(left, 0.1))

@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from cocode import envnames
-from cocode.resources import procread
+from cocode.resources import procread, reaper
 from cocode.resources.policy import cpu_percent
 from cocode.runkey import RunKey
 
@@ -295,6 +295,7 @@ def kill_stale_group(pgid: int, worktree: str) -> None:
         if worktree and not (Path(worktree) in (cwd := Path(leader.cwd()), *cwd.parents)
                              or leader.environ().get(envnames.REPO_PATH) == worktree):
             return
+        reaper.kill_tree(pgid)  # what it keeps under it as subreaper, before its death frees them
     except psutil.NoSuchProcess:
         pass  # the leader is gone; other members may live on in the group
     except psutil.AccessDenied:

@@ -1,25 +1,38 @@
-"""Everything a run starts ends with it, sandboxed or not: the worker as child
-subreaper, the sweep of one run's processes when it ends, and the reaping of
-the orphans that re-parent to the worker.
+"""Everything a run starts ends with it, sandboxed or not: the worker (and the
+checks service) as child subreaper, the sweep of one run's processes when it
+ends, and the reaping of the orphans that re-parent to the service.
 
 Without a pid namespace (`sandbox: off`, or no bubblewrap) an agent can leave its
-process group and session (setsid, a double fork, `setsid -f`, nohup) and chdir
-away from its worktree. With PR_SET_CHILD_SUBREAPER (Linux) such an orphan
-re-parents to the worker, not to init, so every process a run starts stays in
-the worker's tree, found from /proc/PID/task/*/children. A descendant belongs to
-run (job, agent) when it carries the run's COCODE_JOB_ID/COCODE_AGENT_NAME in its
-environment (an orphan's only link to its run), or is in the run's session or
-process group without another run's mark, or descends from one that belongs.
-(job, agent) names one run on a worker at a time: an attempt starts only after
-the previous one ended there.
+process group and session (setsid, a double fork, `setsid -f`, nohup), chdir
+away from its worktree and clear its environment (`env -i`). Two subreaper
+levels keep every such process findable:
+- the service is a subreaper (PR_SET_CHILD_SUBREAPER, Linux), so nothing it
+  starts re-parents to init: all of it stays in the service's tree, found from
+  /proc/PID/task/*/children;
+- each unsandboxed run's own process (an agent, a setup or check command) is a
+  subreaper too (`preexec`), so while it lives, its orphans re-parent to it and
+  stay under it, wherever they moved and whatever they cleared.
+A process therefore becomes the service's own child ("a stray") only when the
+run process above it has exited, that is when its run is ending.
 
-Orphans that exit become the worker's zombies: reap() waits for them by pid,
+A descendant belongs to run (job, agent) when it carries the run's
+COCODE_JOB_ID/COCODE_AGENT_NAME in its environment, or is in the run's session
+or process group, or descends from one that belongs, or is a stray that no other
+live run claims (by its mark or its session). A mark names an owner only if
+that owner is live: a made-up mark protects nothing. (job, agent) names one run
+on a service at a time: an attempt starts only after the previous one ended
+there. (A setup command's daemon that both left its session and cleared its
+environment is a stray as soon as the command exits: the next sweep kills it,
+even if its run has not started its agent yet.)
+
+Orphans that exit become the service's zombies: reap() waits for them by pid,
 never with waitpid(-1), which would take the exit status a subprocess.Popen is
-waiting for. A child is reaped only if it is no Popen's: not in the worker's own
-session (its git subprocesses), and not registered by `spawning()` (agents and
-setup commands, which start their own sessions). Signals go through a pidfd
-opened after the process's start time is checked, so a reused pid is never hit.
-Elsewhere than Linux all of this is a no-op.
+waiting for. A child is reaped (or taken for a stray) only if it is no Popen's:
+not in the service's own session (its git subprocesses), and not registered by
+`spawning()` (agents, setup and check commands, notifications: anything started
+in a session of its own). Signals go through a pidfd opened after the process's
+start time is checked, so a reused pid is never hit. Elsewhere than Linux all of
+this is a no-op.
 """
 
 from __future__ import annotations
@@ -51,15 +64,33 @@ class Proc(NamedTuple):
     start: int  # clock ticks after boot: with the pid, the process's identity
 
 
+def _find_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _find_prctl()  # looked up once: a preexec function must not load anything
+
+
 def become_subreaper() -> bool:
     """Make this process the reaper of its descendants' orphans (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    return _prctl is not None and _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def _child_subreaper() -> None:
+    _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # kept across exec: the run's program has it
+
+
+def preexec(confined: bool) -> Callable[[], None] | None:
+    """Popen's `preexec_fn` for a run's own process (agent, setup or check command):
+    it becomes the subreaper of what it starts (see the module doc). None when the
+    sandbox confines it (its pid namespace ends everything with it) or off Linux:
+    Popen keeps its vfork fast path then."""
+    return None if confined or _prctl is None else _child_subreaper
 
 
 def read(pid: int) -> Proc | None:
@@ -162,6 +193,24 @@ def kill(p: Proc, sig: int = signal.SIGKILL) -> bool:
             os.close(fd)
 
 
+def kill_tree(pid: int) -> int:
+    """SIGKILL everything under `pid`, until nothing is, then `pid` itself; how many.
+    For a run process a dead service left (a subreaper, see the module doc): while it
+    lives, every orphan of its run is under it; once it is dead they would go to init."""
+    root = read(pid)
+    if root is None or not sys.platform.startswith("linux"):
+        return 0
+    killed: set[int] = set()
+    deadline = time.monotonic() + SWEEP_S
+    while True:
+        below = [p for p in descendants(pid).values() if p.state != "Z"]
+        killed.update(p.pid for p in below if kill(p))
+        if not below or time.monotonic() > deadline:
+            break
+        time.sleep(0.002)  # SIGKILL is delivered, not waited for: look again
+    return len(killed) + kill(root)
+
+
 # Children some Popen of this process waits for (one process, one registry: the
 # subreaper setting is the process's too), and the lock held while one starts.
 _own: set[int] = set()
@@ -209,10 +258,11 @@ class Reaper:
         finally:
             _lock.release()
 
-    def sweep(self, job: str, agent: str, sid: int = 0, spare: set[int] = frozenset()) -> int:
+    def sweep(self, job: str, agent: str, sid: int = 0, spare: set[int] = frozenset(),
+              live: set[tuple[str, str]] = frozenset()) -> int:
         """SIGKILL every descendant that belongs to run (job, agent) (see the module
-        doc; `sid` its session, `spare` other live runs' sessions), until none is
-        left; then reap. How many were killed."""
+        doc; `sid` its session, `spare` other live runs' sessions, `live` their
+        (job, agent) marks), until none is left; then reap. How many were killed."""
         ours = (job, agent)
 
         def pick(procs: dict[int, Proc]) -> list[Proc]:
@@ -221,10 +271,16 @@ class Reaper:
             def belongs(p: Proc, depth: int = 0) -> bool:
                 if p.pid not in marks:
                     marks[p.pid] = run_mark(p.pid)
-                if marks[p.pid] is not None:
-                    return marks[p.pid] == ours
+                if marks[p.pid] == ours:
+                    return True
+                if marks[p.pid] in live:
+                    return False
                 if sid and sid not in spare and sid != self.my_sid and sid in (p.sid, p.pgrp):
                     return True
+                if p.sid in spare or p.pgrp in spare:
+                    return False
+                if p.ppid == self.me:  # a stray: its run process above it has exited
+                    return p.pid not in _own and p.sid != self.my_sid
                 parent = procs.get(p.ppid)
                 return parent is not None and depth < 64 and belongs(parent, depth + 1)
 
@@ -233,8 +289,14 @@ class Reaper:
         return self._kill_until_gone(pick)
 
     def sweep_all(self) -> int:
-        """The worker is stopping: every descendant outside its own session dies."""
-        return self._kill_until_gone(lambda procs: [p for p in procs.values() if p.sid != self.my_sid])
+        """The service is stopping: every descendant outside its own session dies, but
+        for a live process some Popen still waits for (a notification under way) and
+        its session."""
+        def pick(procs: dict[int, Proc]) -> list[Proc]:
+            waited = _own & procs.keys()
+            return [p for p in procs.values() if p.sid != self.my_sid and p.sid not in waited]
+
+        return self._kill_until_gone(pick)
 
     def _kill_until_gone(self, pick: Callable[[dict[int, Proc]], list[Proc]]) -> int:
         """SIGKILL what `pick` chooses among the live descendants, again until it
@@ -244,10 +306,11 @@ class Reaper:
         killed: set[int] = set()
         deadline = time.monotonic() + SWEEP_S
         while True:
-            victims = pick({pid: p for pid, p in descendants(self.me).items() if p.state != "Z"})
-            for p in victims:
-                if kill(p):
-                    killed.add(p.pid)
+            with _lock:  # a child being spawned is registered before it can look like a stray
+                victims = pick({pid: p for pid, p in descendants(self.me).items() if p.state != "Z"})
+                for p in victims:
+                    if kill(p):
+                        killed.add(p.pid)
             if not victims or time.monotonic() > deadline:
                 break
             time.sleep(0.002)  # SIGKILL is delivered, not waited for: look again

@@ -5,7 +5,9 @@ Each daemon is a `sleep 1000` whose argv[0] is `cocode-daemon-<variant>-<tag>`
 (tag: $DAEMON_TAG, else the job id), so a test finds it with psutil:
 doublefork (fork, setsid, fork, chdir /), nohup (`nohup … &`, in the agent's
 group), setsid_f (`setsid -f`), ignore_term (its own session, SIGTERM ignored),
-own_group (same session, its own process group: killpg misses it). A config
+own_group (same session, its own process group: killpg misses it), env_i (a double
+fork that also clears its environment with `env -i`: neither the run's marks nor its
+session are left to link it to the run; only its ancestry does). A config
 `setup:` command can add one more the same way (see tests/system/test_daemons.py).
 """
 
@@ -32,8 +34,14 @@ def doublefork() -> None:
     os.wait()
 
 
+def env_i() -> None:
+    double_fork_exec(["env", "-i", "bash", "-c", f"exec -a cocode-daemon-env_i-{TAG} sleep 1000"])
+    os.wait()
+
+
 def main() -> None:
     doublefork()
+    env_i()
     subprocess.Popen(["nohup", *named("nohup")], **QUIET)
     subprocess.Popen(["setsid", "-f", *named("setsid_f")], **QUIET)
     subprocess.Popen(["bash", "-c", f"trap '' TERM; exec -a cocode-daemon-ignore_term-{TAG} sleep 1000"],

@@ -9,8 +9,9 @@ run sees them; in the sandbox read-only). Attacks: forge_cancel, forge_finished
 (other runs' branches moved to a forged ready commit: on top of one's tip, an
 orphan for the sibling's), write_db (a row
 inserted into .cocode/events.db), read_others (other runs' worktrees, logs and
-environments searched for their secret), daemonise (fork, setsid, fork, chdir /:
-a `sleep 4242.N` that should not outlive the run).
+environments searched for their secret), daemonise (two `sleep 4242.N` that should
+not outlive the run: fork, setsid, fork, chdir /; and the same through `env -i`,
+which leaves it neither the run's session nor its marks).
 """
 
 from __future__ import annotations
@@ -202,10 +203,25 @@ def _tokens(data: bytes):
 
 
 def daemonise() -> None:
-    n = int(JOB, 16)
-    double_fork_exec(["sleep", f"4242.{n}"])
-    time.sleep(0.3)
-    report["daemon"] = f"sleep 4242.{n}"
+    argv = ["sleep", f"4242.{int(JOB, 16)}"]
+    double_fork_exec(argv)
+    double_fork_exec(["env", "-i", *argv])
+    want = "\0".join(argv).encode() + b"\0"
+
+    def running() -> int:
+        n = 0
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                n += Path(cmdline).read_bytes() == want
+            except OSError:
+                pass
+        return n
+
+    deadline = time.monotonic() + 10
+    while running() < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    report["daemon"] = " ".join(argv)
+    report["daemons"] = running()  # as this run sees them (in the sandbox: its pid namespace)
 
 
 ATTACKS = {"forge_cancel": forge_cancel, "forge_finished": forge_finished, "bus_in": bus_in,

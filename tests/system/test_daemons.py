@@ -1,6 +1,7 @@
 """Issue 11, defect 3, from outside: nothing a run starts outlives it, in the sandbox
 (`sandbox: bwrap`, a pid namespace) or out of it (`sandbox: off`, the worker as
-subreaper): daemons every way an agent can make them (tests/agents/daemons.py) and
+subreaper, each run's agent too): daemons every way an agent can make them
+(tests/agents/daemons.py: env_i clears its environment as well) and
 one started by a config `setup:` command, dead once the run is final, and once
 `cocode down` has stopped a run that still held them.
 
@@ -18,9 +19,9 @@ import pytest
 from cocode import client
 from cocode.jobs import sandbox
 from cocode.paths import Paths
-from support import AGENTS_DIR, cocode, down, heavy, live, make_repo, up, wait_until
+from support import AGENTS_DIR, cocode, down, heavy, live, make_repo, up, wait_none, wait_until
 
-VARIANTS = {"doublefork", "nohup", "setsid_f", "ignore_term", "own_group", "setup"}
+VARIANTS = {"doublefork", "env_i", "nohup", "setsid_f", "ignore_term", "own_group", "setup"}
 # A setup: command's daemon: out of its group and session. The command returns once the
 # daemon is in its own session (setup's group is killed after it). Sandboxed, setup runs in
 # a pid namespace of its own: its daemon dies as the command ends, before the agent starts.
@@ -67,24 +68,27 @@ def test_no_daemon_outlives_its_run_nor_cocode_down(tmp_path, mode):
     (repo / ".cocode").mkdir(mode=0o700)
     (repo / ".cocode" / "config.yaml").write_text(json.dumps(config))
     up(repo)
-    left: dict[str, psutil.Process] = {}
+    ended = held = "none-yet"
     try:
         ended, held = submit(repo), submit(repo)
         # Every daemon really started: else their absence proves nothing.
         started = VARIANTS - {"setup"} if mode == "bwrap" else VARIANTS
         for job in (ended, held):
             wait_until(lambda: set(daemons(job)) == started, 30, what=f"job {job}'s daemons to start")
+        first = daemons(ended)  # by pid: what must be gone once the run is recorded final
         (Path(run_of(repo, ended).worktree) / "release").touch()
-        run = wait_until(lambda: (r := run_of(repo, ended)) and r.final and r, 30, what="the run to end")
-        left = daemons(ended)
-        assert left == {}, f"{sorted(left)} of {len(VARIANTS)} outlived their run (sandbox: {mode})"
+        run = wait_until(lambda: (r := run_of(repo, ended)) and r.final and r, 30, what="the run's run_finished")
+        # The sweep runs before run_finished is recorded: the bound covers a SIGKILL's delivery.
+        wait_none(lambda: [p for p in first.values() if live(p)], 5,
+                  what=f"the run's daemons to be gone once it is final (sandbox: {mode})")
         assert run.state == "failed" and run.reason == "no_ready_marker", run
-        assert set(daemons(held)) == started, "the other run's daemons live on with it"
+        second = daemons(held)
+        assert set(second) == started, "the other run's daemons live on with it"
         assert cocode(repo, "down", timeout=60).returncode == 0
-        left = daemons(held)
-        assert left == {}, f"{sorted(left)} of {len(VARIANTS)} outlived `cocode down` (sandbox: {mode})"
+        wait_none(lambda: [p for p in second.values() if live(p)], 5,
+                  what=f"the other run's daemons to be gone after `cocode down` (sandbox: {mode})")
     finally:
-        for p in [*left.values(), *daemons(ended).values(), *daemons(held).values()]:
+        for p in [*daemons(ended).values(), *daemons(held).values()]:
             p.kill()
         down(repo)
 

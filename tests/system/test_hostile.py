@@ -6,7 +6,8 @@ attacker run per attack (tests/agents/hostile.py): forged cancel_requested and
 run_finished(ready) appended to the store socket, fake evt.* published on bus-in,
 another run's branch moved to a forged ready commit with `git update-ref`, a row
 inserted into .cocode/events.db, other runs' worktrees, logs and environments
-searched for the victims' secret, and a daemon (fork, setsid, fork, chdir /).
+searched for the victims' secret, and two daemons (fork, setsid, fork, chdir /; one
+of them through `env -i`, with neither the run's session nor its marks).
 
 With the sandbox every attack fails and the victims end ready with their own
 commits; with `sandbox: off` the test asserts what remains possible, so that a
@@ -110,6 +111,12 @@ def attack_everything(tmp_path: Path, mode: str) -> tuple[dict[str, bool], dict]
         job = submit(repo, "victim", *ATTACKS)
         wait_until(lambda: all((r := run(paths, job, a)) and r.final for a in ATTACKS), 120,
                    what="every attacker's run to end")
+        # The daemonise run's run_finished is recorded after its sweep: its daemons are
+        # gone by now (the bounded wait only covers a SIGKILL's delivery).
+        try:
+            wait_until(lambda: not daemons(job), 5, what="the daemons to be gone with their run")
+        except AssertionError:
+            left = daemons(job)
         # The bus carries the attackers' run_finished after whatever they published.
         bus_seen: list[bytes] = []
         wait_until(lambda: _drain(sub, bus_seen, job), 20, what="the bus_in attacker's run_finished on the bus")
@@ -122,8 +129,6 @@ def attack_everything(tmp_path: Path, mode: str) -> tuple[dict[str, bool], dict]
         for j, a in victims:
             (Path(run(paths, j, a).worktree) / "release").touch()
         wait_until(lambda: all(run(paths, j, a).final for j, a in victims), 60, what="the victims to end")
-        # Seconds after the daemon's run ended: a daemon still here has outlived it.
-        left = daemons(job)
         ends = {f"{j}/{a}": run(paths, j, a) for j, a in victims}
         rows = stored(paths)
         forged_on_branch = {
@@ -189,7 +194,7 @@ def test_every_attack_fails_in_the_sandbox(tmp_path):
     assert [a for a, ok in succeeded.items() if ok] == [], details
     for key, (state, reason, detail) in details["victims"].items():
         assert state == "ready", (key, state, reason, detail)
-    assert details["daemons_left"] == 0
+    assert details["daemons_left"] == 0 and details["reports"]["daemonise"].get("daemons") == 2, details
 
 
 @heavy
@@ -197,7 +202,7 @@ def test_without_the_sandbox_what_remains_possible(tmp_path):
     succeeded, details = attack_everything(tmp_path, "off")
     assert {a for a, ok in succeeded.items() if ok} == POSSIBLE_WITHOUT_SANDBOX, (succeeded, details)
     assert details["forged_on_bus"], "the bus_in attack never reached the bus: its failure proves nothing"
-    assert details["daemons_left"] == 0 and details["reports"]["daemonise"].get("daemon"), details
+    assert details["daemons_left"] == 0 and details["reports"]["daemonise"].get("daemons") == 2, details
     # The store did not wedge on the row written behind its back: the victims ended. The
     # sibling's branch, moved to an orphan, is no run's work: it fails with the reason;
     # the other, moved on top of its tip, passes for its own (what the sandbox prevents).

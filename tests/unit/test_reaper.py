@@ -28,12 +28,15 @@ PRELUDE = textwrap.dedent(f"""
     r = reaper.Reaper()
     DAEMONS = {str(AGENTS_DIR / "daemons.py")!r}
 
-    def agent(job, where):
+    def agent(job, where, release=True):
+        # A run's agent, started as the worker starts one (own session, subreaper).
         os.makedirs(where, exist_ok=True)
-        open(os.path.join(where, "release"), "w").close()  # it exits once its daemons are out
+        if release:
+            open(os.path.join(where, "release"), "w").close()  # it exits once its daemons are out
         env = dict(os.environ, COCODE_JOB_ID=job, COCODE_AGENT_NAME="a", DAEMON_TAG=job, COCODE_REPO_PATH=where)
         with reaper.spawning() as keep:
-            p = subprocess.Popen([sys.executable, DAEMONS], env=env, start_new_session=True)
+            p = subprocess.Popen([sys.executable, DAEMONS], env=env, start_new_session=True,
+                                 preexec_fn=reaper.preexec(False))
             keep(p.pid)
         return p
 
@@ -66,31 +69,66 @@ def host(tmp_path, body: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-VARIANTS = {"doublefork", "nohup", "setsid_f", "ignore_term", "own_group"}
+VARIANTS = {"doublefork", "env_i", "nohup", "setsid_f", "ignore_term", "own_group"}
 
 
 def test_a_runs_daemons_re_parent_to_the_worker_and_die_with_the_run_another_runs_live_on(tmp_path):
+    """Run j1's agent has exited, j2's still runs: j1's sweep kills each of j1's daemons,
+    the env_i one too (no mark, no session of the run: only where it hangs in the tree
+    links it to j1), and none of j2's, whose orphans wait under j2's agent."""
     seen = host(tmp_path, """
-        mine, other = agent("j1", "w1"), agent("j2", "w2")
-        mine.wait(); other.wait()
-        wait_for(lambda: len(daemons("j1")) == 5 and len(daemons("j2")) == 5, "every daemon to start")
-        before = daemons("j1")
-        killed = r.sweep("j1", "a", sid=mine.pid, spare={other.pid})
+        mine, other = agent("j1", "w1"), agent("j2", "w2", release=False)
+        mine.wait()
+        wait_for(lambda: len(daemons("j1")) == 6 and len(daemons("j2")) == 6, "every daemon to start")
+        before, others_before = daemons("j1"), daemons("j2")
+        killed = r.sweep("j1", "a", sid=mine.pid, spare={other.pid}, live={("j2", "a")})
         after, others = daemons("j1"), daemons("j2")
         left_zombies = zombies()
+        open("w2/release", "w").close()
+        other.wait()
         all_killed = r.sweep_all()
-        print(json.dumps({"active": r.active, "me": os.getpid(), "before": before, "killed": killed,
+        print(json.dumps({"active": r.active, "me": os.getpid(), "other": other.pid, "before": before,
+                          "others_before": others_before, "killed": killed,
                           "after": after, "others": sorted(others), "zombies": left_zombies,
                           "all_killed": all_killed, "finally": daemons("j2"), "zombies_at_end": zombies()}))
     """)
     assert seen["active"]
     assert set(seen["before"]) == VARIANTS
-    # Orphaned by their parents' exit, they re-parented to the subreaper, not to init.
-    assert seen["before"]["doublefork"] == seen["me"] and seen["before"]["setsid_f"] == seen["me"], seen
-    assert seen["killed"] == 5 and seen["after"] == {}, seen
+    # Orphaned by their parents' exit, they re-parented to the run's agent while it lived,
+    # then (it exited) to the subreaper host, never to init.
+    assert all(seen["before"][v] == seen["me"] for v in ("doublefork", "env_i", "setsid_f")), seen
+    assert all(seen["others_before"][v] == seen["other"] for v in ("doublefork", "env_i", "setsid_f")), seen
+    assert seen["killed"] == 6 and seen["after"] == {}, seen
     assert set(seen["others"]) == VARIANTS, "the other run's daemons are not its to kill"
     assert seen["zombies"] == [], "what the sweep killed was reaped"
-    assert seen["all_killed"] == 5 and seen["finally"] == {} and seen["zombies_at_end"] == []
+    assert seen["all_killed"] == 6 and seen["finally"] == {} and seen["zombies_at_end"] == []
+
+
+def test_a_made_up_mark_protects_no_stray(tmp_path):
+    """A daemon that names a run that is not live (COCODE_JOB_ID=nobody) is killed
+    with the run that left it; one that names a live run is left to that run."""
+    seen = host(tmp_path, """
+        def leave(job, tag):
+            # An agent that leaves one setsid daemon carrying `job`'s marks, then exits.
+            env = dict(os.environ, COCODE_JOB_ID="j1", COCODE_AGENT_NAME="a", DAEMON_TAG="x")
+            code = ("import subprocess; subprocess.Popen(['env', '-i', 'COCODE_JOB_ID=%s', 'COCODE_AGENT_NAME=a', "
+                    "'bash', '-c', 'exec -a cocode-daemon-marked-%s sleep 1000'], start_new_session=True)" % (job, tag))
+            with reaper.spawning() as keep:
+                p = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
+                                     preexec_fn=reaper.preexec(False))
+                keep(p.pid)
+            p.wait()
+            return p
+        mine = leave("nobody", "fake")
+        leave("j2", "live")
+        wait_for(lambda: daemons("fake") and daemons("live"), "both daemons to start")
+        killed = r.sweep("j1", "a", sid=mine.pid, live={("j2", "a")})
+        fake, live = daemons("fake"), daemons("live")
+        r.sweep("j2", "a")
+        print(json.dumps({"killed": killed, "fake": fake, "live": live, "then": daemons("live")}))
+    """)
+    assert seen["killed"] == 1 and seen["fake"] == {}, seen
+    assert seen["live"] and seen["then"] == {}, seen
 
 
 def test_reaping_orphans_never_takes_a_popens_exit_status(tmp_path):
