@@ -23,6 +23,9 @@ sandbox, as its agent and setup commands do, with a HOME of its own for one
 execution under .cocode/tmp/checks/ (its JUnit XML is written there), removed
 once its result is read (and all of them at start: what a kill -9 left). With
 `sandbox: bwrap` and no bubblewrap a check is recorded an error, never run bare.
+Unsandboxed, this service is a child subreaper as the worker is, with the same
+sweep (cocode.resources.reaper): a check's daemons, however they hide, die when
+the check ends, and any left die when the service stops.
 
 It also sends the `notify:` notifications (cocode.jobs.notify), the other thing
 that follows a run's outcome: in a thread pool, never holding up the loop; what
@@ -51,6 +54,7 @@ from cocode.jobs import agents, checks, sandbox
 from cocode.jobs.checkrun import CheckProcess
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
+from cocode.resources import reaper
 from cocode.resources.proctree import kill_stale_group
 from cocode.runkey import RunKey
 
@@ -82,6 +86,8 @@ class Checks(Service):
         self.git_common: Path | None = None
 
     def setup(self) -> None:
+        self.reaper = reaper.Reaper()  # orphans of its checks re-parent here, not to init
+        self.loop.every(1.0, self.reaper.reap)  # orphans that exited on their own
         self.shipper = Shipper(self.ctx, self.paths, self.config)
         self.shipper.attach(self.loop)
         self.follower = self.follow(self.on_event, after=self.state.seq,
@@ -220,6 +226,7 @@ class Checks(Service):
                          spec.timeout or self.config.limits.check_timeout, env,
                          lambda data: ship.output("check", 0, data), confine, scratch)
         p.ship = ship  # type: ignore[attr-defined]
+        p.sweep = lambda p=p: self.sweep(p)
         try:
             p.start()
         except OSError as err:
@@ -299,6 +306,14 @@ class Checks(Service):
         self.log.info("check %s of %s/%s: %s (%s)", p.name, p.job, p.agent, r["status"], r["summary"])
         self.append(ev.CheckFinished(job=p.job, agent=p.agent, name=p.name, commit=p.commit, **r))
 
+    def sweep(self, p: CheckProcess) -> None:
+        """Kill what is left of a check that ends (daemons included), before its end is recorded."""
+        others = [q for q in self.procs.values() if q is not p]
+        killed = self.reaper.sweep(p.job, p.env[envnames.AGENT_NAME], p.pgid, {q.pgid for q in others},
+                                   {(q.job, q.env[envnames.AGENT_NAME]) for q in others})
+        if killed:
+            self.log.info("check %s of %s/%s: killed %d processes it left running", p.name, p.job, p.agent, killed)
+
     def teardown(self) -> None:
         """Stopping (`down`): checks are killed and recorded interrupted, to rerun."""
         for p in self.procs.values():
@@ -312,6 +327,9 @@ class Checks(Service):
             while p.fd is not None and p.on_output():
                 pass
             self.finish(p)
+        killed = self.reaper.sweep_all()  # nothing any check started outlives the service
+        if killed:
+            self.log.info("stopping: killed %d processes checks left running", killed)
         self.shipper.close()
         if self.notifier is not None:
             self.notifier.close()

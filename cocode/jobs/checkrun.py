@@ -10,6 +10,8 @@ When runs are sandboxed the owner hands a `confine` (jobs/sandbox.py's wrap for
 the run's workspace) and a `scratch` directory of the check's own, seen inside as
 its HOME (sandbox.RUN_HOME): the JUnit XML goes there, since the sandbox's /tmp
 is its own. The group is then bwrap's, so killing it ends the pid namespace.
+Unconfined, the check's shell is a subreaper and every SIGKILL also calls the
+owner's `sweep` (resources/reaper.py): what left its session dies with it too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable
 
 from cocode import envnames
 from cocode.jobs import checks, sandbox
+from cocode.resources import reaper
 
 JUNIT_NAME = "junit.xml"  # in a sandboxed check's scratch directory
 CHUNK = 4096
@@ -48,6 +51,7 @@ class CheckProcess:
         self.finished = False
         self.started = 0.0
         self.confine, self.scratch = confine, scratch
+        self.sweep: Callable[[], object] | None = None  # the owner's: with every SIGKILL
         if scratch is not None:
             self.junit = scratch / JUNIT_NAME
             self.junit_seen = f"{sandbox.RUN_HOME}/{JUNIT_NAME}" if confine else str(self.junit)
@@ -66,11 +70,14 @@ class CheckProcess:
         self.env[envnames.JUNIT_XML] = self.junit_seen
         self.env[envnames.CHECK_NAME] = self.name
         argv = ["/bin/sh", "-c", self.command]
-        self.proc = subprocess.Popen(
-            self.confine(argv) if self.confine else argv, cwd=self.worktree, env=self.env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: killed as one, sampled as one
-        )
+        with reaper.spawning() as keep:  # its Popen waits for it, not the owner's reap()
+            self.proc = subprocess.Popen(
+                self.confine(argv) if self.confine else argv, cwd=self.worktree, env=self.env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: killed as one, sampled as one
+                preexec_fn=reaper.preexec(self.confine is not None),  # unconfined: its orphans stay under it
+            )
+            keep(self.proc.pid)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.started = time.monotonic()
 
@@ -126,6 +133,8 @@ class CheckProcess:
             os.killpg(self.pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        if sig == signal.SIGKILL and self.sweep is not None:
+            self.sweep()  # daemons: their own session, re-parented to the service
 
     def result(self) -> dict:
         """The check_finished fields: status, exit code, duration, summary, counts."""
@@ -145,4 +154,6 @@ class CheckProcess:
     def close(self) -> None:
         if self.proc and self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
+        if self.proc is not None and self.proc.returncode is not None:
+            reaper.release(self.proc.pid)
 

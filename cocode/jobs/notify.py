@@ -30,6 +30,7 @@ from cocode.config import NotifySpec
 from cocode.core import events as ev
 from cocode.core.views import State
 from cocode.jobs import agents, checks
+from cocode.resources import reaper
 
 BACKOFF_FIRST_S = 0.5
 
@@ -119,14 +120,24 @@ class Sender:
         argv = [arg.format_map(values) if "{" in arg else arg for arg in self.spec.command]
         env = {**self.env, **{f"{envnames.NOTIFY_PREFIX}{k.upper()}": str(v) for k, v in values.items()}}
         try:
-            proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=self.spec.timeout, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            return f"{argv[0]} took over {self.spec.timeout} s"
+            # Registered as a Popen's own: the checks service (a subreaper) must neither
+            # reap it nor take it for a check's stray (resources/reaper.py).
+            with reaper.spawning() as keep:
+                proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+                keep(proc.pid)
         except (OSError, KeyError, ValueError) as err:
             return f"{argv[0] if argv else 'command'}: {err}"
+        try:
+            _, stderr = proc.communicate(timeout=self.spec.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return f"{argv[0]} took over {self.spec.timeout} s"
+        finally:
+            reaper.release(proc.pid)
         if proc.returncode != 0:
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
             return f"{argv[0]} exited {proc.returncode}{': ' + tail[0][:200] if tail[0] else ''}"
         return ""
 
