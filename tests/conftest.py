@@ -57,6 +57,31 @@ def running(repo: Path):
         down(repo)
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One running cocode for a module's tests that leave it healthy (saves start-ups)."""
+    repo = make_repo(tmp_path_factory.mktemp("shared") / "repo")
+    try:
+        yield up(repo)
+    finally:
+        down(repo)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch):
+    """config_file(text): .cocode/config.yaml written in a fresh cwd; its path relative
+    to that cwd, as a CLI would have it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".cocode").mkdir()
+    rel = Path(".cocode/config.yaml")
+
+    def write(text: str) -> Path:
+        rel.write_text(text, encoding="utf-8")
+        return rel
+
+    return write
+
+
 @pytest.fixture
 def gitrepo(tmp_path: Path) -> GitRepo:
     return GitRepo.init(tmp_path / "repo", {"README.md": "hello\n", "src/app.py": "print('hi')\n"})

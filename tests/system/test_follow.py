@@ -1,108 +1,23 @@
 """Following the log over the real bus: what a plain SUB socket sees, the Follower's
-exactly-once delivery from a checkpoint, gap resync, a killed bus, and garbage on the bus."""
+exactly-once delivery from a checkpoint, gap resync, a killed bus, and a one-shot
+`cocode events` while producers append (bad frames: test_follow_bad_frames.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
 
 import msgspec
-import pytest
 import zmq
 
 from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
-from cocode.core.follower import Follower
-from cocode.core.loop import Loop
-from cocode.paths import Paths
-from support import cocode, down, make_repo, ps, up, wait_until
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def db_head(paths: Paths) -> int:
-    conn = sqlite3.connect(f"file:{paths.db}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-    finally:
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("follow") / "repo")
-    try:
-        yield up(repo)
-    finally:
-        down(repo)
-
-
-class Following:
-    """A Follower on its own Loop, recording what it delivers."""
-
-    def __init__(self, ctx, paths: Paths, after: int = 0, **kw) -> None:
-        self.got: list[ev.Event] = []
-        self.loop = Loop()
-        self.follower = Follower(
-            ctx, paths.endpoint("bus"), paths.endpoint("store"), self.got.append, after=after, **kw
-        )
-
-    def start(self, timeout: float = 5.0) -> None:
-        self.follower.attach(self.loop)
-        assert self.loop.run(until=lambda: self.follower.caught_up, timeout=timeout), "initial sync"
-
-    def run_until_seq(self, seq: int, timeout: float) -> bool:
-        return self.loop.run(until=lambda: self.follower.last >= seq, timeout=timeout)
-
-    @property
-    def seqs(self) -> list[int]:
-        return [e.seq for e in self.got]
-
-    def close(self) -> None:
-        self.follower.close()
-        self.loop.close()
-
-
-def append_acked(ctx, paths: Paths, events: list[ev.Event]) -> None:
-    app = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("t"))
-    for e in events:
-        app.append(e)
-    assert app.wait(10), f"{app.pending} not acked"
-    app.close()
-
-
-def settle(ctx, paths: Paths, f: Following) -> None:
-    """Instead of running the follower a while to see that nothing more (a duplicate,
-    a stray) comes: append a marker and run until it is delivered; whatever the
-    follower still had coming from before arrives ahead of it."""
-    append_acked(ctx, paths, [ev.BenchTick(job="marker", n=0)])
-    head = db_head(paths)
-    assert f.run_until_seq(head, 10), f"the marker never came: stuck at {f.follower.last} of {head}"
-
-
-def still_follows(ctx, paths: Paths, f: Following, job: str, n: int) -> None:
-    """After whatever came before, n fresh events reach the follower, each once, in
-    order, right after what it had."""
-    start, n0 = f.follower.last, len(f.got)
-    append_acked(ctx, paths, [ev.BenchTick(job=job, n=i) for i in range(n)])
-    head = db_head(paths)
-    assert f.run_until_seq(head, 5), f"stuck at {f.follower.last} of {head}"
-    settle(ctx, paths, f)
-    assert f.seqs[n0:] == list(range(start + 1, start + 1 + len(f.seqs[n0:])))
-    assert f.seqs[-1] >= head
-    assert [e.n for e in f.got if e.job == job] == list(range(n))
-
-
-# -- tests ---------------------------------------------------------------------------------
+from support import Following, append_acked, cocode, db_head, down, ps, settle, up, wait_until
 
 
 def test_plain_pyzmq_sub_socket_sees_msgpack_envelopes(shared, ctx):
@@ -280,88 +195,6 @@ def test_kill9_of_the_bus_loses_nothing_durable(repo, ctx):
     assert f.seqs == list(range(1, len(f.seqs) + 1)), "every durable event, once, in order"
     assert f.seqs[-1] >= head
     assert [e.n for e in f.got if e.job == "bus"] == list(range(1, counter["n"] + 1))
-
-
-def test_garbage_on_the_bus_is_dropped_counted_and_ignored(shared, ctx):
-    f = Following(ctx, shared, after=db_head(shared))
-    pub = ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(json.loads(cocode(shared.root, "endpoints", "--json").stdout)["publish"])
-    junk = [
-        [b"evt.bench_tick", os.urandom(40)],  # undecodable envelope
-        [b"evt.one_frame"],  # one frame
-        [b"evt.three", b"frames", b"here"],
-        [b"evt.bench_tick", msgspec.msgpack.encode({"type": "no_such_event", "seq": 1})],
-        [b"hb.store", b"not a heartbeat"],
-    ]
-    try:
-        f.start()
-        # Send until the bus has this publisher's upstream subscriptions, then count one round.
-        deadline = time.monotonic() + 5
-        while f.follower.dropped == 0 and time.monotonic() < deadline:
-            pub.send_multipart(junk[0])
-            f.loop.run(timeout=0.05)
-        assert f.follower.dropped > 0, "garbage never reached the follower"
-        before = f.follower.dropped
-        for frames in junk:
-            pub.send_multipart(frames)
-        assert f.loop.run(until=lambda: f.follower.dropped >= before + len(junk), timeout=3), (
-            f"dropped {f.follower.dropped - before} of {len(junk)}")
-        assert f.seqs == list(range(f.follower.last - len(f.got) + 1, f.follower.last + 1))
-        assert not [e for e in f.got if e.type != "service_started"], "garbage delivered as an event"
-
-        still_follows(ctx, shared, f, "after-garbage", 20)
-    finally:
-        pub.close(0)
-        f.close()
-    services = ps(shared.root)
-    assert all(s["state"] == "ready" and s["restarts"] == 0 for s in services.values()), services
-
-
-def test_an_event_with_an_impossible_seq_on_the_bus_does_not_wedge_followers(shared, ctx, tmp_path):
-    """A decodable envelope far past the store's head (a buggy publisher) is dropped
-    and counted; followers still catch up and `cocode events` still finishes."""
-    f = Following(ctx, shared, after=db_head(shared))
-    pub = ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(shared.endpoint("bus-in"))
-    forged = [b"evt.warning", ev.encode(ev.WarningEvent(code="x", message="forged", seq=10**9))]
-    reader = None
-    try:
-        f.start()
-        deadline = time.monotonic() + 5
-        while f.follower.dropped == 0 and time.monotonic() < deadline:
-            pub.send_multipart(forged)
-            f.loop.run(timeout=0.05)
-        assert f.follower.dropped > 0, "the forged event was not dropped"
-        assert f.loop.run(until=lambda: f.follower.caught_up, timeout=2), "still syncing"
-
-        # A reader started during a flood of such events still ends, with the whole log.
-        head_before = db_head(shared)
-        out_path = tmp_path / "events.jsonl"
-        with open(out_path, "w") as out_file:  # a file, not a pipe: the log is large
-            reader = subprocess.Popen(
-                [sys.executable, "-m", "cocode", "-C", str(shared.root), "events", "--json"],
-                stdout=out_file, stderr=subprocess.PIPE, text=True)
-        end = time.monotonic() + 10
-        while reader.poll() is None and time.monotonic() < end:
-            for _ in range(20):
-                pub.send_multipart(forged)
-            f.loop.run(timeout=0.005)
-        assert reader.poll() is not None, "`cocode events` did not finish during the flood"
-        _, err = reader.communicate(timeout=5)
-        assert reader.returncode == 0, err
-        seqs = [json.loads(line)["seq"] for line in out_path.read_text().splitlines()]
-        assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] >= head_before
-
-        still_follows(ctx, shared, f, "after-forged", 10)
-        assert not [e for e in f.got if e.seq >= 10**9]
-    finally:
-        if reader is not None and reader.poll() is None:
-            reader.kill()
-            reader.wait(5)
-        pub.close(0)
-        f.close()
 
 
 def test_events_without_follow_ends_while_producers_keep_appending(shared, ctx, tmp_path):

@@ -20,7 +20,7 @@ from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.paths import Paths
-from support import cocode, cocode_processes, down, heavy, kill_all, make_repo, ps, up, wait_none, wait_until
+from support import cocode, cocode_processes, down, heavy, kill_all, ps, up, wait_none, wait_until
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -62,17 +62,6 @@ def request(sock: zmq.Socket, msg, timeout: float = 5.0):
     sock.send(wire.encoder.encode(msg))
     assert sock.poll(int(timeout * 1000)), "the store did not answer"
     return wire.reply_decoder.decode(sock.recv())
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One running cocode for the tests that leave it healthy (saves start-ups)."""
-    repo = make_repo(tmp_path_factory.mktemp("store") / "repo")
-    try:
-        paths = up(repo)
-        yield paths
-    finally:
-        down(repo)
 
 
 # -- appends -----------------------------------------------------------------------------

@@ -1,32 +1,16 @@
-"""The config file: defaults, the default file, resolution order, every error's wording,
-and `init_config`'s file and git exclude line."""
+"""The config file: defaults, the default file, resolution order (defaults, profile,
+performance, command line), and what each section decodes to. Its errors' wording:
+test_config_errors.py; `init_config`: test_config_init.py."""
 
 import re
-import subprocess
-from pathlib import Path
 
 import msgspec
 import pytest
 
 from cocode.config import AgentSpec, Limits, limit_bounds
-from cocode.configfile import default_config_text, init_config
+from cocode.configfile import default_config_text
 from cocode.configload import load_config
-from cocode.errors import EXIT_CONFIG, ConfigError
-
-REL = Path(".cocode/config.yaml")
-
-
-@pytest.fixture
-def write(tmp_path, monkeypatch):
-    """Write the config and return its path relative to the cwd, as a CLI would."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / ".cocode").mkdir()
-
-    def _write(text: str) -> Path:
-        REL.write_text(text, encoding="utf-8")
-        return REL
-
-    return _write
+from cocode.errors import ConfigError
 
 
 def test_no_file_gives_the_adr_defaults(tmp_path):
@@ -54,18 +38,19 @@ def test_no_file_gives_the_adr_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["", "# nothing but a comment\n"])
-def test_empty_file_gives_defaults(write, text):
-    config = load_config(write(text))
+def test_empty_file_gives_defaults(config_file, text):
+    config = load_config(config_file(text))
     assert config.limits == Limits()
     assert config.path == ".cocode/config.yaml"
 
 
-def test_default_text_loads_as_the_defaults(write):
-    config = load_config(write(default_config_text()))
-    assert config == msgspec.structs.replace(load_config(None), path=str(REL))
+def test_default_text_loads_as_the_defaults(config_file):
+    path = config_file(default_config_text())
+    config = load_config(path)
+    assert config == msgspec.structs.replace(load_config(None), path=str(path))
 
 
-def test_default_text_shows_every_limit_with_its_range_and_uncommented_still_loads(write):
+def test_default_text_shows_every_limit_with_its_range_and_uncommented_still_loads(config_file):
     text = default_config_text()
     defaults = Limits()
     for key in Limits.__struct_fields__:
@@ -76,7 +61,7 @@ def test_default_text_shows_every_limit_with_its_range_and_uncommented_still_loa
     # must still be valid and equal to the defaults.
     uncommented = re.sub(r"^  # (\w+:)", r"  \1", text, flags=re.M)
     assert uncommented != text
-    assert load_config(write(uncommented)).limits == defaults
+    assert load_config(config_file(uncommented)).limits == defaults
 
 
 def test_limit_bounds_come_from_the_schema():
@@ -98,9 +83,8 @@ performance:
   tui_log_lines: 3000
 """
 
-
-def test_resolution_defaults_then_profile_then_performance(write):
-    config = load_config(write(LAYERED))
+def test_resolution_defaults_then_profile_then_performance(config_file):
+    config = load_config(config_file(LAYERED))
     limits = config.limits
     assert config.profile == "high"
     assert limits.max_repo_size_mb == 5000  # default: nothing sets it
@@ -111,8 +95,8 @@ def test_resolution_defaults_then_profile_then_performance(write):
     assert limits.tui_log_lines == 3000
 
 
-def test_resolution_command_line_profile_wins_over_everything(write):
-    config = load_config(write(LAYERED), profile_override="low")
+def test_resolution_command_line_profile_wins_over_everything(config_file):
+    config = load_config(config_file(LAYERED), profile_override="low")
     limits = config.limits
     assert config.profile == "low"
     assert limits.agent_timeout == 650  # the file's low beats built-in low and performance:
@@ -122,15 +106,15 @@ def test_resolution_command_line_profile_wins_over_everything(write):
     assert limits.tui_log_lines == 3000  # low does not set it, so performance: stands
 
 
-def test_profile_defined_only_in_the_file(write):
-    config = load_config(write("profile: ci\nprofiles:\n  ci: {max_concurrent_agents: 1}\n"))
+def test_profile_defined_only_in_the_file(config_file):
+    config = load_config(config_file("profile: ci\nprofiles:\n  ci: {max_concurrent_agents: 1}\n"))
     assert config.limits.max_concurrent_agents == 1
     assert config.limits.agent_timeout == 900
 
 
-def test_agents_and_lists_decode(write):
+def test_agents_and_lists_decode(config_file):
     config = load_config(
-        write(
+        config_file(
             "agents:\n"
             "  mine: {command: [my-agent, --fast], env: {MODE: quick}, timeout: 30}\n"
             "default_agents: [mine, claude]\n"
@@ -148,223 +132,33 @@ def test_agents_and_lists_decode(write):
     assert config.redact_patterns == ["sk-[A-Za-z0-9]+"]
 
 
-F = ".cocode/config.yaml: "
-ALL_LIMITS = (
-    "max_concurrent_agents, agent_timeout, max_repo_size_mb, log_buffer_size_mb, "
-    "log_rotation_size_mb, max_worktrees, tui_log_lines, memory_limit_mb, "
-    "memory_pressure_percent, worktree_idle_days, rotated_logs_keep, log_max_buffer_mb, "
-    "monitor_interval_ms, worktree_pool, max_issue_kb, check_timeout, github_timeout, git_timeout"
-)
-from cocode.config import COMMAND_HELP as COMMAND_FIX
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        (
-            "performance:\n  max_concurrent_agents: 50\n",
-            "performance.max_concurrent_agents = 50 is above the maximum 20",
-        ),
-        (
-            "performance:\n  agent_timeout: 5\n",
-            "performance.agent_timeout = 5 is below the minimum 60",
-        ),
-        (
-            "performance:\n  agent_timeout: abc\n",
-            "performance.agent_timeout = 'abc' is not an integer (allowed 60..3600)",
-        ),
-        (
-            "performance:\n  max_worktrees: true\n",
-            "performance.max_worktrees = True is not an integer (allowed 1..50)",
-        ),
-        (
-            "performance:\n  max_worktrees:\n",
-            "performance.max_worktrees = None is not an integer (allowed 1..50)",
-        ),
-        (
-            "performance:\n  max_agents: 3\n",
-            f"unknown key performance.max_agents (known: {ALL_LIMITS})",
-        ),
-        (
-            "perf: 1\n",
-            "unknown key perf (known: profile, performance, profiles, agents, default_agents, "
-            "env_passthrough, redact_patterns, prices, setup, copy, max_cost_usd, sandbox, checks, rank_by, notify)",
-        ),
-        (
-            "performance:\n  agent_timeout: 900\n    max: 1\n",
-            "YAML syntax error at line 3, column 8: mapping values are not allowed here",
-        ),
-        ("profile: turbo\n", "profile = 'turbo' is not a profile (choose low, medium, high)"),
-        (
-            "profile: turbo\nprofiles:\n  ci: {}\n",
-            "profile = 'turbo' is not a profile (choose low, medium, high, ci)",
-        ),
-        ("- a\n- b\n", "top level = ['a', 'b'] is not a mapping"),
-        ("performance: 5\n", "performance = 5 is not a mapping"),
-        ("agents:\n  x: {env: {}}\n", f"agents.x.command is missing ({COMMAND_FIX})"),
-        ("agents:\n  x: {command: []}\n", f"agents.x.command is missing ({COMMAND_FIX})"),
-        ("agents:\n  x: {command: [a], format: json}\n",
-         "agents.x.format = 'json' is not one of claude-stream-json, codex-json, text"),
-        (
-            "agents:\n  x: {command: [a], env: {A: 1}}\n",
-            "agents.x.env.A = 1 is not a string (quote it)",
-        ),
-        (
-            "agents:\n  x: {command: [a], cmd: b}\n",
-            "unknown key agents.x.cmd (known: command, env, timeout, memory_limit_mb, passthrough, description, format, allowed_tools, max_cost_usd, resume)",
-        ),
-        (
-            "agents:\n  x: {command: [a], memory_limit_mb: 32}\n",
-            "agents.x.memory_limit_mb = 32 is below the minimum 64",
-        ),
-        (
-            "agents:\n  x: {command: [a]}\ndefault_agents: [x, nope]\n",
-            "default_agents[1] = 'nope' is not an agent "
-            "(choose x, claude, or define it under agents:)",
-        ),
-        (
-            "profiles:\n  low:\n    agent_timeout: 9999\n",
-            "profiles.low.agent_timeout = 9999 is above the maximum 3600",
-        ),
-        (
-            "redact_patterns: ['ok', '(']\n",
-            "redact_patterns[1] = '(' is not a valid regex "
-            "(missing ), unterminated subpattern at position 0)",
-        ),
-        ("env_passthrough: HOME\n", "env_passthrough = 'HOME' is not a list"),
-        (
-            "agents:\n  x: {command: [a]}\n  x: {command: [b]}\n",
-            "duplicate key 'x' at line 3, column 3: give each key once",
-        ),
-        ("sandbox: always\n", "sandbox = 'always' does not match ^(auto|bwrap|off)$"),
-        ("profile: low\nprofile: high\n", "duplicate key 'profile' at line 2, column 1: give each key once"),
-        *[
-            (f"agents:\n  {name!r}: {{command: [a]}}\n", f"agents.{name!r} is not a usable agent name ({why})")
-            for name, why in [
-                ("../../x", "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("a/b", "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("..", "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("a" * 300, "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("x.lock", "no '..', and no '.' or '.lock' at the end: "
-                           "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("a..b", "no '..', and no '.' or '.lock' at the end: "
-                         "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("-x", "use letters, digits, '.', '_' and '-', at most 64 characters"),
-                ("x y", "use letters, digits, '.', '_' and '-', at most 64 characters"),
-            ]
-        ],
-    ],
-)
-def test_error_messages(write, text, message):
-    path = write(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, builtin_agents=["claude"])
-    assert caught.value.message == F + message
-    assert caught.value.exit_code == EXIT_CONFIG
-
-
-def test_default_agents_without_any_agents(write):
-    with pytest.raises(ConfigError) as caught:
-        load_config(write("default_agents: [nope]\n"))
-    expected = "default_agents[0] = 'nope' is not an agent (define it under agents:)"
-    assert caught.value.message == F + expected
-
-
-def test_unknown_command_line_profile():
-    with pytest.raises(ConfigError) as caught:
-        load_config(None, profile_override="turbo")
-    expected = "--performance-profile = 'turbo' is not a profile (choose low, medium, high)"
-    assert caught.value.message == expected
-
-
-def test_unreadable_bytes_are_one_line(write):
-    path = write("")
-    path.write_bytes(b"profile: \xff\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert caught.value.message.startswith(F + "not UTF-8 text")
-    assert "\n" not in caught.value.message
-
-
-def _git(*args, cwd):
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=cwd, check=True, capture_output=True,
-    )
-
-
-def _exclude_lines(git_dir: Path) -> list[str]:
-    return (git_dir / "info" / "exclude").read_text().splitlines()
-
-
-def test_init_config_writes_once_and_excludes_once(tmp_path):
-    _git("init", "-q", ".", cwd=tmp_path)
-    (tmp_path / ".git" / "info" / "exclude").unlink(missing_ok=True)  # must be created
-
-    path, created = init_config(tmp_path)
-    assert (path, created) == (tmp_path / ".cocode" / "config.yaml", True)
-    assert path.read_text() == default_config_text()
-    path.write_text("profile: high\n")
-
-    assert init_config(tmp_path) == (path, False)
-    assert path.read_text() == "profile: high\n"  # an existing file is kept
-    assert _exclude_lines(tmp_path / ".git").count(".cocode/") == 1
-    assert load_config(path).profile == "high"
-
-    assert init_config(tmp_path, force=True) == (path, True)
-    assert path.read_text() == default_config_text()
-    assert _exclude_lines(tmp_path / ".git").count(".cocode/") == 1
-
-
-def test_init_config_appends_to_an_existing_exclude(tmp_path):
-    _git("init", "-q", ".", cwd=tmp_path)
-    exclude = tmp_path / ".git" / "info" / "exclude"
-    exclude.write_text("*.log")  # no trailing newline
-    init_config(tmp_path)
-    assert _exclude_lines(tmp_path / ".git") == ["*.log", ".cocode/"]
-
-
-def test_init_config_in_a_worktree_uses_the_common_git_dir(tmp_path):
-    main, tree = tmp_path / "main", tmp_path / "tree"
-    main.mkdir()
-    _git("init", "-q", ".", cwd=main)
-    _git("commit", "-q", "--allow-empty", "-m", "x", cwd=main)
-    _git("worktree", "add", "-q", str(tree), cwd=main)
-    assert (tree / ".git").is_file()
-
-    init_config(tree)
-    init_config(tree)
-    assert (tree / ".cocode" / "config.yaml").exists()
-    assert _exclude_lines(main / ".git").count(".cocode/") == 1
-
-
-def test_usable_agent_names_load(write):
-    config = load_config(write("agents:\n  claude-3.5_fast: {command: [a]}\n  X9: {command: [b]}\n"))
+def test_usable_agent_names_load(config_file):
+    config = load_config(config_file("agents:\n  claude-3.5_fast: {command: [a]}\n  X9: {command: [b]}\n"))
     assert set(config.agents) == {"claude-3.5_fast", "X9"}
 
 
-def test_a_yaml_merge_key_may_be_overridden(write):
+def test_a_yaml_merge_key_may_be_overridden(config_file):
     text = "profiles:\n  ci: &ci {max_worktrees: 3}\n  ci2:\n    <<: *ci\n    max_worktrees: 4\n"
-    assert load_config(write(text)).limits.max_worktrees == 10  # profiles load; none is active
+    assert load_config(config_file(text)).limits.max_worktrees == 10  # profiles load; none is active
 
 
-def test_a_yaml_alias_bomb_is_refused_before_it_expands(write):
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(config_file):
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for prev, name in zip("abcdefgh", "bcdefghi"):
         lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
     with pytest.raises(ConfigError, match="aliases expand to over 100000 values"):
-        load_config(write("\n".join(lines) + "\n"))
+        load_config(config_file("\n".join(lines) + "\n"))
 
 
-def test_an_oversized_config_file_is_refused(write):
+def test_an_oversized_config_file_is_refused(config_file):
     with pytest.raises(ConfigError, match="too big for a config file"):
-        load_config(write("# x\n" * 400_000))
+        load_config(config_file("# x\n" * 400_000))
 
 
 @pytest.mark.parametrize("text, mode", [("", "auto"), ("sandbox: off\n", "off"), ("sandbox: 'off'\n", "off"),
                                         ("sandbox: bwrap\n", "bwrap"), ("sandbox: on\n", "auto")])
-def test_sandbox_modes(write, text, mode):
-    assert load_config(write(text)).sandbox == mode
+def test_sandbox_modes(config_file, text, mode):
+    assert load_config(config_file(text)).sandbox == mode
 
 
 def test_checks_and_rank_by(tmp_path):
