@@ -6,7 +6,9 @@ agent and drives its RunProcess: output, ready commit, timeout, cancel, end.
 On start it settles the runs a previous worker process on this host left
 behind: their process groups are killed and they are recorded `interrupted`,
 so the scheduler can requeue them. On SIGTERM it stops its agents and records
-them the same way, unless they were already ready.
+them the same way, unless they were already ready. What runs leave behind
+(processes, a previous worker's runs, worktrees, HOMEs) is settled by
+cocode.jobs.settle.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -25,7 +26,7 @@ import zmq
 
 from cocode.core.loop import drain
 from cocode.core.logthrottle import Throttled
-from cocode.jobs import agents, runtmp, sandbox
+from cocode.jobs import agents, sandbox, settle
 from cocode.jobs.pool import PoolKeeper, run_worktrees
 from cocode.jobs.refwake import RefWake
 from cocode.resources import cpushare, reaper
@@ -34,10 +35,8 @@ from cocode.core import state as st
 from cocode.core import wire
 from cocode.core.sockets import dealer
 from cocode.config import Config
-from cocode.errors import CocodeError
 from cocode.jobs.timeouts import MEMORY_GRACE_S
 from cocode.logs import redact
-from cocode.resources.proctree import kill_stale_group
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
 from cocode.runkey import RunKey
@@ -130,7 +129,7 @@ class Worker(Service):
                 if self.cancelled_before_start(msg.job, msg.agent):
                     continue
                 if key not in self.runs and key not in self.preparing:
-                    self.reclaim(msg.reclaim)
+                    settle.reclaim(self.paths.root, msg.reclaim, self.append)  # room under max_worktrees
                     # Room the pool may keep once this run holds a worktree too.
                     room = (self.config.limits.max_worktrees - run_worktrees(self.state)
                             - len(self.preparing) - 1 + len(msg.reclaim))
@@ -142,25 +141,12 @@ class Worker(Service):
                 else:
                     self.supersede(key, msg.attempt)
 
-    def reclaim(self, worktrees: list[wire.Reclaim]) -> None:
-        """Make room under max_worktrees: delete finished runs' worktree directories
-        (never a branch or a commit), each recorded with its reason."""
-        from cocode import gitops
-
-        for r in worktrees:
-            try:
-                gitops.remove_worktree(self.paths.root, Path(r.path))
-            except CocodeError as err:
-                self.append(ev.WarningEvent(job=r.job, agent=r.agent, code="reclaim_failed", message=err.message))
-                continue
-            self.append(ev.WorktreeRemoved(job=r.job, agent=r.agent, path=r.path, reason="max_worktrees"))
-
     # -- the log --------------------------------------------------------------------------
 
     def on_event(self, event: ev.Event) -> None:
         st.apply(self.state, event)
         if isinstance(event, ev.RunFinished):
-            self.tidy_home(event.job, event.agent)
+            settle.tidy_home(self.state, self.agents, self.tmp, self.executor, event.job, event.agent)
         elif isinstance(event, (ev.RunRequeued, ev.RunDispatched)):
             self.supersede(RunKey(event.job, event.agent), event.attempt)
         elif isinstance(event, ev.CancelRequested):
@@ -176,15 +162,6 @@ class Worker(Service):
             rp = self.runs.get(RunKey(event.job, event.agent))
             if rp and event.ts >= time.time() - (time.monotonic() - rp.started) - 1.0:
                 rp.stopped_by_other("failed", f"{event.kind}_limit_exceeded", MEMORY_GRACE_S)
-
-    def tidy_home(self, job_id: str, agent: str) -> None:
-        """A run that ended loses its private HOME, unless a follow-up may resume from it."""
-        job = self.state.jobs.get(job_id)
-        run = job.runs.get(agent) if job else None
-        if run is not None and run.final:
-            spec = self.agents.get(agents.base_name(agent, self.agents))
-            runtmp.tidy(self.tmp, RunKey(job_id, agent), spec.resume if spec else None, run.session_id,
-                        self.executor.submit)
 
     def supersede(self, key: RunKey, attempt: int) -> None:
         """A newer attempt of a run this worker still holds exists: this worker was
@@ -210,17 +187,7 @@ class Worker(Service):
         return True
 
     def recover(self) -> None:
-        """Runs this host's previous worker left running: kill, then say interrupted."""
-        for job in self.state.jobs.values():
-            for run in job.runs.values():
-                key = RunKey(job.job, run.agent)
-                if not run.live or run.worker != self.id or key in self.runs or key in self.preparing:
-                    continue
-                if run.pgid:
-                    kill_stale_group(run.pgid, run.worktree)
-                reaper.kill_marked(job.job, run.agent, str(key.worktree(self.paths)))  # daemons, now init's
-                self.log.info("run %s was left by a previous worker: interrupted", key)
-                self.append(ev.RunInterrupted(job=job.job, agent=run.agent, worker=self.id, attempt=run.attempt))
+        settle.recover(self.state, self.id, self.paths, {*self.runs, *self.preparing}, self.append, self.log)
 
     # -- preparing (off the loop: a worktree takes ~0.2 s) ----------------------------------
 
@@ -399,12 +366,7 @@ class Worker(Service):
 
     def sweep(self, key: RunKey, sid: int = 0) -> None:
         """Kill what is left of a run that ends (daemons included), before its end is recorded."""
-        spare = {rp.pgid for k, rp in self.runs.items() if k != key}
-        live = {(k.job, k.agent) for k in (*self.runs, *self.preparing) if k != key}
-        cpushare.kill(key.key)  # its cgroup, if it has one: all of it at once
-        killed = self.reaper.sweep(key.job, key.agent, sid, spare, live)
-        if killed:
-            self.log.info("run %s: killed %d processes it left running", key, killed)
+        settle.sweep(self.reaper, key, sid, {k: rp.pgid for k, rp in self.runs.items()}, self.preparing, self.log)
 
     def teardown(self) -> None:
         """Stopping: agents are stopped and recorded, none is left running."""
