@@ -1,7 +1,8 @@
 """Running one service process: find the repository, read the config, hand over.
 
-Shared by `cocode service NAME` and the supervisor's light start-up path; errors
-end as one line on stderr and an exit code, like every cocode command.
+Shared by `cocode service NAME`, the supervisor's light start-up path and its
+forked first start (forkstart.py, which reads the config once for all seven);
+errors end as one line on stderr and an exit code, like every cocode command.
 """
 
 from __future__ import annotations
@@ -18,22 +19,32 @@ SERVICE_NAMES = ("bus", "store", "scheduler", "worker", "logs", "monitor", "chec
 
 
 def run_service(directory: str | None, name: str, profile: str | None = None) -> int:
-    from cocode.configload import load_config
-
     try:
         if name not in SERVICE_NAMES:
             raise ConfigError(f"unknown service {name!r} (choose {', '.join(SERVICE_NAMES)})")
         paths = Paths(find_repo_root(directory))
-        config = load_config(paths.config, profile or os.environ.get(envnames.PERFORMANCE_PROFILE) or None,
-                             builtin_agents=_builtin_agents())
-        paths.ensure_private_dirs()
-        module = importlib.import_module(f"cocode.services.{name}")
-        return module.main(paths, config)
+        return run_loaded(paths, load_service_config(paths, profile), name)
     except CocodeError as err:
         print(f"cocode: {err.message}", file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def load_service_config(paths: Paths, profile: str | None = None):
+    """The config every service runs with (the profile from the environment when
+    none is given); raises CocodeError on a bad one."""
+    from cocode.configload import load_config
+
+    return load_config(paths.config, profile or os.environ.get(envnames.PERFORMANCE_PROFILE) or None,
+                       builtin_agents=_builtin_agents())
+
+
+def run_loaded(paths: Paths, config, name: str) -> int:
+    """Run service `name` with a config already read; raises CocodeError."""
+    paths.ensure_private_dirs()
+    module = importlib.import_module(f"cocode.services.{name}")
+    return module.main(paths, config)
 
 
 def _builtin_agents() -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from cocode.core import wire
 from cocode.core.sockets import bind
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
-from cocode import envnames
+from cocode import envnames, forkstart
 from cocode.core.loop import Loop, drain
 from cocode.osutil import pid_alive
 from cocode.paths import Paths
@@ -120,30 +120,54 @@ class Supervisor:
         self.env = dict(env or os.environ)
         self.env[envnames.SUPERVISOR_PID] = str(os.getpid())
         self.children = {s.name: Child(s) for s in SERVICES}
-        self.ctx = zmq.Context.instance()
-        self.control = self.ctx.socket(zmq.REP)
-        self.control.setsockopt(zmq.LINGER, 0)
-        bind(self.control, paths.endpoint("supervisor"))
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.RECONNECT_IVL, 20)
-        self.sub.connect(paths.endpoint("bus"))
-        self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
-        self.appender = Appender(self.ctx, paths.endpoint("store"), wire.new_producer_id("supervisor"))
-        self.loop = Loop()
+        # Read before any socket or thread exists: the first start forks from here.
+        self.config = forkstart.preload(paths)
         self.all_ready_once = False
         self.startup_failed: str | None = None
 
+    def open_sockets(self) -> None:
+        self.ctx = zmq.Context.instance()
+        self.control = self.ctx.socket(zmq.REP)
+        self.control.setsockopt(zmq.LINGER, 0)
+        bind(self.control, self.paths.endpoint("supervisor"))
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RECONNECT_IVL, 20)
+        self.sub.connect(self.paths.endpoint("bus"))
+        self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
+        self.appender = Appender(self.ctx, self.paths.endpoint("store"), wire.new_producer_id("supervisor"))
+        self.loop = Loop()
+
     # -- processes -------------------------------------------------------------------
 
+    def start_all(self) -> None:
+        """The first start: forked from this still single-threaded process (see
+        forkstart.py), or spawned when the config could not be read here."""
+        if self.config is None:
+            for child in self.children.values():
+                self.spawn(child)
+            return
+        forkstart.freeze()
+        for child in self.children.values():
+            child.proc = forkstart.fork_service(
+                self.paths, self.config, child.spec.name, self.log_path(child), os.getpid(),
+                owned=(self.lock_file,))
+            self.started(child)
+
     def spawn(self, child: Child) -> None:
-        out = open(self.service_logs / f"{child.spec.name}.log", "ab")
+        out = open(self.log_path(child), "ab")
         child.proc = subprocess.Popen(
             [sys.executable, "-m", "cocode", "-C", str(self.paths.root), "service", child.spec.name],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=self.env, start_new_session=True, close_fds=True,
         )
         out.close()
+        self.started(child)
+
+    def log_path(self, child: Child):
+        return self.service_logs / f"{child.spec.name}.log"
+
+    def started(self, child: Child) -> None:
         child.state, child.started_at = "starting", time.time()
         (self.paths.run / f"{child.spec.name}.pid").write_text(str(child.proc.pid))
 
@@ -234,13 +258,15 @@ class Supervisor:
     # -- life cycle ------------------------------------------------------------------
 
     def run(self) -> int:
+        # Forked services leave through SystemExit from start_all(): no `finally`
+        # may stand between here and the interpreter's exit, so it comes first.
+        self.start_all()
+        self.open_sockets()
         self.loop.stop_on_signals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         self.loop.add(self.control, self.on_control)
         self.loop.add(self.sub, self.on_heartbeat)
         self.appender.attach(self.loop)
         self.loop.every(0.05, self.check_children)
-        for child in self.children.values():
-            self.spawn(child)
         try:
             self.loop.run(until=lambda: self.startup_failed is not None)
         finally:

@@ -106,7 +106,8 @@ def other_services_alive(paths: Paths, me: str) -> list[int]:
         try:
             pid = int(pidfile.read_text())
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
+                # A forked service's title is one string of words (forkstart.py).
+                args = f.read().replace(b"\0", b" ").split()
         except (OSError, ValueError):
             continue
         if b"service" in args and pid_alive(pid):
