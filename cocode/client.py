@@ -8,7 +8,6 @@ client.py with its daemon the same way.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import time
@@ -28,23 +27,9 @@ from cocode.core.follower import Follower
 from cocode.core.loop import Loop
 from cocode.core.sockets import dealer
 from cocode.errors import CocodeError, NotRunningError
+from cocode.lock import running_pid
 from cocode.paths import Paths
 from cocode.runkey import RunKey
-
-
-def running_pid(paths: Paths) -> int | None:
-    """The supervisor's pid if one holds the lock, else None."""
-    if not paths.lock.exists():
-        return None
-    with open(paths.lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            text = f.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return None
 
 
 def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:

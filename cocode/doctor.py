@@ -68,9 +68,9 @@ def run_checks(paths: Paths | None, config) -> list[Check]:
 
 
 def services_check(paths: Paths) -> Check:
-    from cocode import client
+    from cocode import client, lock
 
-    if not client.running_pid(paths):
+    if not lock.running_pid(paths):
         return Check("services", True, "not running (`cocode up` starts them)", required=False)
     reply = client.request(paths, "ps")
     if not reply:

@@ -23,6 +23,7 @@ NOTIFY_PREFIX = "COCODE_NOTIFY_"
 
 # Between the supervisor and the services it starts.
 SUPERVISOR_PID = "COCODE_SUPERVISOR_PID"  # a service stops when this process is gone
+STARTED_FD = "COCODE_STARTED_FD"  # `up --detach` to its supervisor: write "ready" here once all are
 PERFORMANCE_PROFILE = "COCODE_PERFORMANCE_PROFILE"  # `cocode up --profile`
 METRICS_PORT = "COCODE_METRICS_PORT"  # `cocode up --metrics-port`: the monitor serves HTTP
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from cocode.errors import CocodeError, ConfigError
 from cocode import envnames
@@ -34,10 +35,16 @@ def run_service(directory: str | None, name: str, profile: str | None = None) ->
 def load_service_config(paths: Paths, profile: str | None = None):
     """The config every service runs with (the profile from the environment when
     none is given); raises CocodeError on a bad one."""
+    return load_repo_config(paths, profile or os.environ.get(envnames.PERFORMANCE_PROFILE) or None)
+
+
+def load_repo_config(paths: Paths, profile: str | None, shown: Path | None = None):
+    """This repository's config with `profile` applied, the one way every process
+    reads it; `shown`: the file's name in error messages (the command line gives it
+    relative to where it runs)."""
     from cocode.configload import load_config
 
-    return load_config(paths.config, profile or os.environ.get(envnames.PERFORMANCE_PROFILE) or None,
-                       builtin_agents=_builtin_agents())
+    return load_config(shown or paths.config, profile, builtin_agents=_builtin_agents())
 
 
 def run_loaded(paths: Paths, config, name: str) -> int:

@@ -104,3 +104,15 @@ def limit_arenas(n: int = 2) -> None:
         ctypes.CDLL("libc.so.6").mallopt(-8, n)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass  # not glibc: nothing to do
+
+
+def read_last_line(path) -> str:
+    """The last non-blank line of a log file (its last 4 KiB), "" when there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+            return lines[-1] if lines else ""
+    except OSError:
+        return ""

@@ -155,3 +155,11 @@ class Paths:
         d = self.socket_dir
         return [d / f"{n}.ipc" for n in SOCKET_NAMES if (d / f"{n}.ipc").exists()]
 
+
+def relative_to_cwd(path: Path) -> Path:
+    """`path` as the command line names it in messages: relative to where it runs
+    when it is below that, else as it is."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path

@@ -11,7 +11,6 @@ It answers `ps` and `stop` on a private REP socket.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -29,11 +28,12 @@ from cocode.core import wire
 from cocode.core.sockets import bind
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
-from cocode import envnames, forkstart
+from cocode import envnames, forkstart, started_pipe
 from cocode.core.loop import Loop, drain
-from cocode.osutil import pid_alive
+from cocode.osutil import pid_alive, read_last_line
 from cocode.paths import Paths
 from cocode.launcher import SERVICE_NAMES
+from cocode.lock import acquire_lock, release_lock
 
 
 @dataclass(frozen=True)
@@ -99,17 +99,6 @@ class Child:
         )
 
 
-def read_last_line(path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
-            return lines[-1] if lines else ""
-    except OSError:
-        return ""
-
-
 class Supervisor:
     def __init__(self, paths: Paths, env: dict[str, str] | None = None) -> None:
         self.paths = paths
@@ -117,6 +106,7 @@ class Supervisor:
         self.service_logs = paths.home / "logs" / "services"
         self.service_logs.mkdir(parents=True, exist_ok=True)
         self.lock_file = acquire_lock(paths)
+        self.started_fd = started_pipe.take_started_fd()  # before self.env: no service gets it
         self.env = dict(env or os.environ)
         self.env[envnames.SUPERVISOR_PID] = str(os.getpid())
         self.children = {s.name: Child(s) for s in SERVICES}
@@ -207,6 +197,8 @@ class Supervisor:
         if not self.all_ready_once and all(c.state == "ready" for c in self.children.values()):
             self.all_ready_once = True
             log.info("all services ready")
+            started_pipe.say_started(self.started_fd)
+            self.started_fd = None
 
     def on_crash(self, child: Child, now: float) -> None:
         code = child.proc.returncode
@@ -291,6 +283,8 @@ class Supervisor:
         (self.paths.socket_dir / "supervisor.ipc").unlink(missing_ok=True)
         for spec in SERVICES:
             (self.paths.run / f"{spec.name}.pid").unlink(missing_ok=True)
+        if self.started_fd is not None:
+            os.close(self.started_fd)  # never ready: `up --detach` reads the log's last line
         release_lock(self.lock_file, self.paths)
 
 
@@ -310,32 +304,6 @@ def stop_children(children: list[Child], grace: float = STOP_GRACE) -> None:
         except subprocess.TimeoutExpired:
             c.proc.kill()
             c.proc.wait()
-
-
-def acquire_lock(paths: Paths):
-    paths.run.mkdir(mode=0o700, parents=True, exist_ok=True)
-    f = open(paths.lock, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        pid = f.read().strip() or "?"
-        f.close()
-        raise CocodeError(
-            f"cocode is already running in {paths.root} (pid {pid}); `cocode down` stops it"
-        ) from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
-
-
-def release_lock(f, paths: Paths) -> None:
-    f.seek(0)
-    f.truncate()
-    fcntl.flock(f, fcntl.LOCK_UN)
-    f.close()
 
 
 def run_foreground(paths: Paths) -> int:

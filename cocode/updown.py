@@ -3,6 +3,11 @@
 is the daemon; this is its outside, as circus keeps `client.py` beside its daemon:
 start one in its own session and wait for all ready, ask it to stop, and clean up what
 a supervisor that died hard left (services by their pid files, socket files).
+
+The start side is light (no 0MQ, no click): `python -m cocode [-C DIR] up --detach
+[--json]` runs `up_command` without the command line's framework (see __main__), and
+the click command calls the same function. The supervisor says "all ready" on a pipe
+(started_pipe.py), so waiting for it needs no socket and no polling.
 """
 
 from __future__ import annotations
@@ -13,16 +18,57 @@ import subprocess
 import sys
 import time
 
-from cocode import envnames
-from cocode.client import request, running_pid
+from cocode import envnames, started_pipe
 from cocode.errors import CocodeError
-from cocode.osutil import pid_alive
-from cocode.paths import Paths
-from cocode.supervisor import SERVICES, STOP_GRACE, read_last_line
+from cocode.lock import running_pid
+from cocode.osutil import pid_alive, read_last_line
+from cocode.paths import Paths, find_repo_root, relative_to_cwd
+
+START_TIMEOUT = 20.0  # seconds `up --detach` waits for all ready
 
 
-def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20.0) -> float:
-    """`cocode up --detach`: a supervisor in its own session; returns once all are ready.
+def up_command(directory: str | None, profile: str | None, timeout: float = START_TIMEOUT,
+               as_json: bool = False, check_config=None) -> int:
+    """`cocode up --detach`, all of it: check the config (`check_config(paths)`, the
+    command line's own loader when it has one), refuse a second cocode, start, print
+    where it listens. Errors end as one line on stderr and an exit code."""
+    try:
+        paths = Paths(find_repo_root(directory))
+        if check_config is None:
+            from cocode.launcher import load_repo_config
+
+            load_repo_config(paths, profile, relative_to_cwd(paths.config))
+        else:
+            check_config(paths)
+        refuse_second(paths)
+        elapsed = start_detached(paths, profile, timeout)
+    except CocodeError as err:
+        print(f"cocode: {err.message}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    if as_json:
+        import msgspec
+
+        print(msgspec.json.encode({"root": str(paths.root), "pid": running_pid(paths),
+                                   "ready_ms": round(elapsed * 1000, 1),
+                                   "endpoints": paths.endpoints()}).decode(), flush=True)
+        return 0
+    print(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
+    for name, address in paths.endpoints().items():
+        print(f"  {name:<11} {address}")
+    sys.stdout.flush()
+    return 0
+
+
+def refuse_second(paths: Paths) -> None:
+    pid = running_pid(paths)
+    if pid:
+        raise CocodeError(f"cocode is already running in {paths.root} (pid {pid}); `cocode down` stops it")
+
+
+def start_detached(paths: Paths, profile: str | None = None, timeout: float = START_TIMEOUT) -> float:
+    """A supervisor in its own session; returns once all are ready (seconds taken).
 
     The caller has checked the config; the supervisor starts through `python -m
     cocode -C ROOT supervise`, which skips the click command line (see __main__)."""
@@ -33,25 +79,38 @@ def start_detached(paths: Paths, profile: str | None = None, timeout: float = 20
     env = dict(os.environ)
     if profile:
         env[envnames.PERFORMANCE_PROFILE] = profile
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cocode", "-C", str(paths.root), "supervise"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
-        )
+    said_r, said_w = os.pipe()
+    env[envnames.STARTED_FD] = str(said_w)
+    try:
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cocode", "-C", str(paths.root), "supervise"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
+                pass_fds=(said_w,),
+            )
+    finally:
+        os.close(said_w)
     deadline = started + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            last = read_last_line(log_path)
-            raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ').removeprefix('start-up failed: ')}")
-        reply = request(paths, "ps", timeout=0.2)
-        if reply and reply.get("all_ready"):
-            return time.monotonic() - started
-        time.sleep(0.02)
+    try:
+        said = started_pipe.wait_said(said_r, deadline)
+    finally:
+        os.close(said_r)
+    if said == started_pipe.READY:
+        return time.monotonic() - started
+    if said is not None:  # its end closed unsaid: it exited (or is exiting)
+        try:
+            proc.wait(max(0.5, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        last = read_last_line(log_path)
+        raise CocodeError(f"start-up failed: {last.removeprefix('cocode: ').removeprefix('start-up failed: ')}")
     raise CocodeError(f"services not ready after {timeout:.0f}s; see `cocode ps` and {log_path}")
 
 
 def stop(paths: Paths, timeout: float = 30.0) -> tuple[int | None, list[int]]:
     """`cocode down`: graceful stop; then no cocode process and no socket file remain."""
+    from cocode.client import request
+
     pid = running_pid(paths)
     if pid:
         request(paths, "stop")
@@ -81,9 +140,12 @@ def _wait_exited(pid: int, timeout: float) -> None:
 
 def kill_leftovers(paths: Paths) -> list[int]:
     """After a supervisor died hard: stop services it left, by their pid files."""
+    from cocode.launcher import SERVICE_NAMES
+    from cocode.supervisor import STOP_GRACE
+
     killed = []
-    for spec in SERVICES:
-        pidfile = paths.run / f"{spec.name}.pid"
+    for name in SERVICE_NAMES:
+        pidfile = paths.run / f"{name}.pid"
         try:
             pid = int(pidfile.read_text())
         except (OSError, ValueError):

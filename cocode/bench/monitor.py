@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from cocode import client, updown
+from cocode import lock, updown
 from cocode.bench import percentile
 from cocode.client import append_one
 from cocode.configload import load_config
@@ -213,7 +213,7 @@ def measure(paths: Paths, config, out: Path, seconds: float, hogs: int, say) -> 
             pss[n] = p.memory_full_info().pss
         except (psutil.AccessDenied, AttributeError):
             pss[n] = 0
-    sup_pid = client.running_pid(paths)
+    sup_pid = lock.running_pid(paths)
     sup_rss = psutil.Process(sup_pid).memory_info().rss if sup_pid and sup_pid > 0 else 0
     cancel(paths, idles)
 

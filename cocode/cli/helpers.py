@@ -20,7 +20,7 @@ import msgspec
 
 from cocode.errors import CocodeError, EXIT_INTERRUPTED
 from cocode.envnames import PERFORMANCE_PROFILE as PROFILE_ENV
-from cocode.paths import Paths, find_repo_root
+from cocode.paths import Paths, find_repo_root, relative_to_cwd
 from cocode import style
 
 # Shown apart in `cocode --help`: what the Procfile, CI and developers run.
@@ -46,11 +46,9 @@ class Env:
     @property
     def config(self):
         if self._config is None:
-            from cocode.configload import load_config
+            from cocode.launcher import load_repo_config
 
-            self._config = load_config(
-                self.relative(self.paths.config), self.profile, builtin_agents=_builtin_agents()
-            )
+            self._config = load_repo_config(self.paths, self.profile, self.relative(self.paths.config))
         return self._config
 
     @property
@@ -72,18 +70,7 @@ class Env:
         return shutil.get_terminal_size().columns if terminal() else None
 
     def relative(self, path: Path) -> Path:
-        try:
-            return path.relative_to(Path.cwd())
-        except ValueError:
-            return path
-
-
-def _builtin_agents() -> tuple[str, ...]:
-    try:
-        from cocode.jobs.agents import PRESETS
-    except ImportError:
-        return ()
-    return tuple(PRESETS)
+        return relative_to_cwd(path)
 
 
 def short_help(cmd: click.Command) -> str:

@@ -10,6 +10,7 @@ import click
 
 from cocode.cli.helpers import Env, main, pass_env, print_json
 from cocode.errors import CocodeError, ConfigError
+from cocode.updown import START_TIMEOUT
 
 
 @main.command()
@@ -28,35 +29,27 @@ def init(env: Env, as_json: bool) -> None:
 
 @main.command()
 @click.option("--detach", "-d", is_flag=True, help="Start in the background; return once all are ready.")
-@click.option("--timeout", default=20.0, show_default=True, help="Seconds --detach waits for readiness.")
+@click.option("--timeout", default=START_TIMEOUT, show_default=True, help="Seconds --detach waits for readiness.")
 @click.option("--metrics-port", type=int, metavar="PORT",
               help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics.")
 @click.option("--json", "as_json", is_flag=True, help="With --detach: the start-up as one object.")
 @pass_env
 def up(env: Env, detach: bool, timeout: float, metrics_port: int | None, as_json: bool) -> None:
     """Start the bus and every service, and supervise them."""
-    from cocode import client, supervisor, updown
+    from cocode import supervisor, updown
 
     if as_json and not detach:
         raise ConfigError("--json needs --detach (in the foreground `up` runs until Ctrl-C)")
-    env.config  # a bad config stops here, before anything starts
     if metrics_port is not None:
         from cocode.resources.http import metrics_port_env
 
         metrics_port_env(metrics_port)  # the monitor inherits it
-    pid = client.running_pid(env.paths)
-    if pid:
-        raise CocodeError(f"cocode is already running in {env.paths.root} (pid {pid}); `cocode down` stops it")
-    if not detach:
-        sys.exit(supervisor.run_foreground(env.paths))
-    elapsed = updown.start_detached(env.paths, env.profile, timeout)
-    if as_json:
-        print_json({"root": str(env.paths.root), "pid": client.running_pid(env.paths),
-                    "ready_ms": round(elapsed * 1000, 1), "endpoints": env.paths.endpoints()})
-        return
-    click.echo(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
-    for name, address in env.paths.endpoints().items():
-        click.echo(f"  {name:<11} {address}")
+    if detach:  # the same function `python -m cocode up --detach` runs without click
+        sys.exit(updown.up_command(env.directory, env.profile, timeout, as_json,
+                                   check_config=lambda paths: env.config))
+    env.config  # a bad config stops here, before anything starts
+    updown.refuse_second(env.paths)
+    sys.exit(supervisor.run_foreground(env.paths))
 
 
 @main.command()
@@ -92,9 +85,9 @@ def service(env: Env, name: str) -> None:
 @pass_env
 def ps(env: Env, as_json: bool) -> None:
     """The services: pid, state, uptime, restarts."""
-    from cocode import client
+    from cocode import client, lock
 
-    reply = client.request(env.paths, "ps") if client.running_pid(env.paths) else None
+    reply = client.request(env.paths, "ps") if lock.running_pid(env.paths) else None
     rows = reply["services"] if reply else []
     if as_json:
         print_json([{k: r[k] for k in ("name", "pid", "state", "uptime_s", "restarts")} for r in rows])

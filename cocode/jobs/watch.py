@@ -13,7 +13,7 @@ from typing import Callable
 import msgspec
 import zmq
 
-from cocode import client
+from cocode import lock
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.views import JobView, State
@@ -72,7 +72,7 @@ def watch_job(
 
     def check_running() -> None:
         nonlocal stopped
-        stopped = client.running_pid(paths) is None
+        stopped = lock.running_pid(paths) is None
 
     loop.every(SUPERVISOR_CHECK_S, check_running, first=SUPERVISOR_CHECK_S)
     try:

@@ -26,7 +26,7 @@ from typing import Callable
 import msgspec
 import zmq
 
-from cocode import client, osutil
+from cocode import lock, osutil
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -176,7 +176,7 @@ class Feed:
     def _serve(self) -> None:
         state, error = initial_state(self.paths)
         self.batch.state, self.batch.error = state, error or None
-        self.batch.started = bool(client.running_pid(self.paths))
+        self.batch.started = bool(lock.running_pid(self.paths))
         self.loop = Loop()
         self.follower = Follower(self.ctx, self.paths.endpoint("bus"), self.paths.endpoint("store"),
                                  self.on_event, after=state.seq)
@@ -397,4 +397,4 @@ class Feed:
 
     def check_started(self) -> None:
         if not self.was_up:
-            self.batch.started = bool(client.running_pid(self.paths))
+            self.batch.started = bool(lock.running_pid(self.paths))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cocode import client
+from cocode import client, lock
 from cocode.paths import Paths
 from support import bash_values, cocode, complete, down, git, make_repo, wait_until
 
@@ -58,7 +58,7 @@ def live(tmp_path_factory):
 
 def test_init_and_up_json(live, tmp_path):
     repo, _, started = live
-    assert started["pid"] == client.running_pid(Paths(repo))
+    assert started["pid"] == lock.running_pid(Paths(repo))
     assert started["root"] == str(repo) and started["ready_ms"] > 0
     assert started["endpoints"] == as_json(repo, "endpoints")
 
@@ -69,7 +69,7 @@ def test_init_and_up_json(live, tmp_path):
 
     proc = cocode(fresh, "up", "--json", timeout=30)
     assert proc.returncode == 2 and "--detach" in proc.stderr and proc.stdout == "", proc.stderr
-    assert not client.running_pid(Paths(fresh))
+    assert not lock.running_pid(Paths(fresh))
 
 
 # ------------------------------------------------------------------------------ status and colour

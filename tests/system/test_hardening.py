@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cocode import client
+from cocode import client, lock
 from cocode.paths import Paths
 from support import AGENTS_DIR, cocode, down, make_repo, up, wait_until
 
@@ -215,7 +215,7 @@ def test_kill9_of_the_supervisor_loses_no_last_event_and_the_cli_knows_at_once(h
 
     job = submit(hrepo, "--text", "be running", "--agent", "gate")
     wait_until(lambda: (r := run_of(hrepo, job, "gate")) and r.started_at, 20, what="the run to start")
-    supervisor = client.running_pid(Paths(hrepo))
+    supervisor = lock.running_pid(Paths(hrepo))
     os.kill(supervisor, signal.SIGKILL)
     wait_until(lambda: not cocode_processes(hrepo), 30, what="every service to stop on its own")
     assert (Paths(hrepo).socket_dir / "store.ipc").exists(), "stale socket files were left (as by a real crash)"

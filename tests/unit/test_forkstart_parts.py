@@ -23,7 +23,7 @@ def _fork(code: str) -> Forked:
 def test_forked_handle_polls_waits_and_kills():
     quick = _fork("raise SystemExit(3)")
     assert quick.wait(10) == 3 and quick.poll() == 3
-    slow = _fork("import time; time.sleep(60)")
+    slow = _fork("import time; time.sleep(60)")  # pacing: a child that outlives the waits below
     try:
         assert slow.poll() is None
         with pytest.raises(subprocess.TimeoutExpired):
