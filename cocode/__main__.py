@@ -1,4 +1,4 @@
-"""`python -m cocode`: the same entry point as the `cocode` console script.
+"""`python -m cocode` and the `cocode` console script (`main`).
 
 `cocode -C ROOT service NAME` (how the supervisor starts each service) skips the
 click command line: a service then never imports click, which keeps every
@@ -38,10 +38,15 @@ def _fast_path(argv: list[str]) -> int | None:
     return None
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `cocode` console script: a fast path, else the click command line."""
     code = _fast_path(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from cocode.cli import main
+    from cocode.cli import main as command_line
 
+    command_line()
+
+
+if __name__ == "__main__":
     main()

@@ -47,18 +47,26 @@ def up_command(directory: str | None, profile: str | None, timeout: float = STAR
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    try:
+        _say_where(paths, elapsed, as_json)
+    except BrokenPipeError:  # `| head -1`: as click does, quietly exit 1
+        sys.stdout = open(os.devnull, "w")
+        return 1
+    return 0
+
+
+def _say_where(paths: Paths, elapsed: float, as_json: bool) -> None:
     if as_json:
         import msgspec
 
         print(msgspec.json.encode({"root": str(paths.root), "pid": running_pid(paths),
                                    "ready_ms": round(elapsed * 1000, 1),
                                    "endpoints": paths.endpoints()}).decode(), flush=True)
-        return 0
+        return
     print(f"cocode: all services ready in {elapsed * 1000:.0f} ms")
     for name, address in paths.endpoints().items():
         print(f"  {name:<11} {address}")
     sys.stdout.flush()
-    return 0
 
 
 def refuse_second(paths: Paths) -> None:

@@ -1,5 +1,5 @@
-"""The `cocode` command line (console script `cocode.cli:main`): parse, call the
-library, print. Nothing else lives here.
+"""The `cocode` command line (the console script `cocode.__main__:main` comes here
+after its fast paths): parse, call the library, print. Nothing else lives here.
 
 cocode.cli.helpers holds the group `main` and what commands share; each command
 module registers its commands on it when imported here, grouped by what they act

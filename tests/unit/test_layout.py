@@ -60,7 +60,7 @@ def test_pyproject_maps_services_under_cocode():
     packages = st["packages"]
     assert all(p == "cocode" or p.startswith("cocode.") for p in packages), packages
     assert st["package-dir"]["cocode.services"] == "services"
-    assert cfg["project"]["scripts"]["cocode"] == "cocode.cli:main"
+    assert cfg["project"]["scripts"]["cocode"] == "cocode.__main__:main"
     deps = " ".join(cfg["project"]["dependencies"]).lower()
     for dep in ("pyzmq", "msgspec", "psutil", "pygit2", "click", "lz4", "sqlite-utils", "pyyaml"):
         assert dep in deps, dep
