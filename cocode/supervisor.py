@@ -30,7 +30,7 @@ from cocode.core.appender import Appender
 from cocode.errors import CocodeError
 from cocode import envnames, forkstart, started_pipe
 from cocode.core.loop import Loop, drain
-from cocode.osutil import pid_alive, read_last_line
+from cocode.osutil import read_last_line
 from cocode.paths import Paths
 from cocode.launcher import SERVICE_NAMES
 from cocode.lock import acquire_lock, release_lock

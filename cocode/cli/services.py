@@ -9,7 +9,7 @@ import sys
 import click
 
 from cocode.cli.helpers import Env, main, pass_env, print_json
-from cocode.errors import CocodeError, ConfigError
+from cocode.errors import ConfigError
 from cocode.updown import START_TIMEOUT
 
 
