@@ -82,6 +82,12 @@ class Store(ServiceBase):
         self.own_producer = wire.new_producer_id("store")
         self.own_next = 1
         self.trimmed_at = self.head
+        # Every event after `known_from` was committed by this process, and `last_of`
+        # holds the seq of each type's newest one: a filtered sync whose types saw
+        # nothing new is answered without scanning the log (followers sync on every
+        # heartbeat, and under load each scan read a second's worth of rows).
+        self.known_from = self.head
+        self.last_of: dict[type, int] = {}
         self.senders: dict[int, tuple[float, str | None]] = {}  # pid -> (when checked, refusal)
         self.refused_said: set[str] = set()
 
@@ -178,7 +184,9 @@ class Store(ServiceBase):
 
     def answer_sync(self, ident: bytes, sync: wire.Sync, trusted: bool = False) -> None:
         limit = max(1, min(sync.limit, 10_000))
-        if sync.types:
+        if sync.types and not self.may_have(sync.types, sync.after):
+            rows, upto = [], self.head
+        elif sync.types:
             rows, upto = eventlog.read_typed(self.conn, sync.after, sync.types, limit)
             upto = self.head if upto is None else upto
         else:
@@ -188,6 +196,13 @@ class Store(ServiceBase):
                          seal_key=self.seal_key if trusted else b"")
         self.router.send_multipart([ident, wire.encoder.encode(page)])
 
+    def may_have(self, types: list[str], after: int) -> bool:
+        """Whether the log may hold an event of these types after seq `after`."""
+        if after < self.known_from:
+            return True
+        last_of, classes = self.last_of, ev.EVENT_TYPES
+        return any(last_of.get(classes.get(t), 0) > after for t in types)
+
     # -- the write path --------------------------------------------------------------
 
     def commit(self, appends: list[tuple[bytes | None, wire.Append, int]], retried: bool = False) -> None:
@@ -196,7 +211,7 @@ class Store(ServiceBase):
         rows: list[tuple] = []
         fresh_events: list[ev.Event] = []
         replies: list[tuple[bytes | None, object]] = []
-        owned = gate.OWNED
+        owned, tags, encode = gate.OWNED, ev.TAGS, ev.encode
         for ident, req, pid in appends:
             last = last_ids.get(req.producer, 0)
             if req.first_id > last + 1:
@@ -213,7 +228,7 @@ class Store(ServiceBase):
                                                        code="append_refused", message=refusal)
                 seq += 1
                 event.seq = seq
-                rows.append((seq, event.ts, event.type, event.job, event.agent, ev.encode(event)))
+                rows.append((seq, event.ts, tags[type(event)], event.job, event.agent, encode(event)))
                 fresh_events.append(event)
             last_ids[req.producer] = max(last, req.first_id + len(req.events) - 1)
             replies.append(
@@ -235,7 +250,7 @@ class Store(ServiceBase):
                     if moved > self.head:
                         self.log.warning("the log's head moved outside the store (%d -> %d): going on after it",
                                          self.head, moved)
-                        self.head = moved
+                        self.head = self.known_from = moved
                         return self.commit(appends, retried=True)
                 reason = f"{self.paths.db}: {err}"
                 if self.refusing != reason:
@@ -255,18 +270,20 @@ class Store(ServiceBase):
                 self.router.send_multipart([ident, wire.encoder.encode(reply)])
         # Published only now, after COMMIT: a subscriber never sees an event the log lacks.
         send, more, now = self.pub.send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK
-        topics, state, apply, seal, key = ev.TOPICS, self.state, st.apply, wire.seal, self.seal_key
+        topics, last_of, seal, key = ev.TOPICS, self.last_of, wire.seal, self.seal_key
         for row, event in zip(rows, fresh_events):
             # Plain sends cost a third of send_multipart; a PUB never blocks or
             # fails on them (at the high-water mark it drops, and a lagging
             # subscriber sees the seq gap and syncs).
-            send(topics[type(event)], more)
+            cls = type(event)
+            send(topics[cls], more)
             if key:
                 send(row[5], more)
                 send(seal(key, row[5]), now)
             else:
                 send(row[5], now)
-            apply(state, event)
+            last_of[cls] = row[0]
+        st.apply_all(self.state, fresh_events)
         if self.head - self.snapshot_seq >= SNAPSHOT_EVERY:
             self.snapshot()
 

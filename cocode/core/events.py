@@ -347,6 +347,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__struct_config__.tag: cls for cls in EventUnion.__args__  # type: ignore[attr-defined]
 }
 
+TAGS: dict[type[Event], str] = {cls: tag for tag, cls in EVENT_TYPES.items()}  # event.type, without the property's cost
 TOPICS: dict[type[Event], bytes] = {cls: b"evt." + tag.encode() for tag, cls in EVENT_TYPES.items()}
 
 _encoder = msgspec.msgpack.Encoder()

@@ -261,6 +261,19 @@ def apply(state: State, event: ev.Event) -> State:
     return state
 
 
+def apply_all(state: State, events: list[ev.Event]) -> State:
+    """apply() over a batch in seq order (the store's commits), without a call per
+    event that folds to nothing."""
+    get = FOLDS.get
+    for event in events:
+        fold = get(type(event))
+        if fold is not None:
+            fold(state, event)
+    if events:
+        state.seq = max(state.seq, events[-1].seq)
+    return state
+
+
 def replay(events, state: State | None = None) -> State:
     state = state or State()
     for e in events:
