@@ -29,7 +29,7 @@ from cocode.core.service import ServiceBase, other_services_alive
 from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.osutil import pid_alive, release_memory
 from cocode.paths import Paths
-from cocode.core.sockets import bind
+from cocode.core.sockets import bind, plain_send
 from cocode.jobs import sandbox
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
@@ -220,7 +220,7 @@ class Store(ServiceBase):
             fresh = req.events[last + 1 - req.first_id :]
             first_seq = seq + 1
             for i, event in enumerate(fresh):
-                if (pid and isinstance(event, owned)
+                if (pid and type(event) in owned
                         and (refusal := gate.event_refusal(self.state, event, pid, pid_alive))):
                     # Recorded in its place, so the sender's ids and seqs stay in step.
                     self.say_refused(refusal)
@@ -269,19 +269,19 @@ class Store(ServiceBase):
             if ident is not None:
                 self.router.send_multipart([ident, wire.encoder.encode(reply)])
         # Published only now, after COMMIT: a subscriber never sees an event the log lacks.
-        send, more, now = self.pub.send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK
+        pub, send, more, now = self.pub, plain_send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK
         topics, last_of, seal, key = ev.TOPICS, self.last_of, wire.seal, self.seal_key
         for row, event in zip(rows, fresh_events):
             # Plain sends cost a third of send_multipart; a PUB never blocks or
             # fails on them (at the high-water mark it drops, and a lagging
             # subscriber sees the seq gap and syncs).
             cls = type(event)
-            send(topics[cls], more)
+            send(pub, topics[cls], more)
             if key:
-                send(row[5], more)
-                send(seal(key, row[5]), now)
+                send(pub, row[5], more)
+                send(pub, seal(key, row[5]), now)
             else:
-                send(row[5], now)
+                send(pub, row[5], now)
             last_of[cls] = row[0]
         st.apply_all(self.state, fresh_events)
         if self.head - self.snapshot_seq >= SNAPSHOT_EVERY:

@@ -31,7 +31,10 @@ from cocode.core import events as ev
 from cocode.core.views import State
 
 # Reports about a run that only its worker makes while it runs the run.
-OWNED = (ev.RunStarted, ev.RunProgress, ev.RunReady, ev.RunFinished, ev.RunInterrupted)
+# Tested as `type(event) in OWNED`: isinstance() against msgspec classes takes the
+# metaclass's slow path (~0.26 us per class, 1.3 us per event for these five), and
+# event classes are never subclassed (each is one tag of the union).
+OWNED = frozenset({ev.RunStarted, ev.RunProgress, ev.RunReady, ev.RunFinished, ev.RunInterrupted})
 MAX_DEPTH = 64
 
 
@@ -96,7 +99,7 @@ def beat_refusal(claimed: int, peer: int, workers: set[int],
 
 def event_refusal(state: State, event: ev.Event, pid: int, alive: Callable[[int], bool]) -> str | None:
     """Why the store refuses `event` from sender `pid`, or None to accept it."""
-    if not pid or not isinstance(event, OWNED):
+    if not pid or type(event) not in OWNED:
         return None
     job = state.jobs.get(event.job)
     run = job.runs.get(event.agent) if job else None
