@@ -39,7 +39,6 @@ TRIM_AFTER_EVENTS = 20_000
 MAX_COMPACT_DAYS = 36500
 SENDER_CACHE_S = 1.0  # how long an "is this sender an agent" verdict is reused
 OUTLIVE_MAX_S = 15.0  # the worker's own stop takes up to ~6 s (SIGTERM grace, then acks)
-INSERT = "INSERT INTO events (seq, ts, type, job, run, payload) VALUES (?, ?, ?, ?, ?, ?)"
 UPSERT_PRODUCER = (
     "INSERT INTO producers (producer, last_id) VALUES (?, ?) "
     "ON CONFLICT(producer) DO UPDATE SET last_id = excluded.last_id"
@@ -208,7 +207,8 @@ class Store(ServiceBase):
     def commit(self, appends: list[tuple[bytes | None, wire.Append, int]], retried: bool = False) -> None:
         seq = self.head
         last_ids = dict(self.producers)
-        rows: list[tuple] = []
+        values: list = []  # the rows, flat (eventlog.insert_events)
+        payloads: list[bytes] = []
         fresh_events: list[ev.Event] = []
         replies: list[tuple[bytes | None, object]] = []
         owned, tags, encode = gate.OWNED, ev.TAGS, ev.encode
@@ -228,17 +228,19 @@ class Store(ServiceBase):
                                                        code="append_refused", message=refusal)
                 seq += 1
                 event.seq = seq
-                rows.append((seq, event.ts, tags[type(event)], event.job, event.agent, encode(event)))
+                payload = encode(event)
+                values += (seq, event.ts, tags[type(event)], event.job, event.agent, payload)
+                payloads.append(payload)
                 fresh_events.append(event)
             last_ids[req.producer] = max(last, req.first_id + len(req.events) - 1)
             replies.append(
                 (ident, wire.Ack(through=last_ids[req.producer], first_seq=first_seq, count=len(fresh)))
             )
         changed = [(p, i) for p, i in last_ids.items() if self.producers.get(p) != i]
-        if rows or changed:
+        if payloads or changed:
             try:
                 self.conn.execute("BEGIN")
-                self.conn.executemany(INSERT, rows)
+                eventlog.insert_events(self.conn, values)
                 self.conn.executemany(UPSERT_PRODUCER, changed)
                 self.conn.execute("COMMIT")
             except sqlite3.Error as err:
@@ -271,18 +273,18 @@ class Store(ServiceBase):
         # Published only now, after COMMIT: a subscriber never sees an event the log lacks.
         pub, send, more, now = self.pub, plain_send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK
         topics, last_of, seal, key = ev.TOPICS, self.last_of, wire.seal, self.seal_key
-        for row, event in zip(rows, fresh_events):
+        for payload, event in zip(payloads, fresh_events):
             # Plain sends cost a third of send_multipart; a PUB never blocks or
             # fails on them (at the high-water mark it drops, and a lagging
             # subscriber sees the seq gap and syncs).
             cls = type(event)
             send(pub, topics[cls], more)
             if key:
-                send(pub, row[5], more)
-                send(pub, seal(key, row[5]), now)
+                send(pub, payload, more)
+                send(pub, seal(key, payload), now)
             else:
-                send(pub, row[5], now)
-            last_of[cls] = row[0]
+                send(pub, payload, now)
+            last_of[cls] = event.seq
         st.apply_all(self.state, fresh_events)
         if self.head - self.snapshot_seq >= SNAPSHOT_EVERY:
             self.snapshot()

@@ -29,6 +29,7 @@ from cocode.core import events as ev
 from cocode.core import wire
 from cocode.bench import percentile
 from cocode.core.appender import Appender
+from cocode.core.loop import drain
 from cocode.errors import CocodeError
 from cocode.paths import Paths
 from cocode.client import is_running
@@ -165,12 +166,15 @@ def _subscriber(paths: Paths, tag: str, ready, out: mp.Queue, expect: int, deadl
                 break
             continue
         last = time.monotonic()
-        payload = sub.recv_multipart()[1]  # [topic, envelope(, seal)]
-        now = time.time_ns()
-        e = ev.decode(payload)
-        if e.job == tag:
-            got += 1
-            lat.append((now - e.sent_ns) / 1e6)
+        # Everything queued, as a Follower reads (loop.drain): a poll per event cost
+        # this process 3.4 us of the 6.7 us it spent per event, on the cores the
+        # store and the producers share.
+        for frames in drain(sub, multipart=True):  # [topic, envelope(, seal)]
+            now = time.time_ns()
+            e = ev.decode(frames[1])
+            if e.job == tag:
+                got += 1
+                lat.append((now - e.sent_ns) / 1e6)
     probe_ctx_app.close()
     sub.close(0)
     ctx.destroy(0)

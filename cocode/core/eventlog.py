@@ -37,6 +37,24 @@ BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
 """
 
 
+# Rows go in 100 to a statement: a third less CPU per row than executemany's
+# one-row steps (1.22 vs 1.66 us/row measured), which is most of the store's
+# cost per event. SQLite takes up to 32,766 parameters a statement.
+ROWS_PER_INSERT = (100, 10, 1)
+_INSERTS = {n: "INSERT INTO events (seq, ts, type, job, run, payload) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * n) for n in ROWS_PER_INSERT}
+
+
+def insert_events(conn: sqlite3.Connection, values: list) -> None:
+    """Insert event rows given flat: [seq, ts, type, job, run, payload, seq, ...]."""
+    at, end = 0, len(values)
+    for n in ROWS_PER_INSERT:
+        sql, width = _INSERTS[n], 6 * n
+        while end - at >= width:
+            conn.execute(sql, values[at : at + width])
+            at += width
+
+
 WAY_OUT = ("stop cocode and restore .cocode/events.db from a backup, or move the file aside "
            "(and archive/ with it) to start a new log; `cocode doctor` checks it in full")
 

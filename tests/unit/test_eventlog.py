@@ -46,6 +46,22 @@ def test_events_is_append_only(tmp_path):
     assert [e.seq for e in eventlog.iter_events(again)] == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.parametrize("n", [0, 1, 9, 10, 11, 100, 101, 235])
+def test_insert_events_writes_every_row_of_any_batch_size(tmp_path, n):
+    """The store's batched insert (100, 10 and 1 rows a statement) leaves out nothing
+    and misplaces no column, whatever the remainder."""
+    conn = eventlog.open_for_writing(tmp_path / "events.db")
+    evts = log(n + 1)[1:]
+    values: list = []
+    for e in evts:
+        values += (e.seq, e.ts, e.type, e.job, f"run{e.seq}", ev.encode(e))
+    conn.execute("BEGIN")
+    eventlog.insert_events(conn, values)
+    conn.execute("COMMIT")
+    rows = conn.execute("SELECT seq, ts, type, job, run, payload FROM events ORDER BY seq").fetchall()
+    assert rows == [(e.seq, e.ts, e.type, e.job, f"run{e.seq}", ev.encode(e)) for e in evts]
+
+
 def test_reading_in_order_skipping_bad_rows_and_typed_reads(tmp_path):
     path = tmp_path / "events.db"
     conn = eventlog.open_for_writing(path)
