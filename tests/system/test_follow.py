@@ -109,6 +109,30 @@ def test_follower_delivers_each_event_once_in_order_from_a_checkpoint(shared, ct
     assert produced["n"] >= 500
 
 
+def test_a_typed_follower_gets_each_of_its_events_once_whoever_answers_its_syncs(shared, ctx):
+    """The store answers a typed sync from the log, or from memory when no event of
+    those types came since (followers sync on every heartbeat): each warning once, in
+    order, and a sync with none of its types still moves the follower to the head."""
+    tag = f"typed-{uuid.uuid4().hex[:8]}"
+    ticks = lambda: [ev.BenchTick(job=tag, n=i) for i in range(50)]  # noqa: E731
+    append_acked(ctx, shared, [ev.WarningEvent(job=tag, code="w", message="0"), *ticks()])
+    f = Following(ctx, shared, after=0, types={"warning"})
+    try:
+        f.start()
+        for k in range(1, 4):
+            append_acked(ctx, shared, [*ticks(), ev.WarningEvent(job=tag, code="w", message=str(k))])
+            head = db_head(shared)
+            assert f.run_until_seq(head, 10), f"warning {k}: stuck at {f.follower.last} of {head}"
+        append_acked(ctx, shared, ticks())  # none of its type: only the heartbeat tells it
+        head = db_head(shared)
+        assert f.run_until_seq(head, 10), f"stuck at {f.follower.last} of {head}"
+    finally:
+        f.close()
+    assert [e.message for e in f.got if e.job == tag] == ["0", "1", "2", "3"]
+    assert {e.type for e in f.got} == {"warning"}
+    assert f.seqs == sorted(set(f.seqs)), "each once, in order"
+
+
 def test_a_seq_gap_makes_the_follower_fetch_the_missing_range(shared, ctx):
     f = Following(ctx, shared, after=db_head(shared), liveness=60.0)
     # Only gap detection may save it: no store heartbeats, no liveness timeout in time.
