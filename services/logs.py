@@ -7,8 +7,10 @@ Protocol (ROUTER bound at paths.endpoint("logs"); one msgpack frame per message)
                                everything before offset is written and fdatasync'ed
                                (batched, at most every SYNC_EVERY_S, in a thread:
                                cocode/logs/fsyncer.py).
-  BacklogRequest (reader)   -> Backlog: the last N lines held in memory, and `end`,
-                               the offset to follow live from.
+  BacklogRequest (reader)   -> Backlog: the last N lines held in memory, none
+                               before `after` when given (what a reader lacks), or
+                               with `count` only how many newlines they hold; and
+                               `end`, the offset to follow live from.
 Dedupe and gaps: a chunk wholly before the run's end is a resend (re-acked, not
 stored); one overlapping the end is trimmed; one after the end is a lost chunk, so
 the shipper is told where the run ends (an ack that does not move) and resends.
@@ -240,8 +242,11 @@ class Logs(Service):
         run = self.get_run(req.job, req.agent, create=False)
         if run is None:
             reply = wire.Backlog(job=req.job, agent=req.agent, start=0, end=0, data=b"")
+        elif req.count:
+            start, n = run.backlog_newlines(req.lines, req.after)
+            reply = wire.Backlog(job=req.job, agent=req.agent, start=start, end=run.end, data=b"", newlines=n)
         else:
-            start, data = run.backlog(req.lines)
+            start, data = run.backlog(req.lines, req.after)
             reply = wire.Backlog(job=req.job, agent=req.agent, start=start, end=run.end, data=data)
         try:
             self.router.send_multipart([ident, wire.encoder.encode(reply)], zmq.NOBLOCK)

@@ -107,11 +107,16 @@ class LogAck(msgspec.Struct, tag="log_ack"):
 
 
 class BacklogRequest(msgspec.Struct, tag="backlog_request"):
-    """Reader -> collector: the last `lines` lines of a run (0: everything retained)."""
+    """Reader -> collector: the last `lines` lines of a run (0: everything retained),
+    none before offset `after` (-1: no such bound), so a reader that holds the run up
+    to an offset asks only for what it lacks. `count`: send no bytes, only how many
+    newlines they hold (a view's hidden tab counts unread lines, shows none)."""
 
     job: str
     agent: str
     lines: int = 2000
+    after: int = -1
+    count: bool = False
 
 
 class Backlog(msgspec.Struct, tag="backlog"):
@@ -123,6 +128,7 @@ class Backlog(msgspec.Struct, tag="backlog"):
     end: int
     data: bytes
     finished: bool = False
+    newlines: int = 0  # asked with `count`: the newlines in [start, end), and no data
 
 
 class WorkerBeat(msgspec.Struct, tag="worker_beat"):

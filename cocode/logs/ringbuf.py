@@ -57,6 +57,16 @@ class RingBuffer:
     def read(self, frm: int | None = None) -> bytes:
         return b"".join(bytes(p) for _, p in self.segments(frm))
 
+    def newlines(self, frm: int) -> int:
+        """How many newlines [max(frm, start), end) holds, counted in place (no copy)."""
+        frm, pos, n = max(frm, self.start), self.start, 0
+        for piece in (*self.blocks, self.tail):
+            size = len(piece)
+            if pos + size > frm:
+                n += piece.count(b"\n", max(0, frm - pos))
+            pos += size
+        return n
+
     def line_start(self, lines: int) -> int:
         """The offset where the last `lines` lines begin (a final line without a
         newline counts as one), or `start` when fewer are held. 0 means all."""

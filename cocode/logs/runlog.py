@@ -250,10 +250,21 @@ class RunLog:
         self.comp = self.comp_file = None
         self.comp_covers = False
 
-    def backlog(self, lines: int) -> tuple[int, bytes]:
+    def backlog_start(self, lines: int, after: int = -1) -> int:
+        """Where the last `lines` lines begin (0: all held), none before `after`."""
         ring = self.load_ring()
         start = ring.line_start(lines)
-        return start, ring.read(start)
+        return max(start, min(after, ring.end)) if after >= 0 else start
+
+    def backlog(self, lines: int, after: int = -1) -> tuple[int, bytes]:
+        """(start, the bytes from there to the end), as backlog_start."""
+        start = self.backlog_start(lines, after)
+        return start, self.load_ring().read(start)
+
+    def backlog_newlines(self, lines: int, after: int = -1) -> tuple[int, int]:
+        """(start, how many newlines backlog() would send), with no copy."""
+        start = self.backlog_start(lines, after)
+        return start, self.load_ring().newlines(start)
 
     def close(self) -> None:
         """Stop holding resources; the files stay consistent (an unfinished lz4

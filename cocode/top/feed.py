@@ -4,12 +4,10 @@ dashboard can, and hands the app batches.
 - events: the store's sync (core.follower.Follower, from the snapshot's seq), so a
   restart of cocode resumes at the next seq: nothing lost, nothing twice;
 - liveness: `hb.*` heartbeats on the bus; `metric.*`: the monitor's samples;
-- output: `log.<job>.<agent>` chunks of the watched job, with the collector's
-  backlog first and offsets checked like `cocode tail` does (logs/tail.py): a
-  chunk past the expected offset, or cocode coming back up, asks the collector
-  for what was missed, and bytes below the expected offset are dropped. The
-  bytes are decoded and split into lines here (panes.Splitter), not on the app's
-  thread; a stream the app does not show (a hidden tab) is only counted.
+- output: `log.<job>.<agent>` chunks of the watched job, checked against offsets
+  by cocode/top/streams.py (what to ask the collector for, what to hand the app);
+  this module owns the sockets, the timers and the batches. The bytes are decoded
+  and split into lines here, not on the app's thread.
 
 Batches go out at most every FLUSH_S, and not before the app painted the last one
 (one repaint each, however many lines came; a slow screen gets fewer, bigger ones);
@@ -35,30 +33,16 @@ from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
 from cocode.errors import CocodeError
-from cocode.logs.files import ATTEMPT_SPAN
 from cocode.paths import Paths
-from cocode.top.panes import Splitter
+from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
+
+__all__ = ["Batch", "Chunk", "Feed", "initial_state"]
 
 FLUSH_S = 0.04  # at most 25 batches a second: redraws are batched, not per line
 PAINT_WAIT_S = 1.0  # the next batch waits for the last one's repaint, at most this long
-ASK_AGAIN_S = 2.0
-SETTLE_S = 0.3  # a watched run finished: check with the collector that we hold its end
-SUB_SETTLE_S = 0.05
+SUB_SETTLE_S = 0.05  # new subscriptions reach the bus before the backlog is cut
 TRIM_EVERY_S = 2.0  # heap freed after a burst of output handed back to the OS at most this often
-BEAT_EVERY_S = 1.0  # liveness handed to the app at most this often  # new subscriptions reach the bus before the backlog is cut
-
-
-@dataclass
-class Chunk:
-    job: str
-    agent: str
-    kind: str  # "reset" (backlog start: drop what the pane holds), "lines", "count", "notice", "data"
-    data: bytes = b""  # "data": raw bytes, split by the app (scripted feeds)
-    text: str = ""  # "notice": its words; "lines": the unterminated line now
-    lines: list = field(default_factory=list)  # "lines": the newest complete lines, made readable
-    n: int = 0  # "lines", "count": how many complete lines came (a hidden stream is only counted)
-    at: float = 0.0  # wall-clock time the chunk reached this process (the bench's baseline)
-    ts: float = 0.0  # when the shipper read it from the agent (wall clock)
+BEAT_EVERY_S = 1.0  # liveness handed to the app at most this often
 
 
 @dataclass
@@ -75,22 +59,6 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(self.state is not None or self.events or self.metrics or self.chunks
                     or self.beat or self.started is not None or self.error is not None or self.dropped)
-
-
-@dataclass
-class Stream:
-    agent: str
-    keep: int = 2000
-    shown: bool = True  # the app shows it: split into lines, else only counted
-    expected: int | None = None
-    asked_at: float = 0.0
-    lines: int = 0
-    waiting: list = field(default_factory=list)
-    check_at: float = 0.0  # ask the collector for anything past `expected` at this time
-    splitter: Splitter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.splitter = Splitter(self.keep)
 
 
 def initial_state(paths: Paths) -> tuple[State, str]:
@@ -129,7 +97,8 @@ class Feed:
         self.was_up = False
         self.last_beat = 0.0
         self.batch_beat = 0.0
-        self.bytes_in = 0  # output bytes since the last trim
+        self.output_in = 0  # output chunks since the last trim
+        self.counts: dict[str, Chunk] = {}  # this batch's count chunk of each hidden stream
 
     # -- the app's side ------------------------------------------------------------------------
 
@@ -208,6 +177,7 @@ class Feed:
                     self.painted.clear()
                     self.follower_dropped_into_batch()
                     batch, self.batch = self.batch, Batch()
+                    self.counts = {}
                     last_flush = time.monotonic()
                     if self.running:
                         self.on_batch(batch)
@@ -240,14 +210,13 @@ class Feed:
                 self.set_shown(agents)
 
     def set_shown(self, agents: list[str]) -> None:
+        now = time.monotonic()
         for a, s in self.streams.items():
             if a in agents and not s.shown:
-                s.shown, s.expected, s.waiting = True, None, []  # as at watch: the backlog first
-                s.splitter.reset()
-                self.ask(s, self.keep_lines)
+                s.shown = True
+                self.send(s, s.begin(now))  # as at watch: the backlog first
             elif a not in agents:
-                s.shown = False
-                s.splitter.reset()
+                s.hide()
 
     def set_watch(self, job: str | None, agents: list[str], shown: list[str]) -> None:
         for a in self.streams:
@@ -256,27 +225,46 @@ class Feed:
         if job is None:
             return
         for a in agents:
-            self.streams[a] = Stream(a, self.keep_lines, a in shown)
+            self.streams[a] = Stream(job, a, self.keep_lines, a in shown)
             self.sub.setsockopt(zmq.SUBSCRIBE, wire.log_topic(job, a))
         self.loop.call_later(SUB_SETTLE_S, self.ask_backlogs)
 
     def ask_backlogs(self) -> None:
+        now = time.monotonic()
         for s in self.streams.values():
-            self.ask(s, self.keep_lines)
+            self.send(s, s.begin(now))
 
-    def ask(self, s: Stream, lines: int) -> None:
-        s.asked_at, s.lines = time.monotonic(), lines
+    def send(self, s: Stream, ask: Ask | None) -> None:
+        if ask is None:
+            return
+        req = wire.BacklogRequest(job=self.job or "", agent=s.agent, lines=ask.lines, after=ask.after, count=ask.count)
         try:
-            self.req.send(wire.encoder.encode(wire.BacklogRequest(job=self.job or "", agent=s.agent, lines=lines)),
-                          zmq.NOBLOCK)
+            self.req.send(wire.encoder.encode(req), zmq.NOBLOCK)
         except zmq.Again:
-            pass
+            pass  # sent again by the timer (Stream.due)
 
     def check_all(self) -> None:
         """cocode came back (or was asked): anything written past what we hold?"""
+        now = time.monotonic()
         for s in self.streams.values():
-            if s.expected is not None and not s.asked_at:
-                self.ask(s, 0)
+            self.send(s, s.lacks(now))
+
+    def handle(self, s: Stream, out: list) -> None:
+        """What a stream made of an arrival: chunks for the app, a request to send."""
+        for x in out:
+            if isinstance(x, Ask):
+                self.send(s, x)
+            elif x.kind == "count":  # a hidden tab's: one per stream and batch, however many came
+                self.output_in += 1
+                held = self.counts.get(s.agent)
+                if held is not None and held.job == x.job:
+                    held.n += x.n
+                else:
+                    self.counts[s.agent] = x
+                    self.batch.chunks.append(x)
+            else:
+                self.output_in += x.kind == "lines"
+                self.batch.chunks.append(x)
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -312,34 +300,11 @@ class Feed:
             self.batch.dropped += 1
             return
         s = self.streams.get(c.agent)
-        if s is None or c.job != self.job or topic != wire.log_topic(c.job, c.agent):
+        if s is None or c.job != self.job or topic != s.topic:
             return  # a stale subscription's last frames, or log.j.ab matching log.j.a
-        self.on_chunk(s, c, now)
-
-    def on_chunk(self, s: Stream, c: wire.LogChunk, now: float) -> None:
-        if s.expected is None or s.asked_at:
-            s.waiting.append(c)
-            return
-        end = c.offset + len(c.data)
-        if end <= s.expected:
-            return  # held already (from the backlog, or a resend)
-        if c.offset > s.expected:
-            s.waiting.append(c)  # something between was lost: ask for it
-            self.ask(s, 0)
-            return
-        self.emit(s, c.data[s.expected - c.offset:], now, c.ts)
-        s.expected = end
-
-    def emit(self, s: Stream, data: bytes, now: float, ts: float = 0.0) -> None:
-        if not data:
-            return
-        self.bytes_in += len(data)
-        if not s.shown:
-            self.batch.chunks.append(Chunk(self.job or "", s.agent, "count", n=data.count(b"\n"), at=now, ts=ts))
-            return
-        lines, n = s.splitter.split(data)
-        self.batch.chunks.append(Chunk(self.job or "", s.agent, "lines", text=s.splitter.rest(), lines=lines, n=n,
-                                       at=now, ts=ts))
+        out = s.chunk(c, now, time.monotonic())
+        if out:
+            self.handle(s, out)
 
     def on_reply(self) -> None:
         now = time.time()
@@ -350,32 +315,8 @@ class Feed:
                 self.batch.dropped += 1
                 continue
             if isinstance(msg, wire.Backlog) and msg.job == self.job and msg.agent in self.streams:
-                self.on_backlog(self.streams[msg.agent], msg, now)
-
-    def on_backlog(self, s: Stream, b: wire.Backlog, now: float) -> None:
-        if not s.asked_at:
-            return  # the answer to a request sent twice
-        s.asked_at = 0.0
-        if s.expected is None:
-            s.splitter.reset()
-            self.batch.chunks.append(Chunk(self.job or "", s.agent, "reset"))
-            self.emit(s, b.data, now)
-            s.expected = b.end
-        elif b.end > s.expected:
-            if b.start > s.expected:
-                s.splitter.reset()  # the bytes between are gone: a line cut there is not joined
-                if b.start % ATTEMPT_SPAN == 0:
-                    self.batch.chunks.append(Chunk(self.job or "", s.agent, "notice",
-                                                   text=f"attempt {b.start // ATTEMPT_SPAN + 1}"))
-                else:
-                    self.batch.chunks.append(Chunk(self.job or "", s.agent, "notice",
-                                                   text=f"{b.start - s.expected:,} bytes no longer held; skipped"))
-            frm = max(s.expected, b.start)
-            self.emit(s, b.data[frm - b.start:], now)
-            s.expected = b.end
-        queued, s.waiting = s.waiting, []
-        for c in sorted(queued, key=lambda c: c.offset):
-            self.on_chunk(s, c, now)
+                s = self.streams[msg.agent]
+                self.handle(s, s.backlog(msg, now, time.monotonic()))
 
     # -- timers --------------------------------------------------------------------------------
 
@@ -384,15 +325,11 @@ class Feed:
         if self.was_up and now - self.last_beat > 3.5:
             self.was_up = False
         for s in self.streams.values():
-            if s.asked_at and now - s.asked_at > ASK_AGAIN_S:
-                self.ask(s, s.lines)
-            elif s.check_at and now >= s.check_at and not s.asked_at and s.expected is not None:
-                s.check_at = 0.0
-                self.ask(s, 0)
+            self.send(s, s.due(now))
 
     def trim(self) -> None:
-        if self.bytes_in:
-            self.bytes_in = 0
+        if self.output_in:
+            self.output_in = 0
             osutil.release_memory()
 
     def check_started(self) -> None:

@@ -86,3 +86,13 @@ def test_line_start_across_blocks_matches_the_whole_output():
         feed(buf, data, 7777)
         for lines in (0, 1, 2, 5, 40, 200, 10**6):
             assert buf.line_start(lines) == last_lines_start(data, buf.start, lines), (seed, lines)
+
+
+def test_newlines_are_counted_from_any_offset_across_blocks():
+    data = b"".join(b"%d\n" % i for i in range(200_000))
+    ring = RingBuffer(3 * BLOCK, start=10)
+    for i in range(0, len(data), 5000):
+        ring.append(data[i:i + 5000])
+    held = data[ring.start - 10:]
+    for frm in (0, ring.start, ring.start + BLOCK + 3, ring.end - 7, ring.end):
+        assert ring.newlines(frm) == held[max(frm, ring.start) - ring.start:].count(b"\n")

@@ -72,3 +72,15 @@ def test_a_new_attempt_continues_the_log_at_its_own_offsets(tmp_path):
     assert b"".join(RunFiles(tmp_path, "j3", "a").iter_all()) == b"attempt one\nattempt two\n"
 
 
+
+
+def test_a_backlog_from_an_offset_holds_only_what_the_reader_lacks(tmp_path):
+    run = RunLog(tmp_path, "j1", "a", SMALL)
+    data = b"".join(b"line %d\n" % i for i in range(1000))
+    store_all(run, data)
+    assert run.backlog(0, 5000) == (5000, data[5000:])  # lines 0: no line bound
+    assert run.backlog(2, 10) == (len(data) - len(b"line 998\nline 999\n"), b"line 998\nline 999\n")
+    assert run.backlog(1, 1 << 62) == (len(data), b"")  # past the end: the end alone
+    assert run.backlog_newlines(300, 5000) == (run.backlog_start(300), 300)
+    assert run.backlog_newlines(0, 5000) == (5000, data[5000:].count(b"\n"))
+    assert run.backlog(0) == (0, data)  # no `after`: as before it existed

@@ -1,0 +1,102 @@
+"""What `cocode top` asks the log collector for (cocode.top.streams, pure), and the
+splitter's whole-batch fast path against the line-by-line display it replaces."""
+
+from __future__ import annotations
+
+import random
+
+from cocode.core import wire
+from cocode.top import panes
+from cocode.top.streams import ASK_AGAIN_S, Ask, Stream
+
+
+def chunk(offset: int, data: bytes) -> wire.LogChunk:
+    return wire.LogChunk(job="j", agent="a", stream="stdout", offset=offset, data=data)
+
+
+def backlog(start: int, data: bytes) -> wire.Backlog:
+    return wire.Backlog(job="j", agent="a", start=start, end=start + len(data), data=data)
+
+
+def lines(out: list) -> list[str]:
+    return [line for c in out if not isinstance(c, Ask) for line in c.lines]
+
+
+def test_a_gap_asks_only_for_the_bytes_after_what_is_held():
+    s = Stream("j", "a", keep=100)
+    assert s.begin(0.0) == Ask(100)
+    s.backlog(backlog(0, b"one\ntwo\n"), 0.0, 0.0)
+    assert lines(s.chunk(chunk(8, b"three\n"), 0.0, 0.0)) == ["three"]
+    out = s.chunk(chunk(19, b"five\n"), 0.0, 0.0)  # "four\n" at 14 was lost
+    assert out == [Ask(0, 14)]
+    assert s.chunk(chunk(24, b"six\n"), 0.0, 0.0) == []  # waits behind the request
+    out = s.backlog(backlog(14, b"four\nfive\n"), 0.0, 0.0)
+    assert lines(out) == ["four", "five", "six"]  # no gap, "five" not twice
+    assert s.expected == 28 and not s.waiting
+
+
+def test_a_run_ending_or_cocode_returning_asks_from_the_expected_offset():
+    s = Stream("j", "a", keep=100)
+    s.begin(0.0)
+    s.backlog(backlog(0, b"x\n" * 10), 0.0, 0.0)
+    s.check_at = 1.0
+    assert s.due(0.5) is None
+    assert s.due(1.0) == Ask(0, 20)
+    assert s.lacks(1.0) is None  # one request at a time
+    assert s.due(1.0 + ASK_AGAIN_S + 0.1) == Ask(0, 20)  # unanswered: sent again
+    assert s.backlog(backlog(20, b""), 0.0, 4.0) == []
+    assert s.backlog(backlog(20, b"late\n"), 0.0, 4.0) == []  # the answer to the resend
+
+
+def test_a_hidden_stream_asks_for_a_count_and_counts_what_follows():
+    s = Stream("j", "a", keep=100, shown=False)
+    assert s.begin(0.0) == Ask(100, count=True)
+    out = s.backlog(wire.Backlog(job="j", agent="a", start=0, end=5000, data=b"", newlines=70), 0.0, 0.0)
+    assert [(c.kind, c.n) for c in out] == [("reset", 0), ("count", 70)]
+    (c,) = s.chunk(chunk(5000, b"a\nb\nc"), 0.0, 0.0)
+    assert (c.kind, c.n, c.lines) == ("count", 2, [])
+    assert s.chunk(chunk(6000, b"x\n"), 0.0, 0.0) == [Ask(0, 5005, count=True)]
+
+
+def test_a_count_answering_an_earlier_request_is_not_taken_for_a_shown_tabs_backlog():
+    s = Stream("j", "a", keep=100, shown=False)
+    s.begin(0.0)
+    s.shown = True
+    assert s.begin(0.1) == Ask(100)
+    assert s.backlog(wire.Backlog(job="j", agent="a", start=0, end=9, data=b"", newlines=3), 0.0, 0.2) == []
+    assert lines(s.backlog(backlog(0, b"a\nb\nc\n"), 0.0, 0.3)) == ["a", "b", "c"]
+
+
+def test_bytes_no_longer_held_are_said_and_skipped():
+    s = Stream("j", "a", keep=100)
+    s.begin(0.0)
+    s.backlog(backlog(0, b"a\n"), 0.0, 0.0)
+    s.lacks(0.0)
+    out = s.backlog(backlog(50, b"z\n"), 0.0, 0.0)
+    assert out[0].kind == "notice" and "48 bytes no longer held" in out[0].text
+    assert lines(out) == ["z"]
+
+
+def old_split(keep: int, partial: bytes, data: bytes):
+    done = (partial + data).split(b"\n")
+    rest = done.pop()
+    if len(rest) > panes.HOLD_PARTIAL:
+        done.append(rest)
+        rest = b""
+    return [panes.display(line) for line in done[-keep:]], len(done), rest
+
+
+def test_the_splitter_shows_what_line_by_line_display_shows(monkeypatch):
+    monkeypatch.setattr(panes, "HOLD_PARTIAL", 50)
+    pieces = [b"a", b"\n", b"\t", b"\r", b"\x1b", b"\xc3\xa9", b"\xff", b"\xe2\x80\x8b", b"x" * 3000,
+              b"y" * 20, b"\n\n", "日".encode()]
+    rnd = random.Random(7)
+    for _ in range(5000):
+        keep = rnd.choice([1, 2, 3, 2000])
+        partial = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 4)))
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+        s = panes.Splitter(keep)
+        s.partial = partial
+        got = s.split(data)
+        want = old_split(keep, partial, data)
+        assert (got, s.partial) == (want[:2], want[2]), (keep, partial, data)
