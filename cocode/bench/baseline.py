@@ -208,7 +208,7 @@ def rounding(values: list[float]) -> float:
     return math.log1p(0.5 * 10.0 ** -min(digits, 9) / mid) if mid > 0 else 0.0
 
 
-def _worse(name: str, old: float, new: float) -> float:
+def worse_log(name: str, old: float, new: float) -> float:
     """log of how many times worse new is than old (negative: better)."""
     if old <= 0 or new <= 0:
         return 0.0
@@ -220,7 +220,7 @@ def excess_needed(name: str, old: list[float], new: list[float], threshold: floa
     """The between-run factor that would just let this pair pass in both orders (0: any
     would); for calibrating EXCESS from pairs known not to differ."""
     s = spread(old) + spread(new)
-    over = abs(_worse(name, statistics.median(old), statistics.median(new))) - math.log1p(threshold) \
+    over = abs(worse_log(name, statistics.median(old), statistics.median(new))) - math.log1p(threshold) \
         - rounding(old) - rounding(new)
     return max(over, 0.0) / s if s else (math.inf if over > 0 else 0.0)
 
@@ -234,7 +234,7 @@ def compare(old: dict, new: dict, threshold: float = THRESHOLD) -> list[dict]:
         if not a or not b:
             continue
         ma, mb = statistics.median(a), statistics.median(b)
-        worse = _worse(name, ma, mb)
+        worse = worse_log(name, ma, mb)
         limit = (math.log1p(threshold) + EXCESS.get(name, (1.0, ""))[0] * (spread(a) + spread(b))
                  + rounding(a) + rounding(b))
         rows.append({"ratio": name, "against": against, "old": round(ma, 4), "new": round(mb, 4),

@@ -83,7 +83,7 @@ def test_the_between_run_factors_cover_every_pair_known_not_to_differ():
     cross = [(ratios(a), ratios(b)) for a in WITH_POOL for b in BEFORE_POOL]
     for name in baseline.RATIOS:
         needed = [baseline.excess_needed(name, a["ratios"][name], b["ratios"][name]) for a, b in pairs]
-        worse = {baseline._worse(name, statistics_median(a["ratios"][name]), statistics_median(b["ratios"][name])) > 0
+        worse = {baseline.worse_log(name, statistics_median(a["ratios"][name]), statistics_median(b["ratios"][name])) > 0
                  for a, b in cross}
         if len(worse) == 2:  # the change flips sign between the pairings: noise
             needed += [baseline.excess_needed(name, a["ratios"][name], b["ratios"][name]) for a, b in cross]
