@@ -25,7 +25,7 @@ from cocode.core import wire
 from cocode.core.appender import Appender
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop
-from cocode.core.sockets import dealer
+from cocode.core.sockets import dealer, requester
 from cocode.errors import CocodeError, NotRunningError
 from cocode.lock import running_pid
 from cocode.paths import Paths
@@ -36,10 +36,8 @@ def request(paths: Paths, cmd: str, timeout: float = 2.0) -> dict | None:
     """Ask the supervisor; None when nobody answers."""
     paths.check_socket_dir()
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
+    sock = requester(ctx, paths.endpoint("supervisor"))
     try:
-        sock.connect(paths.endpoint("supervisor"))
         sock.send(msgspec.json.encode({"cmd": cmd}))
         if not sock.poll(int(timeout * 1000)):
             return None

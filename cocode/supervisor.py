@@ -25,7 +25,7 @@ import zmq
 
 from cocode.core import events as ev
 from cocode.core import wire
-from cocode.core.sockets import bind
+from cocode.core.sockets import FAST_RECONNECT_MS, ZMQ_DEFAULT_HWM, replier, subscriber
 from cocode.core.appender import Appender
 from cocode.errors import CocodeError
 from cocode import envnames, forkstart, started_pipe
@@ -117,14 +117,11 @@ class Supervisor:
 
     def open_sockets(self) -> None:
         self.ctx = zmq.Context.instance()
-        self.control = self.ctx.socket(zmq.REP)
-        self.control.setsockopt(zmq.LINGER, 0)
-        bind(self.control, self.paths.endpoint("supervisor"))
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.RECONNECT_IVL, 20)
-        self.sub.connect(self.paths.endpoint("bus"))
-        self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
+        self.control = replier(self.ctx, self.paths.endpoint("supervisor"))
+        # Heartbeats only, a few a second: libzmq's default queue. The bus just
+        # forked may not have bound yet: its first beat should not wait 100 ms.
+        self.sub = subscriber(self.ctx, self.paths.endpoint("bus"), [wire.HEARTBEAT_TOPIC],
+                              hwm=ZMQ_DEFAULT_HWM, reconnect_ms=FAST_RECONNECT_MS)
         self.appender = Appender(self.ctx, self.paths.endpoint("store"), wire.new_producer_id("supervisor"))
         self.loop = Loop()
 

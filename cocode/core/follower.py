@@ -23,7 +23,7 @@ import zmq
 from cocode.core import events as ev
 from cocode.core import wire
 from cocode.core.loop import Loop, drain
-from cocode.core.sockets import dealer
+from cocode.core.sockets import dealer, subscriber
 
 try:  # the C function alone: hmac would load OpenSSL into every service
     from _operator import _compare_digest as same_digest
@@ -48,22 +48,18 @@ class Follower:
         self.last = after
         self.head = after
         self.liveness = liveness
-        self.sub = ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.RCVHWM, 100_000)
-        self.sub.connect(subscribe_endpoint)
-        self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC + b"store")
         self.types = sorted(set(types)) if types else None
+        topics = [wire.HEARTBEAT_TOPIC + b"store"]
         if self.types is None:
             # Every evt. frame: seq must stay contiguous for gap detection.
-            self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC)
+            topics.append(wire.EVENT_TOPIC)
         else:
             # Only some types: their seqs have holes by nature, so a live event is
             # only a hint that there is news, and the store's filtered pages deliver.
             # A follower of job events then never decodes a flood of other events.
-            for t in self.types:
-                self.sub.setsockopt(zmq.SUBSCRIBE, wire.EVENT_TOPIC + t.encode())
+            topics += [wire.EVENT_TOPIC + t.encode() for t in self.types]
             self.again = False
+        self.sub = subscriber(ctx, subscribe_endpoint, topics)
         self.req = dealer(ctx, store_endpoint)
         self.syncing = False
         self.sync_sent = 0.0

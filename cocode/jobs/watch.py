@@ -20,6 +20,7 @@ from cocode.core.views import JobView, State
 from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
+from cocode.core.sockets import ZMQ_DEFAULT_HWM, subscriber
 from cocode.errors import NotRunningError
 from cocode.logs.printer import Printer
 from cocode.paths import Paths
@@ -39,10 +40,9 @@ def watch_job(
     loop = Loop()
     sub = None
     if printer is not None:
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.connect(paths.endpoint("bus"))
-        sub.setsockopt(zmq.SUBSCRIBE, RunKey.job_topic(job_id))
+        # Display only, as it always was: libzmq's default queue (a reader far
+        # behind loses output here; `cocode tail` is the reader that never does).
+        sub = subscriber(ctx, paths.endpoint("bus"), [RunKey.job_topic(job_id)], hwm=ZMQ_DEFAULT_HWM)
 
         def on_log() -> None:
             for frames in drain(sub, multipart=True):

@@ -32,6 +32,7 @@ from cocode.core import state as st
 from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
+from cocode.core.sockets import backlog_asker, subscriber
 from cocode.errors import CocodeError
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles, attempt_base, attempt_of, count_lines
 from cocode.paths import Paths
@@ -63,16 +64,8 @@ class Tail:
         self.loop = Loop()
         self.streams = {a: Stream(a) for a in agents}
         self.topics = {wire.log_topic(job, a): a for a in agents}
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.RCVHWM, 100_000)
-        self.sub.connect(paths.endpoint("bus"))
-        for topic in self.topics:
-            self.sub.setsockopt(zmq.SUBSCRIBE, topic)
-        self.req = self.ctx.socket(zmq.DEALER)
-        self.req.setsockopt(zmq.LINGER, 0)
-        self.req.setsockopt(zmq.RCVHWM, 0)
-        self.req.connect(paths.endpoint("logs"))
+        self.sub = subscriber(self.ctx, paths.endpoint("bus"), self.topics)
+        self.req = backlog_asker(self.ctx, paths.endpoint("logs"))
         self.loop.add(self.sub, self.on_live)
         self.loop.add(self.req, self.on_reply)
         self.loop.every(0.1, self.tick)

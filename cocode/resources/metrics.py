@@ -272,11 +272,10 @@ def latest_samples(paths, timeout: float = 3.0) -> tuple[dict[str, dict], dict |
     a tick, then its metric.host (which names the runs of that tick)."""
     import zmq
 
-    ctx = zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.connect(paths.endpoint("bus"))
-    sub.setsockopt(zmq.SUBSCRIBE, b"metric.")
+    from cocode.core.sockets import ZMQ_DEFAULT_HWM, subscriber
+
+    # One round of samples, read at once: libzmq's default queue is plenty.
+    sub = subscriber(zmq.Context.instance(), paths.endpoint("bus"), [b"metric."], hwm=ZMQ_DEFAULT_HWM)
     decoder = msgspec.msgpack.Decoder(dict)
     runs: dict[int, dict[str, dict]] = {}
     deadline = time.monotonic() + timeout

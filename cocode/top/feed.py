@@ -32,6 +32,7 @@ from cocode.core.views import State
 from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
+from cocode.core.sockets import backlog_asker, subscriber
 from cocode.errors import CocodeError
 from cocode.paths import Paths
 from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
@@ -149,16 +150,9 @@ class Feed:
         self.loop = Loop()
         self.follower = Follower(self.ctx, self.paths.endpoint("bus"), self.paths.endpoint("store"),
                                  self.on_event, after=state.seq)
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.RCVHWM, 100_000)
-        self.sub.connect(self.paths.endpoint("bus"))
-        self.sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"metric.")
-        self.req = self.ctx.socket(zmq.DEALER)
-        self.req.setsockopt(zmq.LINGER, 0)
-        self.req.setsockopt(zmq.RCVHWM, 0)
-        self.req.connect(self.paths.endpoint("logs"))
+        # Log topics are added and dropped as the watched job changes (set_watch).
+        self.sub = subscriber(self.ctx, self.paths.endpoint("bus"), [wire.HEARTBEAT_TOPIC, b"metric."])
+        self.req = backlog_asker(self.ctx, self.paths.endpoint("logs"))
         self.metric_decoder = msgspec.msgpack.Decoder(dict)
         self.follower.attach(self.loop)
         self.loop.add(self.sub, self.on_sub)
