@@ -16,22 +16,15 @@ import zmq
 from cocode.config import Config
 from cocode.core.service import ServiceBase
 from cocode.paths import Paths
-from cocode.core.sockets import bind
+from cocode.core.sockets import bus_ends
 
 CONTROL = "inproc://bus-control"
 
 
 def _proxy(ctx: zmq.Context, paths: Paths, bound: threading.Event) -> None:
-    xsub = ctx.socket(zmq.XSUB)
-    xpub = ctx.socket(zmq.XPUB)
-    for s in (xsub, xpub):
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.SNDHWM, 100_000)
-        s.setsockopt(zmq.RCVHWM, 100_000)
     control = ctx.socket(zmq.PAIR)
     control.connect(CONTROL)
-    bind(xsub, paths.endpoint("bus-in"))
-    bind(xpub, paths.endpoint("bus"))
+    xsub, xpub = bus_ends(ctx, paths.endpoint("bus-in"), paths.endpoint("bus"))
     bound.set()
     try:
         zmq.proxy_steerable(xsub, xpub, None, control)

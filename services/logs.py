@@ -37,7 +37,7 @@ import zmq
 
 from cocode.core import events as ev
 from cocode.core import wire
-from cocode.core.sockets import bind
+from cocode.core.sockets import router
 from cocode.config import Config
 from cocode.logs.fsyncer import Fsyncer
 from cocode.logs.files import ATTEMPT_SPAN, RunFiles
@@ -71,13 +71,9 @@ class Logs(Service):
         # not kept (with its file) until the run is evicted after IDLE_EVICT_S.
         self.finished: set[tuple[str, str]] = set()
         self.follow(self.on_run_finished, types={"run_finished"})
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
         # A modest queue: a shipper that outruns us gets EAGAIN and keeps its spool,
         # instead of libzmq holding hundreds of MB here.
-        self.router.setsockopt(zmq.RCVHWM, 4000)
-        self.router.setsockopt(zmq.SNDHWM, 10_000)
-        bind(self.router, self.paths.endpoint("logs"))
+        self.router = router(self.ctx, self.paths.endpoint("logs"), rcvhwm=4000, sndhwm=10_000)
         self.loop.add(self.router, self.on_message)
         self.runs: dict[RunKey, RunLog] = {}
         self.fsyncer = Fsyncer(self.ctx, self.loop, self.on_synced)

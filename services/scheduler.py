@@ -19,7 +19,6 @@ import time
 from typing import NamedTuple
 
 import msgspec
-import zmq
 
 from cocode.core import gate
 from cocode.core.loop import drain
@@ -30,7 +29,7 @@ from cocode.jobs.inflight import InflightTable
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core import wire
-from cocode.core.sockets import bind
+from cocode.core.sockets import router
 from cocode.config import Config
 from cocode.paths import Paths
 from cocode.runkey import RunKey
@@ -61,8 +60,6 @@ class Scheduler(Service):
         self.said_alive: set[str] = set()  # silent workers whose process is still there, logged once
         # Decisions appended and not yet seen back in the log, one record per run.
         self.inflight = InflightTable()
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
         # No ROUTER_HANDOVER: a worker's routing id is the one its connection was given,
         # learnt from its last beat that passed the gate (a restarted worker's is new).
         self.dirty = False
@@ -73,7 +70,7 @@ class Scheduler(Service):
         self.forged_beat = Throttled(self.log, "dropped a worker beat not from its worker: %s")
 
     def setup(self) -> None:
-        bind(self.router, self.paths.endpoint("scheduler"))
+        self.router = router(self.ctx, self.paths.endpoint("scheduler"))
         self.loop.add(self.router, self.on_worker)
         self.follower = self.follow(self.on_event, after=self.state.seq, types=st.FOLDED_TYPES)
         self.loop.every(1.0, self.interrupt_orphans)

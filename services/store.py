@@ -29,7 +29,7 @@ from cocode.core.service import ServiceBase, other_services_alive
 from cocode.errors import EXIT_CONFIG, CocodeError
 from cocode.osutil import pid_alive, release_memory
 from cocode.paths import Paths
-from cocode.core.sockets import bind, plain_send
+from cocode.core.sockets import DEEP_HWM, plain_send, router
 from cocode.jobs import sandbox
 
 DRAIN_MAX = 2000  # requests taken per commit: bounds latency under load
@@ -64,11 +64,8 @@ class Store(ServiceBase):
         self.state = eventlog.load_state(self.conn)
         self.snapshot_seq = self.state.seq if self.state.seq else 0
         super().__init__(paths, config)
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.RCVHWM, 100_000)
-        self.router.setsockopt(zmq.SNDHWM, 100_000)
-        bind(self.router, paths.endpoint("store"))
+        # Every appender and follower asks here: a burst of appends or sync pages queues.
+        self.router = router(self.ctx, paths.endpoint("store"), rcvhwm=DEEP_HWM, sndhwm=DEEP_HWM)
         self.dropped = 0
         self.bad_kinds: set[str] = set()
         self.refusing: str | None = None
