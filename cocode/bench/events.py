@@ -30,6 +30,7 @@ from cocode.core import wire
 from cocode.bench import percentile
 from cocode.core.appender import Appender
 from cocode.core.loop import drain
+from cocode.core.sockets import subscriber
 from cocode.errors import CocodeError
 from cocode.paths import Paths
 from cocode.client import is_running
@@ -139,10 +140,8 @@ def _producer(paths: Paths, tag: str, index: int, count: int, rate: int, out: mp
 
 def _subscriber(paths: Paths, tag: str, ready, out: mp.Queue, expect: int, deadline_s: float) -> None:
     ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 1_000_000)
-    sub.connect(paths.endpoint("bus"))
-    sub.setsockopt(zmq.SUBSCRIBE, b"evt.bench_tick")
+    # A queue deeper than the burst it counts: a drop here would be the bench's, not cocode's.
+    sub = subscriber(ctx, paths.endpoint("bus"), [b"evt.bench_tick"], hwm=1_000_000)
     # Wait until our subscription reached the bus: a tick of our own comes back.
     probe_ctx_app = Appender(ctx, paths.endpoint("store"), wire.new_producer_id("benchsub"))
     while True:

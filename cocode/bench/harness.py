@@ -33,6 +33,7 @@ from cocode.bench.stamped import STAMP
 from cocode.client import append_one, current_state
 from cocode.configload import load_config
 from cocode.core import wire
+from cocode.core.sockets import ZMQ_DEFAULT_HWM, subscriber
 from cocode.errors import EXIT_TIMEOUT, CocodeError
 from cocode.gitops.runner import init_repo
 from cocode.jobs.submit import Issue, build_job
@@ -186,10 +187,7 @@ class Scene:
     def _listen(self) -> None:
         """Every log chunk on the bus: the stamped lines' latency to here."""
         ctx = zmq.Context.instance()
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.connect(self.paths.endpoint("bus"))
-        sub.setsockopt(zmq.SUBSCRIBE, b"log.")
+        sub = subscriber(ctx, self.paths.endpoint("bus"), [b"log."], hwm=ZMQ_DEFAULT_HWM)
         try:
             while not self._stop.is_set():
                 if not sub.poll(100):

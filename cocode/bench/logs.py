@@ -35,6 +35,7 @@ import zmq
 
 from cocode import updown
 from cocode.core import wire
+from cocode.core.sockets import ZMQ_DEFAULT_HWM, dealer
 from cocode.bench import cdf_points, percentile, stamped
 from cocode.client import append_one
 from cocode.configload import load_config
@@ -221,10 +222,7 @@ def collector_throughput(paths: Paths, total_mb: float, runs: int = 5, window: i
     per_run = int(total_mb * 1_000_000) // runs
     data = chunk_source(per_run) if data is None else data[:per_run]
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 4000)
-    sock.connect(paths.endpoint("logs"))
+    sock = dealer(ctx, paths.endpoint("logs"), sndhwm=4000, rcvhwm=ZMQ_DEFAULT_HWM)
     sent = [0] * runs
     acked = [0] * runs
     names = [f"tp{i}" for i in range(runs)]

@@ -27,6 +27,7 @@ import zmq
 
 from cocode.bench.logs import AGENTS, WRITER
 from cocode.core import wire
+from cocode.core.sockets import ZMQ_DEFAULT_HWM, subscriber
 from cocode.errors import CocodeError
 from cocode.gitops.runner import init_repo
 from cocode.paths import Paths
@@ -107,11 +108,8 @@ class BareFeed(threading.Thread):
         self.paths, self.job, self.on_batch, self.running = paths, job, on_batch, True
 
     def run(self) -> None:
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.connect(self.paths.endpoint("bus"))
-        for a in AGENTS:
-            sub.setsockopt(zmq.SUBSCRIBE, wire.log_topic(self.job, a))
+        sub = subscriber(zmq.Context.instance(), self.paths.endpoint("bus"),
+                         [wire.log_topic(self.job, a) for a in AGENTS], hwm=ZMQ_DEFAULT_HWM)
         batch, last = [], time.monotonic()
         try:
             while self.running:
