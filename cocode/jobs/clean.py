@@ -195,7 +195,7 @@ def execute(root: Path, actions: list[Action], record, reason: str) -> list[str]
 # -- a run's temp files ------------------------------------------------------------------------
 
 
-def tmp_leftovers(tmp: Path, state: st.State, agent_table, actions: list[Action]) -> list[Path]:
+def tmp_leftovers(tmp: Path, state: State, agent_table, actions: list[Action]) -> list[Path]:
     """What final runs left in the worker's temp dir that may go now (jobs/runtmp.py);
     `actions` are this cleanup's (a run whose worktree goes keeps no HOME for a resume)."""
     from cocode.jobs import agents, runtmp
