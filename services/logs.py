@@ -237,13 +237,13 @@ class Logs(Service):
     def answer_backlog(self, ident: bytes, req: wire.BacklogRequest) -> None:
         run = self.get_run(req.job, req.agent, create=False)
         if run is None:
-            reply = wire.Backlog(job=req.job, agent=req.agent, start=0, end=0, data=b"")
+            reply = wire.Backlog(job=req.job, agent=req.agent, start=0, end=0, data=b"", id=req.id)
         elif req.count:
             start, n = run.backlog_newlines(req.lines, req.after)
-            reply = wire.Backlog(job=req.job, agent=req.agent, start=start, end=run.end, data=b"", newlines=n)
+            reply = wire.Backlog(job=req.job, agent=req.agent, start=start, end=run.end, data=b"", newlines=n, id=req.id)
         else:
             start, data = run.backlog(req.lines, req.after)
-            reply = wire.Backlog(job=req.job, agent=req.agent, start=start, end=run.end, data=data)
+            reply = wire.Backlog(job=req.job, agent=req.agent, start=start, end=run.end, data=data, id=req.id)
         try:
             self.router.send_multipart([ident, wire.encoder.encode(reply)], zmq.NOBLOCK)
         except zmq.ZMQError:

@@ -117,6 +117,7 @@ class BacklogRequest(msgspec.Struct, tag="backlog_request"):
     lines: int = 2000
     after: int = -1
     count: bool = False
+    id: int = 0  # echoed in the Backlog, so a reader can tell which request a reply answers
 
 
 class Backlog(msgspec.Struct, tag="backlog"):
@@ -129,6 +130,7 @@ class Backlog(msgspec.Struct, tag="backlog"):
     data: bytes
     finished: bool = False
     newlines: int = 0  # asked with `count`: the newlines in [start, end), and no data
+    id: int = 0  # the request's id (0: the reader gave none, or a collector from before ids)
 
 
 class WorkerBeat(msgspec.Struct, tag="worker_beat"):

@@ -231,7 +231,8 @@ class Feed:
     def send(self, s: Stream, ask: Ask | None) -> None:
         if ask is None:
             return
-        req = wire.BacklogRequest(job=self.job or "", agent=s.agent, lines=ask.lines, after=ask.after, count=ask.count)
+        req = wire.BacklogRequest(job=self.job or "", agent=s.agent, lines=ask.lines, after=ask.after,
+                                  count=ask.count, id=ask.id)
         try:
             self.req.send(wire.encoder.encode(req), zmq.NOBLOCK)
         except zmq.Again:

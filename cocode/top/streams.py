@@ -14,7 +14,8 @@ that arrive: its tab says how many lines are new, its backlog comes when shown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 
 from cocode.core import wire
 from cocode.logs.files import ATTEMPT_SPAN
@@ -22,6 +23,7 @@ from cocode.top.panes import Splitter
 
 ASK_AGAIN_S = 2.0  # an unanswered request is sent again after this long
 SETTLE_S = 0.3  # a watched run started or finished: check with the collector that we hold its end
+_ids = itertools.count(1)  # request ids, unique in the process: a stream watched again gets new ones
 
 
 @dataclass
@@ -40,11 +42,13 @@ class Chunk:
 @dataclass(frozen=True)
 class Ask:
     """A backlog request to send: the last `lines` lines (0: all held), none before
-    `after`; `count`: how many newlines they hold, not the bytes."""
+    `after`; `count`: how many newlines they hold, not the bytes. `id`: given when
+    it is asked, echoed by the collector (a resend keeps it: either answer will do)."""
 
     lines: int
     after: int = -1
     count: bool = False
+    id: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -94,6 +98,8 @@ class Stream:
         return None
 
     def ask(self, ask: Ask, now: float) -> Ask:
+        if not ask.id:
+            ask = replace(ask, id=next(_ids))
         self.asked, self.asked_at = ask, now
         return ask
 
@@ -116,8 +122,8 @@ class Stream:
 
     def backlog(self, b: wire.Backlog, at: float, now: float) -> list:
         """The collector's answer -> Chunks for the app, then the live chunks that waited."""
-        if self.asked is None or (b.newlines and not self.asked.count):
-            return []  # the answer to a request sent twice, or to a count asked before the tab was shown
+        if self.asked is None or (b.id and b.id != self.asked.id) or (b.newlines and not self.asked.count):
+            return []  # the answer to a request no longer wanted (replaced, or answered already)
         self.asked = None
         out: list = []
         if self.expected is None:

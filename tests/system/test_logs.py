@@ -24,6 +24,7 @@ import zmq
 
 from cocode import client
 from cocode.configload import load_config
+from cocode.core import wire
 from cocode.logs.files import RunFiles
 from cocode.logs.shipper import Shipper
 from cocode.paths import Paths
@@ -307,6 +308,35 @@ def test_a_stopped_collector_never_blocks_the_worker(running, repo):
 
 # ------------------------------------------------------------- a spool a dead worker left behind
 # (the run log's storage without services: tests/unit/test_runlog.py)
+
+
+def test_the_collector_echoes_each_backlog_requests_id(running, repo):
+    """`cocode top` tells which request a reply answers by its id (an older reply
+    must not be taken for a newer request's)."""
+    job = submit(repo, "weird")
+    wait_final(running, job)
+    wait_spool_empty(running)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.connect(running.endpoint("logs"))
+    try:
+        asks = [wire.BacklogRequest(job=job, agent="weird", lines=100, id=11),
+                wire.BacklogRequest(job=job, agent="weird", lines=100, count=True, id=12),
+                wire.BacklogRequest(job=job, agent="nobody", id=13),
+                wire.BacklogRequest(job=job, agent="weird", lines=100)]  # a reader from before ids
+        for req in asks:
+            sock.send(wire.encoder.encode(req))
+        replies = {}
+        for _ in asks:
+            b = wire.logs_decoder.decode(sock.recv())
+            replies[b.id] = b
+    finally:
+        sock.close(0)
+    assert sorted(replies) == [0, 11, 12, 13]
+    assert replies[11].data and not replies[11].newlines and replies[11].data == replies[0].data
+    assert replies[12].newlines and not replies[12].data
+    assert replies[13].end == 0
 
 
 def test_a_spool_left_behind_is_resent_by_the_next_worker(repo):

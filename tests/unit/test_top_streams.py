@@ -67,6 +67,40 @@ def test_a_count_answering_an_earlier_request_is_not_taken_for_a_shown_tabs_back
     assert lines(s.backlog(backlog(0, b"a\nb\nc\n"), 0.0, 0.3)) == ["a", "b", "c"]
 
 
+def reply(ask: Ask, start: int, data: bytes) -> wire.Backlog:
+    return wire.Backlog(job="j", agent="a", start=start, end=start + len(data), data=data, id=ask.id)
+
+
+def test_a_byte_reply_to_a_request_replaced_since_is_dropped():
+    s = Stream("j", "a", keep=100)
+    first = s.begin(0.0)
+    s.hide()
+    s.shown = True
+    second = s.begin(0.1)  # shown again while the first backlog is in flight
+    assert first.id and second.id != first.id
+    assert s.backlog(reply(first, 0, b"old\n"), 0.0, 0.2) == []
+    assert s.expected is None and s.asked is second  # still waiting for its own answer
+    assert lines(s.backlog(reply(second, 0, b"old\nnew\n"), 0.0, 0.3)) == ["old", "new"]
+
+
+def test_a_resend_keeps_its_id_and_a_late_answer_to_it_is_dropped():
+    s = Stream("j", "a", keep=100)
+    s.backlog(reply(s.begin(0.0), 0, b"x\n"), 0.0, 0.0)
+    gap = s.lacks(1.0)
+    again = s.due(1.0 + ASK_AGAIN_S + 0.1)
+    assert again.id == gap.id
+    s.backlog(reply(gap, 2, b""), 0.0, 4.0)
+    newer = s.lacks(5.0)
+    assert s.backlog(reply(again, 2, b"y\n"), 0.0, 5.1) == []  # answers the resend, not `newer`
+    assert lines(s.backlog(reply(newer, 2, b"y\nz\n"), 0.0, 5.2)) == ["y", "z"]
+
+
+def test_a_collector_from_before_ids_is_still_heard():
+    s = Stream("j", "a", keep=100)
+    s.begin(0.0)
+    assert lines(s.backlog(backlog(0, b"a\n"), 0.0, 0.0)) == ["a"]  # id 0: no id to check
+
+
 def test_bytes_no_longer_held_are_said_and_skipped():
     s = Stream("j", "a", keep=100)
     s.begin(0.0)
