@@ -30,4 +30,5 @@ METRICS_PORT = "COCODE_METRICS_PORT"  # `cocode up --metrics-port`: the monitor 
 # Set by the user or a test.
 CGROUP_PARENT = "COCODE_CGROUP_PARENT"  # a delegated cgroup v2 directory to use
 STORE_MAX_PAGES = "COCODE_STORE_MAX_PAGES"  # caps the log's pages: lets tests fill the disk
+TOP_FPS = "COCODE_TOP_FPS"  # `cocode top`: at most this many output frames a second (measuring others)
 PORTABLE_SAMPLER = "COCODE_PORTABLE_SAMPLER"  # 1: sample processes with psutil, not /proc

@@ -16,6 +16,7 @@ the app's commands (watch this job) come in over an inproc PAIR socket.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Callable
 import msgspec
 import zmq
 
-from cocode import lock, osutil
+from cocode import envnames, lock, osutil
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
@@ -39,7 +40,8 @@ from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
 
 __all__ = ["Batch", "Chunk", "Feed", "initial_state"]
 
-FLUSH_S = 0.04  # at most 25 batches a second: redraws are batched, not per line
+FPS = 15  # output frames a second at most (docs/benchmarks.md: 25 cost a third more CPU for no p99 gain)
+FLUSH_S = 1.0 / max(1.0, float(os.environ.get(envnames.TOP_FPS) or FPS))  # redraws are batched, not per line
 PAINT_WAIT_S = 1.0  # the next batch waits for the last one's repaint, at most this long
 SUB_SETTLE_S = 0.05  # new subscriptions reach the bus before the backlog is cut
 TRIM_EVERY_S = 2.0  # heap freed after a burst of output handed back to the OS at most this often

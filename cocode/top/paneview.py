@@ -68,6 +68,7 @@ class PaneView(Widget, can_focus=True):
         self._styles: dict[str, Style] | None = None
         self._tab_spans: list[tuple[int, int, int]] = []  # (x0, x1, pane index) of the tab row
         self._columns: list[tuple[int, int]] | None = None
+        self._seen: dict[int, tuple] = {}  # id(pane) -> what its rows and title showed at the last refresh
 
     # -- what is shown ---------------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class PaneView(Widget, can_focus=True):
         self.tabs = len(panes) > self.max_side
         self.labels = {p.agent: p.agent for p in panes}
         self._cells.clear()
+        self._seen.clear()
         self._fit()
         self.refresh()
 
@@ -106,10 +108,21 @@ class PaneView(Widget, can_focus=True):
     def changed(self, panes: list[Pane]) -> None:
         """These panes took new lines: redraw if one of them is shown (one refresh a batch)."""
         shown = self.shown
-        if any(p in shown for p in panes):
+        if any(p in shown and self._moved(p) for p in panes):
             if len(self._cells) > 8 * max(self.size.height, 1) * max(len(shown), 1):
                 self._cells.clear()  # rows of lines scrolled away
             self.refresh()
+
+    def _moved(self, p: Pane) -> bool:
+        """Did the rows or the title of this pane change since the last refresh? Lines
+        are immutable by their absolute number, so which ones are on screen says it all:
+        a pane scrolled back that only took new lines below its view is not redrawn."""
+        top = p.view_top()
+        seen = (top, min(p.end, top + p.height), p.x, p.height, id(p.matches), p.current, p.follow, p.note)
+        if self._seen.get(id(p)) == seen:
+            return False
+        self._seen[id(p)] = seen
+        return True
 
     # -- geometry --------------------------------------------------------------------------------
 
@@ -154,6 +167,7 @@ class PaneView(Widget, can_focus=True):
         p = self.current
         if p is not None:
             fn(p)
+            self._moved(p)  # drawn now: its next lines are compared with this
             self.refresh()
 
     def action_scroll(self, rows: int) -> None:
@@ -198,6 +212,7 @@ class PaneView(Widget, can_focus=True):
         if i is not None:
             event.stop()
             self.panes[i].scroll(rows)
+            self._moved(self.panes[i])
             self.refresh()
 
     def on_click(self, event) -> None:

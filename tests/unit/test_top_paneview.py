@@ -157,3 +157,28 @@ def test_a_pane_numbers_its_lines_absolutely_so_a_paused_reader_survives_the_rin
     log.add(["again"], 1, "")
     pane.sync()
     assert list(pane.lines) == ["again"] and pane.first == 6 and pane.line_at(0) == 6
+
+
+def test_a_pane_whose_rows_did_not_change_is_not_redrawn():
+    app = Panes(["one"])
+
+    async def scenario(pilot, view):
+        refreshes = []
+        plain = view.refresh
+        view.refresh = lambda *a, **k: (refreshes.append(a), plain(*a, **k))[1]
+        app.write("one", [f"line {i}" for i in range(100)])
+        assert len(refreshes) == 1  # following: the rows moved
+        view.focus()
+        await pilot.press("pageup")
+        await pilot.pause()
+        top, n = column(view, 0)[0], len(refreshes)
+        app.write("one", [f"line {i}" for i in range(100, 150)])  # below the paused view
+        assert len(refreshes) == n
+        await pilot.pause()
+        assert column(view, 0)[0] == top
+        await pilot.press("end")
+        app.write("one", ["line 150"])
+        assert len(refreshes) == n + 2  # End, then the new line
+        await pilot.pause()
+        assert column(view, 0)[-1] == "line 150"
+    run(app, scenario)
