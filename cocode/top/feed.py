@@ -40,8 +40,18 @@ from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
 
 __all__ = ["Batch", "Chunk", "Feed", "initial_state"]
 
-FPS = 15  # output frames a second at most (docs/benchmarks.md: 25 cost a third more CPU for no p99 gain)
-FLUSH_S = 1.0 / max(1.0, float(os.environ.get(envnames.TOP_FPS) or FPS))  # redraws are batched, not per line
+FPS = 25  # output frames a second at most (docs/benchmarks.md, issue 12: 15 or 20 saved 1-4% of a core, cost p50/p99)
+
+
+def _flush_s() -> float:
+    try:
+        fps = float(os.environ.get(envnames.TOP_FPS) or FPS)
+    except ValueError:  # a bad COCODE_TOP_FPS: the default, not a view that will not start
+        fps = FPS
+    return 1.0 / min(max(fps, 1.0), 100.0)
+
+
+FLUSH_S = _flush_s()  # redraws are batched, not per line
 PAINT_WAIT_S = 1.0  # the next batch waits for the last one's repaint, at most this long
 SUB_SETTLE_S = 0.05  # new subscriptions reach the bus before the backlog is cut
 TRIM_EVERY_S = 2.0  # heap freed after a burst of output handed back to the OS at most this often

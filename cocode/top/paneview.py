@@ -19,6 +19,7 @@ from __future__ import annotations
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
+from textual.filter import ANSIToTruecolor
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
@@ -250,7 +251,7 @@ class PaneView(Widget, can_focus=True):
         tint for Textual's styles cache to add, and its per-row pass (a new Strip per
         row of a scrolling pane) was the larger part of a frame. The app's filters
         (e.g. the dimming behind a modal screen) still apply."""
-        filters = self.get_line_filters()
+        filters = [f for f in self.get_line_filters() if not self._already_truecolor(f)]
         background = self.background_colors[1] if filters else None
         strips = []
         for y in crop.line_range:
@@ -262,6 +263,15 @@ class PaneView(Widget, can_focus=True):
         if (x1, x2) != (0, self.size.width):
             strips = [strip.crop(x1, x2) for strip in strips]
         return strips
+
+    def _already_truecolor(self, f) -> bool:
+        """Every segment drawn here has one of styles_for()'s styles (the lines are plain
+        text): when the ANSI-to-truecolor filter leaves each of them as it is, it would
+        only copy every row each frame (profiled: more CPU than making the rows)."""
+        if not isinstance(f, ANSIToTruecolor):
+            return False
+        bg = self.background_colors[1].rich_color
+        return all(f.truecolor_style(style, bg) == style for style in self.styles_for().values())
 
     def render_line(self, y: int) -> Strip:
         st = self.styles_for()
