@@ -32,6 +32,17 @@ def leaves_no_process(request):
         reap(agent_processes(tmp), "processes working in the test's directory outlived it")
 
 
+@pytest.fixture(params=["bwrap", "off"])
+def sandbox_mode(request) -> str:
+    """A test that takes it runs twice: its runs confined by bubblewrap (`sandbox:
+    bwrap`, skipped where bwrap cannot confine here, saying why) and not (`off`)."""
+    from cocode.jobs import sandbox
+
+    if request.param == "bwrap" and (why := sandbox.unavailable()):
+        pytest.skip(f"sandbox unavailable: {why}")
+    return request.param
+
+
 @pytest.fixture
 def ctx():
     """A private ZeroMQ context for a test's own sockets."""

@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 
 import psutil
-import pytest
 
-from cocode.jobs import sandbox
 from cocode.paths import Paths
 from cocode.runkey import RunKey
 from support import (
@@ -41,10 +39,8 @@ def daemons(tag: str) -> dict[str, psutil.Process]:
 
 
 @heavy
-@pytest.mark.parametrize("mode", ["bwrap", "off"])
-def test_a_checks_daemons_are_gone_once_it_is_finished(calc: GitRepo, mode: str):
-    if mode == "bwrap" and (why := sandbox.unavailable()):
-        pytest.skip(f"sandbox unavailable: {why}")
+def test_a_checks_daemons_are_gone_once_it_is_finished(calc: GitRepo, sandbox_mode: str):
+    mode = sandbox_mode
     repo = calc.path
     (repo / ".git" / "info" / "exclude").write_text(".cocode/\nrelease\n")
     tag = f"check{os.getpid()}{mode}"

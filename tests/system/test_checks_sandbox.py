@@ -34,10 +34,8 @@ def escape(repo: Path) -> str:
             f"cat {worktrees}/*/mark.txt > seen.txt; true")
 
 
-@pytest.mark.parametrize("mode", ["bwrap", "off"])
-def test_a_check_is_confined_to_its_run_when_runs_are_sandboxed(calc: GitRepo, mode: str):
-    if mode == "bwrap" and (why := sandbox.unavailable()):
-        pytest.skip(f"sandbox unavailable: {why}")
+def test_a_check_is_confined_to_its_run_when_runs_are_sandboxed(calc: GitRepo, sandbox_mode: str):
+    mode = sandbox_mode
     repo = calc.path
     (repo / ".git" / "info" / "exclude").write_text(".cocode/\nescaped-main.txt\n")
     junit = f"echo \"{XML}\" > \"$COCODE_JUNIT_XML\"; echo \"xml=$COCODE_JUNIT_XML\"; exit 1"

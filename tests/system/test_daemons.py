@@ -14,10 +14,8 @@ import json
 from pathlib import Path
 
 import psutil
-import pytest
 
 from cocode import client
-from cocode.jobs import sandbox
 from cocode.paths import Paths
 from support import AGENTS_DIR, cocode, down, heavy, live, make_repo, up, wait_none, wait_until
 
@@ -58,10 +56,8 @@ def submit(repo: Path) -> str:
 
 
 @heavy
-@pytest.mark.parametrize("mode", ["bwrap", "off"])
-def test_no_daemon_outlives_its_run_nor_cocode_down(tmp_path, mode):
-    if mode == "bwrap" and sandbox.unavailable():
-        pytest.skip(sandbox.unavailable())
+def test_no_daemon_outlives_its_run_nor_cocode_down(tmp_path, sandbox_mode):
+    mode = sandbox_mode
     repo = make_repo(tmp_path / "repo")
     config = {"agents": {"daemons": {"command": ["{python}", str(AGENTS_DIR / "daemons.py")]}},
               "setup": [SETUP], "sandbox": mode}

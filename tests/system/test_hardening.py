@@ -144,8 +144,6 @@ def test_a_failing_agents_last_line_is_redacted_before_it_is_logged(hrepo):
 
 @pytest.mark.parametrize("days", [-1.0, float("nan"), float("inf")])
 def test_the_store_refuses_a_compaction_age_that_is_not_one(hrepo, ctx, days):
-    import zmq
-
     from cocode.core import wire
     from cocode.core.sockets import dealer
 
@@ -240,16 +238,12 @@ ATTACKS = ("write_log", "reach_store", "read_other_worktree", "read_logs", "forg
            "write_main_checkout", "write_git_config", "real_home")
 
 
-@pytest.mark.parametrize("mode", ["bwrap", "off"])
-def test_hostile_agent_in_and_out_of_the_sandbox(tmp_path, mode):
+def test_hostile_agent_in_and_out_of_the_sandbox(tmp_path, sandbox_mode):
     """With `sandbox: bwrap` every attack is blocked; with `sandbox: off` the report
     documents what an agent can do (most of it). Its daemon dies with it in both."""
     import psutil
 
-    from cocode.jobs import sandbox
-
-    if mode == "bwrap" and sandbox.unavailable():
-        pytest.skip(sandbox.unavailable())
+    mode = sandbox_mode
     repo = make_repo(tmp_path / "repo")
     env = {**GIT_ENV, "REAL_HOME": os.environ.get("HOME", "/root")}
     agents = {"hostile": {"command": ["bash", str(AGENTS_DIR / "hostile.sh")], "env": env},

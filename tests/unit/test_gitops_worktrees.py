@@ -18,6 +18,13 @@ def worktree_paths(repo: GitRepo) -> list[str]:
     return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")]
 
 
+def worktree_with_work(gitrepo: GitRepo, wt, branch: str) -> tuple[str, str]:
+    """(base, the agent's commit): a run's worktree at HEAD on `branch`, one commit made in it."""
+    base = gitrepo.head()
+    gitops.create_worktree(gitrepo.path, wt, branch, base)
+    return base, gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+
+
 # ---------------------------------------------------------------- resolve_commit
 
 
@@ -53,10 +60,8 @@ def test_create_worktree_checks_out_new_branch_at_base(gitrepo, tmp_path):
 
 
 def test_create_worktree_reuses_requeued_run_untouched(gitrepo, tmp_path):
-    base = gitrepo.head()
     wt = tmp_path / "wt" / "job1-a"
-    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
-    work = gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+    base, work = worktree_with_work(gitrepo, wt, "cocode/job1/a")
     (wt / "scratch.txt").write_text("uncommitted\n")
 
     gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
@@ -66,10 +71,8 @@ def test_create_worktree_reuses_requeued_run_untouched(gitrepo, tmp_path):
 
 
 def test_create_worktree_keeps_commits_of_surviving_branch(gitrepo, tmp_path):
-    base = gitrepo.head()
     wt = tmp_path / "wt" / "job1-a"
-    gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
-    work = gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+    base, work = worktree_with_work(gitrepo, wt, "cocode/job1/a")
     gitops.remove_worktree(gitrepo.path, wt)
 
     gitops.create_worktree(gitrepo.path, wt, "cocode/job1/a", base)
@@ -118,10 +121,8 @@ def test_create_worktree_recovers_from_hand_deleted_worktree(gitrepo, tmp_path):
 
 
 def test_remove_worktree_deletes_directory_and_entry_but_keeps_branch(gitrepo, tmp_path):
-    base = gitrepo.head()
     wt = tmp_path / "wt" / "j-a"
-    gitops.create_worktree(gitrepo.path, wt, "cocode/j/a", base)
-    work = gitrepo.commit("agent work", {"fix.txt": "fixed\n"}, cwd=wt)
+    _, work = worktree_with_work(gitrepo, wt, "cocode/j/a")
 
     gitops.remove_worktree(gitrepo.path, wt)
 
