@@ -4,7 +4,8 @@ dashboard can, and hands the app batches.
 - events: the store's sync (core.follower.Follower, from the snapshot's seq), so a
   restart of cocode resumes at the next seq: nothing lost, nothing twice;
 - liveness: `hb.*` heartbeats on the bus; `metric.*`: the monitor's samples;
-- output: `log.<job>.<agent>` chunks of the watched job, checked against offsets
+- output: `log.<job>.<agent>` chunks of the watched job's shown agents (a hidden
+  tab's lines are only counted, by asking the collector), checked against offsets
   by cocode/top/streams.py (what to ask the collector for, what to hand the app);
   this module owns the sockets, the timers and the batches. The bytes are decoded
   and split into lines here, not on the app's thread.
@@ -220,19 +221,25 @@ class Feed:
         for a, s in self.streams.items():
             if a in agents and not s.shown:
                 s.shown = True
+                # Chunks sent before the subscription reaches the bus come with the
+                # backlog, or as a gap the next chunk's offset shows (asked for then).
+                self.sub.setsockopt(zmq.SUBSCRIBE, s.topic)
                 self.send(s, s.begin(now))  # as at watch: the backlog first
-            elif a not in agents:
+            elif a not in agents and s.shown:
                 s.hide()
+                self.sub.setsockopt(zmq.UNSUBSCRIBE, s.topic)
 
     def set_watch(self, job: str | None, agents: list[str], shown: list[str]) -> None:
-        for a in self.streams:
-            self.sub.setsockopt(zmq.UNSUBSCRIBE, wire.log_topic(self.job or "", a))
+        for s in self.streams.values():
+            if s.shown:
+                self.sub.setsockopt(zmq.UNSUBSCRIBE, s.topic)
         self.job, self.streams = job, {}
         if job is None:
             return
         for a in agents:
-            self.streams[a] = Stream(job, a, self.keep_lines, a in shown)
-            self.sub.setsockopt(zmq.SUBSCRIBE, wire.log_topic(job, a))
+            s = self.streams[a] = Stream(job, a, self.keep_lines, a in shown)
+            if s.shown:
+                self.sub.setsockopt(zmq.SUBSCRIBE, s.topic)
         self.loop.call_later(SUB_SETTLE_S, self.ask_backlogs)
 
     def ask_backlogs(self) -> None:

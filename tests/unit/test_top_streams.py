@@ -7,7 +7,7 @@ import random
 
 from cocode.core import wire
 from cocode.top import panes
-from cocode.top.streams import ASK_AGAIN_S, Ask, Stream
+from cocode.top.streams import ASK_AGAIN_S, COUNT_EVERY_S, Ask, Stream
 
 
 def chunk(offset: int, data: bytes) -> wire.LogChunk:
@@ -56,6 +56,24 @@ def test_a_hidden_stream_asks_for_a_count_and_counts_what_follows():
     (c,) = s.chunk(chunk(5000, b"a\nb\nc"), 0.0, 0.0)
     assert (c.kind, c.n, c.lines) == ("count", 2, [])
     assert s.chunk(chunk(6000, b"x\n"), 0.0, 0.0) == [Ask(0, 5005, count=True)]
+
+
+def test_a_hidden_stream_polls_the_collector_for_what_came_since_it_counted():
+    # The feed does not subscribe to a hidden stream: the timer's check is what counts.
+    s = Stream("j", "a", keep=100, shown=False)
+    s.backlog(wire.Backlog(job="j", agent="a", start=0, end=500, data=b"", newlines=7, id=s.begin(0.0).id), 0.0, 0.0)
+    poll = s.due(0.2)
+    assert poll == Ask(0, 500, count=True)
+    assert s.due(0.4) is None  # one request at a time
+    (c,) = s.backlog(wire.Backlog(job="j", agent="a", start=500, end=900, data=b"", newlines=4, id=poll.id), 0.0, 0.5)
+    assert (c.kind, c.n) == ("count", 4) and s.expected == 900
+    assert s.due(0.6) is None  # not again before COUNT_EVERY_S
+    assert s.due(0.2 + COUNT_EVERY_S) == Ask(0, 900, count=True)
+    shown = Stream("j", "a", keep=100)
+    shown.begin(0.0)
+    shown.backlog(backlog(0, b"x\n"), 0.0, 0.0)
+    assert shown.expected == 2
+    assert shown.due(5.0) is None  # a shown stream's chunks come from the bus
 
 
 def test_a_count_answering_an_earlier_request_is_not_taken_for_a_shown_tabs_backlog():
