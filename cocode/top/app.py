@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -47,19 +48,21 @@ class TopApp(KeyActions, PaneSearch, App):
     #panes { height: 1fr; }
     #search { dock: bottom; height: 3; display: none; }
     """
+    # The footer shows these in this order and a narrow terminal cuts its end: at 80
+    # columns everything up to Quit fits beside the palette's key; all are in the palette.
     BINDINGS = [
         Binding("s", "submit", "Submit"),
         Binding("c", "cancel_run", "Cancel run"),
-        Binding("C", "cancel_job", "Cancel job"),
         Binding("d", "diff", "Diff"),
+        Binding("m", "say", "Say"),
+        Binding("p", "pick", "Pick"),
+        Binding("slash", "search", "Search"),
+        Binding("q", "quit", "Quit"),
+        Binding("C", "cancel_job", "Cancel job"),
         Binding("y", "copy_path", "Copy path"),
         Binding("o", "open_path", "Open in $EDITOR"),
         Binding("n", "search_step(True)", "Next match", show=False),
         Binding("N", "search_step(False)", "Previous match", show=False),
-        Binding("q", "quit", "Quit"),
-        Binding("slash", "search", "Search"),  # after Quit: a narrow footer cuts these, not q
-        Binding("m", "say", "Say"),
-        Binding("p", "pick", "Pick"),
     ]
 
     def __init__(self, paths: Paths, config=None, keep_lines: int = 2000,
@@ -321,8 +324,8 @@ class TopApp(KeyActions, PaneSearch, App):
     def get_system_commands(self, screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for b in self.BINDINGS:
-            if b.action != "quit":
-                yield SystemCommand(b.description, f"key {b.key}", getattr(self, f"action_{b.action}"))
+            if b.action != "quit":  # Textual's own commands have Quit
+                yield SystemCommand(b.description, f"key {b.key}", partial(self.run_action, b.action))
 
 
 def _fill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
