@@ -224,7 +224,7 @@ class TopApp(KeyActions, PaneSearch, App):
             self.query_one(PaneView).changed(changed)
 
     def refresh_header(self) -> None:
-        h = vm.header(self.model, self.mono(), str(self.paths.root))
+        h = vm.header(self.model, self.mono(), str(self.paths.root), self.wall())
         if h == self.shown_header:
             return  # an unchanged Static is not repainted
         old, self.shown_header = self.shown_header, h

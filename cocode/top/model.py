@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from cocode.core import events as ev
 from cocode.core import state as st
 from cocode.core.views import State, iter_queued
+from cocode.resources import policy
 
 SPARK = "▁▂▃▄▅▆▇█"
 HISTORY = 30  # metric samples kept per run (one a second): the sparkline's width
@@ -45,6 +46,7 @@ class Model:
     host: dict | None = None
     link: Link = field(default_factory=Link)
     dropped: int = 0  # undecodable frames seen (a newer or older cocode?)
+    disk_low: bool | None = None  # free space as the monitor's last sample says (None: no sample yet)
 
     def apply(self, event: ev.Event) -> None:
         st.apply(self.state, event)
@@ -52,6 +54,9 @@ class Model:
     def apply_metric(self, topic: bytes, sample: dict) -> None:
         if topic == b"metric.host":
             self.host = sample
+            free = sample.get("disk_free")
+            if isinstance(free, int) and free >= 0:  # the monitor's own line and hysteresis
+                self.disk_low = policy.disk_low_next(bool(self.disk_low), free)
             return
         if topic != b"metric.run" or "job" not in sample or "agent" not in sample:
             return
@@ -162,8 +167,9 @@ def run_rows(model: Model, job_id: str | None, now: float) -> list[RunRow]:
     return rows
 
 
-def header(model: Model, mono: float, root: str = "") -> Header:
-    """`mono` is time.monotonic() (heartbeats are timed by it, not the wall clock)."""
+def header(model: Model, mono: float, root: str = "", now: float = 0.0) -> Header:
+    """`mono` is time.monotonic() (heartbeats are timed by it), `now` the wall clock
+    (events' times; 0: not dated)."""
     jobs = model.state.jobs.values()
     running = sum(1 for j in jobs for r in j.runs.values() if r.live)
     queued = sum(1 for _ in iter_queued(model.state))
@@ -180,7 +186,13 @@ def header(model: Model, mono: float, root: str = "") -> Header:
     if model.host and "mem_percent" in model.host:
         pressure += f" ({model.host['mem_percent']:.0f}%)"
     text = f"{status} · {running} running · {queued} queued · {pressure}"  # status first: cut last
-    warnings = [w.message for w in model.state.warnings if w.code.startswith(DISK_WARNINGS)][-2:]
+    # A disk warning is an event of the past: shown while the monitor's samples say the
+    # disk is still low, dated while there are none (cocode down), gone once it has room.
+    disk = [w for w in model.state.warnings if w.code.startswith(DISK_WARNINGS)][-1:]
+    if model.disk_low is False:
+        disk = []
+    warnings = [w.message if model.disk_low or not (now and w.ts) else f"{w.message} ({age(now - w.ts)} ago)"
+                for w in disk]
     if model.link.error:
         warnings.append(model.link.error)
     if model.dropped:

@@ -91,6 +91,20 @@ def test_header_counts_and_says_when_cocode_is_down_or_not_started():
                                                       "2 messages could not be read (a different cocode version?)")
 
 
+def test_a_disk_warning_shows_while_the_disk_is_low_dated_when_unknown_and_goes_when_it_has_room():
+    m = folded(ev.WarningEvent(seq=1, ts=T0 - 600, code="disk_low", message="only 90 MB free"),
+               ev.WarningEvent(seq=2, ts=T0 - 300, code="disk_low", message="only 80 MB free"))
+    assert vm.header(m, mono=1.0, now=T0).warnings == ("only 80 MB free (5m ago)",)  # no sample yet
+    m.apply_metric(b"metric.host", {"disk_free": 80 * 2**20})
+    assert vm.header(m, mono=1.0, now=T0).warnings == ("only 80 MB free",)  # still low now
+    m.apply_metric(b"metric.host", {"disk_free": 105 * 2**20})
+    assert vm.header(m, mono=1.0, now=T0).warnings == ("only 80 MB free",)  # the monitor's hysteresis
+    m.apply_metric(b"metric.host", {"disk_free": 5 * 2**30})
+    assert vm.header(m, mono=1.0, now=T0).warnings == ()  # room again: the old warning is gone
+    m.apply_metric(b"metric.host", {"disk_free": -1})  # unknown: the last known state holds
+    assert m.disk_low is False
+
+
 def test_the_fold_is_core_state_so_a_replay_gives_the_same_rows():
     events = [submitted("j1", 1), ev.RunDispatched(job="j1", agent="a", seq=2, worker="w")]
     m = vm.Model(state=st.replay(events))
