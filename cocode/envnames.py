@@ -32,3 +32,6 @@ CGROUP_PARENT = "COCODE_CGROUP_PARENT"  # a delegated cgroup v2 directory to use
 STORE_MAX_PAGES = "COCODE_STORE_MAX_PAGES"  # caps the log's pages: lets tests fill the disk
 TOP_FPS = "COCODE_TOP_FPS"  # `cocode top`: at most this many output frames a second (measuring others)
 PORTABLE_SAMPLER = "COCODE_PORTABLE_SAMPLER"  # 1: sample processes with psutil, not /proc
+
+# Other programs' variables cocode sets.
+TEXTUAL_FPS = "TEXTUAL_FPS"  # Textual's screen updates a second at most (read when textual is first imported)

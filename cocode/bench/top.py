@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import psutil
-from textual import events
 
 from cocode import updown
 from cocode.bench import percentile
@@ -93,6 +92,8 @@ async def refreshed(app) -> float:
 async def press(app, key: str, changed) -> float:
     """A key event as the terminal driver delivers it; timed until `changed()` holds
     and the screen was refreshed after it (pilot.press waits for idle: no timer)."""
+    from textual import events  # here: cocode.top (drive's import) sets textual's frame rate before its first import
+
     t0 = time.perf_counter()
     app.post_message(events.Key(key, None))
     deadline = t0 + 10
