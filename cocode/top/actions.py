@@ -23,17 +23,18 @@ def agent_names(config) -> list[str]:
     return names + [n for n in table if n not in names]
 
 
-def submit(paths: Paths, config, text: str, names: list[str]) -> str:
-    """`cocode submit --text TEXT --agent A ...`; returns the new job's id."""
+def submit(paths: Paths, config, text: str, names: list[str]) -> tuple[str, list[str]]:
+    """`cocode submit --text TEXT --agent A ...`: the new job's id, and the warnings
+    the CLI prints with it (a large repository, a cap that makes runs wait, ...)."""
     from cocode.jobs import submit as sub
 
     issue = sub.issue_from_text(text, source="the issue")
     resolved = sub.resolve_agents(tuple(names), config)
-    event, _warnings = sub.build_job(paths, config, issue, resolved)
+    event, warnings = sub.build_job(paths, config, issue, resolved)
     if not client.is_running(paths):
         raise client.not_running(paths)
     client.append_one(paths, event)
-    return event.job
+    return event.job, warnings
 
 
 def cancel(paths: Paths, job: str, agent: str | None) -> str:

@@ -36,7 +36,8 @@ class KeyActions:
             if result:
                 text, agents = result
                 self._do(actions.submit, self.paths, self.config, text, agents,
-                         then=lambda job: self.notify(f"job {job} queued ({', '.join(agents)})"))
+                         then=lambda out: self.notify("\n".join([f"job {out[0]} queued ({', '.join(agents)})", *out[1]]),
+                                                      severity="warning" if out[1] else "information"))
         self.push_screen(screens().SubmitScreen(names, chosen), done)
 
     def action_cancel_run(self) -> None:

@@ -21,7 +21,7 @@ from cocode.paths import Paths
 from cocode.top.app import TopApp
 from cocode.top.paneview import PaneView
 from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen
-from support import AGENTS_DIR, cocode, down, make_repo, up
+from support import AGENTS_DIR, cocode, down, git, make_repo, up
 
 LOGS_AGENT = str(AGENTS_DIR / "logs_agent.py")
 GIT_ENV = {
@@ -309,7 +309,12 @@ def test_not_started_then_up_connects_by_itself(repo):
     asyncio.run(drive(scenario, size=(40, 10))(app))
 
 
-def test_submit_from_the_view_queues_a_job(running, repo):
+def test_submit_from_the_view_queues_a_job_and_shows_the_clis_warnings(running, repo):
+    # A Git LFS file: `cocode submit` warns that it is not counted; the view must say so too.
+    (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    (repo / "big.bin").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n")
+    git(repo, "add", ".gitattributes", "big.bin")
+    git(repo, "commit", "-q", "-m", "an LFS file")
     app = make_app(running)
 
     async def scenario(app, pilot):
@@ -324,6 +329,9 @@ def test_submit_from_the_view_queues_a_job(running, repo):
         await until(pilot, lambda: app.job_rows and app.job_rows[0].title == "Typed in top", what="the job listed")
         job = app.job_rows[0].job
         assert client.current_state(running).jobs[job].agents == ["demo"]
+        # Textual keeps what notify() showed in app._notifications (no public reader).
+        await until(pilot, lambda: any(job in n.message and "Git LFS" in n.message and n.severity == "warning"
+                                       for n in app._notifications), what="the queued note with the warning")
 
     asyncio.run(drive(scenario)(app))
 
