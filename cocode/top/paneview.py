@@ -254,8 +254,9 @@ class PaneView(Widget, can_focus=True):
         filters = [f for f in self.get_line_filters() if not self._already_truecolor(f)]
         background = self.background_colors[1] if filters else None
         strips = []
+        width, st = self.size.width, self.styles_for()  # asked once a frame: `size` walks the DOM
         for y in crop.line_range:
-            strip = self.render_line(y)
+            strip = self._row(y, width, st)
             for f in filters:
                 strip = strip.apply_filter(f, background)
             strips.append(strip)
@@ -274,8 +275,9 @@ class PaneView(Widget, can_focus=True):
         return all(f.truecolor_style(style, bg) == style for style in self.styles_for().values())
 
     def render_line(self, y: int) -> Strip:
-        st = self.styles_for()
-        width = self.size.width
+        return self._row(y, self.size.width, self.styles_for())
+
+    def _row(self, y: int, width: int, st: dict[str, Style]) -> Strip:
         if not self.panes:
             text = f"  {self.empty}" if y == 1 else ""
             return Strip([Segment(text[:width].ljust(width), st["base"])], width)
