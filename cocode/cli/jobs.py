@@ -181,8 +181,8 @@ def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool, as_json: boo
 
 
 @main.command()
-@click.argument("job_id")
-@click.argument("agent")
+@click.argument("job_id", shell_complete=complete_job)
+@click.argument("agent", shell_complete=complete_run_agent)
 @click.argument("message")
 @click.option("--wait", is_flag=True, help="Show progress until the run is final again; exit 0 if ready.")
 @pass_env

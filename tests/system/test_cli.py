@@ -174,6 +174,12 @@ def test_completion_of_job_ids_and_agents(live, tmp_path):
     assert bash_values(complete(repo, f"diff {job} ")) == ["demo", "demo-fail"]
     assert bash_values(complete(repo, f"tail {job} demo ")) == ["demo-fail"]  # once each
     assert bash_values(complete(repo, f"logs {job} demo-")) == ["demo-fail"]
+    assert job in bash_values(complete(repo, "say "))  # say had no completion (issue 12's audit)
+    assert bash_values(complete(repo, f"say {job} ")) == ["demo", "demo-fail"]
+    assert bash_values(complete(repo, f"say {job} demo-")) == ["demo-fail"]
+    assert f"demo\tready" in complete(repo, f"say {job} d", shell="fish")
+    for command in ("check", "pick"):
+        assert bash_values(complete(repo, f"{command} {job} ")) == ["demo", "demo-fail"], command
     agents = bash_values(complete(repo, "submit --agent "))
     assert agents[0] == "napper" and {"demo", "demo-fail", "claude"} <= set(agents), agents
     assert bash_values(complete(repo, "submit --agent demo-f")) == ["demo-fail"]
@@ -195,5 +201,6 @@ def test_down_json_then_completion_from_the_file(live):
     assert not client.is_running(Paths(repo))
     assert job in bash_values(complete(repo, "status "))  # now read from events.db
     assert bash_values(complete(repo, f"diff {job} ")) == ["demo", "demo-fail"]
+    assert bash_values(complete(repo, f"say {job} ")) == ["demo", "demo-fail"]
 
 

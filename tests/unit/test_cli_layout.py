@@ -102,3 +102,22 @@ def test_import_is_light_and_registers_every_command():
     ])
     assert got["bench"] == ["all", "checks", "compare", "events", "jobs", "logs", "monitor", "plot", "profiles", "sandbox",
                             "scenario", "top", "up", "watch"]
+
+
+def test_every_job_and_agent_argument_completes():
+    """A JOB or AGENT argument without shell_complete completes nothing on TAB (as `say`
+    did): every command's job and agent parameters name their completion callback."""
+    from cocode.cli import main
+    from cocode.cli.complete import complete_agent, complete_job, complete_run_agent
+
+    wanted = {"job_id": complete_job, "agent": complete_run_agent, "agents": complete_run_agent,
+              "other": complete_run_agent, "agent_names": complete_agent}
+    seen, missing = set(), []
+    for name, cmd in main.commands.items():
+        for param in cmd.params:
+            if param.name in wanted:
+                seen.add(name)
+                if param._custom_shell_complete is not wanted[param.name]:
+                    missing.append(f"{name} {param.name.upper()}")
+    assert not missing, f"no completion for: {', '.join(missing)}"
+    assert {"cancel", "check", "compare", "diff", "logs", "pick", "say", "status", "submit", "tail"} <= seen
