@@ -185,19 +185,27 @@ def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool, as_json: boo
 @click.argument("agent", shell_complete=complete_run_agent)
 @click.argument("message")
 @click.option("--wait", is_flag=True, help="Show progress until the run is final again; exit 0 if ready.")
+@click.option("--json", "as_json", is_flag=True, help="The queued follow-up, as one object.")
 @pass_env
-def say(env: Env, job_id: str, agent: str, message: str, wait: bool) -> None:
+def say(env: Env, job_id: str, agent: str, message: str, wait: bool, as_json: bool) -> None:
     """One more turn for a finished run: same worktree and branch, the agent's own session
     resumed when it can (claude --resume, codex exec resume), as the run's next attempt."""
     from cocode import client
     from cocode.jobs import followup
 
-    event = followup.request(client.current_state(env.paths), job_id, agent, message)
+    state = client.current_state(env.paths)
+    event = followup.request(state, job_id, agent, message)
     require_running(env.paths)
     client.append_one(env.paths, event)
-    click.echo(f"{job_id}/{agent}: follow-up queued as attempt {event.attempt}")
+    if as_json:  # printed at once, as `submit --json`; with --wait the exit code tells
+        run = state.jobs[job_id].runs[agent]
+        print_json({"job": job_id, "agent": agent, "attempt": event.attempt, "state": "queued",
+                    "message": event.message, "branch": run.branch or RunKey(job_id, agent).branch,
+                    "worktree": run.worktree or str(RunKey(job_id, agent).worktree(env.paths))})
+    else:
+        click.echo(f"{job_id}/{agent}: follow-up queued as attempt {event.attempt}")
     if wait:
-        final = _watch(env.paths, job_id)
+        final = _watch(env.paths, job_id, list(env.config.checks), stream=not as_json, colour=env.colour)
         sys.exit(0 if final.runs[agent].state == "ready" else 1)
 
 

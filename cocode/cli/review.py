@@ -33,8 +33,10 @@ def _state(env: Env):
 @click.option("--name", "names", multiple=True, metavar="CHECK", help="Only this check (repeatable).")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the results.")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds --wait waits.")
+@click.option("--json", "as_json", is_flag=True, help="The request and the results, as one object.")
 @pass_env
-def check(env: Env, job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, timeout: float) -> None:
+def check(env: Env, job_id: str, agent: str | None, names: tuple[str, ...], wait: bool, timeout: float,
+          as_json: bool) -> None:
     """Run the configured checks on a job's ready runs again (or one run's)."""
     from cocode import client
     from cocode.core import events as ev
@@ -57,11 +59,16 @@ def check(env: Env, job_id: str, agent: str | None, names: tuple[str, ...], wait
     require_running(env.paths)
     request = ev.CheckRequested(job=job_id, agent=agent or "", names=list(names))
     client.append_one(env.paths, request)
-    if not wait:
-        click.echo(f"checks of {job_id}{'/' + agent if agent else ''} requested")
-        return
     wanted = list(names) or configured
     targets = [r.agent for r in runs if r.ready_commit]
+    report = {"job": job_id, "agent": agent, "agents": targets, "names": wanted, "waited": wait,
+              "done": False, "results": []}
+    if not wait:
+        if as_json:
+            print_json(report)
+        else:
+            click.echo(f"checks of {job_id}{'/' + agent if agent else ''} requested")
+        return
     asked = _state(env).jobs[job_id].runs[targets[0]].check_requests  # the request, folded
     since = max(asked.get(n, 0) for n in [*wanted, ""])
     deadline = time.monotonic() + timeout
@@ -72,15 +79,27 @@ def check(env: Env, job_id: str, agent: str | None, names: tuple[str, ...], wait
         if done or time.monotonic() > deadline:
             break
         time.sleep(0.1)
+    report["done"] = done
     for a in targets:
         for n in wanted:
             c = job.runs[a].checks.get(n)
-            line = "not started" if c is None else f"{c.status}{': ' + c.summary if c.summary else ''}"
-            click.echo(f"{a:<14} check:{n:<12} {line}")
+            report["results"].append(_check_json(a, n, c))
+            if not as_json:
+                line = "not started" if c is None else f"{c.status}{': ' + c.summary if c.summary else ''}"
+                click.echo(f"{a:<14} check:{n:<12} {line}")
+    if as_json:
+        print_json(report)  # also on a timeout: what had finished by then
     if not done:
         raise CocodeError(f"checks still running after {timeout:.0f} s: `cocode status {job_id}` shows them", 124)
-    bad = any(job.runs[a].checks[n].status != "passed" for a in targets for n in wanted)
-    sys.exit(1 if bad else 0)
+    sys.exit(1 if any(r["status"] != "passed" for r in report["results"]) else 0)
+
+
+def _check_json(agent: str, name: str, c) -> dict:
+    if c is None:
+        return {"agent": agent, "name": name, "status": None, "summary": "", "passed": None, "failed": None,
+                "exit_code": None, "duration_s": None, "commit": None}
+    return {"agent": agent, "name": name, "status": c.status, "summary": c.summary, "passed": c.passed,
+            "failed": c.failed, "exit_code": c.exit_code, "duration_s": c.duration_s, "commit": c.commit or None}
 
 
 # -- compare and diff ---------------------------------------------------------------------------------
@@ -154,23 +173,46 @@ def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool, as_js
 @click.option("--pr", is_flag=True, help="Push the run's branch and open a pull request with gh.")
 @click.option("--dry-run", is_flag=True, help="Say what would be done and the PR text; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="What was done (or, with --dry-run, would be), as one object.")
 @pass_env
-def pick(env: Env, job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bool, yes: bool) -> None:
+def pick(env: Env, job_id: str, agent: str | None, mode: str | None, pr: bool, dry_run: bool, yes: bool,
+         as_json: bool) -> None:
     """Land a run (AGENT, default the recommended one) on the base branch, or open a PR."""
     from cocode import client
+    from cocode.core import events as ev
     from cocode.jobs import review
 
     limits = env.config.limits
     mode = mode or ("" if pr else "merge")
     p = review.choose(_state(env), env.paths.root, job_id, agent, mode, pr, env.config.rank_by)
+    report = {"job": job_id, "agent": p.run.agent, "mode": p.mode or None, "pr": pr, "dry_run": dry_run,
+              "commit": p.run.ready_commit, "landed_sha": None, "pr_url": None, "released": [], "lines": []}
+    say = report["lines"].append if as_json else click.echo
     if dry_run:
-        click.echo(review.dry_run(env.paths.root, p, limits.git_timeout))
+        text = review.dry_run(env.paths.root, p, limits.git_timeout)
+        if as_json:
+            report["lines"] = text.splitlines()
+            print_json(report)
+        else:
+            click.echo(text)
         return
     require_running(env.paths)  # the `picked` event must be recordable before anything lands
     what = review.what_pick_does(p)
     if not yes:
+        if as_json:  # as `clean --json`: no question where the answer must be JSON
+            raise ConfigError(f"pick would {what} and --json cannot ask: add --yes, or --dry-run first")
         if not sys.stdin.isatty():
             raise ConfigError(f"pick would {what}: add --yes to confirm without a terminal")
         if not click.confirm(f"{what[0].upper()}{what[1:]}?", default=False):
             raise CocodeError("nothing done")
-    review.execute(env.paths.root, p, limits, lambda event: client.append_one(env.paths, event), click.echo)
+
+    def append(event) -> None:
+        client.append_one(env.paths, event)
+        if isinstance(event, ev.Picked):
+            report["landed_sha"], report["pr_url"] = event.landed_sha or None, event.pr_url or None
+        elif isinstance(event, ev.WorktreeRemoved):
+            report["released"].append(event.agent)
+
+    review.execute(env.paths.root, p, limits, append, say)
+    if as_json:
+        print_json(report)
