@@ -218,8 +218,9 @@ def cancel(paths: Paths, job_id: str, agent: str | None = None, state=None):
 
 
 def run_diff(paths: Paths, job_id: str, agent: str, state=None) -> tuple[str, str]:
-    """(the branch's head, the patch from the job's base to it): `cocode diff`, and the
-    diff view of `cocode top`."""
+    """(the branch's head, the patch from the job's base to it): the diff view of
+    `cocode top`, byte for byte what `cocode diff JOB AGENT` prints into a pipe (both
+    call gitops.diff_text)."""
     from cocode import gitops
 
     state = state if state is not None else current_state(paths)

@@ -134,7 +134,6 @@ def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool, as_js
     """A run's change against its base, or (JOB A B) between two runs' branches."""
     from cocode import gitops
     from cocode.jobs import review
-    from cocode.jobs.landing import Git
     from cocode.runkey import RunKey
 
     job = review.job_of(_state(env), job_id)
@@ -149,8 +148,9 @@ def diff(env: Env, job_id: str, agent: str, other: str | None, stat: bool, as_js
         heads.append(head)
     old, new = (heads[0], heads[1]) if other else (job.base_sha, heads[0])
     colour = env.colour and not as_json
-    text = Git(env.paths.root, env.config.limits.git_timeout).run(
-        "diff", "--color=always" if colour else "--no-color", "--stat" if stat else "--patch", old, new).stdout
+    # the one diff path: client.run_diff (cocode top's diff view) calls it the same way
+    text = gitops.diff_text(env.paths.root, old, new, stat=stat, colour=colour,
+                            timeout=env.config.limits.git_timeout)
     if as_json:
         print_json({"job": job_id, "agent": agent, "branch": RunKey(job_id, agent).branch,
                     **({"other": other, "other_branch": RunKey(job_id, other).branch} if other else {}),

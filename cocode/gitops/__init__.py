@@ -9,11 +9,11 @@
 - `refs`: branch heads read cheaply and often (`BranchWatcher`), revisions resolved;
 - `history`: a run's ready commit, commit and line counts, its diff;
 - `size`: a repository's size by ADR-005 §3 and the policy that follows from it;
-- `libgit`: pygit2, for the two questions asked in short-lived CLI processes.
+- `libgit`: pygit2, for the questions asked in short-lived CLI processes.
 
 The worker must stay small: pygit2 costs ~18 MiB of RSS and ~80 ms per process,
 so nothing imported here loads it; `libgit` is imported only inside
-`refs.resolve_commit` and `history.diff_text` (tests/unit/test_gitops.py checks).
+`refs.resolve_commit` (tests/unit/test_gitops.py checks).
 Nothing here knows about events or sockets: callers turn the results into events.
 Errors a user can act on are `CocodeError`s with a one-line message naming the fix.
 

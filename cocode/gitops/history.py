@@ -1,7 +1,7 @@
 """A run's history between its base and its head: the ready commit, counts, the diff.
 
 All but `diff_text` use one git plumbing command each (the worker calls them after
-every commit); `diff_text` runs in the CLI and uses pygit2 through `libgit`.
+every commit); `diff_text` is the porcelain `git diff`, for `cocode diff` and the TUI.
 `read_history` answers what the worker asks after each commit (does it descend from
 the base, which is the ready commit, how many commits) with one `git log`: each git
 process is tens of milliseconds on a loaded machine, on the way to `run_ready`.
@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from cocode.errors import EXIT_ERROR, CocodeError
-from cocode.gitops.runner import git, last_line, run
-
-if TYPE_CHECKING:
-    import pygit2
-
+from cocode.gitops.runner import GIT_TIMEOUT, git, last_line, run
 
 def find_ready_commit(repo_root: Path, base_sha: str, head_sha: str, marker: str) -> str | None:
     """The oldest commit after base on head's first-parent line whose message has `marker`.
@@ -118,18 +112,15 @@ def changed_lines(repo_root: Path, base_sha: str, head_sha: str) -> int:
     return total
 
 
-def _diff(repo_root: Path, base_sha: str, head_sha: str) -> pygit2.Diff:
-    from cocode.gitops import libgit  # deferred: pygit2 is for CLI processes only (see libgit)
-
-    repo = libgit.open_repo(repo_root)
-    diff = repo.diff(libgit.commit(repo, base_sha), libgit.commit(repo, head_sha), context_lines=3, interhunk_lines=0)
-    # git diff detects renames by default; a moved file should not count as all-new lines.
-    diff.find_similar()
-    return diff
-
-
-def diff_text(repo_root: Path, base_sha: str, head_sha: str) -> str:
-    """The patch from base to head, as `git diff base..head` prints it."""
-    # Per-patch bytes, decoded leniently: Diff.patch raises on files that are not UTF-8.
-    return "".join(p.data.decode("utf-8", errors="replace") for p in _diff(repo_root, base_sha, head_sha) if p)
-
+def diff_text(repo_root: Path, base_sha: str, head_sha: str, *, stat: bool = False, colour: bool = False,
+              timeout: float = GIT_TIMEOUT) -> str:
+    """`git diff base head` (or its --stat) as `cocode diff` prints it and `cocode top`'s
+    diff view shows it: one path for both. git itself, with the user's own diff
+    settings, because its output is what users know (pygit2's rename similarity
+    differed from git's: "similarity index 99%" where git says 98%)."""
+    proc = run(repo_root, "diff", "--color=always" if colour else "--no-color", "--stat" if stat else "--patch",
+               base_sha, head_sha, timeout=timeout)
+    if proc.returncode != 0:
+        raise CocodeError(f"git diff failed in {repo_root}: {last_line(proc.stderr)}", EXIT_ERROR)
+    # decoded leniently: a file that is not UTF-8 must not stop the rest of the patch
+    return proc.stdout.decode("utf-8", errors="replace")

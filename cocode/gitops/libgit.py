@@ -3,8 +3,8 @@
 Importing pygit2 costs ~18 MiB of RSS and ~80 ms, so the worker and the other
 long-running services never load this module: everything they call uses the git
 CLI (`runner`) or plain file reads (`refs.BranchWatcher`). Only
-`refs.resolve_commit` and `history.diff_text` come here, importing this module
-inside the function (tests/unit/test_gitops.py checks the worker's path).
+`refs.resolve_commit` comes here, importing this module inside the function
+(tests/unit/test_gitops.py checks the worker's path).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pygit2
 
-from cocode.errors import EXIT_CONFIG, EXIT_ERROR, CocodeError
+from cocode.errors import EXIT_CONFIG, CocodeError
 
 GitError = pygit2.GitError
 
@@ -32,10 +32,3 @@ def peel_commit(repo: pygit2.Repository, name: str) -> pygit2.Commit:
     ValueError or GitError when it names none."""
     return repo.revparse_single(name).peel(pygit2.Commit)
 
-
-def commit(repo: pygit2.Repository, sha: str) -> pygit2.Commit:
-    """`peel_commit`, or a CocodeError naming the repository."""
-    try:
-        return peel_commit(repo, sha)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise CocodeError(f"{sha!r} is not a commit in {repo.workdir or repo.path}", EXIT_ERROR) from None
