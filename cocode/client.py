@@ -20,6 +20,7 @@ import zmq
 from cocode.core import eventlog
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.unreadable import Unreadable
 from cocode.core.views import State
 from cocode.core import wire
 from cocode.core.appender import Appender
@@ -76,22 +77,23 @@ def not_running(paths: Paths) -> NotRunningError:
 
 def events(
     paths: Paths, after: int = 0, follow: bool = False, types: set[str] | None = None,
-    idle_timeout: float = 5.0,
+    idle_timeout: float = 5.0, unreadable: Unreadable | None = None,
 ) -> Iterator[ev.Event]:
+    """The log after `after`; events this cocode cannot decode are counted in `unreadable`."""
     if not is_running(paths):
         if follow:
             raise not_running(paths)
         if not paths.db.exists():
             return
         conn = eventlog.open_for_reading(paths.db)
-        for event in eventlog.iter_events(conn, after=after):
+        for event in eventlog.iter_events(conn, after=after, unreadable=unreadable):
             if types is None or event.type in types:
                 yield event
         return
-    yield from follow_events(paths, after, follow, types, idle_timeout)
+    yield from follow_events(paths, after, follow, types, idle_timeout, unreadable)
 
 
-def follow_events(paths, after, follow, types, idle_timeout) -> Iterator[ev.Event]:
+def follow_events(paths, after, follow, types, idle_timeout, unreadable=None) -> Iterator[ev.Event]:
     ctx = zmq.Context.instance()
     loop = Loop()
     got: list[ev.Event] = []
@@ -116,34 +118,40 @@ def follow_events(paths, after, follow, types, idle_timeout) -> Iterator[ev.Even
             if not follow and time.monotonic() - idle_since > idle_timeout:
                 raise not_running(paths)  # seconds of silence, not loop turns
     finally:
+        if unreadable is not None:
+            for _ in range(follower.dropped):  # the store's frames carry no seq or type to show
+                unreadable.note()
         follower.close()
         loop.close()
 
 
-def current_state(paths: Paths):
-    """The folded state now: the latest snapshot plus every event after it."""
+def current_state(paths: Paths, unreadable: Unreadable | None = None):
+    """The folded state now: the latest snapshot plus every event after it; the
+    events this cocode could not decode (another version wrote them) are counted in
+    `unreadable`, so the caller can say the state is partial."""
     state = State()
     if paths.db.exists():
-        state = eventlog.start_state(eventlog.open_for_reading(paths.db))
-    return st.replay(events(paths, after=state.seq), state)
+        state = eventlog.start_state(eventlog.open_for_reading(paths.db), unreadable)
+    return st.replay(events(paths, after=state.seq, unreadable=unreadable), state)
 
 
 def archived_then_live(
     paths: Paths, after: int = 0, follow: bool = False, types: set[str] | None = None,
+    unreadable: Unreadable | None = None,
 ) -> Iterator[ev.Event]:
     """The archive segments and the live table merged by seq, then (follow) live."""
     last = after
     if paths.db.exists():
         conn = eventlog.open_for_reading(paths.db)
         try:
-            for event in eventlog.iter_all_events(conn, after=after):
+            for event in eventlog.iter_all_events(conn, after=after, unreadable=unreadable):
                 last = event.seq
                 if types is None or event.type in types:
                     yield event
         finally:
             conn.close()
     if follow:
-        yield from events(paths, after=last, follow=True, types=types)
+        yield from events(paths, after=last, follow=True, types=types, unreadable=unreadable)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running
+from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, warn_unreadable
 from cocode.errors import CocodeError, ConfigError
 
 
@@ -30,10 +30,14 @@ def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: 
     for t in types:
         if t not in ev.EVENT_TYPES:
             raise ConfigError(f"unknown event type {t!r} (known: {', '.join(sorted(ev.EVENT_TYPES))})")
+    from cocode.core.unreadable import Unreadable
+
     show = render.event_json_line if as_json else render.event_line
     read = client.archived_then_live if archived else client.events
-    for event in read(env.paths, after=since, follow=follow, types=set(types) or None):
+    unreadable = Unreadable()
+    for event in read(env.paths, after=since, follow=follow, types=set(types) or None, unreadable=unreadable):
         click.echo(show(event))
+    warn_unreadable(unreadable)
 
 
 @main.command()
@@ -43,19 +47,24 @@ def events(env: Env, since: int, follow: bool, types: tuple[str, ...], as_json: 
 def replay(env: Env, verify: bool, as_json: bool) -> None:
     """Fold the log into state (from the latest snapshot); --verify compares with a full fold."""
     from cocode.core import eventlog
+    from cocode.core.unreadable import Unreadable
     from cocode.core.views import encode_state
 
     conn = eventlog.open_for_reading(env.paths.db)
+    unreadable = Unreadable()
     t0 = time.perf_counter()
-    snap = eventlog.load_state(conn)
+    snap = eventlog.load_state(conn, unreadable=unreadable)
     t1 = time.perf_counter()
+    warn_unreadable(unreadable)
     out = {"seq": snap.seq, "jobs": len(snap.jobs), "services": len(snap.services),
            "fold_ms": round((t1 - t0) * 1000, 1), "full_fold_ms": None, "identical": None}
     if not as_json:
         click.echo(f"state at seq {snap.seq} from snapshot + tail in {(t1 - t0) * 1000:.0f} ms "
                    f"({len(snap.jobs)} jobs, {len(snap.services)} services)")
     if verify:
-        full = eventlog.load_state(conn, use_snapshot=False)
+        unreadable = Unreadable()
+        full = eventlog.load_state(conn, use_snapshot=False, unreadable=unreadable)
+        warn_unreadable(unreadable)  # those before the snapshot, if it had hidden them
         t2 = time.perf_counter()
         out["full_fold_ms"] = round((t2 - t1) * 1000, 1)
         out["identical"] = encode_state(full) == encode_state(snap)

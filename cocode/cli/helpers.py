@@ -128,6 +128,27 @@ def require_running(paths: Paths) -> None:
         raise client.not_running(paths)
 
 
+_warned: list[str] = []  # the unreadable-events warning, once per command
+
+
+def read_state(paths: Paths):
+    """The state now (client.current_state), warning once on stderr when events of
+    the log could not be read: what the command shows is then partial."""
+    from cocode import client
+    from cocode.core.unreadable import Unreadable
+
+    unreadable = Unreadable()
+    state = client.current_state(paths, unreadable)
+    warn_unreadable(unreadable)
+    return state
+
+
+def warn_unreadable(unreadable) -> None:
+    if unreadable and not _warned:
+        _warned.append(unreadable.message())
+        click.echo(f"cocode: warning: {_warned[0]}", err=True)
+
+
 def terminal() -> bool:
     """stdout is a terminal: colour and made-safe text there, raw bytes into a pipe."""
     return sys.stdout.isatty()

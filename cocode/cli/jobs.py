@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from cocode.cli.complete import complete_agent, complete_job, complete_run_agent
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
+from cocode.cli.helpers import Env, main, pass_env, print_json, read_state, require_running, terminal
 from cocode.errors import CocodeError, ConfigError
 from cocode.runkey import RunKey
 
@@ -82,11 +82,11 @@ def _watch(paths, job_id: str, check_names: list[str], stream: bool = True, time
            colour: bool = False):
     """Until every run is final and its checks are done: (stream) each run's events
     and output, then the table."""
-    from cocode import client, render
+    from cocode import render
     from cocode.jobs import checks, review, watch
     from cocode.logs.printer import Printer
 
-    state = client.current_state(paths)
+    state = read_state(paths)
     job = state.jobs.get(job_id)
     printer = None
     if stream:
@@ -118,11 +118,11 @@ def _watch(paths, job_id: str, check_names: list[str], stream: bool = True, time
 @pass_env
 def status(env: Env, job_id: str | None, active: bool, limit: int | None, as_json: bool) -> None:
     """Jobs and their runs; without JOB every job, the queue in dispatch order."""
-    from cocode import client, render
+    from cocode import render
     from cocode.core.views import queued_runs
     from cocode.jobs.review import diffstats
 
-    state = client.current_state(env.paths)
+    state = read_state(env.paths)
     if job_id:
         job = state.jobs.get(job_id)
         if job is None:
@@ -170,7 +170,7 @@ def cancel(env: Env, job_id: str, agent: str | None, no_wait: bool, as_json: boo
     if not no_wait:
         state = _wait_runs(env.paths, job_id, [agent] if agent else job.agents)
     elif as_json:
-        state = client.current_state(env.paths)
+        state = read_state(env.paths)
     if as_json:
         print_json({"cancelled": {"job": job_id, "agent": agent}, "waited": not no_wait,
                     **render.job_json(state.jobs[job_id])})
@@ -193,7 +193,7 @@ def say(env: Env, job_id: str, agent: str, message: str, wait: bool, as_json: bo
     from cocode import client
     from cocode.jobs import followup
 
-    state = client.current_state(env.paths)
+    state = read_state(env.paths)
     event = followup.request(state, job_id, agent, message)
     require_running(env.paths)
     client.append_one(env.paths, event)
@@ -210,12 +210,10 @@ def say(env: Env, job_id: str, agent: str, message: str, wait: bool, as_json: bo
 
 
 def _wait_runs(paths, job_id: str, agents: list[str], timeout: float = 30.0):
-    from cocode import client
-
-    state = client.current_state(paths)
+    state = read_state(paths)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = client.current_state(paths)
+        state = read_state(paths)
         if all(state.jobs[job_id].runs[a].final for a in agents):
             break
         time.sleep(0.1)
@@ -247,7 +245,7 @@ def demo(env: Env, directory: Path | None, timeout: float, in_top: bool) -> None
             from cocode.top.app import TopApp
 
             TopApp(paths, config, config.limits.tui_log_lines).run()
-            job = client.current_state(paths).jobs[event.job]
+            job = read_state(paths).jobs[event.job]
         else:
             job = _watch(paths, event.job, list(config.checks), stream=True, timeout=timeout, colour=env.colour)
         return job, review.compare_and_say(paths.root, job, config.rank_by, click.echo)

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running
+from cocode.cli.helpers import Env, main, pass_env, print_json, read_state, require_running
 from cocode.errors import CocodeError, ConfigError
 
 
@@ -57,7 +57,7 @@ def clean(env: Env, dry_run: bool, days: float | None, hard: bool, yes: bool, as
     if auto:
         hard, yes, as_json = False, False, False
     quiet = auto or as_json
-    state = client.current_state(paths)
+    state = read_state(paths)
     now = time.time()
     runs = cl.final_runs(state, now, days)
     actions = cl.plan(runs, cl.gather(paths.root, runs, branches=hard), now, days, hard)

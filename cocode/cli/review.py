@@ -14,14 +14,12 @@ import click
 import msgspec
 
 from cocode.cli.complete import complete_job, complete_run_agent
-from cocode.cli.helpers import Env, main, pass_env, print_json, require_running, terminal
+from cocode.cli.helpers import Env, main, pass_env, print_json, read_state, require_running, terminal
 from cocode.errors import CocodeError, ConfigError
 
 
 def _state(env: Env):
-    from cocode import client
-
-    return client.current_state(env.paths)
+    return read_state(env.paths)
 
 
 # -- check ---------------------------------------------------------------------------------------

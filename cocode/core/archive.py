@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 import msgspec
 
 from cocode.core import events as ev
+from cocode.core.unreadable import Unreadable
 from cocode.osutil import write_durably
 
 ARCHIVE_RE = re.compile(r"^events-(\d+)-(\d+)\.msgpack\.lz4$")
@@ -51,21 +52,24 @@ def read_archive(path: Path) -> list[bytes]:
     return [bytes(raw) for raw in _decoder.decode(lz4.frame.decompress(path.read_bytes()))]
 
 
-def iter_archived(directory: Path, after: int = 0) -> Iterator[ev.Event]:
-    """Every archived event after `after`, in seq order across all segments."""
+def iter_archived(directory: Path, after: int = 0, unreadable: Unreadable | None = None) -> Iterator[ev.Event]:
+    """Every archived event after `after`, in seq order across all segments; one
+    another cocode version wrote and this one cannot decode is counted in `unreadable`."""
     streams = []
     for path in archive_files(directory):
         last = int(ARCHIVE_RE.match(path.name).group(2))
         if last > after:
-            streams.append(_decoded(read_archive(path), after))
+            streams.append(_decoded(read_archive(path), after, unreadable))
     yield from heapq.merge(*streams, key=lambda e: e.seq)
 
 
-def _decoded(payloads: Iterable[bytes], after: int) -> Iterator[ev.Event]:
+def _decoded(payloads: Iterable[bytes], after: int, unreadable: Unreadable | None) -> Iterator[ev.Event]:
     for payload in payloads:
         try:
             event = ev.decode(payload)
         except msgspec.MsgspecError:
+            if unreadable is not None:
+                unreadable.note()
             continue
         if event.seq > after:
             yield event

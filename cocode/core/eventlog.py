@@ -16,6 +16,7 @@ from typing import Iterator
 from cocode.core import archive
 from cocode.core import events as ev
 from cocode.core import state as st
+from cocode.core.unreadable import Unreadable
 from cocode.core.views import State, decode_state
 from cocode.errors import CocodeError
 
@@ -176,21 +177,47 @@ def read_typed(conn: sqlite3.Connection, after: int, types: list[str], limit: in
     return [r[1] for r in rows], (rows[-1][0] if len(rows) >= limit else None)
 
 
-def iter_events(conn: sqlite3.Connection, after: int = 0, batch: int = 10_000) -> Iterator[ev.Event]:
-    """Every event after `after`, decoded, in seq order; bad rows are skipped."""
+def iter_events(conn: sqlite3.Connection, after: int = 0, batch: int = 10_000,
+                unreadable: Unreadable | None = None) -> Iterator[ev.Event]:
+    """Every event after `after`, decoded, in seq order. A row this cocode cannot
+    decode (another version wrote it) is skipped and counted in `unreadable`."""
     while True:
-        rows = read_payloads(conn, after, batch)
+        start = after
+        rows = read_payloads(conn, start, batch)  # payloads only: the fast path of every replay
         if not rows:
             return
-        for payload in rows:
+        seqs = None
+        for i, payload in enumerate(rows):
             try:
                 event = ev.decode(payload)
             except Exception:
+                if seqs is None:  # rare: this batch's seqs, to name the row and read on past it
+                    seqs = [r[0] for r in conn.execute(
+                        "SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (start, batch))]
+                after = seqs[i]
+                if unreadable is not None:
+                    _note(conn, unreadable, seqs[i])
                 continue
             after = event.seq
             yield event
         if len(rows) < batch:
             return
+
+
+def _note(conn: sqlite3.Connection, unreadable: Unreadable, seq: int) -> None:
+    """Count the row, with its type and (for the first) the cocode version that ran
+    when it was written: the last service_started before it says."""
+    row = conn.execute("SELECT type FROM events WHERE seq = ?", (seq,)).fetchone()
+    first = not unreadable.count
+    unreadable.note(seq, row[0] if row else "")
+    if first:
+        for (payload,) in conn.execute("SELECT payload FROM events WHERE seq < ? AND type = 'service_started' "
+                                       "ORDER BY seq DESC LIMIT 5", (seq,)):
+            try:
+                unreadable.written_by = ev.decode(payload).version
+            except Exception:
+                continue
+            break
 
 
 def latest_snapshot(conn: sqlite3.Connection) -> State | None:
@@ -214,16 +241,18 @@ def archive_dir(conn: sqlite3.Connection) -> Path | None:
     return None
 
 
-def iter_all_events(conn: sqlite3.Connection, after: int = 0) -> Iterator[ev.Event]:
+def iter_all_events(conn: sqlite3.Connection, after: int = 0,
+                    unreadable: Unreadable | None = None) -> Iterator[ev.Event]:
     """Every event ever recorded after `after`: archive segments and the live table,
     merged in seq order. Without compaction, the same as iter_events."""
     where = archive_dir(conn)
     if where is None or not archive.archive_files(where):
-        return iter_events(conn, after=after)
-    return archive.merge_unique(archive.iter_archived(where, after), iter_events(conn, after=after))
+        return iter_events(conn, after=after, unreadable=unreadable)
+    return archive.merge_unique(archive.iter_archived(where, after, unreadable),
+                                iter_events(conn, after=after, unreadable=unreadable))
 
 
-def start_state(conn: sqlite3.Connection) -> State:
+def start_state(conn: sqlite3.Connection, unreadable: Unreadable | None = None) -> State:
     """Where a follower starts: the latest snapshot, else an empty state; but a
     compacted log without a usable snapshot (FOLD_VERSION changed) starts from the
     fold of everything, archive included, since a sync only sees the live table."""
@@ -232,15 +261,17 @@ def start_state(conn: sqlite3.Connection) -> State:
         return snap
     where = archive_dir(conn)
     if where is not None and archive.archive_files(where):
-        return load_state(conn, use_snapshot=False)
+        return load_state(conn, use_snapshot=False, unreadable=unreadable)
     return State()
 
 
-def load_state(conn: sqlite3.Connection, use_snapshot: bool = True) -> State:
+def load_state(conn: sqlite3.Connection, use_snapshot: bool = True,
+               unreadable: Unreadable | None = None) -> State:
     """The folded state at the log's head: from the latest snapshot, then the tail.
     Without a snapshot (or with use_snapshot=False) it is a fold from scratch over
-    every event, archived ones included."""
+    every event, archived ones included. Rows skipped as unreadable are counted in
+    `unreadable` (those before a snapshot were counted, or not, when it was made)."""
     state = latest_snapshot(conn) if use_snapshot else None
     if state is None:
-        return st.replay(iter_all_events(conn), State())
-    return st.replay(iter_events(conn, after=state.seq), state)
+        return st.replay(iter_all_events(conn, unreadable=unreadable), State())
+    return st.replay(iter_events(conn, after=state.seq, unreadable=unreadable), state)

@@ -35,6 +35,7 @@ from cocode.core import wire
 from cocode.core.follower import Follower
 from cocode.core.loop import Loop, drain
 from cocode.core.sockets import backlog_asker, subscriber
+from cocode.core.unreadable import Unreadable
 from cocode.errors import CocodeError
 from cocode.paths import Paths
 from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
@@ -77,14 +78,18 @@ class Batch:
 
 def initial_state(paths: Paths) -> tuple[State, str]:
     """The snapshot plus the events stored after it, read from the file, so the view
-    shows the jobs at once, even with cocode down; the follower resumes from its seq."""
+    shows the jobs at once, even with cocode down; the follower resumes from its seq.
+    The text, if any, is why the view is partial (the header's warning): the file
+    cannot be read, or events in it could not (another cocode version wrote them)."""
     if not paths.db.exists():
         return State(), ""
     try:
         conn = eventlog.open_for_reading(paths.db)
         try:
-            state = eventlog.start_state(conn)
-            return st.replay(eventlog.iter_events(conn, after=state.seq), state), ""
+            unreadable = Unreadable()
+            state = eventlog.start_state(conn, unreadable)
+            state = st.replay(eventlog.iter_events(conn, after=state.seq, unreadable=unreadable), state)
+            return state, unreadable.message()
         finally:
             conn.close()
     except (CocodeError, Exception) as err:  # an older or damaged events.db: say so, keep going
