@@ -3,10 +3,10 @@ cannot decode are still skipped, so the rest folds, but no longer silently. The
 readers count them (the fold stays pure), `cocode status` / `replay` / `events`
 warn once on stderr, and `cocode top`'s header says how many and what to do.
 
-The rows are real events in another version's format, not garbage bytes: a
-job_submitted as a cocode that called `base_sha` `base` and `agents` `agent_names`
-would write it, and a `job_paused` event this version has no type for, stored with
-their own type columns after the service_started rows of cocode 0.0.9.
+The rows are real events in another version's format, not garbage bytes
+(support.older_log: a job_submitted with renamed fields, a type this version does
+not have, after the service_started rows of cocode 0.0.9). With cocode running,
+tests/system/test_unreadable_live.py.
 """
 
 from __future__ import annotations
@@ -15,60 +15,13 @@ import asyncio
 import json
 import time
 
-import msgspec
-
 from cocode.configload import load_config
 from cocode.core import eventlog
-from cocode.core import events as ev
 from cocode.core.unreadable import Unreadable
 from cocode.paths import Paths
 from cocode.top import model as vm
 from cocode.top.app import TopApp
-from support import cocode, make_repo
-
-
-class OldEvent(msgspec.Struct, tag_field="type", kw_only=True):
-    """ev.Event's envelope, as the older cocode had it."""
-
-    seq: int = 0
-    ts: float = 0.0
-    job: str = ""
-    agent: str = ""
-
-
-class OldJobSubmitted(OldEvent, tag="job_submitted"):
-    title: str
-    body: str
-    agent_names: list[str]  # since renamed `agents`
-    base: str  # since renamed `base_sha`
-
-
-class JobPaused(OldEvent, tag="job_paused"):  # a type this version does not have
-    reason: str = ""
-
-
-def older_log(paths: Paths) -> None:
-    """seq 1-2 services of cocode 0.0.9, 3 an old-format job, 4 a job this version
-    reads, 5 an event type it does not know, 6 a run of the readable job."""
-    rows = [
-        ev.ServiceStarted(service="store", pid=10, version="0.0.9"),
-        ev.ServiceStarted(service="scheduler", pid=11, version="0.0.9"),
-        OldJobSubmitted(job="j0", title="old job", body="b", agent_names=["a"], base="0" * 40),
-        ev.JobSubmitted(job="j1", title="new job", body="b", agents=["a"], base_sha="1" * 40),
-        JobPaused(job="j1", reason="by hand"),
-        ev.RunWaiting(job="j1", agent="a", reason="max_worktrees"),
-    ]
-    values = []
-    for seq, e in enumerate(rows, 1):
-        e.seq, e.ts = seq, 1000.0 + seq
-        kind = e.__struct_config__.tag
-        values += [seq, e.ts, kind, e.job, e.agent, msgspec.msgpack.encode(e)]
-    paths.db.parent.mkdir(mode=0o700, exist_ok=True)
-    conn = eventlog.open_for_writing(paths.db)
-    conn.execute("BEGIN")
-    eventlog.insert_events(conn, values)
-    conn.execute("COMMIT")
-    conn.close()
+from support import cocode, make_repo, older_log
 
 
 def test_the_readers_count_what_they_skip(tmp_path):
@@ -128,7 +81,8 @@ def test_top_header_says_how_many_and_what_to_do(tmp_path):
             shown = [w for w in header.warnings if "could not be read" in w]
             assert len(shown) == 1 and shown[0].startswith("2 events of the log could not be read"), header
             assert "cocode 0.0.9" in shown[0] and "`cocode doctor`" in shown[0]
-            await pilot.pause(0.3)
-            assert "2 events of the log could not be read" in str(app.query_one("#warnings").render())
+            while "2 events of the log could not be read" not in str(app.query_one("#warnings").render()):
+                assert time.monotonic() < deadline, "the header never showed the warning"
+                await pilot.pause(0.05)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
