@@ -1,4 +1,4 @@
-"""`--json` of `check`, `say` and `pick` (issue 12) against a real running cocode:
+"""`--json` of `check`, `say`, `compare` and `pick` (issue 12) against a real running cocode:
 each prints the shape docs/cli.md gives, errors stay one line with ADR-003's exit
 codes, and `pick --json` without `--yes` refuses at once (it cannot ask) instead of
 waiting on a prompt. Real repository, real unittest check, real agent scripts.
@@ -44,6 +44,15 @@ def test_check_say_and_pick_json(calc: GitRepo, tmp_path):
         assert (asked["waited"], asked["done"], asked["results"], asked["agent"]) == (False, False, [], "good")
         bad_name = cocode(repo, "check", job, "--name", "lint", "--json")
         assert "no such check" in one_line_error(bad_name) and bad_name.returncode == 2 and bad_name.stdout == ""
+
+        # compare: the documented shape (docs/cli.md), rows in rank order
+        cmp = json.loads(ok(repo, "compare", job, "--json"))
+        assert set(cmp) == {"job", "title", "rank_by", "recommended", "why", "runs"}
+        assert (cmp["recommended"], [r["rank"] for r in cmp["runs"]][0]) == ("good", 1)
+        assert set(cmp["runs"][0]) == {"agent", "state", "reason", "commit", "checks", "checks_ok", "passed", "failed",
+                                       "failures", "added", "removed", "files", "commits", "ready_s", "tokens",
+                                       "cost_usd", "rank"}
+        assert cmp["runs"][0]["checks"] == {"tests": "passed"} and cmp["runs"][0]["checks_ok"] is True
 
         # say: the queued follow-up at once, then --wait's exit code (bad commits again: ready)
         before = status(repo, job)["runs"][1]
