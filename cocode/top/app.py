@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from cocode import osutil
 from cocode.paths import Paths
@@ -31,6 +31,7 @@ from cocode.top.pane_search import PaneSearch, SearchInput
 from cocode.top.panes import PaneLog
 from cocode.top.panestate import Pane
 from cocode.top.paneview import PaneView
+from cocode.top.table import RowTable
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
 RUNS_EVERY_S = 1.0  # the runs table is redrawn for new metric samples at most this often
@@ -96,19 +97,15 @@ class TopApp(KeyActions, PaneSearch, App):
         yield Static("connecting…", id="status")
         yield Static("", id="warnings")
         with Horizontal(id="tables"):
-            yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="runs", cursor_type="row")
+            yield RowTable("job", "state", "age", "runs", "title", id="jobs", zebra_stripes=True)
+            yield RowTable("agent", "state", "reason", "time", "commits", "queue", "cpu", "mem", id="runs")
         yield PaneView(MAX_SIDE_BY_SIDE, id="panes")
         yield SearchInput(placeholder="search the pane: Enter finds, n/N move, Escape closes", id="search")
         yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.paths.root)
-        jobs = self.query_one("#jobs", DataTable)
-        jobs.add_columns("job", "state", "age", "runs", "title")
-        self.query_one("#runs", DataTable).add_columns(
-            "agent", "state", "reason", "time", "commits", "queue", "cpu", "mem")
-        jobs.focus()
+        self.query_one("#jobs", RowTable).focus()
         self.set_interval(1.0, self.refresh_clock)
         if self.screenshot_to is not None:
             path, after = self.screenshot_to
@@ -240,8 +237,8 @@ class TopApp(KeyActions, PaneSearch, App):
         rows = vm.job_rows(self.model, self.wall())
         if rows != self.job_rows:
             self.job_rows = rows
-            table = self.query_one("#jobs", DataTable)
-            _fill(table, [(r.job, (r.job, r.state, r.age, r.runs, r.title)) for r in rows])
+            self.query_one("#jobs", RowTable).set_rows(
+                [(r.job, (r.job, r.state, r.age, r.runs, r.title)) for r in rows])
             if self.job is None and rows:
                 self.select_job(rows[0].job)
         self.refresh_runs()
@@ -255,8 +252,8 @@ class TopApp(KeyActions, PaneSearch, App):
         if rows == self.run_rows:
             return
         self.run_rows = rows
-        _fill(self.query_one("#runs", DataTable),
-              [(r.agent, (r.agent, r.state, r.reason, r.time, r.commits, r.queue, r.cpu, r.mem)) for r in rows])
+        self.query_one("#runs", RowTable).set_rows(
+            [(r.agent, (r.agent, r.state, r.reason, r.time, r.commits, r.queue, r.cpu, r.mem)) for r in rows])
         job = self.model.state.jobs.get(self.job or "")
         if job is not None:
             for a, pane in self.panes.items():
@@ -264,15 +261,12 @@ class TopApp(KeyActions, PaneSearch, App):
                     pane.flush()
                     self.sync_panes()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id != "jobs":
+    def on_row_table_row_highlighted(self, event: RowTable.RowHighlighted) -> None:
+        if event.table.id != "jobs":
             return
-        # The row the cursor is on now, not the event's: a table rebuilt (clear, rows,
-        # cursor back to its job) posts highlights of rows it only passed through.
-        table = event.data_table
-        if not table.row_count:
-            return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        # The row the cursor is on now, not the event's: the rows may have been set
+        # again (the cursor kept on its job) since the message was posted.
+        key = event.table.cursor_key
         if key and key != self.job:
             self.select_job(key)
 
@@ -315,7 +309,7 @@ class TopApp(KeyActions, PaneSearch, App):
     # -- actions ---------------------------------------------------------------------------------
 
     def selected_run(self) -> tuple[str, str] | None:
-        runs = self.query_one("#runs", DataTable)
+        runs = self.query_one("#runs", RowTable)
         if self.job is None or not self.run_rows:
             return None
         row = min(max(runs.cursor_row, 0), len(self.run_rows) - 1)
@@ -326,22 +320,3 @@ class TopApp(KeyActions, PaneSearch, App):
         for b in self.BINDINGS:
             if b.action != "quit":  # Textual's own commands have Quit
                 yield SystemCommand(b.description, f"key {b.key}", partial(self.run_action, b.action))
-
-
-def _fill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
-    """Show `rows` (key, cells): cells updated in place when the keys are the same, the
-    table rebuilt (keeping the cursor on the same key) when they are not."""
-    keys = [k for k, _ in rows]
-    current = [rk.value for rk in table.rows]
-    if keys == current:
-        for key, cells in rows:
-            for col, value in zip(table.columns, cells):
-                if table.get_cell(key, col) != value:
-                    table.update_cell(key, col, value)
-        return
-    at = current[table.cursor_row] if current and 0 <= table.cursor_row < len(current) else None
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if at in keys:
-        table.move_cursor(row=keys.index(at), animate=False)
