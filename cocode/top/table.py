@@ -9,8 +9,8 @@ refreshes only the rows that changed; a row is one Segment in one style, its
 Strip cached by (cells, style, width), so a frame draws only what moved.
 
 Keys: up/down/pageup/pagedown/home/end move the cursor (the view scrolls to keep
-it shown); a click puts it on a row; the wheel scrolls. A move to another row
-posts RowTable.RowHighlighted.
+it shown, the header says which rows are); a click puts it on a row; the wheel
+scrolls. A move to another row posts RowTable.RowHighlighted.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class RowTable(Widget, can_focus=True):
         return max(0, self.size.height - 1)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 1 + len(self.keys)
+        return 1 + len(self.keys)  # held to its container's max-height: then it scrolls
 
     def _measure(self, cells: list[tuple[str, ...]]) -> tuple[int, ...]:
         widths = []
@@ -218,7 +218,7 @@ class RowTable(Widget, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         if y == 0:
-            return self._strip(self.labels, "header", width)
+            return self._strip(self.labels, "header", width, self._where())
         row = self.top + y - 1
         if row >= len(self.keys):
             return self._strip((), "base", width)
@@ -228,13 +228,27 @@ class RowTable(Widget, can_focus=True):
             kind = "even-row" if self.zebra and row % 2 == 0 else "base"
         return self._strip(self.cells[row], kind, width)
 
-    def _strip(self, cells: tuple[str, ...], kind: str, width: int) -> Strip:
-        key = (cells, kind, width)
+    def _where(self) -> str:
+        """No scrollbar: when not all rows fit, the header says which are shown."""
+        n, shown = len(self.keys), self.visible_rows
+        if n <= shown or shown <= 0:
+            return ""
+        return f" {self.top + 1}-{self.top + shown} of {n} "
+
+    def _strip(self, cells: tuple[str, ...], kind: str, width: int, note: str = "") -> Strip:
+        key = (cells, kind, width, note)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > 64 + 4 * len(self.keys):
                 self._strips.clear()  # rows whose cells are gone
-            strip = Strip([Segment(self._text(cells, width), self.styles_for()[kind])], width)
+            text = self._text(cells, width)
+            if note:
+                used = cell_len(text.rstrip())
+                for say in (note, note.replace(" of ", "/"), "↑↓" if self.top else " ↓"):
+                    if width - used >= len(say):
+                        text = set_cell_size(text, width - len(say)) + say
+                        break
+            strip = Strip([Segment(text, self.styles_for()[kind])], width)
             self._strips[key] = strip
         return strip
 

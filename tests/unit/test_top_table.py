@@ -63,7 +63,7 @@ def test_the_header_and_rows_are_drawn_and_the_height_fits_them():
     async def scenario(pilot, app, t):
         assert t.size.height == 1 + 3 and t.row_count == 3
         lines = texts(t)
-        assert lines[0].split() == list(LABELS)
+        assert lines[0].split() == list(LABELS)  # all rows shown: no "of n" in the header
         assert lines[2].split()[:2] == ["a1", "running"] and lines[2].rstrip().endswith("title of a1")
         assert all(cell_len(line) == t.size.width for line in lines)
         t.set_rows(rows(5))
@@ -164,6 +164,7 @@ def test_twenty_rows_scroll_to_keep_the_cursor_shown():
     async def scenario(pilot, app, t):
         shown = t.size.height - 1
         assert 0 < shown < 20  # the table is held to 45% of the screen
+        assert texts(t)[0].endswith(f" 1-{shown} of 20 ")  # no scrollbar: the header says it
         await pilot.press(*["down"] * 15)
         await pilot.pause()
         assert t.cursor_row == 15 and t.top == 15 - shown + 1
@@ -171,6 +172,7 @@ def test_twenty_rows_scroll_to_keep_the_cursor_shown():
         await pilot.press("end")
         await pilot.pause()
         assert t.cursor_key == "a19" and texts(t)[-1].split()[0] == "a19"
+        assert texts(t)[0].endswith(f" {21 - shown}-20 of 20 ")
         await pilot.press("pageup")
         await pilot.pause()
         assert t.cursor_row == 19 - shown and texts(t)[1].split()[0] == f"a{19 - shown}"
