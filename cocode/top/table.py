@@ -113,8 +113,9 @@ class RowTable(Widget, can_focus=True):
             return
         at = self.cursor_key
         relayout = len(keys) != len(self.keys)
+        if widths != self._widths:
+            self._strips.clear()  # every row's text moved
         self.keys, self.cells, self._widths = keys, cells, widths
-        self._strips.clear()
         self.cursor_row = keys.index(at) if at in keys else max(0, min(self.cursor_row, len(keys) - 1))
         self._scroll_to_cursor()
         self.refresh(layout=relayout)
