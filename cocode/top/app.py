@@ -34,7 +34,6 @@ from cocode.top.paneview import PaneView
 from cocode.top.table import RowTable
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
-RUNS_EVERY_S = 1.0  # the runs table is redrawn for new metric samples at most this often
 
 
 class TopApp(KeyActions, PaneSearch, App):
@@ -84,8 +83,6 @@ class TopApp(KeyActions, PaneSearch, App):
         self.job_rows: list = []
         self.run_rows: list = []
         self.batches = 0
-        self.runs_drawn_at = 0.0  # time.monotonic() of the last refresh_runs
-        self.runs_pending = None  # the timer that draws metric samples held back (RUNS_EVERY_S)
         self.shown_header = None
         self.screenshot_to: tuple[Path, float] | None = None  # (file, after seconds): `--screenshot`
         self.on_visible: Callable[[list], None] | None = None  # the bench's probe: chunks, once painted
@@ -171,15 +168,8 @@ class TopApp(KeyActions, PaneSearch, App):
                 shown.append(c)
         if b.state is not None or b.events:
             self.refresh_tables()
-        # Metric samples (one a second per run) arrive spread over several batches, and
-        # each cell update re-renders a DataTable whole (5-20 ms, measured: 7% of a core
-        # while streaming): the runs are drawn for them at most once a second.
-        if b.metrics and self.job and self.runs_pending is None:
-            wait = self.runs_drawn_at + RUNS_EVERY_S - time.monotonic()
-            if wait <= 0:
-                self.refresh_runs()
-            else:
-                self.runs_pending = self.set_timer(wait, self.refresh_runs)
+        if b.metrics and self.job:
+            self.refresh_runs()  # one row redrawn per run whose cpu/mem changed (top/table.py)
         if b.state is not None and not gc.get_freeze_count():
             # The app is built and the jobs shown: what exists now lives as long as the
             # view. Frozen, a full collection no longer walks it: measured, gen-2 pauses
@@ -244,10 +234,6 @@ class TopApp(KeyActions, PaneSearch, App):
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        if self.runs_pending is not None:
-            self.runs_pending.stop()
-            self.runs_pending = None
-        self.runs_drawn_at = time.monotonic()
         rows = vm.run_rows(self.model, self.job, self.wall())
         if rows == self.run_rows:
             return

@@ -100,10 +100,6 @@ def settled(count: int):
             if pilot.app.batches >= count:
                 break
             await pilot.pause(0.02)
-        for _ in range(100):  # metric samples held back a moment (the runs are redrawn once a second)
-            if pilot.app.runs_pending is None:
-                break
-            await pilot.pause(0.02)
         await pilot.pause()
         await pilot.pause(0.1)  # the panes' scroll to the end comes after their layout
     return run_before
