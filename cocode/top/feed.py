@@ -42,7 +42,7 @@ from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
 
 __all__ = ["Batch", "Chunk", "Feed", "initial_state"]
 
-FPS = 25  # output frames a second at most (docs/benchmarks.md, issue 12: 15 or 20 saved 1-4% of a core, cost p50/p99)
+FPS = 30  # output frames a second at most: against 25, visible p99 44-46 -> 35-37 ms for ~1% of a core (docs/benchmarks.md)
 
 
 def _flush_s() -> float:
