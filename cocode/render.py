@@ -86,12 +86,17 @@ def _group_line(job, base: str, names: list[str]) -> str:
     return f"job {job.job}: {base} x{len(names)}, best of {len(names)}: {counts}"
 
 
+def usd(cost: float | None) -> str:
+    """A model cost as `status` shows it (`$0.0123`), '' when none is known."""
+    return f"${cost:.4f}" if cost is not None else ""
+
+
 def usage_text(u) -> str:
     """`3,120 tokens · $0.0123 · 4 tool calls`, or '' when nothing was reported."""
     tokens = u.input_tokens + u.cached_input_tokens + u.output_tokens
     if not (tokens or u.tool_calls):
         return ""
-    cost = f" · ${u.cost_usd:.4f}" if u.cost_usd is not None else ""
+    cost = f" · {usd(u.cost_usd)}" if u.cost_usd is not None else ""
     return f"{tokens:,} tokens{cost} · {u.tool_calls} tool calls"
 
 
@@ -100,6 +105,11 @@ def _ago(ts: float | None, end: float | None = None) -> str:
         return "-"
     secs = (end or time.time()) - ts
     return f"{secs:.1f}s" if secs < 120 else f"{secs / 60:.0f}m"
+
+
+def diff_cell(stat) -> str:
+    """`+12/-3` from a measured (added, removed, files), `-` when none was measured."""
+    return f"+{stat[0]}/-{stat[1]}" if stat else "-"
 
 
 def checks_cell(run) -> str:
@@ -133,7 +143,7 @@ def status_table(jobs, colour: bool = False, width: int | None = None, titles: b
             d = diffstats.get((job.job, agent))
             state = r.state + (f" (picked: {job.picked_mode})" if job.picked == agent else "")
             rows.append([job.job, *title, agent, state, r.reason or "-", r.commits,
-                         f"+{d[0]}/-{d[1]}" if d else "-", checks_cell(r),
+                         diff_cell(d), checks_cell(r),
                          _ago(r.started_at, r.ended_at), (r.ready_commit or "-")[:12]])
             styles.append(["bold", *([""] if titles else []), "", style.STATE_STYLES.get(r.state, "")])
             notes_of = [r.detail[:100]] if r.detail and r.state == "failed" else []

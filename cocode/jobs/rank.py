@@ -42,6 +42,13 @@ class Row(msgspec.Struct):
     rank: int = 0  # 1 = recommended; 0 = cannot be recommended
 
 
+def measured_head(base_sha: str, run: RunView) -> str | None:
+    """The commit a run's diff is measured at (its ready commit, else its branch head),
+    or None when it has none beyond the job's base: no diff to measure."""
+    head = run.ready_commit or run.head
+    return head if head and head != base_sha else None
+
+
 def row(run: RunView, added: int = 0, removed: int = 0, files: int = 0) -> Row:
     statuses = {c.name: c.status for c in run.checks.values()}
     done = [c for c in run.checks.values() if c.status not in ("running", "interrupted")]

@@ -19,6 +19,8 @@ from cocode.errors import EXIT_MISSING_DEPENDENCY, EXIT_TIMEOUT, CocodeError, Co
 from cocode.jobs import landing, rank
 from cocode.jobs.landing import Git, Refused
 
+DIFFSTAT_JOBS = 20  # the newest jobs whose runs' diffs `status` (and `top` at start) measure
+
 
 def job_of(state: State, job_id: str) -> JobView:
     job = state.jobs.get(job_id)
@@ -27,17 +29,22 @@ def job_of(state: State, job_id: str) -> JobView:
     return job
 
 
+def measure(root: Path, base_sha: str, head: str) -> landing.DiffStat | None:
+    """A run's diff size from the job's base to `head`, or None when git cannot tell
+    (the commit is gone: branch deleted)."""
+    try:
+        return landing.diffstat(root, base_sha, head)
+    except CocodeError:
+        return None
+
+
 def rows(root: Path, job: JobView) -> list[rank.Row]:
     out = []
     for agent in job.agents:
         run = job.runs[agent]
-        head = run.ready_commit or run.head
-        stat = landing.DiffStat(0, 0, 0)
-        if head and head != job.base_sha:
-            try:
-                stat = landing.diffstat(root, job.base_sha, head)
-            except CocodeError:
-                pass  # the commit is gone (branch deleted): shown as no change
+        head = rank.measured_head(job.base_sha, run)
+        # no commit beyond the base, or one that is gone: ranked as no change
+        stat = (measure(root, job.base_sha, head) if head else None) or landing.DiffStat(0, 0, 0)
         out.append(rank.row(run, *stat))
     return out
 
@@ -46,18 +53,15 @@ def compare(root: Path, job: JobView, order: list[str]) -> tuple[list[rank.Row],
     return rank.rank(rows(root, job), order)
 
 
-def diffstats(root: Path, jobs, limit: int = 20) -> dict:
+def diffstats(root: Path, jobs, limit: int = DIFFSTAT_JOBS) -> dict:
     """(job, agent) -> (added, removed, files) for the newest `limit` jobs' runs with
     commits: the `status` table's DIFF column (one `git diff --numstat` each)."""
     out = {}
     for job in sorted(jobs, key=lambda j: j.seq)[-limit:]:
         for agent, run in job.runs.items():
-            head = run.ready_commit or run.head
-            if head and head != job.base_sha:
-                try:
-                    out[(job.job, agent)] = landing.diffstat(root, job.base_sha, head)
-                except CocodeError:
-                    pass
+            head = rank.measured_head(job.base_sha, run)
+            if head and (stat := measure(root, job.base_sha, head)) is not None:
+                out[(job.job, agent)] = stat
     return out
 
 

@@ -8,7 +8,9 @@ dashboard can, and hands the app batches.
   tab's lines are only counted, by asking the collector), checked against offsets
   by cocode/top/streams.py (what to ask the collector for, what to hand the app);
   this module owns the sockets, the timers and the batches. The bytes are decoded
-  and split into lines here, not on the app's thread.
+  and split into lines here, not on the app's thread;
+- diff sizes: measured in git by cocode/top/runstats.py's thread as heads move,
+  handed back here and out with the next batch.
 
 Batches go out at most every FLUSH_S, and not before the app painted the last one
 (one repaint each, however many lines came; a slow screen gets fewer, bigger ones);
@@ -38,6 +40,7 @@ from cocode.core.sockets import backlog_asker, subscriber
 from cocode.core.unreadable import Unreadable
 from cocode.errors import CocodeError
 from cocode.paths import Paths
+from cocode.top.runstats import RunStats
 from cocode.top.streams import SETTLE_S, Ask, Chunk, Stream
 
 __all__ = ["Batch", "Chunk", "Feed", "initial_state"]
@@ -66,13 +69,14 @@ class Batch:
     events: list = field(default_factory=list)
     metrics: list = field(default_factory=list)
     chunks: list = field(default_factory=list)
+    stats: list = field(default_factory=list)  # (job, agent, head, diffstat or None), runstats.py's
     beat: float = 0.0  # monotonic time of the last heartbeat in this batch
     started: bool | None = None  # a supervisor holds the lock (checked while no beats)
     error: str | None = None
     dropped: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.state is not None or self.events or self.metrics or self.chunks
+        return bool(self.state is not None or self.events or self.metrics or self.chunks or self.stats
                     or self.beat or self.started is not None or self.error is not None or self.dropped)
 
 
@@ -179,6 +183,9 @@ class Feed:
         self.loop.every(0.2, self.tick)
         self.loop.every(1.0, self.check_started)
         self.loop.every(TRIM_EVERY_S, self.trim)
+        call = self.loop.threadsafe_caller()
+        self.runstats = RunStats(self.paths.root, lambda got: call(lambda: self.batch.stats.extend(got)))
+        self.runstats.start(state)
         last_flush = 0.0
         try:
             while self.running:
@@ -194,6 +201,7 @@ class Feed:
                     if self.running:
                         self.on_batch(batch)
         finally:
+            self.runstats.stop()
             self.follower.close()
             for s in (self.sub, self.req, self.cmd_in):
                 s.close(0)
@@ -201,6 +209,7 @@ class Feed:
 
     def on_event(self, e: ev.Event) -> None:
         self.batch.events.append(e)
+        self.runstats.on_event(e)
         if isinstance(e, (ev.RunFinished, ev.RunStarted)) and e.job == self.job and e.agent in self.streams:
             self.streams[e.agent].check_at = time.monotonic() + SETTLE_S
 
@@ -239,6 +248,7 @@ class Feed:
             if s.shown:
                 self.sub.setsockopt(zmq.UNSUBSCRIBE, s.topic)
         self.job, self.streams = job, {}
+        self.runstats.watch(job)
         if job is None:
             return
         for a in agents:

@@ -4,7 +4,10 @@ passed in), so the unit tests fold hand-made events and read the rows.
 
 The job/run state itself is core/state.py's fold, the same one `cocode status` and
 the scheduler use; this module adds only what a viewer needs on top of it: order,
-ages, queue positions, per-run CPU/memory history, and whether cocode is up.
+ages, queue positions, per-run CPU/memory history, and whether cocode is up. The
+cells `status` and `compare` also show (cost, diff, checks, the recommended run)
+come from their own functions (render, jobs.rank); the diff sizes, measured in git
+off the UI thread (cocode/top/runstats.py), come in with the batches.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from cocode import render
+from cocode.config import RANK_KEYS
 from cocode.core import events as ev
 from cocode.core import state as st
-from cocode.core.views import State, iter_queued
+from cocode.core.views import State, Usage, iter_queued
+from cocode.jobs import rank
 from cocode.resources import policy
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -47,9 +53,17 @@ class Model:
     link: Link = field(default_factory=Link)
     dropped: int = 0  # undecodable frames seen (a newer or older cocode?)
     disk_low: bool | None = None  # free space as the monitor's last sample says (None: no sample yet)
+    # (job, agent, head) -> (added, removed, files), None where git could not tell
+    stats: dict[tuple[str, str, str], tuple | None] = field(default_factory=dict)
+    rank_by: list[str] = field(default_factory=lambda: list(RANK_KEYS))  # config rank_by
 
     def apply(self, event: ev.Event) -> None:
         st.apply(self.state, event)
+
+    def apply_stats(self, results) -> None:
+        """(job, agent, head, stat or None) measured by cocode/top/runstats.py."""
+        for job, agent, head, stat in results:
+            self.stats[(job, agent, head)] = stat
 
     def apply_metric(self, topic: bytes, sample: dict) -> None:
         if topic == b"metric.host":
@@ -81,7 +95,7 @@ class JobRow:
     state: str
     age: str
     runs: str  # "2/3 ready"
-    cost: str  # "" until some event carries a cost
+    cost: str  # its runs' known costs summed, as `status` shows it; "" when none is known
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,9 @@ class RunRow:
     reason: str
     time: str
     commits: str
+    diff: str  # "+12/-3" as `status`'s DIFF; "…" while being measured, "-" without commits
+    checks: str  # as `status`'s CHECKS: "2/3 pass", "running", "-"
+    best: bool  # the run `cocode compare` recommends
     queue: str  # "#3" for a queued run: its place in the dispatch order
     cpu: str  # sparkline and the latest value
     mem: str
@@ -135,7 +152,8 @@ def job_rows(model: Model, now: float) -> list[JobRow]:
         ready = sum(1 for r in job.runs.values() if r.state == "ready")
         rows.append(JobRow(
             job=job.job, title=job.title, state=job.state, age=age(now - job.ts),
-            runs=f"{ready}/{len(job.runs)} ready", cost="",
+            runs=f"{ready}/{len(job.runs)} ready",
+            cost=render.usd(sum((r.usage for r in job.runs.values()), Usage()).cost_usd),
         ))
     return rows
 
@@ -144,11 +162,39 @@ def queue_positions(model: Model) -> dict[tuple[str, str], int]:
     return {(j.job, r.agent): i + 1 for i, (j, r) in enumerate(iter_queued(model.state))}
 
 
+PENDING = "…"  # a diff not measured yet (its head just moved)
+
+
+def diff_stats(model: Model, job) -> dict[str, tuple | None | str]:
+    """Each run's measured diff: a stat, None (no commit beyond the base, or git could
+    not tell) or PENDING (its head is not measured yet)."""
+    out = {}
+    for agent in job.agents:
+        head = rank.measured_head(job.base_sha, job.runs[agent])
+        out[agent] = None if head is None else model.stats.get((job.job, agent, head), PENDING)
+    return out
+
+
+def recommended(job, stats: dict, order: list[str]) -> str | None:
+    """`cocode compare`'s pick (jobs.rank over rank.row, as review.compare does), or None
+    while a ready run's diff, which the order ranks by, is still being measured."""
+    rows = []
+    for agent in job.agents:
+        stat = stats[agent]
+        if stat == PENDING and "diff" in order and job.runs[agent].state == "ready":
+            return None
+        rows.append(rank.row(job.runs[agent], *(stat if isinstance(stat, tuple) else (0, 0, 0))))
+    ranked, _ = rank.rank(rows, order)
+    return next((r.agent for r in ranked if r.rank == 1), None)
+
+
 def run_rows(model: Model, job_id: str | None, now: float) -> list[RunRow]:
     job = model.state.jobs.get(job_id or "")
     if job is None:
         return []
     places = queue_positions(model)
+    stats = diff_stats(model, job)
+    best = recommended(job, stats, model.rank_by)
     rows = []
     for agent in job.agents:
         r = job.runs[agent]
@@ -159,6 +205,8 @@ def run_rows(model: Model, job_id: str | None, now: float) -> list[RunRow]:
         live = m is not None and r.live
         rows.append(RunRow(
             agent=agent, state=r.state, reason=reason, time=took, commits=str(r.commits),
+            diff=stats[agent] if stats[agent] == PENDING else render.diff_cell(stats[agent]),
+            checks=render.checks_cell(r), best=agent == best,
             queue=f"#{place}" if place else "",
             cpu=f"{sparkline(m.cpu, 100.0)} {m.cpu[-1]:.0f}%" if live and m.cpu else "",
             mem=f"{sparkline(m.rss)} {mib(m.rss[-1])}" if live and m.rss else "",

@@ -32,6 +32,7 @@ def test_jobs_newest_first_with_state_age_and_ready_count():
     rows = vm.job_rows(m, now=T0 + 110)
     assert [r.job for r in rows] == ["j2", "j1"]
     assert rows[0] == vm.JobRow(job="j2", title="Second", state="queued", age="1m", runs="0/2 ready", cost="")
+    assert rows[1].cost == ""  # no run reported a cost
     assert (rows[1].state, rows[1].age, rows[1].runs) == ("running", "2m", "1/2 ready")
 
 
@@ -116,6 +117,59 @@ def test_twenty_runs_all_get_a_row():
     rows = vm.run_rows(m, "j", T0)
     assert [r.agent for r in rows] == [f"a{i}" for i in range(20)]
     assert [r.queue for r in rows] == [f"#{i + 1}" for i in range(20)]
+
+
+def test_a_job_costs_the_sum_of_its_runs_known_costs_as_status_shows_it():
+    m = folded(submitted("j1", 1, agents=("a", "b", "c")), submitted("j2", 2))
+    m.apply(ev.RunUsage(job="j1", agent="a", seq=3, cost_usd=0.0125, input_tokens=10))
+    m.apply(ev.RunUsage(job="j1", agent="b", seq=4, cost_usd=None, input_tokens=99))  # no price known
+    m.apply(ev.RunUsage(job="j1", agent="c", seq=5, attempt=1, cost_usd=0.25))
+    m.apply(ev.RunUsage(job="j1", agent="c", seq=6, attempt=2, cost_usd=0.5))  # a follow-up's attempt adds
+    m.apply(ev.RunUsage(job="j2", agent="a", seq=7, input_tokens=5))
+    j2, j1 = vm.job_rows(m, now=T0)
+    assert j1.cost == "$0.7625" and j2.cost == ""
+
+
+def ready(job: str, agent: str, seq: int, commit: str, ts: float = T0) -> list:
+    return [ev.RunStarted(job=job, agent=agent, seq=seq, ts=ts, worker="w", pid=1, pgid=1, worktree=f"/w/{agent}",
+                          branch="b", base_sha="0" * 40),
+            ev.RunReady(job=job, agent=agent, seq=seq + 1, ts=ts + 5, commit=commit),
+            ev.RunFinished(job=job, agent=agent, seq=seq + 2, ts=ts + 6, state="ready", commits=1,
+                           ready_commit=commit, head=commit)]
+
+
+def test_runs_show_diff_and_checks_and_mark_compares_pick_once_the_diffs_are_measured():
+    m = folded(submitted("j1", 1, agents=("a", "b", "c")), *ready("j1", "a", 2, "a" * 40),
+               *ready("j1", "b", 5, "b" * 40),
+               ev.RunFinished(job="j1", agent="c", seq=8, state="failed", reason="exit_1"))
+    a, b, c = vm.run_rows(m, "j1", now=T0 + 60)
+    assert (a.diff, b.diff, c.diff) == ("…", "…", "-")  # c has no commit: nothing to measure
+    assert not any(r.best for r in (a, b, c))  # the diff decides between a and b: not known yet
+    assert (a.checks, c.checks) == ("-", "-")
+    m.apply_stats([("j1", "a", "a" * 40, (30, 2, 3)), ("j1", "b", "b" * 40, (4, 1, 1))])
+    a, b, c = vm.run_rows(m, "j1", now=T0 + 60)
+    assert (a.diff, b.diff) == ("+30/-2", "+4/-1")
+    assert [r.best for r in (a, b, c)] == [False, True, False]  # checks tie (none), smaller diff wins
+    # A failing check on b: fewer failures beats a smaller diff (config rank_by's default order).
+    m.apply(ev.CheckStarted(job="j1", agent="b", seq=9, name="tests", commit="b" * 40))
+    assert vm.run_rows(m, "j1", now=T0)[1].checks == "running"
+    m.apply(ev.CheckFinished(job="j1", agent="b", seq=10, name="tests", commit="b" * 40, status="failed"))
+    a, b, _ = vm.run_rows(m, "j1", now=T0)
+    assert b.checks == "0/1 pass" and (a.best, b.best) == (True, False)
+    m.rank_by = ["diff"]  # the config's own order
+    assert [r.best for r in vm.run_rows(m, "j1", now=T0)] == [False, True, False]
+
+
+def test_a_moved_head_is_measured_again_and_an_unreadable_one_shows_no_diff():
+    m = folded(submitted("j1", 1, agents=("a", "b")), *ready("j1", "a", 2, "a" * 40),
+               ev.RunProgress(job="j1", agent="b", seq=5, head="1" * 40, commits=1))
+    m.apply_stats([("j1", "a", "a" * 40, None), ("j1", "b", "1" * 40, (1, 0, 1))])
+    a, b = vm.run_rows(m, "j1", now=T0)
+    assert (a.diff, b.diff) == ("-", "+1/-0") and a.best  # git could not tell: ranked as no change (compare)
+    m.apply(ev.RunProgress(job="j1", agent="b", seq=6, head="2" * 40, commits=2))
+    assert vm.run_rows(m, "j1", now=T0)[1].diff == "…"  # the old head's size is not shown as the new one's
+    m.apply(ev.RunProgress(job="j1", agent="a", seq=7, head="3" * 40, commits=2))
+    assert vm.run_rows(m, "j1", now=T0)[0].diff == "-"  # a ready run is measured at its ready commit
 
 
 # -- panes ----------------------------------------------------------------------------------------
