@@ -72,6 +72,8 @@ class TopApp(KeyActions, PaneSearch, App):
         self.wall, self.mono = wall, mono  # clocks (fixed ones make snapshots repeatable)
         self.paths, self.config, self.keep = paths, config, keep_lines
         self.model = vm.Model()
+        if config is not None:
+            self.model.rank_by = list(config.rank_by)
         osutil.limit_arenas()  # before the feed's threads (its own and 0MQ's) allocate
         self.feed = feed_factory(paths, self._from_feed, keep_lines)
         self.job: str | None = None
@@ -94,8 +96,8 @@ class TopApp(KeyActions, PaneSearch, App):
         yield Static("connecting…", id="status")
         yield Static("", id="warnings")
         with Horizontal(id="tables"):
-            yield RowTable("job", "state", "age", "runs", "title", id="jobs", zebra_stripes=True)
-            yield RowTable("agent", "state", "reason", "time", "commits", "queue", "cpu", "mem", id="runs")
+            yield RowTable(*vm.JOB_COLUMNS, id="jobs", zebra_stripes=True)
+            yield RowTable(*vm.RUN_COLUMNS, id="runs")
         yield PaneView(MAX_SIDE_BY_SIDE, id="panes")
         yield SearchInput(placeholder="search the pane: Enter finds, n/N move, Escape closes", id="search")
         yield KeyFooter()
@@ -138,6 +140,7 @@ class TopApp(KeyActions, PaneSearch, App):
             m.state = b.state
         for e in b.events:
             m.apply(e)
+        m.apply_stats(b.stats)
         for topic, sample in b.metrics:
             m.apply_metric(topic, sample)
         if b.beat:
@@ -166,7 +169,7 @@ class TopApp(KeyActions, PaneSearch, App):
             elif c.kind == "data":
                 pane.feed(c.data)
                 shown.append(c)
-        if b.state is not None or b.events:
+        if b.state is not None or b.events or b.stats:
             self.refresh_tables()
         if b.metrics and self.job:
             self.refresh_runs()  # one row redrawn per run whose cpu/mem changed (top/table.py)
@@ -227,8 +230,7 @@ class TopApp(KeyActions, PaneSearch, App):
         rows = vm.job_rows(self.model, self.wall())
         if rows != self.job_rows:
             self.job_rows = rows
-            self.query_one("#jobs", RowTable).set_rows(
-                [(r.job, (r.job, r.state, r.age, r.runs, r.title)) for r in rows])
+            self.query_one("#jobs", RowTable).set_rows([(r.job, vm.job_cells(r)) for r in rows])
             if self.job is None and rows:
                 self.select_job(rows[0].job)
         self.refresh_runs()
@@ -238,8 +240,7 @@ class TopApp(KeyActions, PaneSearch, App):
         if rows == self.run_rows:
             return
         self.run_rows = rows
-        self.query_one("#runs", RowTable).set_rows(
-            [(r.agent, (r.agent, r.state, r.reason, r.time, r.commits, r.queue, r.cpu, r.mem)) for r in rows])
+        self.query_one("#runs", RowTable).set_rows([(r.agent, vm.run_cells(r)) for r in rows])
         job = self.model.state.jobs.get(self.job or "")
         if job is not None:
             for a, pane in self.panes.items():

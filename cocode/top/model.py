@@ -122,6 +122,20 @@ class Header:
     warnings: tuple[str, ...]
 
 
+JOB_COLUMNS = ("job", "state", "age", "runs", "cost", "title")  # the title last: the one cut when narrow
+RUN_COLUMNS = ("agent", "state", "reason", "time", "commits", "diff", "checks", "queue", "cpu", "mem")
+BEST = "★"  # beside the agent `cocode compare` recommends
+
+
+def job_cells(r: JobRow) -> tuple[str, ...]:
+    return (r.job, r.state, r.age, r.runs, r.cost, r.title)
+
+
+def run_cells(r: RunRow) -> tuple[str, ...]:
+    return (f"{r.agent} {BEST}" if r.best else r.agent, r.state, r.reason, r.time, r.commits, r.diff, r.checks,
+            r.queue, r.cpu, r.mem)
+
+
 def age(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:

@@ -18,6 +18,7 @@ import pytest
 from cocode import client
 from cocode.configload import load_config
 from cocode.paths import Paths
+from cocode.top import model as vm
 from cocode.top.app import TopApp
 from cocode.top.paneview import PaneView
 from cocode.top.screens import ConfirmScreen, DiffScreen, SayScreen
@@ -34,6 +35,9 @@ AGENTS = {
     "weird": {"command": ["{python}", LOGS_AGENT, "weird"]},
     "few": {"command": ["{python}", LOGS_AGENT, "lines", "60", "1"]},
     "sleeper": {"command": ["bash", str(AGENTS_DIR / "sleeper.sh")], "env": GIT_ENV},
+    # Ready with a 30-line diff: bigger than the demo agent's, so `compare` recommends the demo run.
+    "wordy": {"command": ["bash", "-c", 'cd "$COCODE_REPO_PATH" && seq 1 30 > wordy.txt && git add wordy.txt '
+                          '&& git commit -q -m wordy -m "$COCODE_READY_MARKER"'], "env": GIT_ENV},
 }
 NOTICE = re.compile(r"^-- ")
 
@@ -123,6 +127,30 @@ def test_selecting_a_job_shows_its_runs_and_its_agents_output(running, repo):
                     what="the demo pane holding exactly its stored output")
         assert list(app.widgets) == ["demo", "demo-fail"]
         assert "up" in status_text(app)
+
+    asyncio.run(drive(scenario)(app))
+
+
+def test_a_finished_jobs_runs_show_their_diffstat_and_the_recommended_run(running, repo):
+    """The diff sizes `cocode status` shows, measured off the UI thread, and a ★ on the
+    run `cocode compare` recommends (both ready, no checks: the smaller diff)."""
+    job = submit(repo, "demo", "wordy", text="Two ready runs")
+    paths = running
+    app = make_app(paths)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: app.model.state.jobs.get(job) and app.model.state.jobs[job].done,
+                    what="the job done")
+        await until(pilot, lambda: [r.agent for r in app.run_rows] == ["demo", "wordy"], what="its run rows")
+        await until(pilot, lambda: all(r.diff.startswith("+") for r in app.run_rows), what="both diffs measured")
+        runs = {r["agent"]: r for r in json.loads(cocode(repo, "status", job, "--json", check=True).stdout)["runs"]}
+        assert [r.diff for r in app.run_rows] == [f"+{runs[a]['added']}/-{runs[a]['removed']}"
+                                                  for a in ("demo", "wordy")]
+        assert app.run_rows[1].diff == "+30/-0"
+        compared = json.loads(cocode(repo, "compare", job, "--json", check=True).stdout)
+        assert compared["recommended"] == "demo" and "changed lines against 30 for wordy" in compared["why"]
+        assert [r.best for r in app.run_rows] == [True, False]
+        assert [vm.run_cells(r)[0] for r in app.run_rows] == ["demo ★", "wordy"]
 
     asyncio.run(drive(scenario)(app))
 

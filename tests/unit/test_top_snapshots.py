@@ -86,7 +86,9 @@ def main_batches(up: bool = True) -> list[Batch]:
               Chunk("f00d42", "codex", "data", b"codex: reading greet.py\n\xff\xfe binary \x1b[31m\n"),
               Chunk("f00d42", "codex", "notice", text="attempt 2"),
               Chunk("f00d42", "demo-slow", "reset")]
-    return [Batch(state=state, beat=MONO if up else 0.0, started=up), Batch(metrics=metrics), Batch(chunks=chunks)]
+    stats = [("f00d42", "claude", "1" * 40, (12, 3, 2))]  # runstats.py's measure of claude's head
+    return [Batch(state=state, beat=MONO if up else 0.0, started=up), Batch(metrics=metrics, stats=stats),
+            Batch(chunks=chunks)]
 
 
 def make_app(batches, config=None, mono=MONO + 1) -> TopApp:
@@ -125,6 +127,45 @@ def test_twenty_runs_go_to_tabs(snap_compare):
     chunks = [Chunk("bead01", "agent00", "data", b"first agent's line\n")]
     assert snap_compare(make_app([Batch(state=state, beat=MONO), Batch(chunks=chunks)]),
                         terminal_size=(110, 34), run_before=settled(2))
+
+
+def finished_batches() -> list[Batch]:
+    """A finished job of three runs: two ready (one recommended), one failed; costs, checks, diffs."""
+    ready = {"claude": "c" * 40, "codex-with-a-long-name": "d" * 40}
+    events = [ev.JobSubmitted(job="beef07", seq=1, ts=T0 - 400, title="Parse the config file's include: lines "
+                              "recursively, with a cycle check", body="", agents=[*ready, "gemini"], base_sha=SHA)]
+    seq = 2
+    for agent, commit in ready.items():
+        events += [started("beef07", agent, seq, T0 - 390),
+                   ev.RunReady(job="beef07", agent=agent, seq=seq + 1, ts=T0 - 200, commit=commit),
+                   ev.RunUsage(job="beef07", agent=agent, seq=seq + 2, cost_usd=0.4321, input_tokens=9000),
+                   ev.RunFinished(job="beef07", agent=agent, seq=seq + 3, ts=T0 - 190, state="ready", commits=3,
+                                  ready_commit=commit, head=commit),
+                   ev.CheckStarted(job="beef07", agent=agent, seq=seq + 4, name="tests", commit=commit),
+                   ev.CheckFinished(job="beef07", agent=agent, seq=seq + 5, name="tests", commit=commit,
+                                    status="passed", passed=41)]
+        seq += 6
+    events.append(ev.RunFinished(job="beef07", agent="gemini", seq=seq, ts=T0 - 100, state="failed",
+                                 reason="exit_1", detail="gave up"))
+    stats = [("beef07", "claude", ready["claude"], (120, 14, 4)),
+             ("beef07", "codex-with-a-long-name", ready["codex-with-a-long-name"], (48, 9, 2))]
+    return [Batch(state=st.replay(events), beat=MONO, started=True), Batch(stats=stats)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [(80, 24), (160, 30)], ids=["80", "160"])
+def test_a_finished_jobs_runs_with_cost_diff_checks_and_the_recommended_run(snap_compare, size):
+    """The jobs' cost; the runs' diff and checks as `status` shows them, and a ★ on the
+    run `compare` recommends (codex: both checks pass, its diff is smaller). At 80
+    columns the runs table's last columns are cut, not its first ones."""
+    async def run_before(pilot) -> None:
+        await settled(2)(pilot)
+        rows = pilot.app.run_rows
+        assert [(r.agent, r.diff, r.checks, r.best) for r in rows] == [
+            ("claude", "+120/-14", "1/1 pass", False), ("codex-with-a-long-name", "+48/-9", "1/1 pass", True),
+            ("gemini", "-", "-", False)]
+        assert pilot.app.job_rows[0].cost == "$0.8642"
+    assert snap_compare(make_app(finished_batches()), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.timeout(60)
