@@ -94,7 +94,7 @@ class JobRow:
     title: str
     state: str
     age: str
-    runs: str  # "2/3 ready"
+    ready: str  # "2/3": runs ready of all its runs
     cost: str  # its runs' known costs summed, as `status` shows it; "" when none is known
 
 
@@ -122,18 +122,20 @@ class Header:
     warnings: tuple[str, ...]
 
 
-JOB_COLUMNS = ("job", "state", "age", "runs", "cost", "title")  # the title last: the one cut when narrow
-RUN_COLUMNS = ("agent", "state", "reason", "time", "commits", "diff", "checks", "queue", "cpu", "mem")
+# The last column is the one cut when the table is narrow: the title, the memory.
+JOB_COLUMNS = ("job", "state", "age", "ready", "cost", "title")
+RUN_COLUMNS = ("agent", "state", "reason", "time", "commits", "diff", "checks", "cpu", "mem")
 BEST = "★"  # beside the agent `cocode compare` recommends
 
 
 def job_cells(r: JobRow) -> tuple[str, ...]:
-    return (r.job, r.state, r.age, r.runs, r.cost, r.title)
+    return (r.job, r.state, r.age, r.ready, r.cost, r.title)
 
 
 def run_cells(r: RunRow) -> tuple[str, ...]:
-    return (f"{r.agent} {BEST}" if r.best else r.agent, r.state, r.reason, r.time, r.commits, r.diff, r.checks,
-            r.queue, r.cpu, r.mem)
+    # A queued run's place beside its state ("queued #2"): a column of its own cut cpu and mem at 160.
+    return (f"{r.agent} {BEST}" if r.best else r.agent, f"{r.state} {r.queue}" if r.queue else r.state,
+            r.reason, r.time, r.commits, r.diff, r.checks, r.cpu, r.mem)
 
 
 def age(seconds: float) -> str:
@@ -166,7 +168,7 @@ def job_rows(model: Model, now: float) -> list[JobRow]:
         ready = sum(1 for r in job.runs.values() if r.state == "ready")
         rows.append(JobRow(
             job=job.job, title=job.title, state=job.state, age=age(now - job.ts),
-            runs=f"{ready}/{len(job.runs)} ready",
+            ready=f"{ready}/{len(job.runs)}",
             cost=render.usd(sum((r.usage for r in job.runs.values()), Usage()).cost_usd),
         ))
     return rows

@@ -31,9 +31,9 @@ def test_jobs_newest_first_with_state_age_and_ready_count():
     )
     rows = vm.job_rows(m, now=T0 + 110)
     assert [r.job for r in rows] == ["j2", "j1"]
-    assert rows[0] == vm.JobRow(job="j2", title="Second", state="queued", age="1m", runs="0/2 ready", cost="")
+    assert rows[0] == vm.JobRow(job="j2", title="Second", state="queued", age="1m", ready="0/2", cost="")
     assert rows[1].cost == ""  # no run reported a cost
-    assert (rows[1].state, rows[1].age, rows[1].runs) == ("running", "2m", "1/2 ready")
+    assert (rows[1].state, rows[1].age, rows[1].ready) == ("running", "2m", "1/2")
 
 
 def test_runs_show_state_reason_time_commits_and_queue_place():
@@ -49,6 +49,7 @@ def test_runs_show_state_reason_time_commits_and_queue_place():
     assert (b.state, b.reason, b.queue, b.time) == ("queued", "max_worktrees", "#1", "-")
     (x,) = vm.run_rows(m, "j2", now=T0)
     assert x.queue == "#2"  # FIFO behind j1's waiting run
+    assert vm.run_cells(b)[:3] == ("b", "queued #1", "max_worktrees")  # the place shown beside the state
     assert vm.run_rows(m, "nope", now=T0) == []
 
 
