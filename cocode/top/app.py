@@ -34,6 +34,7 @@ from cocode.top.paneview import PaneView
 from cocode.top.table import RowTable
 
 MAX_SIDE_BY_SIDE = 4  # more agents than this: one tab each
+NARROW_BELOW = 120  # columns: fewer, and the tables are stacked, not side by side
 
 
 class TopApp(KeyActions, PaneSearch, App):
@@ -46,10 +47,15 @@ class TopApp(KeyActions, PaneSearch, App):
     #jobs { width: 2fr; height: auto; max-height: 100%; }
     #runs { width: 3fr; height: auto; max-height: 100%; }
     #panes { height: 1fr; }
+    /* Narrow: side by side, the jobs table showed no title and the runs table not their diff. */
+    Screen.-narrow #tables { layout: vertical; max-height: 50%; }
+    Screen.-narrow #jobs { width: 100%; max-height: 6; }
+    Screen.-narrow #runs { width: 100%; }
     #search { dock: bottom; height: 3; display: none; }
     """
     # The footer shows these in this order and a narrow terminal cuts its end: at 80
     # columns everything up to Quit fits beside the palette's key; all are in the palette.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     BINDINGS = [
         Binding("s", "submit", "Submit"),
         Binding("c", "cancel_run", "Cancel run"),
