@@ -19,7 +19,7 @@ from cocode import render
 from cocode.config import RANK_KEYS
 from cocode.core import events as ev
 from cocode.core import state as st
-from cocode.core.views import State, Usage, iter_queued
+from cocode.core.views import State, iter_queued
 from cocode.jobs import rank
 from cocode.resources import policy
 
@@ -161,6 +161,13 @@ def mib(n: float) -> str:
     return f"{n / 1048576:.0f}M"
 
 
+def job_cost(job) -> str:
+    """Its runs' known costs summed (Usage's rule: None only when none is known), as
+    `status` shows it; without building a Usage per run (every job, every second)."""
+    known = [u.cost_usd for r in job.runs.values() for u in r.usage_by_attempt.values() if u.cost_usd is not None]
+    return render.usd(sum(known)) if known else ""
+
+
 def job_rows(model: Model, now: float) -> list[JobRow]:
     """Every job, newest first."""
     rows = []
@@ -169,7 +176,7 @@ def job_rows(model: Model, now: float) -> list[JobRow]:
         rows.append(JobRow(
             job=job.job, title=job.title, state=job.state, age=age(now - job.ts),
             ready=f"{ready}/{len(job.runs)}",
-            cost=render.usd(sum((r.usage for r in job.runs.values()), Usage()).cost_usd),
+            cost=job_cost(job),
         ))
     return rows
 
