@@ -10,6 +10,7 @@ import shlex
 import subprocess
 
 from cocode import client
+from cocode.config import RANK_KEYS
 from cocode.errors import CocodeError
 from cocode.paths import Paths
 
@@ -84,7 +85,7 @@ def pick_plan(paths: Paths, config, job: str, agent: str):
     from cocode.jobs import review
 
     timeout = config.limits.git_timeout if config is not None else 60
-    order = config.rank_by if config is not None else ["checks", "failures", "diff", "ready"]
+    order = config.rank_by if config is not None else list(RANK_KEYS)
     p = review.choose(client.current_state(paths), paths.root, job, agent, "merge", False, order)
     what = review.what_pick_does(p)
     text = (f"cocode pick {job} {agent}\n\n{review.dry_run(paths.root, p, timeout)}\n\n"
