@@ -113,6 +113,13 @@ def test_main_screen(snap_compare):
 
 
 @pytest.mark.timeout(60)
+def test_main_screen_at_80_columns(snap_compare):
+    """Under 120 columns the tables are stacked: the jobs keep their titles, the runs
+    their diff and checks (a queued run's place beside its state); cpu, mem are cut."""
+    assert snap_compare(make_app(main_batches()), terminal_size=(80, 24), run_before=settled(3))
+
+
+@pytest.mark.timeout(60)
 def test_down_in_a_40_by_10_terminal(snap_compare):
     app = make_app(main_batches(up=False))
     app.model.link.last_beat = MONO - 30  # heard once, silent since: down
