@@ -133,7 +133,8 @@ def job_cells(r: JobRow) -> tuple[str, ...]:
 
 
 def run_cells(r: RunRow) -> tuple[str, ...]:
-    # A queued run's place beside its state ("queued #2"): a column of its own cut cpu and mem at 160.
+    # A queued run's place beside its state ("queued #2"): in a column of its own it pushed cpu and
+    # mem past the edge of a 160-column terminal.
     return (f"{r.agent} {BEST}" if r.best else r.agent, f"{r.state} {r.queue}" if r.queue else r.state,
             r.reason, r.time, r.commits, r.diff, r.checks, r.cpu, r.mem)
 
