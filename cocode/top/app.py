@@ -49,7 +49,7 @@ class TopApp(KeyActions, PaneSearch, App):
     #panes { height: 1fr; }
     /* Narrow: side by side, the jobs table showed no title and the runs table not their diff. */
     Screen.-narrow #tables { layout: vertical; max-height: 50%; }
-    Screen.-narrow #jobs { width: 100%; max-height: 6; }
+    Screen.-narrow #jobs { width: 100%; max-height: 50%; }
     Screen.-narrow #runs { width: 100%; }
     #search { dock: bottom; height: 3; display: none; }
     """
