@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -114,7 +115,9 @@ def test_demo_runs_inside_the_view_and_q_stops_everything(tmp_path):
                                   timeout=10).stdout
 
         wait_until(lambda: "demo-slow" in screen() and "thinking" in screen(), 60, what="the demo in the view")
-        wait_until(lambda: "2/3 ready" in screen(), 30, what="the job done: demo and demo-slow ready")
+        done = re.compile(r"\bdone\s+\S+\s+2/3\b")  # the job row: state, age, ready
+        wait_until(lambda: done.search(screen()), 30, what="the job done: demo and demo-slow ready")
+        wait_until(lambda: "★" in screen(), 15, what="a star on the run `cocode compare` recommends")
         subprocess.run([*tmux, "send-keys", "-t", "demo", "q"], check=True, timeout=10)
         wait_until(lambda: "cocode down: stopped" in screen(), 30, what="the demo stopping cocode")
         # The demo ends with the one command that lands the recommended run (issue 10).
