@@ -24,7 +24,7 @@ from cocode.jobs import rank
 from cocode.resources import policy
 
 SPARK = "▁▂▃▄▅▆▇█"
-HISTORY = 30  # metric samples kept per run (one a second): the sparkline's width
+HISTORY = 16  # metric samples kept per run (one a second): the sparkline's width (with " 100%" or " 1234M" it fits the table's 24-cell column)
 DOWN_AFTER_S = 3.5  # no heartbeat this long (they come every second): cocode is down
 DISK_WARNINGS = ("disk_low", "disk")
 
