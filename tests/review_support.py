@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 from support import agents as agent_args
-from support import cocode, status
+from support import cocode, down, status, up, wait_until
 from support import submit as submit_job
 from support import write_config as write_config_file
 
@@ -79,3 +80,17 @@ def checks_done(repo: Path, job: str, agents: tuple[str, ...], name: str = "test
         cs = [runs[a]["checks"].get(name) for a in agents]
         return all(c and c["status"] != "running" for c in cs) and runs
     return done
+
+
+@contextmanager
+def good_and_bad_checked(repo: Path, tmp: Path):
+    """cocode up with the calc `tests` check, the bug given to good and bad, both runs'
+    check finished: (job, runs by agent from `status --json`); cocode down after."""
+    write_config(repo, tmp, {"tests": UNITTEST})
+    up(repo)
+    try:
+        job = submit(repo, "good", "bad")
+        runs = wait_until(checks_done(repo, job, ("good", "bad")), 60, what="both runs' tests check finished")
+        yield job, runs
+    finally:
+        down(repo)

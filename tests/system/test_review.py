@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from review_support import CALC, UNITTEST, checks_done, ok, submit, write_config
+from review_support import CALC, UNITTEST, checks_done, good_and_bad_checked, ok, submit, write_config
 from support import AGENTS_DIR, GitRepo, cocode, down, events, status, up, wait_until
 
 @pytest.fixture
@@ -42,11 +42,7 @@ def test_checks_rank_and_pick_merge(calc: GitRepo, tmp_path: Path):
     fixing one with the rule; pick lands it as a merge commit on main, records
     `picked`, releases the other worktree; a second pick is refused, changing nothing."""
     repo = calc.path
-    write_config(repo, tmp_path, {"tests": UNITTEST})
-    up(repo)
-    try:
-        job = submit(repo, "good", "bad")
-        runs = wait_until(checks_done(repo, job, ("good", "bad")), 60, what="both runs' tests check finished")
+    with good_and_bad_checked(repo, tmp_path) as (job, runs):
         assert runs, status(repo, job)
         good, bad = runs["good"]["checks"]["tests"], runs["bad"]["checks"]["tests"]
         assert (good["status"], good["passed"], good["failed"]) == ("passed", 3, 0), good
@@ -102,8 +98,7 @@ def test_checks_rank_and_pick_merge(calc: GitRepo, tmp_path: Path):
         assert again.returncode == 1 and "already picked" in again.stderr
         assert len(again.stderr.strip().splitlines()) == 1
         assert calc.head() == head
-    finally:
-        down(repo)
+
 
 
 def test_pick_refuses_dirty_checkout_moved_base_and_running(calc: GitRepo, tmp_path: Path):

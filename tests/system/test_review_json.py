@@ -12,19 +12,15 @@ import pty
 import subprocess
 import sys
 
-from review_support import UNITTEST, checks_done, ok, submit, write_config
-from support import GitRepo, cocode, down, events, one_line_error, status, up, wait_until
+from review_support import good_and_bad_checked, ok
+from support import GitRepo, cocode, events, one_line_error, status
 
 RESULT_KEYS = {"agent", "name", "status", "summary", "passed", "failed", "exit_code", "duration_s", "commit"}
 
 
 def test_check_say_and_pick_json(calc: GitRepo, tmp_path):
     repo = calc.path
-    write_config(repo, tmp_path, {"tests": UNITTEST})
-    up(repo)
-    try:
-        job = submit(repo, "good", "bad")
-        runs = wait_until(checks_done(repo, job, ("good", "bad")), 60, what="both runs' tests check finished")
+    with good_and_bad_checked(repo, tmp_path) as (job, runs):
 
         # check: every result, in agent then check order; exit 1 because bad's tests fail
         proc = cocode(repo, "check", job, "--json", "--timeout", "60")
@@ -90,6 +86,3 @@ def test_check_say_and_pick_json(calc: GitRepo, tmp_path):
         assert [e["landed_sha"] for e in events(repo, "picked")] == [calc.head()]
         again = cocode(repo, "pick", job, "--json", "--yes")
         assert "already picked" in one_line_error(again) and again.returncode == 1 and again.stdout == ""
-    finally:
-        down(repo)
-
