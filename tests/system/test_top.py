@@ -236,6 +236,15 @@ def test_cancel_and_diff_go_through_the_same_calls_as_the_cli(running, repo):
         await until(pilot, lambda: app.run_rows[0].state == "cancelled", timeout=30, what="the run cancelled")
         assert client.current_state(paths).jobs[slow].runs["sleeper"].state == "cancelled"
 
+        pair = await asyncio.to_thread(submit, repo, "sleeper:2", text="Two slow ones")
+        await until(pilot, lambda: [r.job for r in app.job_rows][:1] == [pair], what="the pair listed")
+        await pilot.press("up")
+        await until(pilot, lambda: app.job == pair, what="the pair selected")
+        await pilot.press("C")  # the whole job, as `cocode cancel JOB`
+        await until(pilot, lambda: [r.state for r in app.run_rows] == ["cancelled", "cancelled"], timeout=30,
+                    what="both runs cancelled")
+        assert {r.state for r in client.current_state(paths).jobs[pair].runs.values()} == {"cancelled"}
+
     asyncio.run(drive(scenario)(app))
 
 
