@@ -162,7 +162,10 @@ def test_update_and_delete_on_events_fail(shared):
     finally:
         conn.close()
     for sql in ("update events set type='x'", "delete from events"):
-        proc = subprocess.run(["sqlite3", str(shared.db), sql], capture_output=True, text=True, timeout=10)
+        # A busy timeout, as the connection above has: without one the CLI fails at once
+        # with "database is locked" when it meets the running store's commit (seen in CI).
+        proc = subprocess.run(["sqlite3", "-cmd", ".timeout 5000", str(shared.db), sql],
+                              capture_output=True, text=True, timeout=10)
         assert proc.returncode != 0, f"{sql!r} succeeded"
         assert "append-only" in proc.stderr
     after = rows(shared)
